@@ -1,0 +1,24 @@
+use std::io;
+
+/// Errors of the storage engine. Each maps onto one Kafka error code in the front end.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("corrupt record batch: {0}")]
+    CorruptRecord(String),
+    #[error("invalid record batch: {0}")]
+    InvalidRecord(String),
+    #[error("record batch magic {0} is not supported (only magic 2)")]
+    UnsupportedMagic(i8),
+    #[error("record batch of {size} bytes exceeds the limit of {max} bytes")]
+    RecordTooLarge { size: usize, max: usize },
+    #[error("offset {offset} is outside the log range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, LogError>;

@@ -1,0 +1,14 @@
+//! sluice-log: the storage engine. Segment files of Kafka record batches stored as sent,
+//! sparse offset and time indexes, crash recovery. Knows bytes and offsets, not the network.
+
+pub mod batch;
+mod error;
+mod index;
+mod log;
+mod segment;
+
+pub use error::{LogError, Result};
+pub use log::{segment_file_name, AppendInfo, Log, LogConfig, LogPosition, ReadSlice};
+
+#[cfg(test)]
+mod tests;

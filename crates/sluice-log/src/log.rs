@@ -1,0 +1,391 @@
+//! A partition's log: an ordered set of segments, the append and read paths, recovery.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::{debug, info};
+
+use crate::batch::{self, BatchSetSummary};
+use crate::error::{LogError, Result};
+use crate::segment::{self, Segment};
+
+/// Marker written by a clean close; its absence on open means the active segment is recovered.
+const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+
+/// Per-log settings (Kafka topic-level names in comments).
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `segment.bytes`
+    pub segment_bytes: u64,
+    /// `segment.ms`
+    pub segment_ms: i64,
+    /// `index.interval.bytes`
+    pub index_interval_bytes: u64,
+    /// `max.message.bytes`: the largest batch accepted.
+    pub max_message_bytes: usize,
+    /// `message.timestamp.type=LogAppendTime`
+    pub log_append_time: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1 << 20,
+            log_append_time: false,
+        }
+    }
+}
+
+/// A point in the log: an offset and where it falls in the segment files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPosition {
+    pub offset: i64,
+    pub segment_base: i64,
+    /// Byte position of `offset` in that segment (its end when `offset` is the log end).
+    pub position: u64,
+}
+
+/// The outcome of an append.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// -1 unless the log uses LogAppendTime.
+    pub log_append_time: i64,
+    /// The log end after this append: once flushed, it may become the high watermark.
+    pub end: LogPosition,
+}
+
+/// A byte range of one segment file, to be read outside the log's lock.
+#[derive(Debug, Clone)]
+pub struct ReadSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl ReadSlice {
+    pub fn read_to_vec(&self) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; self.len];
+        let mut done = 0;
+        while done < self.len {
+            let n = self
+                .file
+                .read_at(&mut buf[done..], self.position + done as u64)?;
+            if n == 0 {
+                break; // the segment was truncated or deleted under us: return what we have
+            }
+            done += n;
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+}
+
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    /// Everything below this is known to be on stable storage.
+    flushed: LogPosition,
+    /// What readers may see: the flushed point, or the log end when flushing is relaxed.
+    high_watermark: LogPosition,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering the active segment after a crash.
+    pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Log> {
+        fs::create_dir_all(dir)?;
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(base) = stem.parse::<i64>() {
+                    bases.push(base);
+                }
+            }
+        }
+        bases.sort_unstable();
+        let mut segments = BTreeMap::new();
+        let last = bases.len().saturating_sub(1);
+        for (i, base) in bases.iter().enumerate() {
+            let recover = !clean && i == last;
+            let seg = Segment::open(dir, *base, config.index_interval_bytes, recover, now_ms)?;
+            segments.insert(*base, seg);
+        }
+        if segments.is_empty() {
+            segments.insert(
+                0,
+                Segment::create(dir, 0, config.index_interval_bytes, now_ms)?,
+            );
+        }
+        if clean {
+            fs::remove_file(&marker)?;
+        }
+        let log_start_offset = *segments.keys().next().expect("one segment");
+        let active = segments.values().next_back().expect("one segment");
+        let end = LogPosition {
+            offset: active.next_offset(),
+            segment_base: active.base_offset,
+            position: active.size(),
+        };
+        info!(dir = %dir.display(), segments = segments.len(), log_end = end.offset, clean, "opened log");
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            flushed: end,
+            high_watermark: end,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.offset
+    }
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed.offset
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+
+    pub fn end(&self) -> LogPosition {
+        let active = self.active();
+        LogPosition {
+            offset: active.next_offset(),
+            segment_base: active.base_offset,
+            position: active.size(),
+        }
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    /// Appends a validated batch set (see [`batch::validate_batches`]), assigning offsets.
+    pub fn append(
+        &mut self,
+        batches: &[u8],
+        summary: &BatchSetSummary,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        self.maybe_roll(batches.len() as u64, summary.offset_count, now_ms)?;
+        let base_offset = self.log_end_offset();
+        let log_append_time = if self.config.log_append_time {
+            now_ms
+        } else {
+            -1
+        };
+        if self.config.log_append_time {
+            // Rewrites attributes and max timestamp, which the CRC covers: work on a copy.
+            let mut owned = batches.to_vec();
+            batch::assign_offsets(&mut owned, base_offset, leader_epoch, Some(now_ms));
+            self.active_mut()
+                .append(&owned, base_offset, leader_epoch, true)?;
+        } else {
+            self.active_mut()
+                .append(batches, base_offset, leader_epoch, false)?;
+        }
+        let end = self.end();
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: end.offset - 1,
+            log_append_time,
+            end,
+        })
+    }
+
+    fn maybe_roll(
+        &mut self,
+        incoming_bytes: u64,
+        incoming_offsets: u64,
+        now_ms: i64,
+    ) -> Result<()> {
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let too_big = active.size() + incoming_bytes > self.config.segment_bytes;
+        let too_old = now_ms - active.opened_ms >= self.config.segment_ms;
+        let offsets_overflow =
+            active.next_offset() + incoming_offsets as i64 - active.base_offset > i32::MAX as i64;
+        if !(too_big || too_old || offsets_overflow) {
+            return Ok(());
+        }
+        let base = active.next_offset();
+        debug!(dir = %self.dir.display(), base, too_big, too_old, "rolling segment");
+        self.active_mut().save_indexes()?;
+        let seg = Segment::create(&self.dir, base, self.config.index_interval_bytes, now_ms)?;
+        self.segments.insert(base, seg);
+        Ok(())
+    }
+
+    /// Files holding data between the flushed point and `upto`, to be synced outside the lock.
+    pub fn files_to_flush(&self, upto: LogPosition) -> Vec<Arc<File>> {
+        if upto.offset <= self.flushed.offset {
+            return Vec::new();
+        }
+        self.segments
+            .range(self.flushed.segment_base..=upto.segment_base)
+            .map(|(_, s)| s.file().clone())
+            .collect()
+    }
+
+    /// Records that everything up to `upto` is on stable storage.
+    pub fn mark_flushed(&mut self, upto: LogPosition) {
+        if upto.offset > self.flushed.offset {
+            self.flushed = upto;
+        }
+    }
+
+    /// Lets readers see everything up to `upto`.
+    pub fn advance_high_watermark(&mut self, upto: LogPosition) {
+        if upto.offset > self.high_watermark.offset {
+            self.high_watermark = upto;
+        }
+    }
+
+    /// Bytes to send for a fetch at `offset`: whole batches from the one containing `offset`,
+    /// at most `max_bytes` unless the first batch alone is larger (then that batch), never past
+    /// the high watermark. `Ok(None)` means no data yet.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<ReadSlice>> {
+        let hw = self.high_watermark;
+        if offset < self.log_start_offset || offset > self.log_end_offset() {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset(),
+            });
+        }
+        if offset >= hw.offset {
+            return Ok(None);
+        }
+        let floor = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map(|(b, _)| *b)
+            .unwrap_or(self.log_start_offset);
+        for (base, seg) in self.segments.range(floor..) {
+            if *base > hw.segment_base {
+                break;
+            }
+            let end = if *base == hw.segment_base {
+                hw.position
+            } else {
+                seg.size()
+            };
+            if let Some(loc) = seg.find_batch(offset, end)? {
+                let available = (end - loc.position) as usize;
+                let first = loc.header.size().min(available);
+                let len = available.min(max_bytes.max(first));
+                return Ok(Some(ReadSlice {
+                    file: seg.file().clone(),
+                    position: loc.position,
+                    len,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The base offset of the first batch holding a record with a timestamp >= `ts`
+    /// (batch granularity: the client skips records before its target).
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>> {
+        let hw = self.high_watermark;
+        for (base, seg) in self.segments.iter() {
+            if *base > hw.segment_base {
+                break;
+            }
+            if seg.max_timestamp() < ts {
+                continue;
+            }
+            let end = if *base == hw.segment_base {
+                hw.position
+            } else {
+                seg.size()
+            };
+            if let Some(loc) = seg.find_timestamp(ts, end)? {
+                return Ok(Some((loc.header.base_offset, loc.header.max_timestamp)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the base offset of its batch.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        let mut best: Option<(i64, i64)> = None;
+        for seg in self.segments.values() {
+            let ts = seg.max_timestamp();
+            if ts >= 0 && best.is_none_or(|(b, _)| ts > b) {
+                if let Ok(Some(loc)) = seg.find_timestamp(ts, seg.size()) {
+                    best = Some((ts, loc.header.base_offset));
+                }
+            }
+        }
+        best
+    }
+
+    /// Syncs everything, saves indexes and leaves the clean-shutdown marker.
+    pub fn close(mut self) -> Result<()> {
+        for seg in self.segments.values() {
+            seg.file().sync_all()?;
+        }
+        self.active_mut().save_indexes()?;
+        fs::write(self.dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+
+    /// Removes the log's directory and everything in it.
+    pub fn delete(self) -> Result<()> {
+        fs::remove_dir_all(&self.dir)?;
+        Ok(())
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.segments.values().map(|s| s.log_path()).collect()
+    }
+}
+
+pub fn segment_file_name(base: i64) -> String {
+    format!("{}.log", segment::file_stem(base))
+}

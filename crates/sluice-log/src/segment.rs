@@ -1,0 +1,361 @@
+//! One segment: a `.log` file of stored batches plus its sparse indexes.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::warn;
+
+use crate::batch::{self, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
+use crate::error::Result;
+use crate::index::{OffsetIndex, TimeIndex};
+
+/// Bytes of a header needed to walk batches (base offset, length, last offset delta) and read
+/// their max timestamp.
+const WALK_HEADER: usize = 43;
+
+pub fn file_stem(base_offset: i64) -> String {
+    format!("{base_offset:020}")
+}
+
+/// Where a batch sits: the first byte of the batch in its segment.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLocation {
+    pub position: u64,
+    pub header: BatchHeader,
+}
+
+#[derive(Debug)]
+pub struct Segment {
+    pub base_offset: i64,
+    dir: PathBuf,
+    file: Arc<File>,
+    size: u64,
+    /// The offset after the last batch of this segment.
+    next_offset: i64,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    index_interval_bytes: u64,
+    bytes_since_index: u64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    /// Wall-clock time this segment started taking appends in this process (for `segment.ms`).
+    pub opened_ms: i64,
+}
+
+impl Segment {
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> Result<Segment> {
+        let path = dir.join(format!("{}.log", file_stem(base_offset)));
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        file.set_len(0)?;
+        File::open(dir)?.sync_all()?; // the new name must survive a crash too
+        Ok(Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            file: Arc::new(file),
+            size: 0,
+            next_offset: base_offset,
+            index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            index_interval_bytes,
+            bytes_since_index: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            opened_ms: now_ms,
+        })
+    }
+
+    /// Opens an existing segment. With `recover`, every batch is checked (framing, CRC, offset
+    /// order) and the file is cut back to the last intact batch; the indexes are rebuilt.
+    /// Without it, saved indexes are used when they are sound.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        recover: bool,
+        now_ms: i64,
+    ) -> Result<Segment> {
+        let path = dir.join(format!("{}.log", file_stem(base_offset)));
+        let file = OpenOptions::new().read(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        let mut seg = Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            file: Arc::new(file),
+            size,
+            next_offset: base_offset,
+            index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            index_interval_bytes,
+            bytes_since_index: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            opened_ms: now_ms,
+        };
+        let saved = if recover {
+            None
+        } else {
+            OffsetIndex::read_from(&seg.index_path(), size)
+                .zip(TimeIndex::read_from(&seg.time_index_path()))
+        };
+        match saved {
+            Some((index, time_index)) => {
+                seg.index = index;
+                seg.time_index = time_index;
+                if let Some((ts, relative)) = seg.time_index.last() {
+                    seg.max_timestamp = ts;
+                    seg.offset_of_max_timestamp = base_offset + relative as i64;
+                }
+                // Walk only the batches after the last index entry to find the end offset.
+                let from = seg.index.lookup(u32::MAX) as u64;
+                seg.rebuild_from(from, false)?;
+            }
+            None => seg.rebuild_from(0, true)?,
+        }
+        Ok(seg)
+    }
+
+    /// Walks batches from `from` to the end, updating the end offset, indexes and timestamps.
+    /// With `verify`, checks each batch and truncates the file at the first bad one.
+    fn rebuild_from(&mut self, from: u64, verify: bool) -> Result<()> {
+        if from == 0 {
+            self.index = OffsetIndex::default();
+            self.time_index = TimeIndex::default();
+        }
+        let mut pos = from;
+        let mut header_buf = [0u8; HEADER_SIZE];
+        let mut batch_buf = Vec::new();
+        let mut expected_min_offset = self.base_offset;
+        while pos < self.size {
+            let valid = (|| -> io::Result<Option<BatchHeader>> {
+                if self.size - pos < HEADER_SIZE as u64 {
+                    return Ok(None);
+                }
+                self.file.read_exact_at(&mut header_buf, pos)?;
+                let header = BatchHeader::parse(&header_buf);
+                let size = header.size() as u64;
+                if header.batch_length < (HEADER_SIZE - LOG_OVERHEAD) as i32
+                    || size > self.size - pos
+                    || header.magic != 2
+                    || header.base_offset < expected_min_offset
+                    || header.last_offset_delta < 0
+                    || header.last_offset() - self.base_offset > u32::MAX as i64
+                {
+                    return Ok(None);
+                }
+                if verify {
+                    batch_buf.resize(size as usize, 0);
+                    self.file.read_exact_at(&mut batch_buf, pos)?;
+                    if !batch::stored_batch_is_intact(&batch_buf) {
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(header))
+            })()?;
+            let Some(header) = valid else {
+                if verify {
+                    warn!(
+                        segment = %self.log_path().display(),
+                        valid_bytes = pos,
+                        dropped_bytes = self.size - pos,
+                        "truncating torn or corrupt tail"
+                    );
+                    self.file.set_len(pos)?;
+                    self.file.sync_all()?;
+                    self.size = pos;
+                    break;
+                }
+                return Err(crate::LogError::CorruptRecord(format!(
+                    "unreadable batch at position {pos} of {}",
+                    self.log_path().display()
+                )));
+            };
+            self.track_batch(pos, &header);
+            expected_min_offset = header.last_offset() + 1;
+            pos += header.size() as u64;
+        }
+        Ok(())
+    }
+
+    /// Updates end offset, indexes and timestamps for a batch written at `position`.
+    fn track_batch(&mut self, position: u64, header: &BatchHeader) {
+        let relative = (header.base_offset - self.base_offset) as u32;
+        if self.bytes_since_index >= self.index_interval_bytes {
+            self.index.push(relative, position as u32);
+            self.time_index.push(
+                self.max_timestamp,
+                (self.offset_of_max_timestamp - self.base_offset) as u32,
+            );
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += header.size() as u64;
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.offset_of_max_timestamp = header.base_offset;
+        }
+        self.next_offset = header.last_offset() + 1;
+    }
+
+    /// Appends batches whose offsets start at `base_offset`. When `assigned` is false the
+    /// batches still carry the producer's offsets: the base offsets and leader epoch are
+    /// written through a vectored write instead of modifying the caller's buffer.
+    pub fn append(
+        &mut self,
+        batches: &[u8],
+        base_offset: i64,
+        leader_epoch: i32,
+        assigned: bool,
+    ) -> Result<()> {
+        let start = self.size;
+        let mut patches: Vec<[u8; 8]> = Vec::new();
+        let mut epoch = [0u8; 4];
+        epoch.copy_from_slice(&leader_epoch.to_be_bytes());
+        let mut headers = Vec::new();
+        let mut pos = 0;
+        let mut next = base_offset;
+        while pos < batches.len() {
+            let mut header = BatchHeader::parse(&batches[pos..]);
+            header.base_offset = next;
+            headers.push((pos, header));
+            patches.push(next.to_be_bytes());
+            next = header.last_offset() + 1;
+            pos += header.size();
+        }
+        let result = if assigned {
+            write_all_vectored(&self.file, &mut [IoSlice::new(batches)])
+        } else {
+            let mut slices = Vec::with_capacity(headers.len() * 4);
+            for (i, (pos, header)) in headers.iter().enumerate() {
+                let b = &batches[*pos..*pos + header.size()];
+                slices.push(IoSlice::new(&patches[i]));
+                slices.push(IoSlice::new(&b[8..12]));
+                slices.push(IoSlice::new(&epoch));
+                slices.push(IoSlice::new(&b[16..]));
+            }
+            write_all_vectored(&self.file, &mut slices)
+        };
+        if let Err(e) = result {
+            // Cut a partial write so the next append starts on a batch boundary.
+            let _ = self.file.set_len(start);
+            return Err(e.into());
+        }
+        for (pos, header) in &headers {
+            self.track_batch(start + *pos as u64, header);
+        }
+        self.size += batches.len() as u64;
+        Ok(())
+    }
+
+    /// Finds the batch that contains `offset` (or the first batch after it), scanning batch
+    /// headers from the nearest index entry, never past `end_position`.
+    pub fn find_batch(&self, offset: i64, end_position: u64) -> Result<Option<BatchLocation>> {
+        let relative = (offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
+        let start = self.index.lookup(relative) as u64;
+        self.scan(start, end_position, |h| h.last_offset() >= offset)
+    }
+
+    /// First batch from `start` whose header satisfies `pred`.
+    fn scan(
+        &self,
+        mut pos: u64,
+        end_position: u64,
+        pred: impl Fn(&BatchHeader) -> bool,
+    ) -> Result<Option<BatchLocation>> {
+        let mut buf = [0u8; HEADER_SIZE];
+        let end = end_position.min(self.size);
+        while pos + WALK_HEADER as u64 <= end {
+            let n = ((end - pos) as usize).min(HEADER_SIZE);
+            self.file.read_exact_at(&mut buf[..n], pos)?;
+            if n < HEADER_SIZE {
+                buf[n..].fill(0);
+            }
+            let header = BatchHeader::parse(&buf);
+            if pred(&header) {
+                return Ok(Some(BatchLocation {
+                    position: pos,
+                    header,
+                }));
+            }
+            pos += header.size().max(LOG_OVERHEAD) as u64;
+        }
+        Ok(None)
+    }
+
+    /// First batch whose max timestamp is at least `ts`.
+    pub fn find_timestamp(&self, ts: i64, end_position: u64) -> Result<Option<BatchLocation>> {
+        let start_rel = self.time_index.scan_start(ts);
+        let start = self.index.lookup(start_rel) as u64;
+        self.scan(start, end_position, |h| h.max_timestamp >= ts)
+    }
+
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir
+            .join(format!("{}.log", file_stem(self.base_offset)))
+    }
+    fn index_path(&self) -> PathBuf {
+        self.dir
+            .join(format!("{}.index", file_stem(self.base_offset)))
+    }
+    fn time_index_path(&self) -> PathBuf {
+        self.dir
+            .join(format!("{}.timeindex", file_stem(self.base_offset)))
+    }
+
+    /// Writes the indexes to disk (on roll and clean close), with a final time-index entry.
+    pub fn save_indexes(&mut self) -> Result<()> {
+        if self.max_timestamp >= 0 {
+            self.time_index.push(
+                self.max_timestamp,
+                (self.offset_of_max_timestamp - self.base_offset) as u32,
+            );
+        }
+        self.index.write_to(&self.index_path())?;
+        self.time_index.write_to(&self.time_index_path())?;
+        Ok(())
+    }
+}
+
+fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "short segment write",
+                ))
+            }
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

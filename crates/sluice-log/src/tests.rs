@@ -1,0 +1,215 @@
+//! Round-trip, roll and recovery tests of the log, including property tests.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+
+use proptest::prelude::*;
+
+use crate::batch::{build_batch, validate_batches, BatchHeader};
+use crate::{Log, LogConfig, LogError};
+
+fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    }
+}
+
+fn append(log: &mut Log, ts: i64, values: &[&[u8]]) -> i64 {
+    let records: Vec<_> = values.iter().map(|v| (None, Some(*v))).collect();
+    let batch = build_batch(ts, &records);
+    let summary = validate_batches(&batch, 1 << 20).unwrap();
+    let info = log.append(&batch, &summary, 0, ts).unwrap();
+    log.mark_flushed(info.end);
+    log.advance_high_watermark(info.end);
+    info.base_offset
+}
+
+/// Reads every batch from `offset` on and returns (base offset, record count) pairs.
+fn read_all(log: &Log, mut offset: i64) -> Vec<(i64, i32)> {
+    let mut out = Vec::new();
+    while let Some(slice) = log.read(offset, 1 << 20).unwrap() {
+        let bytes = slice.read_to_vec().unwrap();
+        let mut pos = 0;
+        while pos + 61 <= bytes.len() {
+            let h = BatchHeader::parse(&bytes[pos..]);
+            if pos + h.size() > bytes.len() {
+                break;
+            }
+            out.push((h.base_offset, h.record_count));
+            offset = h.last_offset() + 1;
+            pos += h.size();
+        }
+    }
+    out
+}
+
+#[test]
+fn append_read_roll_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), 0).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..100 {
+        let v = vec![i as u8; 100];
+        let base = append(&mut log, 1000 + i, &[&v, &v]);
+        assert_eq!(base, i * 2);
+        expected.push((base, 2));
+    }
+    assert!(log.segment_count() > 3, "small segments roll");
+    assert_eq!(read_all(&log, 0), expected);
+    // A read inside a batch starts at that batch.
+    assert_eq!(read_all(&log, 51)[0], (50, 2));
+    assert!(matches!(
+        log.read(201, 100),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(log.read(200, 100).unwrap().is_none());
+    assert_eq!(log.offset_for_timestamp(1050).unwrap().unwrap().0, 100);
+    assert_eq!(log.offset_for_timestamp(99_999).unwrap(), None);
+    log.close().unwrap();
+
+    let log = Log::open(dir.path(), small_config(), 0).unwrap();
+    assert_eq!(log.log_end_offset(), 200);
+    assert_eq!(read_all(&log, 0), expected);
+    assert_eq!(log.offset_for_timestamp(1050).unwrap().unwrap().0, 100);
+}
+
+#[test]
+fn reads_stop_at_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    append(&mut log, 1, &[b"a"]);
+    let batch = build_batch(2, &[(None, Some(b"b"))]);
+    let summary = validate_batches(&batch, 1 << 20).unwrap();
+    log.append(&batch, &summary, 0, 2).unwrap();
+    assert_eq!(log.high_watermark(), 1);
+    assert_eq!(read_all(&log, 0), vec![(0, 1)]);
+    assert!(
+        log.read(1, 100).unwrap().is_none(),
+        "unflushed data is invisible"
+    );
+}
+
+#[test]
+fn first_batch_is_returned_whole_even_if_over_max_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    let big = vec![7u8; 5000];
+    append(&mut log, 1, &[&big]);
+    append(&mut log, 1, &[&big]);
+    let slice = log.read(0, 100).unwrap().unwrap();
+    assert_eq!(
+        slice.len,
+        BatchHeader::parse(&slice.read_to_vec().unwrap()).size()
+    );
+}
+
+#[test]
+fn crash_without_clean_close_recovers_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    for i in 0..10 {
+        append(&mut log, i, &[b"hello", b"world"]);
+    }
+    let path = log.segment_paths().pop().unwrap();
+    drop(log); // no close: like a crash
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len - 7).unwrap(); // tear the last batch
+    drop(f);
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    assert_eq!(log.log_end_offset(), 18);
+    assert_eq!(read_all(&log, 0).len(), 9);
+    assert_eq!(
+        append(&mut log, 1, &[b"again"]),
+        18,
+        "appends continue after the cut"
+    );
+}
+
+#[test]
+fn bit_flip_in_tail_is_cut_back_to_last_good_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    for i in 0..5 {
+        append(&mut log, i, &[b"0123456789"]);
+    }
+    let path = log.segment_paths().pop().unwrap();
+    drop(log);
+    let batch_size = BatchHeader::parse(&std::fs::read(&path).unwrap()).size() as u64;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let at = batch_size * 3 + 65; // inside the fourth batch's records
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+    drop(f);
+    let log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), batch_size * 3);
+}
+
+#[test]
+fn log_append_time_is_stamped() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        log_append_time: true,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config, 0).unwrap();
+    let batch = build_batch(5, &[(None, Some(b"x"))]);
+    let summary = validate_batches(&batch, 1 << 20).unwrap();
+    let info = log.append(&batch, &summary, 0, 777).unwrap();
+    log.advance_high_watermark(info.end);
+    assert_eq!(info.log_append_time, 777);
+    let bytes = log.read(0, 1000).unwrap().unwrap().read_to_vec().unwrap();
+    assert_eq!(BatchHeader::parse(&bytes).max_timestamp, 777);
+    assert!(crate::batch::stored_batch_is_intact(&bytes));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Whatever is appended reads back in order, before and after a reopen, clean or not.
+    #[test]
+    fn round_trip(batches in prop::collection::vec(prop::collection::vec(0usize..600, 1..6), 1..40), clean in any::<bool>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), small_config(), 0).unwrap();
+        let mut expected = Vec::new();
+        for (i, sizes) in batches.iter().enumerate() {
+            let values: Vec<Vec<u8>> = sizes.iter().map(|s| vec![i as u8; *s]).collect();
+            let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+            let base = append(&mut log, i as i64, &refs);
+            expected.push((base, sizes.len() as i32));
+        }
+        prop_assert_eq!(read_all(&log, 0), expected.clone());
+        if clean { log.close().unwrap(); } else { drop(log); }
+        let log = Log::open(dir.path(), small_config(), 0).unwrap();
+        prop_assert_eq!(read_all(&log, 0), expected);
+    }
+
+    /// Cutting the active segment anywhere keeps exactly the batches that end before the cut.
+    #[test]
+    fn truncated_tail_recovers_to_last_whole_batch(n in 1usize..30, cut_frac in 0.0f64..1.0) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+        let mut ends = Vec::new();
+        for i in 0..n {
+            append(&mut log, i as i64, &[&vec![1u8; 10 + i * 13]]);
+            ends.push(log.end().position);
+        }
+        let path = log.segment_paths().pop().unwrap();
+        drop(log);
+        let len = std::fs::metadata(&path).unwrap().len();
+        let cut = (len as f64 * cut_frac) as u64;
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
+        let log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+        let kept = ends.iter().filter(|&&e| e <= cut).count();
+        prop_assert_eq!(log.log_end_offset(), kept as i64);
+        prop_assert_eq!(read_all(&log, 0).len(), kept);
+    }
+}
