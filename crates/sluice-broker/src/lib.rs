@@ -1,1 +1,29 @@
+//! sluice-broker: the broker core. Topics and partitions, the produce and fetch paths,
+//! group commit of fsyncs, topic administration. Protocol-neutral: no Kafka wire types.
 
+mod admin;
+mod broker;
+pub mod config;
+mod error;
+mod fetch;
+mod flusher;
+mod partition;
+mod produce;
+mod topic;
+
+pub use admin::{ConfigEntry, ConfigOp, MAX_PARTITIONS_PER_TOPIC};
+pub use broker::Broker;
+pub use config::{BrokerConfig, ConfigSource, ConfigType, FlushPolicy};
+pub use error::{BrokerError, Result};
+pub use fetch::{fetch, FetchTarget, FetchedPartition};
+pub use partition::{Partition, PartitionOffsets};
+pub use produce::PendingAppend;
+pub use topic::{validate_topic_name, Topic};
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

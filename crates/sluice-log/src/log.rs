@@ -97,6 +97,8 @@ pub struct Log {
     flushed: LogPosition,
     /// What readers may see: the flushed point, or the log end when flushing is relaxed.
     high_watermark: LogPosition,
+    /// Set by `close` and `delete`: later appends fail instead of writing to a closed log.
+    closed: bool,
 }
 
 impl Log {
@@ -147,6 +149,7 @@ impl Log {
             log_start_offset,
             flushed: end,
             high_watermark: end,
+            closed: false,
         })
     }
 
@@ -361,7 +364,11 @@ impl Log {
     }
 
     /// Syncs everything, saves indexes and leaves the clean-shutdown marker.
-    pub fn close(mut self) -> Result<()> {
+    pub fn close(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
         for seg in self.segments.values() {
             seg.file().sync_all()?;
         }
@@ -372,7 +379,8 @@ impl Log {
     }
 
     /// Removes the log's directory and everything in it.
-    pub fn delete(self) -> Result<()> {
+    pub fn delete(&mut self) -> Result<()> {
+        self.closed = true;
         fs::remove_dir_all(&self.dir)?;
         Ok(())
     }

@@ -1,0 +1,187 @@
+//! The broker core: the topic registry, opening and closing logs, and the flush scheduler.
+
+use std::collections::HashMap;
+use std::fs;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use sluice_log::Log;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::config::{BrokerConfig, FlushPolicy, TopicSettings};
+use crate::error::{BrokerError, Result};
+use crate::flusher::Flusher;
+use crate::partition::Partition;
+use crate::topic::{partition_dir, MetadataFile, Topic, TopicRecord};
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    pub(crate) topics: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
+    /// Serialises topic admin (create, delete, alter) and the metadata file writes it makes.
+    pub(crate) admin: Mutex<()>,
+    pub(crate) flusher: Flusher,
+}
+
+impl Broker {
+    /// Opens the data directory: metadata, then every partition's log (recovering after a crash).
+    pub fn open(config: BrokerConfig) -> anyhow_like::Result<Arc<Broker>> {
+        fs::create_dir_all(&config.data_dir)?;
+        let meta = match MetadataFile::load(&config.data_dir)? {
+            Some(meta) => {
+                if meta.node_id != config.node_id {
+                    return Err(format!(
+                        "data directory {} belongs to node {}, not node {}",
+                        config.data_dir.display(),
+                        meta.node_id,
+                        config.node_id
+                    )
+                    .into());
+                }
+                meta
+            }
+            None => {
+                let meta = MetadataFile {
+                    cluster_id: Uuid::new_v4().simple().to_string()[..22].to_string(),
+                    node_id: config.node_id,
+                    topics: Vec::new(),
+                };
+                meta.save(&config.data_dir)?;
+                meta
+            }
+        };
+        let broker = Broker {
+            config,
+            cluster_id: meta.cluster_id.clone(),
+            topics: RwLock::new(HashMap::new()),
+            admin: Mutex::new(()),
+            flusher: Flusher::start(),
+        };
+        let mut topics = HashMap::new();
+        for record in &meta.topics {
+            let topic = broker.open_topic(record)?;
+            topics.insert(topic.name.clone(), Arc::new(topic));
+        }
+        broker.remove_orphan_dirs(&topics);
+        info!(topics = topics.len(), cluster_id = %broker.cluster_id, "broker state loaded");
+        *broker.topics.write() = topics;
+        Ok(Arc::new(broker))
+    }
+
+    /// Opens the logs of a topic described by `record`, creating missing partitions.
+    pub(crate) fn open_topic(&self, record: &TopicRecord) -> Result<Topic> {
+        let settings = TopicSettings {
+            overrides: record.configs.clone(),
+        };
+        let name: Arc<str> = Arc::from(record.name.as_str());
+        let mut partitions = Vec::with_capacity(record.partitions as usize);
+        for index in 0..record.partitions {
+            partitions.push(self.open_partition(&name, index, &settings)?);
+        }
+        Ok(Topic {
+            name,
+            id: record.id,
+            settings,
+            partitions,
+        })
+    }
+
+    pub(crate) fn open_partition(&self, topic: &Arc<str>, index: i32, settings: &TopicSettings) -> Result<Arc<Partition>> {
+        let dir = partition_dir(&self.config.data_dir, topic, index);
+        let log = Log::open(&dir, settings.log_config(&self.config), crate::now_ms())?;
+        Ok(Arc::new(Partition::new(
+            topic.clone(),
+            index,
+            log,
+            settings.flush_policy(&self.config),
+        )))
+    }
+
+    /// Deletes partition directories left by a topic deletion that a crash interrupted.
+    fn remove_orphan_dirs(&self, topics: &HashMap<Arc<str>, Arc<Topic>>) {
+        let Ok(entries) = fs::read_dir(&self.config.data_dir) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some((topic, partition)) = name.rsplit_once('-') else { continue };
+            let Ok(partition) = partition.parse::<usize>() else { continue };
+            let known = topics.get(topic).is_some_and(|t| partition < t.partitions.len());
+            if !known && entry.path().is_dir() {
+                warn!(dir = %name, "removing the directory of a deleted topic");
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.topics.read().values().find(|t| t.id == id).cloned()
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut all: Vec<_> = self.topics.read().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    pub(crate) fn save_metadata(&self, topics: &HashMap<Arc<str>, Arc<Topic>>) -> Result<()> {
+        let mut records: Vec<_> = topics.values().map(|t| t.record()).collect();
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        MetadataFile {
+            cluster_id: self.cluster_id.clone(),
+            node_id: self.config.node_id,
+            topics: records,
+        }
+        .save(&self.config.data_dir)
+        .map_err(|e| BrokerError::Storage(format!("writing meta.json: {e}")))
+    }
+
+    /// Requests flushes of partitions whose relaxed policy's `flush.ms` has passed.
+    pub fn spawn_flush_scheduler(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let every = Duration::from_millis(self.config.flush_scheduler_interval_ms());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { return };
+                let now = crate::now_ms();
+                for topic in broker.topics() {
+                    for p in &topic.partitions {
+                        if let FlushPolicy::Interval { ms, .. } = p.flush_policy() {
+                            let end = p.log().end();
+                            if end.offset > p.log().flushed_offset() && p.ms_since_flush(now) >= ms {
+                                p.flush_requested(now);
+                                broker.flusher.request(p.clone(), end, None);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Syncs and closes every log, leaving clean-shutdown markers.
+    pub fn shutdown(&self) {
+        let mut closed = 0;
+        for topic in self.topics() {
+            for p in &topic.partitions {
+                match p.log().close() {
+                    Ok(()) => closed += 1,
+                    Err(e) => warn!(topic = %topic.name, partition = p.index, error = %e, "closing log"),
+                }
+            }
+        }
+        info!(partitions = closed, "logs closed");
+    }
+}
+
+/// A small error type for start-up, where any failure is reported and ends the process.
+pub mod anyhow_like {
+    pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+}

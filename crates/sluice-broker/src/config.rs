@@ -1,0 +1,273 @@
+//! Broker and topic settings, by their Kafka names.
+//!
+//! Every topic-level setting has a broker-level default (`log.segment.bytes` for
+//! `segment.bytes`, ...). A topic's effective value is its own override, else the broker's
+//! setting from the config file, else the built-in default.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use sluice_log::LogConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    Int,
+    Long,
+    Double,
+    String,
+    List,
+}
+
+/// One known topic-level setting.
+#[derive(Debug)]
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    pub broker_name: &'static str,
+    pub default: &'static str,
+    pub kind: ConfigType,
+    /// Allowed values for enumerated settings.
+    pub allowed: &'static [&'static str],
+    pub doc: &'static str,
+}
+
+const LONG_MAX: &str = "9223372036854775807";
+
+/// Topic-level settings. Retention and compaction settings are stored and described; they
+/// are enforced by the log lifecycle (see docs/configuration.md for what is enforced today).
+pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    TopicConfigDef { name: "cleanup.policy", broker_name: "log.cleanup.policy", default: "delete", kind: ConfigType::List, allowed: &["delete", "compact", "compact,delete", "delete,compact"], doc: "delete and/or compact old segments" },
+    TopicConfigDef { name: "compression.type", broker_name: "compression.type", default: "producer", kind: ConfigType::String, allowed: &["producer"], doc: "batches are stored as the producer compressed them" },
+    TopicConfigDef { name: "delete.retention.ms", broker_name: "log.cleaner.delete.retention.ms", default: "86400000", kind: ConfigType::Long, allowed: &[], doc: "how long tombstones are kept in compacted topics" },
+    TopicConfigDef { name: "flush.messages", broker_name: "log.flush.interval.messages", default: "1", kind: ConfigType::Long, allowed: &[], doc: "1: every acknowledged write is fsynced first (group commit); N>1: fsync after N messages or flush.ms, acknowledge on write" },
+    TopicConfigDef { name: "flush.ms", broker_name: "log.flush.interval.ms", default: LONG_MAX, kind: ConfigType::Long, allowed: &[], doc: "with flush.messages>1: fsync at least this often" },
+    TopicConfigDef { name: "index.interval.bytes", broker_name: "log.index.interval.bytes", default: "4096", kind: ConfigType::Int, allowed: &[], doc: "bytes between offset index entries" },
+    TopicConfigDef { name: "max.compaction.lag.ms", broker_name: "log.cleaner.max.compaction.lag.ms", default: LONG_MAX, kind: ConfigType::Long, allowed: &[], doc: "longest time a record stays uncompacted" },
+    TopicConfigDef { name: "max.message.bytes", broker_name: "message.max.bytes", default: "1048588", kind: ConfigType::Int, allowed: &[], doc: "largest record batch accepted" },
+    TopicConfigDef { name: "message.timestamp.type", broker_name: "log.message.timestamp.type", default: "CreateTime", kind: ConfigType::String, allowed: &["CreateTime", "LogAppendTime"], doc: "CreateTime keeps the producer's timestamp; LogAppendTime stamps the broker's time" },
+    TopicConfigDef { name: "min.cleanable.dirty.ratio", broker_name: "log.cleaner.min.cleanable.ratio", default: "0.5", kind: ConfigType::Double, allowed: &[], doc: "dirty share of the log that triggers compaction" },
+    TopicConfigDef { name: "min.compaction.lag.ms", broker_name: "log.cleaner.min.compaction.lag.ms", default: "0", kind: ConfigType::Long, allowed: &[], doc: "shortest time a record stays uncompacted" },
+    TopicConfigDef { name: "min.insync.replicas", broker_name: "min.insync.replicas", default: "1", kind: ConfigType::Int, allowed: &[], doc: "replicas that must acknowledge an acks=all write" },
+    TopicConfigDef { name: "retention.bytes", broker_name: "log.retention.bytes", default: "-1", kind: ConfigType::Long, allowed: &[], doc: "largest size of a partition before old segments are deleted (-1: no limit)" },
+    TopicConfigDef { name: "retention.ms", broker_name: "log.retention.ms", default: "604800000", kind: ConfigType::Long, allowed: &[], doc: "age after which old segments are deleted (-1: no limit)" },
+    TopicConfigDef { name: "segment.bytes", broker_name: "log.segment.bytes", default: "1073741824", kind: ConfigType::Int, allowed: &[], doc: "size at which a segment is rolled" },
+    TopicConfigDef { name: "segment.ms", broker_name: "log.roll.ms", default: "604800000", kind: ConfigType::Long, allowed: &[], doc: "age at which a segment is rolled" },
+    TopicConfigDef { name: "unclean.leader.election.enable", broker_name: "unclean.leader.election.enable", default: "false", kind: ConfigType::Boolean, allowed: &[], doc: "allow an out-of-sync replica to become leader" },
+];
+
+/// Broker-only settings (not topic defaults) with their defaults.
+pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, &str)] = &[
+    ("auto.create.topics.enable", "true", ConfigType::Boolean, "create unknown topics on Metadata and Produce"),
+    ("num.partitions", "1", ConfigType::Int, "partitions of an auto-created topic"),
+    ("default.replication.factor", "1", ConfigType::Int, "replicas of an auto-created topic"),
+    ("socket.request.max.bytes", "104857600", ConfigType::Int, "largest request frame; a larger length prefix closes the connection"),
+    ("log.flush.scheduler.interval.ms", "1000", ConfigType::Long, "how often partitions are checked against flush.ms"),
+];
+
+pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Checks that `value` parses as the setting's type and is an allowed value.
+pub fn validate_value(kind: ConfigType, allowed: &[&str], name: &str, value: &str) -> Result<(), String> {
+    let ok = match kind {
+        ConfigType::Boolean => value == "true" || value == "false",
+        ConfigType::Int => value.parse::<i32>().is_ok(),
+        ConfigType::Long => value.parse::<i64>().is_ok(),
+        ConfigType::Double => value.parse::<f64>().is_ok_and(|v| v.is_finite()),
+        ConfigType::String | ConfigType::List => true,
+    };
+    if !ok {
+        return Err(format!("invalid value {value:?} for {name}: expected {kind:?}"));
+    }
+    if !allowed.is_empty() && !allowed.contains(&value) {
+        return Err(format!("invalid value {value:?} for {name}: allowed are {}", allowed.join(", ")));
+    }
+    Ok(())
+}
+
+/// Where a setting's effective value comes from (Kafka's DescribeConfigs sources).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    TopicOverride,
+    StaticBroker,
+    Default,
+}
+
+/// The broker's configuration: identity, listener, data directory and Kafka-named settings.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub listen: SocketAddr,
+    /// host:port given to clients in Metadata.
+    pub advertised: (String, u16),
+    pub data_dir: PathBuf,
+    /// Settings from the config file, by Kafka name (validated).
+    settings: BTreeMap<String, String>,
+}
+
+impl BrokerConfig {
+    /// Builds a config, rejecting unknown setting names and bad values.
+    pub fn new(
+        node_id: i32,
+        listen: SocketAddr,
+        advertised: (String, u16),
+        data_dir: PathBuf,
+        settings: BTreeMap<String, String>,
+    ) -> Result<BrokerConfig, String> {
+        for (name, value) in &settings {
+            if let Some(def) = TOPIC_CONFIGS.iter().find(|d| d.broker_name == name) {
+                validate_value(def.kind, def.allowed, name, value)?;
+            } else if let Some((_, _, kind, _)) = BROKER_SETTINGS.iter().find(|s| s.0 == name) {
+                validate_value(*kind, &[], name, value)?;
+            } else {
+                return Err(format!("unknown setting {name:?} (see docs/configuration.md)"));
+            }
+        }
+        Ok(BrokerConfig {
+            node_id,
+            listen,
+            advertised,
+            data_dir,
+            settings,
+        })
+    }
+
+    fn broker_value(&self, name: &str) -> &str {
+        if let Some(v) = self.settings.get(name) {
+            return v;
+        }
+        BROKER_SETTINGS
+            .iter()
+            .find(|s| s.0 == name)
+            .map(|s| s.1)
+            .or_else(|| TOPIC_CONFIGS.iter().find(|d| d.broker_name == name).map(|d| d.default))
+            .unwrap_or_else(|| panic!("{name} is not a known setting"))
+    }
+
+    pub fn auto_create_topics(&self) -> bool {
+        self.broker_value("auto.create.topics.enable") == "true"
+    }
+    pub fn num_partitions(&self) -> i32 {
+        self.broker_value("num.partitions").parse().unwrap_or(1).max(1)
+    }
+    pub fn socket_request_max_bytes(&self) -> usize {
+        self.broker_value("socket.request.max.bytes").parse::<i32>().unwrap_or(104857600).max(1024) as usize
+    }
+    pub fn flush_scheduler_interval_ms(&self) -> u64 {
+        self.broker_value("log.flush.scheduler.interval.ms").parse::<u64>().unwrap_or(1000).max(10)
+    }
+
+    /// The broker-level value of a topic setting and its source.
+    pub fn topic_default(&self, def: &TopicConfigDef) -> (String, ConfigSource) {
+        match self.settings.get(def.broker_name) {
+            Some(v) => (v.clone(), ConfigSource::StaticBroker),
+            None => (def.default.to_string(), ConfigSource::Default),
+        }
+    }
+
+    /// Every broker-level setting with its value and whether it was set in the file.
+    pub fn describe_broker(&self) -> Vec<(String, String, ConfigSource, ConfigType)> {
+        let topic_defaults = TOPIC_CONFIGS.iter().map(|d| (d.broker_name, d.kind));
+        let broker_only = BROKER_SETTINGS.iter().map(|s| (s.0, s.2));
+        topic_defaults
+            .chain(broker_only)
+            .map(|(name, kind)| {
+                let source = if self.settings.contains_key(name) {
+                    ConfigSource::StaticBroker
+                } else {
+                    ConfigSource::Default
+                };
+                (name.to_string(), self.broker_value(name).to_string(), source, kind)
+            })
+            .collect()
+    }
+}
+
+/// A topic's effective settings: its overrides over the broker's.
+#[derive(Debug, Clone)]
+pub struct TopicSettings {
+    pub overrides: BTreeMap<String, String>,
+}
+
+impl TopicSettings {
+    pub fn value(&self, broker: &BrokerConfig, def: &TopicConfigDef) -> (String, ConfigSource) {
+        match self.overrides.get(def.name) {
+            Some(v) => (v.clone(), ConfigSource::TopicOverride),
+            None => broker.topic_default(def),
+        }
+    }
+
+    fn get<T: std::str::FromStr>(&self, broker: &BrokerConfig, name: &str, fallback: T) -> T {
+        let def = topic_config_def(name).expect("known topic setting");
+        self.value(broker, def).0.parse().unwrap_or(fallback)
+    }
+
+    pub fn log_config(&self, broker: &BrokerConfig) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.get::<i64>(broker, "segment.bytes", 1 << 30).max(1024) as u64,
+            segment_ms: self.get::<i64>(broker, "segment.ms", 604800000).max(1),
+            index_interval_bytes: self.get::<i64>(broker, "index.interval.bytes", 4096).max(0) as u64,
+            max_message_bytes: self.get::<i64>(broker, "max.message.bytes", 1048588).max(0) as usize,
+            log_append_time: self.value(broker, topic_config_def("message.timestamp.type").unwrap()).0 == "LogAppendTime",
+        }
+    }
+
+    pub fn flush_policy(&self, broker: &BrokerConfig) -> FlushPolicy {
+        let messages = self.get::<i64>(broker, "flush.messages", 1);
+        if messages <= 1 {
+            FlushPolicy::EveryWrite
+        } else {
+            FlushPolicy::Interval {
+                messages: messages as u64,
+                ms: self.get::<i64>(broker, "flush.ms", i64::MAX).max(0) as u64,
+            }
+        }
+    }
+}
+
+/// When appended data is fsynced, and so when it is acknowledged and visible to consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// Acknowledge acks=1/all writes only after fsync; concurrent writes share one fsync.
+    EveryWrite,
+    /// Acknowledge after the write reaches the page cache; fsync after `messages` offsets or
+    /// `ms` milliseconds, whichever comes first.
+    Interval { messages: u64, ms: u64 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(settings: &[(&str, &str)]) -> Result<BrokerConfig, String> {
+        BrokerConfig::new(
+            1,
+            "127.0.0.1:9092".parse().unwrap(),
+            ("localhost".into(), 9092),
+            "/tmp/x".into(),
+            settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        )
+    }
+
+    #[test]
+    fn topic_override_beats_broker_setting_beats_default() {
+        let b = broker(&[("log.segment.bytes", "2048")]).unwrap();
+        let mut t = TopicSettings { overrides: BTreeMap::new() };
+        assert_eq!(t.log_config(&b).segment_bytes, 2048);
+        assert_eq!(t.log_config(&b).max_message_bytes, 1048588);
+        t.overrides.insert("segment.bytes".into(), "4096".into());
+        assert_eq!(t.log_config(&b).segment_bytes, 4096);
+        assert_eq!(t.flush_policy(&b), FlushPolicy::EveryWrite);
+        t.overrides.insert("flush.messages".into(), "100".into());
+        assert!(matches!(t.flush_policy(&b), FlushPolicy::Interval { messages: 100, .. }));
+    }
+
+    #[test]
+    fn unknown_or_bad_settings_are_named() {
+        assert!(broker(&[("log.segment.bytez", "1")]).unwrap_err().contains("log.segment.bytez"));
+        assert!(broker(&[("num.partitions", "many")]).unwrap_err().contains("num.partitions"));
+        assert!(broker(&[("log.message.timestamp.type", "Now")]).is_err());
+    }
+}

@@ -1,0 +1,50 @@
+use sluice_log::LogError;
+
+/// Protocol-neutral broker errors; the Kafka front end maps each to its error code.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum BrokerError {
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("topic {0} already exists")]
+    TopicAlreadyExists(String),
+    #[error("invalid topic name: {0}")]
+    InvalidTopic(String),
+    #[error("invalid partitions: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid replication factor: {0}")]
+    InvalidReplicationFactor(String),
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("invalid required acks {0}")]
+    InvalidRequiredAcks(i16),
+    #[error("{0}")]
+    CorruptMessage(String),
+    #[error("{0}")]
+    InvalidRecord(String),
+    #[error("{0}")]
+    MessageTooLarge(String),
+    #[error("{0}")]
+    UnsupportedVersion(String),
+    #[error("offset out of range: {0}")]
+    OffsetOutOfRange(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl From<LogError> for BrokerError {
+    fn from(e: LogError) -> Self {
+        let msg = e.to_string();
+        match e {
+            LogError::CorruptRecord(_) => BrokerError::CorruptMessage(msg),
+            LogError::InvalidRecord(_) => BrokerError::InvalidRecord(msg),
+            LogError::UnsupportedMagic(_) => BrokerError::UnsupportedVersion(msg),
+            LogError::RecordTooLarge { .. } => BrokerError::MessageTooLarge(msg),
+            LogError::OffsetOutOfRange { .. } => BrokerError::OffsetOutOfRange(msg),
+            LogError::Io(_) => BrokerError::Storage(msg),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, BrokerError>;

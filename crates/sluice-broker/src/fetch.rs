@@ -1,0 +1,85 @@
+//! The fetch path: collect byte ranges under each partition's lock, wait for data without
+//! polling (watch channels on the high watermark), then read the ranges outside any lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::select_all;
+use sluice_log::ReadSlice;
+
+use crate::error::{BrokerError, Result};
+use crate::partition::{Partition, PartitionOffsets};
+
+pub struct FetchTarget {
+    pub partition: Arc<Partition>,
+    pub offset: i64,
+    pub max_bytes: usize,
+}
+
+pub struct FetchedPartition {
+    pub result: Result<(Option<Bytes>, PartitionOffsets)>,
+}
+
+/// Fetches from `targets`: returns once `min_bytes` are available, or after `max_wait`.
+/// `max_bytes` caps the whole response, except that the first batch found is always whole.
+pub async fn fetch(targets: &[FetchTarget], min_bytes: usize, max_bytes: usize, max_wait: Duration) -> Vec<FetchedPartition> {
+    let deadline = tokio::time::Instant::now() + max_wait;
+    let mut watches: Vec<_> = targets.iter().map(|t| t.partition.subscribe()).collect();
+    loop {
+        for w in watches.iter_mut() {
+            w.borrow_and_update();
+        }
+        let (slices, total, errors) = collect(targets, max_bytes);
+        let done = total >= min_bytes.max(1) || errors || tokio::time::Instant::now() >= deadline;
+        if done || targets.is_empty() {
+            return read_slices(slices).await;
+        }
+        // Wake on the first high-watermark change of any partition, or at the deadline.
+        let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            let (slices, _, _) = collect(targets, max_bytes);
+            return read_slices(slices).await;
+        }
+    }
+}
+
+type Collected = Vec<Result<(Option<ReadSlice>, PartitionOffsets)>>;
+
+fn collect(targets: &[FetchTarget], max_bytes: usize) -> (Collected, usize, bool) {
+    let mut total = 0usize;
+    let mut errors = false;
+    let slices = targets
+        .iter()
+        .map(|t| {
+            let remaining = max_bytes.saturating_sub(total);
+            let limit = t.max_bytes.min(remaining);
+            if limit == 0 && total > 0 {
+                return Ok((None, t.partition.offsets()));
+            }
+            let r = t.partition.read(t.offset, limit.max(1));
+            match &r {
+                Ok((Some(s), _)) => total += s.len,
+                Ok((None, _)) => {}
+                Err(_) => errors = true,
+            }
+            r
+        })
+        .collect();
+    (slices, total, errors)
+}
+
+async fn read_slices(slices: Collected) -> Vec<FetchedPartition> {
+    slices
+        .into_iter()
+        .map(|r| FetchedPartition {
+            result: r.and_then(|(slice, offsets)| {
+                let data = match slice {
+                    Some(s) => Some(Bytes::from(s.read_to_vec().map_err(|e| BrokerError::Storage(e.to_string()))?)),
+                    None => None,
+                };
+                Ok((data, offsets))
+            }),
+        })
+        .collect()
+}

@@ -1,0 +1,92 @@
+//! Group commit: one thread fsyncs on behalf of every partition and connection.
+//!
+//! Appends hand the flusher a job (partition, log position, optional waiter). The thread
+//! takes every job queued while it was busy, syncs each dirty partition once up to the
+//! highest position asked for, publishes the new high watermark and answers all waiters.
+//! While one fsync runs, new writes queue up and share the next one.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use sluice_log::LogPosition;
+use tokio::sync::oneshot;
+use tracing::error;
+
+use crate::error::BrokerError;
+use crate::partition::Partition;
+
+pub type FlushDone = oneshot::Sender<Result<(), BrokerError>>;
+
+struct FlushJob {
+    partition: Arc<Partition>,
+    upto: LogPosition,
+    done: Option<FlushDone>,
+}
+
+#[derive(Clone)]
+pub struct Flusher {
+    tx: mpsc::Sender<FlushJob>,
+}
+
+impl Flusher {
+    pub fn start() -> Flusher {
+        let (tx, rx) = mpsc::channel::<FlushJob>();
+        std::thread::Builder::new()
+            .name("sluice-flusher".into())
+            .spawn(move || run(rx))
+            .expect("spawn flusher thread");
+        Flusher { tx }
+    }
+
+    /// Asks for `partition` to be synced up to `upto`; `done` is answered once it is.
+    pub fn request(&self, partition: Arc<Partition>, upto: LogPosition, done: Option<FlushDone>) {
+        let job = FlushJob { partition, upto, done };
+        if let Err(mpsc::SendError(job)) = self.tx.send(job) {
+            if let Some(done) = job.done {
+                let _ = done.send(Err(BrokerError::Storage("flusher stopped".into())));
+            }
+        }
+    }
+}
+
+fn run(rx: mpsc::Receiver<FlushJob>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        jobs.extend(rx.try_iter());
+        // Highest position per partition, keyed by the partition's address.
+        let mut targets: HashMap<*const Partition, (Arc<Partition>, LogPosition)> = HashMap::new();
+        for job in &jobs {
+            let entry = targets
+                .entry(Arc::as_ptr(&job.partition))
+                .or_insert_with(|| (job.partition.clone(), job.upto));
+            if job.upto.offset > entry.1.offset {
+                entry.1 = job.upto;
+            }
+        }
+        let mut failed: HashMap<*const Partition, BrokerError> = HashMap::new();
+        for (key, (partition, upto)) in targets {
+            let files = partition.log().files_to_flush(upto);
+            let result = files.iter().try_for_each(|f| f.sync_data());
+            match result {
+                Ok(()) => {
+                    partition.log().mark_flushed(upto);
+                    partition.publish(upto);
+                }
+                Err(e) => {
+                    error!(topic = %partition.topic, partition = partition.index, error = %e, "fsync failed");
+                    failed.insert(key, BrokerError::Storage(e.to_string()));
+                }
+            }
+        }
+        for job in jobs {
+            if let Some(done) = job.done {
+                let result = match failed.get(&Arc::as_ptr(&job.partition)) {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(()),
+                };
+                let _ = done.send(result);
+            }
+        }
+    }
+}
