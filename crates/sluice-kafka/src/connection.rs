@@ -1,0 +1,97 @@
+//! One client connection: a reader that frames and dispatches requests in arrival order, and
+//! a writer that sends responses in that same order while later requests progress.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use futures::stream::{FuturesOrdered, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use crate::dispatch::{dispatch, ResponseFuture};
+use crate::Context;
+
+/// Requests a client may have in flight on one connection before we stop reading.
+const MAX_IN_FLIGHT: usize = 16;
+/// Request bodies are read in chunks of at most this, so a large length prefix alone
+/// allocates nothing.
+const READ_CHUNK: usize = 64 * 1024;
+
+pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<ResponseFuture>(MAX_IN_FLIGHT);
+    let writer = tokio::spawn(write_responses(wr, rx));
+    if let Err(reason) = read_requests(rd, &ctx, tx).await {
+        info!(%peer, %reason, "closing connection");
+    }
+    let _ = writer.await;
+    debug!(%peer, "connection closed");
+}
+
+/// Reads frames until EOF or a protocol error. Dispatch runs here, synchronously, so that
+/// produce appends happen in request order.
+async fn read_requests(rd: OwnedReadHalf, ctx: &Context, tx: mpsc::Sender<ResponseFuture>) -> Result<(), String> {
+    let mut rd = BufReader::with_capacity(READ_CHUNK, rd);
+    let max = ctx.broker.config.socket_request_max_bytes();
+    loop {
+        let len = match rd.read_i32().await {
+            Ok(len) => len,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(format!("read error: {e}")),
+        };
+        if len < 8 || len as usize > max {
+            return Err(format!(
+                "request length {len} is outside 8..={max} (socket.request.max.bytes)"
+            ));
+        }
+        let frame = read_body(&mut rd, len as usize).await?;
+        let response = dispatch(ctx, frame.freeze())?;
+        if tx.send(response).await.is_err() {
+            return Err("writer stopped".into());
+        }
+    }
+}
+
+async fn read_body(rd: &mut BufReader<OwnedReadHalf>, len: usize) -> Result<BytesMut, String> {
+    let mut buf = BytesMut::with_capacity(len.min(READ_CHUNK));
+    while buf.len() < len {
+        buf.reserve((len - buf.len()).min(READ_CHUNK));
+        let want = len - buf.len();
+        let n = (&mut *rd)
+            .take(want as u64)
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| format!("read error: {e}"))?;
+        if n == 0 {
+            return Err(format!("connection closed inside a request ({} of {len} bytes)", buf.len()));
+        }
+    }
+    Ok(buf)
+}
+
+async fn write_responses(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<ResponseFuture>) {
+    let mut in_flight = FuturesOrdered::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            next = rx.recv(), if open => match next {
+                Some(f) => in_flight.push_back(f),
+                None => open = false,
+            },
+            Some(response) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Some(bytes) = response {
+                    if let Err(e) = wr.write_all(&bytes).await {
+                        debug!(error = %e, "write failed");
+                        return;
+                    }
+                }
+            }
+            else => return,
+        }
+    }
+}

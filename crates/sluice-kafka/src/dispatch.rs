@@ -1,0 +1,97 @@
+//! Request framing and the dispatch table: one arm per API key, each handed to its handler.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tracing::warn;
+
+use crate::handlers;
+use crate::versions;
+use crate::Context;
+
+/// A response in the making; `None` for requests that get no response (acks=0 produce).
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Option<BytesMut>> + Send>>;
+
+/// What a request needs to be answered: its API, version and correlation id.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply {
+    pub api: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+}
+
+impl Reply {
+    /// Encodes a length-prefixed response frame.
+    pub fn encode<R: Encodable>(&self, body: &R) -> Option<BytesMut> {
+        self.encode_at(body, self.version)
+    }
+
+    pub fn encode_at<R: Encodable>(&self, body: &R, body_version: i16) -> Option<BytesMut> {
+        let header_version = self.api.response_header_version(self.version);
+        let mut buf = BytesMut::with_capacity(256);
+        buf.put_i32(0);
+        let header = ResponseHeader::default().with_correlation_id(self.correlation_id);
+        let result = header
+            .encode(&mut buf, header_version)
+            .and_then(|_| body.encode(&mut buf, body_version));
+        if let Err(e) = result {
+            warn!(api = ?self.api, version = self.version, error = %e, "could not encode response");
+            return None;
+        }
+        let len = (buf.len() - 4) as i32;
+        buf[0..4].copy_from_slice(&len.to_be_bytes());
+        Some(buf)
+    }
+}
+
+fn ready(frame: Option<BytesMut>) -> ResponseFuture {
+    Box::pin(std::future::ready(frame))
+}
+
+fn decode<T: Decodable>(body: &mut Bytes, reply: &Reply) -> Result<T, String> {
+    let req = T::decode(body, reply.version)
+        .map_err(|e| format!("malformed {:?} v{} request: {e}", reply.api, reply.version))?;
+    Ok(req)
+}
+
+/// Parses one frame and starts handling it. An error closes the connection (malformed
+/// header or body, unknown API key, unsupported version), as Kafka does.
+pub fn dispatch(ctx: &Context, mut frame: Bytes) -> Result<ResponseFuture, String> {
+    // The connection only hands over frames of at least 8 bytes.
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let api = ApiKey::try_from(key).map_err(|_| format!("unknown API key {key}"))?;
+    let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
+        .map_err(|e| format!("malformed {api:?} v{version} request header: {e}"))?;
+    let mut body = frame;
+    let reply = Reply {
+        api,
+        version,
+        correlation_id: header.correlation_id,
+    };
+    if api == ApiKey::ApiVersions && !versions::implemented(api, version) {
+        return Ok(ready(handlers::api_versions::unsupported(&reply)));
+    }
+    if !versions::implemented(api, version) {
+        return Err(format!("{api:?} v{version} is not supported"));
+    }
+    Ok(match api {
+        ApiKey::ApiVersions => ready(handlers::api_versions::handle(&reply, decode(&mut body, &reply)?)),
+        ApiKey::Metadata => ready(handlers::metadata::handle(ctx, &reply, decode(&mut body, &reply)?)),
+        ApiKey::Produce => handlers::produce::handle(ctx, reply, decode(&mut body, &reply)?),
+        ApiKey::Fetch => handlers::fetch::handle(ctx, reply, decode(&mut body, &reply)?),
+        ApiKey::ListOffsets => ready(handlers::list_offsets::handle(ctx, &reply, decode(&mut body, &reply)?)),
+        ApiKey::CreateTopics => ready(handlers::create_topics::handle(ctx, &reply, decode(&mut body, &reply)?)),
+        ApiKey::DeleteTopics => ready(handlers::delete_topics::handle(ctx, &reply, decode(&mut body, &reply)?)),
+        ApiKey::CreatePartitions => ready(handlers::create_partitions::handle(ctx, &reply, decode(&mut body, &reply)?)),
+        ApiKey::DescribeConfigs => ready(handlers::describe_configs::handle(ctx, &reply, decode(&mut body, &reply)?)),
+        ApiKey::IncrementalAlterConfigs => {
+            ready(handlers::incremental_alter_configs::handle(ctx, &reply, decode(&mut body, &reply)?))
+        }
+        ApiKey::DescribeCluster => ready(handlers::describe_cluster::handle(ctx, &reply, decode(&mut body, &reply)?)),
+        other => return Err(format!("{other:?} is not supported")),
+    })
+}

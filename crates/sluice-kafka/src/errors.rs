@@ -1,0 +1,37 @@
+//! Broker errors as Kafka error codes.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::protocol::StrBytes;
+use sluice_broker::BrokerError;
+
+pub fn code(e: &BrokerError) -> i16 {
+    let r = match e {
+        BrokerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        BrokerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+        BrokerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+        BrokerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        BrokerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        BrokerError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        BrokerError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        BrokerError::InvalidRequiredAcks(_) => ResponseError::InvalidRequiredAcks,
+        BrokerError::CorruptMessage(_) => ResponseError::CorruptMessage,
+        BrokerError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        BrokerError::MessageTooLarge(_) => ResponseError::MessageTooLarge,
+        BrokerError::UnsupportedVersion(_) => ResponseError::UnsupportedVersion,
+        BrokerError::OffsetOutOfRange(_) => ResponseError::OffsetOutOfRange,
+        BrokerError::Storage(_) => ResponseError::KafkaStorageError,
+    };
+    r.code()
+}
+
+pub fn message(e: &BrokerError) -> Option<StrBytes> {
+    Some(StrBytes::from_string(e.to_string()))
+}
+
+/// (error code, error message) of a result, (0, None) when it succeeded.
+pub fn of<T>(r: &Result<T, BrokerError>) -> (i16, Option<StrBytes>) {
+    match r {
+        Ok(_) => (0, None),
+        Err(e) => (code(e), message(e)),
+    }
+}

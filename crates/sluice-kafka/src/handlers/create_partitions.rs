@@ -1,0 +1,37 @@
+//! CreatePartitions (37): grow a topic's partition count.
+
+use bytes::BytesMut;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+
+use crate::dispatch::Reply;
+use crate::errors;
+use crate::Context;
+
+pub fn handle(ctx: &Context, reply: &Reply, req: CreatePartitionsRequest) -> Option<BytesMut> {
+    let node = ctx.broker.config.node_id;
+    let results = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let bad_assignment = t
+                .assignments
+                .iter()
+                .flatten()
+                .any(|a| a.broker_ids.iter().any(|b| b.0 != node));
+            let result = if bad_assignment {
+                Err(sluice_broker::BrokerError::InvalidRequest(format!(
+                    "new partitions can only be placed on this broker ({node})"
+                )))
+            } else {
+                ctx.broker.create_partitions(&t.name, t.count, req.validate_only)
+            };
+            let (code, message) = errors::of(&result);
+            CreatePartitionsTopicResult::default()
+                .with_name(t.name)
+                .with_error_code(code)
+                .with_error_message(message)
+        })
+        .collect();
+    reply.encode(&CreatePartitionsResponse::default().with_results(results))
+}

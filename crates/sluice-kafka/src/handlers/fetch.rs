@@ -1,0 +1,95 @@
+//! Fetch (1): stored batches from each partition, long-polling until `min_bytes` are
+//! available or `max_wait_ms` passes. Topics are named, or identified by id from v13.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use sluice_broker::{fetch, BrokerError, FetchTarget};
+
+use crate::dispatch::{Reply, ResponseFuture};
+use crate::errors;
+use crate::Context;
+
+/// The longest a fetch may wait, whatever the client asks.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(300);
+
+/// A requested partition: where its answer goes, and what to read (or why not).
+struct Slot {
+    topic: usize,
+    partition: i32,
+    target: Result<usize, i16>,
+}
+
+pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture {
+    let broker = &ctx.broker;
+    let by_id = reply.version >= 13;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    let mut slots = Vec::new();
+    let mut targets = Vec::new();
+    for (ti, ft) in req.topics.iter().enumerate() {
+        let topic = if by_id { broker.topic_by_id(ft.topic_id) } else { broker.topic(&ft.topic) };
+        let missing = if by_id { ResponseError::UnknownTopicId.code() } else { ResponseError::UnknownTopicOrPartition.code() };
+        topics.push((ft.topic.clone(), ft.topic_id));
+        for fp in &ft.partitions {
+            let target = match topic.as_ref().and_then(|t| t.partition(fp.partition)) {
+                Some(p) => {
+                    targets.push(FetchTarget {
+                        partition: p.clone(),
+                        offset: fp.fetch_offset,
+                        max_bytes: fp.partition_max_bytes.max(0) as usize,
+                    });
+                    Ok(targets.len() - 1)
+                }
+                None => Err(if topic.is_some() { ResponseError::UnknownTopicOrPartition.code() } else { missing }),
+            };
+            slots.push(Slot { topic: ti, partition: fp.partition, target });
+        }
+    }
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let max_bytes = if req.max_bytes <= 0 { usize::MAX } else { req.max_bytes as usize };
+    let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    Box::pin(async move {
+        let mut fetched = fetch(&targets, min_bytes, max_bytes, max_wait).await;
+        let mut responses: Vec<FetchableTopicResponse> = topics
+            .into_iter()
+            .map(|(name, id)| {
+                let mut t = FetchableTopicResponse::default().with_topic_id(id);
+                if !by_id {
+                    t.topic = name;
+                }
+                t
+            })
+            .collect();
+        for slot in slots {
+            let mut pd = PartitionData::default()
+                .with_partition_index(slot.partition)
+                .with_records(Some(Bytes::new()));
+            match slot.target {
+                Err(code) => pd.error_code = code,
+                Ok(i) => match std::mem::replace(&mut fetched[i].result, Err(BrokerError::Storage(String::new()))) {
+                    Ok((data, offsets)) => {
+                        pd.high_watermark = offsets.high_watermark;
+                        pd.last_stable_offset = offsets.high_watermark;
+                        pd.log_start_offset = offsets.log_start_offset;
+                        if let Some(data) = data {
+                            pd.records = Some(data);
+                        }
+                    }
+                    Err(e) => {
+                        pd.error_code = errors::code(&e);
+                        if let BrokerError::OffsetOutOfRange(_) = e {
+                            let offsets = targets[i].partition.offsets();
+                            pd.high_watermark = offsets.high_watermark;
+                            pd.log_start_offset = offsets.log_start_offset;
+                        }
+                    }
+                },
+            }
+            responses[slot.topic].partitions.push(pd);
+        }
+        reply.encode(&FetchResponse::default().with_responses(responses))
+    })
+}

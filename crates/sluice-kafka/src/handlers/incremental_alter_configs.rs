@@ -1,0 +1,54 @@
+//! IncrementalAlterConfigs (44): change topic settings at run time.
+
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use sluice_broker::{BrokerError, ConfigOp};
+
+use super::describe_configs::RESOURCE_TOPIC;
+use super::str;
+use crate::dispatch::Reply;
+use crate::errors;
+use crate::Context;
+
+pub fn handle(ctx: &Context, reply: &Reply, req: IncrementalAlterConfigsRequest) -> Option<BytesMut> {
+    let responses = req
+        .resources
+        .into_iter()
+        .map(|res| {
+            let response = AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            if res.resource_type != RESOURCE_TOPIC {
+                return response
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(str("only topic settings can be changed at run time; broker settings come from the config file")));
+            }
+            let ops: Result<Vec<ConfigOp>, BrokerError> = res
+                .configs
+                .iter()
+                .map(|c| {
+                    let name = c.name.to_string();
+                    let value = || {
+                        c.value
+                            .as_ref()
+                            .map(|v| v.to_string())
+                            .ok_or_else(|| BrokerError::InvalidConfig(format!("{name} needs a value")))
+                    };
+                    Ok(match c.config_operation {
+                        0 => ConfigOp::Set(name.clone(), value()?),
+                        1 => ConfigOp::Delete(name),
+                        2 => ConfigOp::Append(name.clone(), value()?),
+                        3 => ConfigOp::Subtract(name.clone(), value()?),
+                        op => return Err(BrokerError::InvalidRequest(format!("unknown config operation {op}"))),
+                    })
+                })
+                .collect();
+            let result = ops.and_then(|ops| ctx.broker.alter_topic_configs(&res.resource_name, &ops, req.validate_only));
+            let (code, message) = errors::of(&result);
+            response.with_error_code(code).with_error_message(message)
+        })
+        .collect();
+    reply.encode(&IncrementalAlterConfigsResponse::default().with_responses(responses))
+}

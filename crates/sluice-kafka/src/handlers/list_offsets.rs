@@ -1,0 +1,63 @@
+//! ListOffsets (2): earliest, latest, max timestamp, or the first offset at a timestamp.
+
+use bytes::BytesMut;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use sluice_broker::{BrokerError, Partition};
+
+use crate::dispatch::Reply;
+use crate::errors;
+use crate::Context;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub fn handle(ctx: &Context, reply: &Reply, req: ListOffsetsRequest) -> Option<BytesMut> {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = ctx.broker.topic(&t.name);
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let found = topic
+                        .as_ref()
+                        .and_then(|t| t.partition(p.partition_index))
+                        .ok_or(BrokerError::UnknownTopicOrPartition)
+                        .and_then(|part| lookup(part, p.timestamp));
+                    match found {
+                        Ok((timestamp, offset)) => r.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(0),
+                        Err(e) => r.with_error_code(errors::code(&e)).with_offset(-1).with_timestamp(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    reply.encode(&ListOffsetsResponse::default().with_topics(topics))
+}
+
+/// (timestamp, offset) for a ListOffsets query; (-1, -1) when no record matches.
+fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), BrokerError> {
+    let offsets = partition.offsets();
+    Ok(match timestamp {
+        LATEST => (-1, offsets.high_watermark),
+        EARLIEST | EARLIEST_LOCAL => (-1, offsets.log_start_offset),
+        LATEST_TIERED => (-1, -1),
+        MAX_TIMESTAMP => match partition.log().max_timestamp() {
+            Some((ts, offset)) => (ts, offset),
+            None => (-1, -1),
+        },
+        ts if ts >= 0 => match partition.log().offset_for_timestamp(ts)? {
+            Some((offset, batch_ts)) => (batch_ts, offset),
+            None => (-1, -1),
+        },
+        other => return Err(BrokerError::InvalidRequest(format!("timestamp {other} is not a ListOffsets query"))),
+    })
+}

@@ -1,0 +1,76 @@
+//! Produce (0): append each partition's batches now (in request order), answer once every
+//! append is durable per its topic's flush policy. acks=0 requests get no response.
+
+use futures::future::join_all;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use sluice_broker::{BrokerError, PendingAppend};
+use tracing::debug;
+
+use crate::dispatch::{Reply, ResponseFuture};
+use crate::errors;
+use crate::Context;
+
+pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFuture {
+    let broker = &ctx.broker;
+    let acks = req.acks;
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for topic_data in req.topic_data {
+        let topic = broker.topic(&topic_data.name);
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for pd in topic_data.partition_data {
+            let result = if req.transactional_id.is_some() {
+                Err(BrokerError::InvalidRequest("transactions are not supported yet".into()))
+            } else {
+                topic
+                    .as_ref()
+                    .and_then(|t| t.partition(pd.index))
+                    .ok_or(BrokerError::UnknownTopicOrPartition)
+                    .and_then(|p| {
+                        let records = pd.records.as_deref().unwrap_or_default();
+                        broker.append(p, records, acks).map(|pending| (pending, p.clone()))
+                    })
+            };
+            if let Err(e) = &result {
+                debug!(topic = %topic_data.name.0, partition = pd.index, error = %e, "produce rejected");
+            }
+            partitions.push((pd.index, result));
+        }
+        topics.push((topic_data.name, partitions));
+    }
+    Box::pin(async move {
+        let mut responses = Vec::with_capacity(topics.len());
+        for (name, partitions) in topics {
+            let waits = partitions.into_iter().map(|(index, result)| async move {
+                let outcome = match result {
+                    Ok((pending, partition)) => wait(pending).await.map(|info| (info, partition.offsets().log_start_offset)),
+                    Err(e) => Err(e),
+                };
+                let mut r = PartitionProduceResponse::default().with_index(index);
+                match outcome {
+                    Ok((info, log_start)) => {
+                        r.base_offset = info.base_offset;
+                        r.log_append_time_ms = info.log_append_time;
+                        r.log_start_offset = log_start;
+                    }
+                    Err(e) => {
+                        r.error_code = errors::code(&e);
+                        r.error_message = errors::message(&e);
+                        r.base_offset = -1;
+                    }
+                }
+                r
+            });
+            let partition_responses = join_all(waits).await;
+            responses.push(TopicProduceResponse::default().with_name(name).with_partition_responses(partition_responses));
+        }
+        if acks == 0 {
+            return None;
+        }
+        reply.encode(&ProduceResponse::default().with_responses(responses))
+    })
+}
+
+async fn wait(pending: PendingAppend) -> Result<sluice_log::AppendInfo, BrokerError> {
+    pending.wait().await
+}
