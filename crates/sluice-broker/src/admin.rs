@@ -8,7 +8,9 @@ use tracing::info;
 use uuid::Uuid;
 
 use crate::broker::Broker;
-use crate::config::{topic_config_def, validate_value, ConfigSource, ConfigType, TopicSettings, TOPIC_CONFIGS};
+use crate::config::{
+    topic_config_def, validate_value, ConfigSource, ConfigType, TopicSettings, TOPIC_CONFIGS,
+};
 use crate::error::{BrokerError, Result};
 use crate::topic::{validate_topic_name, Topic, TopicRecord};
 
@@ -36,7 +38,8 @@ pub struct ConfigEntry {
 
 fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<()> {
     for (name, value) in configs {
-        let def = topic_config_def(name).ok_or_else(|| BrokerError::InvalidConfig(format!("unknown topic config {name:?}")))?;
+        let def = topic_config_def(name)
+            .ok_or_else(|| BrokerError::InvalidConfig(format!("unknown topic config {name:?}")))?;
         validate_value(def.kind, def.allowed, name, value).map_err(BrokerError::InvalidConfig)?;
     }
     Ok(())
@@ -53,7 +56,11 @@ impl Broker {
         validate_only: bool,
     ) -> Result<Arc<Topic>> {
         validate_topic_name(name)?;
-        let partitions = if partitions == -1 { self.config.num_partitions() } else { partitions };
+        let partitions = if partitions == -1 {
+            self.config.num_partitions()
+        } else {
+            partitions
+        };
         if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
             return Err(BrokerError::InvalidPartitions(format!(
                 "{partitions}: a topic has 1 to {MAX_PARTITIONS_PER_TOPIC} partitions"
@@ -72,7 +79,12 @@ impl Broker {
             }
             return Err(BrokerError::TopicAlreadyExists(existing.name.to_string()));
         }
-        if self.topics.read().keys().any(|t| t.replace('.', "_") == name.replace('.', "_")) {
+        if self
+            .topics
+            .read()
+            .keys()
+            .any(|t| t.replace('.', "_") == name.replace('.', "_"))
+        {
             return Err(BrokerError::InvalidTopic(format!(
                 "{name:?} collides with an existing topic ('.' and '_' are interchangeable in metric names)"
             )));
@@ -87,7 +99,9 @@ impl Broker {
             return Ok(Arc::new(Topic {
                 name: Arc::from(name),
                 id: record.id,
-                settings: TopicSettings { overrides: record.configs },
+                settings: TopicSettings {
+                    overrides: record.configs,
+                },
                 partitions: Vec::new(),
             }));
         }
@@ -110,7 +124,9 @@ impl Broker {
         }
         match self.create_topic(name, -1, -1, BTreeMap::new(), false) {
             Ok(t) => Ok(t),
-            Err(BrokerError::TopicAlreadyExists(_)) => self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition),
+            Err(BrokerError::TopicAlreadyExists(_)) => {
+                self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)
+            }
             Err(e) => Err(e),
         }
     }
@@ -118,7 +134,9 @@ impl Broker {
     pub fn delete_topic(&self, name: &str) -> Result<Uuid> {
         let _admin = self.admin.lock();
         let mut next = self.topics.read().clone();
-        let topic = next.remove(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let topic = next
+            .remove(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         self.save_metadata(&next)?;
         *self.topics.write() = next;
         for p in &topic.partitions {
@@ -131,7 +149,9 @@ impl Broker {
     /// Grows a topic to `count` partitions (partitions are never removed).
     pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
         let _admin = self.admin.lock();
-        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let topic = self
+            .topic(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let current = topic.partitions.len() as i32;
         if count <= current {
             return Err(BrokerError::InvalidPartitions(format!(
@@ -139,7 +159,9 @@ impl Broker {
             )));
         }
         if count > MAX_PARTITIONS_PER_TOPIC {
-            return Err(BrokerError::InvalidPartitions(format!("at most {MAX_PARTITIONS_PER_TOPIC} partitions")));
+            return Err(BrokerError::InvalidPartitions(format!(
+                "at most {MAX_PARTITIONS_PER_TOPIC} partitions"
+            )));
         }
         if validate_only {
             return Ok(());
@@ -168,7 +190,9 @@ impl Broker {
 
     /// Every topic setting with its effective value and source.
     pub fn describe_topic_configs(&self, name: &str) -> Result<Vec<ConfigEntry>> {
-        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let topic = self
+            .topic(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         Ok(TOPIC_CONFIGS
             .iter()
             .map(|def| {
@@ -185,15 +209,27 @@ impl Broker {
     }
 
     /// Applies IncrementalAlterConfigs operations to a topic; takes effect at once.
-    pub fn alter_topic_configs(&self, name: &str, ops: &[ConfigOp], validate_only: bool) -> Result<()> {
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        ops: &[ConfigOp],
+        validate_only: bool,
+    ) -> Result<()> {
         let _admin = self.admin.lock();
-        let topic = self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let topic = self
+            .topic(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let mut overrides = topic.settings.overrides.clone();
         for op in ops {
             let key = match op {
-                ConfigOp::Set(k, _) | ConfigOp::Delete(k) | ConfigOp::Append(k, _) | ConfigOp::Subtract(k, _) => k,
+                ConfigOp::Set(k, _)
+                | ConfigOp::Delete(k)
+                | ConfigOp::Append(k, _)
+                | ConfigOp::Subtract(k, _) => k,
             };
-            let def = topic_config_def(key).ok_or_else(|| BrokerError::InvalidConfig(format!("unknown topic config {key:?}")))?;
+            let def = topic_config_def(key).ok_or_else(|| {
+                BrokerError::InvalidConfig(format!("unknown topic config {key:?}"))
+            })?;
             match op {
                 ConfigOp::Set(k, v) => {
                     overrides.insert(k.clone(), v.clone());
@@ -203,10 +239,16 @@ impl Broker {
                 }
                 ConfigOp::Append(k, v) | ConfigOp::Subtract(k, v) => {
                     if def.kind != ConfigType::List {
-                        return Err(BrokerError::InvalidConfig(format!("{k} is not a list setting")));
+                        return Err(BrokerError::InvalidConfig(format!(
+                            "{k} is not a list setting"
+                        )));
                     }
                     let current = topic.settings.value(&self.config, def).0;
-                    let mut items: Vec<String> = current.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+                    let mut items: Vec<String> = current
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect();
                     if matches!(op, ConfigOp::Append(..)) {
                         if !items.contains(v) {
                             items.push(v.clone());

@@ -88,7 +88,12 @@ impl Broker {
         })
     }
 
-    pub(crate) fn open_partition(&self, topic: &Arc<str>, index: i32, settings: &TopicSettings) -> Result<Arc<Partition>> {
+    pub(crate) fn open_partition(
+        &self,
+        topic: &Arc<str>,
+        index: i32,
+        settings: &TopicSettings,
+    ) -> Result<Arc<Partition>> {
         let dir = partition_dir(&self.config.data_dir, topic, index);
         let log = Log::open(&dir, settings.log_config(&self.config), crate::now_ms())?;
         Ok(Arc::new(Partition::new(
@@ -101,12 +106,20 @@ impl Broker {
 
     /// Deletes partition directories left by a topic deletion that a crash interrupted.
     fn remove_orphan_dirs(&self, topics: &HashMap<Arc<str>, Arc<Topic>>) {
-        let Ok(entries) = fs::read_dir(&self.config.data_dir) else { return };
+        let Ok(entries) = fs::read_dir(&self.config.data_dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            let Some((topic, partition)) = name.rsplit_once('-') else { continue };
-            let Ok(partition) = partition.parse::<usize>() else { continue };
-            let known = topics.get(topic).is_some_and(|t| partition < t.partitions.len());
+            let Some((topic, partition)) = name.rsplit_once('-') else {
+                continue;
+            };
+            let Ok(partition) = partition.parse::<usize>() else {
+                continue;
+            };
+            let known = topics
+                .get(topic)
+                .is_some_and(|t| partition < t.partitions.len());
             if !known && entry.path().is_dir() {
                 warn!(dir = %name, "removing the directory of a deleted topic");
                 let _ = fs::remove_dir_all(entry.path());
@@ -155,7 +168,8 @@ impl Broker {
                     for p in &topic.partitions {
                         if let FlushPolicy::Interval { ms, .. } = p.flush_policy() {
                             let end = p.log().end();
-                            if end.offset > p.log().flushed_offset() && p.ms_since_flush(now) >= ms {
+                            if end.offset > p.log().flushed_offset() && p.ms_since_flush(now) >= ms
+                            {
                                 p.flush_requested(now);
                                 broker.flusher.request(p.clone(), end, None);
                             }
@@ -173,7 +187,9 @@ impl Broker {
             for p in &topic.partitions {
                 match p.log().close() {
                     Ok(()) => closed += 1,
-                    Err(e) => warn!(topic = %topic.name, partition = p.index, error = %e, "closing log"),
+                    Err(e) => {
+                        warn!(topic = %topic.name, partition = p.index, error = %e, "closing log")
+                    }
                 }
             }
         }

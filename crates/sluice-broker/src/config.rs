@@ -58,11 +58,36 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
 
 /// Broker-only settings (not topic defaults) with their defaults.
 pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, &str)] = &[
-    ("auto.create.topics.enable", "true", ConfigType::Boolean, "create unknown topics on Metadata and Produce"),
-    ("num.partitions", "1", ConfigType::Int, "partitions of an auto-created topic"),
-    ("default.replication.factor", "1", ConfigType::Int, "replicas of an auto-created topic"),
-    ("socket.request.max.bytes", "104857600", ConfigType::Int, "largest request frame; a larger length prefix closes the connection"),
-    ("log.flush.scheduler.interval.ms", "1000", ConfigType::Long, "how often partitions are checked against flush.ms"),
+    (
+        "auto.create.topics.enable",
+        "true",
+        ConfigType::Boolean,
+        "create unknown topics on Metadata and Produce",
+    ),
+    (
+        "num.partitions",
+        "1",
+        ConfigType::Int,
+        "partitions of an auto-created topic",
+    ),
+    (
+        "default.replication.factor",
+        "1",
+        ConfigType::Int,
+        "replicas of an auto-created topic",
+    ),
+    (
+        "socket.request.max.bytes",
+        "104857600",
+        ConfigType::Int,
+        "largest request frame; a larger length prefix closes the connection",
+    ),
+    (
+        "log.flush.scheduler.interval.ms",
+        "1000",
+        ConfigType::Long,
+        "how often partitions are checked against flush.ms",
+    ),
 ];
 
 pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
@@ -70,7 +95,12 @@ pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
 }
 
 /// Checks that `value` parses as the setting's type and is an allowed value.
-pub fn validate_value(kind: ConfigType, allowed: &[&str], name: &str, value: &str) -> Result<(), String> {
+pub fn validate_value(
+    kind: ConfigType,
+    allowed: &[&str],
+    name: &str,
+    value: &str,
+) -> Result<(), String> {
     let ok = match kind {
         ConfigType::Boolean => value == "true" || value == "false",
         ConfigType::Int => value.parse::<i32>().is_ok(),
@@ -79,10 +109,15 @@ pub fn validate_value(kind: ConfigType, allowed: &[&str], name: &str, value: &st
         ConfigType::String | ConfigType::List => true,
     };
     if !ok {
-        return Err(format!("invalid value {value:?} for {name}: expected {kind:?}"));
+        return Err(format!(
+            "invalid value {value:?} for {name}: expected {kind:?}"
+        ));
     }
     if !allowed.is_empty() && !allowed.contains(&value) {
-        return Err(format!("invalid value {value:?} for {name}: allowed are {}", allowed.join(", ")));
+        return Err(format!(
+            "invalid value {value:?} for {name}: allowed are {}",
+            allowed.join(", ")
+        ));
     }
     Ok(())
 }
@@ -122,7 +157,9 @@ impl BrokerConfig {
             } else if let Some((_, _, kind, _)) = BROKER_SETTINGS.iter().find(|s| s.0 == name) {
                 validate_value(*kind, &[], name, value)?;
             } else {
-                return Err(format!("unknown setting {name:?} (see docs/configuration.md)"));
+                return Err(format!(
+                    "unknown setting {name:?} (see docs/configuration.md)"
+                ));
             }
         }
         Ok(BrokerConfig {
@@ -142,7 +179,12 @@ impl BrokerConfig {
             .iter()
             .find(|s| s.0 == name)
             .map(|s| s.1)
-            .or_else(|| TOPIC_CONFIGS.iter().find(|d| d.broker_name == name).map(|d| d.default))
+            .or_else(|| {
+                TOPIC_CONFIGS
+                    .iter()
+                    .find(|d| d.broker_name == name)
+                    .map(|d| d.default)
+            })
             .unwrap_or_else(|| panic!("{name} is not a known setting"))
     }
 
@@ -150,13 +192,22 @@ impl BrokerConfig {
         self.broker_value("auto.create.topics.enable") == "true"
     }
     pub fn num_partitions(&self) -> i32 {
-        self.broker_value("num.partitions").parse().unwrap_or(1).max(1)
+        self.broker_value("num.partitions")
+            .parse()
+            .unwrap_or(1)
+            .max(1)
     }
     pub fn socket_request_max_bytes(&self) -> usize {
-        self.broker_value("socket.request.max.bytes").parse::<i32>().unwrap_or(104857600).max(1024) as usize
+        self.broker_value("socket.request.max.bytes")
+            .parse::<i32>()
+            .unwrap_or(104857600)
+            .max(1024) as usize
     }
     pub fn flush_scheduler_interval_ms(&self) -> u64 {
-        self.broker_value("log.flush.scheduler.interval.ms").parse::<u64>().unwrap_or(1000).max(10)
+        self.broker_value("log.flush.scheduler.interval.ms")
+            .parse::<u64>()
+            .unwrap_or(1000)
+            .max(10)
     }
 
     /// The broker-level value of a topic setting and its source.
@@ -179,7 +230,12 @@ impl BrokerConfig {
                 } else {
                     ConfigSource::Default
                 };
-                (name.to_string(), self.broker_value(name).to_string(), source, kind)
+                (
+                    name.to_string(),
+                    self.broker_value(name).to_string(),
+                    source,
+                    kind,
+                )
             })
             .collect()
     }
@@ -208,9 +264,14 @@ impl TopicSettings {
         LogConfig {
             segment_bytes: self.get::<i64>(broker, "segment.bytes", 1 << 30).max(1024) as u64,
             segment_ms: self.get::<i64>(broker, "segment.ms", 604800000).max(1),
-            index_interval_bytes: self.get::<i64>(broker, "index.interval.bytes", 4096).max(0) as u64,
-            max_message_bytes: self.get::<i64>(broker, "max.message.bytes", 1048588).max(0) as usize,
-            log_append_time: self.value(broker, topic_config_def("message.timestamp.type").unwrap()).0 == "LogAppendTime",
+            index_interval_bytes: self.get::<i64>(broker, "index.interval.bytes", 4096).max(0)
+                as u64,
+            max_message_bytes: self.get::<i64>(broker, "max.message.bytes", 1048588).max(0)
+                as usize,
+            log_append_time: self
+                .value(broker, topic_config_def("message.timestamp.type").unwrap())
+                .0
+                == "LogAppendTime",
         }
     }
 
@@ -247,27 +308,39 @@ mod tests {
             "127.0.0.1:9092".parse().unwrap(),
             ("localhost".into(), 9092),
             "/tmp/x".into(),
-            settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         )
     }
 
     #[test]
     fn topic_override_beats_broker_setting_beats_default() {
         let b = broker(&[("log.segment.bytes", "2048")]).unwrap();
-        let mut t = TopicSettings { overrides: BTreeMap::new() };
+        let mut t = TopicSettings {
+            overrides: BTreeMap::new(),
+        };
         assert_eq!(t.log_config(&b).segment_bytes, 2048);
         assert_eq!(t.log_config(&b).max_message_bytes, 1048588);
         t.overrides.insert("segment.bytes".into(), "4096".into());
         assert_eq!(t.log_config(&b).segment_bytes, 4096);
         assert_eq!(t.flush_policy(&b), FlushPolicy::EveryWrite);
         t.overrides.insert("flush.messages".into(), "100".into());
-        assert!(matches!(t.flush_policy(&b), FlushPolicy::Interval { messages: 100, .. }));
+        assert!(matches!(
+            t.flush_policy(&b),
+            FlushPolicy::Interval { messages: 100, .. }
+        ));
     }
 
     #[test]
     fn unknown_or_bad_settings_are_named() {
-        assert!(broker(&[("log.segment.bytez", "1")]).unwrap_err().contains("log.segment.bytez"));
-        assert!(broker(&[("num.partitions", "many")]).unwrap_err().contains("num.partitions"));
+        assert!(broker(&[("log.segment.bytez", "1")])
+            .unwrap_err()
+            .contains("log.segment.bytez"));
+        assert!(broker(&[("num.partitions", "many")])
+            .unwrap_err()
+            .contains("num.partitions"));
         assert!(broker(&[("log.message.timestamp.type", "Now")]).is_err());
     }
 }

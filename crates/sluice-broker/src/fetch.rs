@@ -23,7 +23,12 @@ pub struct FetchedPartition {
 
 /// Fetches from `targets`: returns once `min_bytes` are available, or after `max_wait`.
 /// `max_bytes` caps the whole response, except that the first batch found is always whole.
-pub async fn fetch(targets: &[FetchTarget], min_bytes: usize, max_bytes: usize, max_wait: Duration) -> Vec<FetchedPartition> {
+pub async fn fetch(
+    targets: &[FetchTarget],
+    min_bytes: usize,
+    max_bytes: usize,
+    max_wait: Duration,
+) -> Vec<FetchedPartition> {
     let deadline = tokio::time::Instant::now() + max_wait;
     let mut watches: Vec<_> = targets.iter().map(|t| t.partition.subscribe()).collect();
     loop {
@@ -75,7 +80,10 @@ async fn read_slices(slices: Collected) -> Vec<FetchedPartition> {
         .map(|r| FetchedPartition {
             result: r.and_then(|(slice, offsets)| {
                 let data = match slice {
-                    Some(s) => Some(Bytes::from(s.read_to_vec().map_err(|e| BrokerError::Storage(e.to_string()))?)),
+                    Some(s) => Some(Bytes::from(
+                        s.read_to_vec()
+                            .map_err(|e| BrokerError::Storage(e.to_string()))?,
+                    )),
                     None => None,
                 };
                 Ok((data, offsets))

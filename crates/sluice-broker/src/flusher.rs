@@ -41,7 +41,11 @@ impl Flusher {
 
     /// Asks for `partition` to be synced up to `upto`; `done` is answered once it is.
     pub fn request(&self, partition: Arc<Partition>, upto: LogPosition, done: Option<FlushDone>) {
-        let job = FlushJob { partition, upto, done };
+        let job = FlushJob {
+            partition,
+            upto,
+            done,
+        };
         if let Err(mpsc::SendError(job)) = self.tx.send(job) {
             if let Some(done) = job.done {
                 let _ = done.send(Err(BrokerError::Storage("flusher stopped".into())));

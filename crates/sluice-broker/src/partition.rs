@@ -67,7 +67,11 @@ impl Partition {
         }
     }
 
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<(Option<ReadSlice>, PartitionOffsets)> {
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<(Option<ReadSlice>, PartitionOffsets)> {
         let log = self.log.lock();
         let slice = log.read(offset, max_bytes)?;
         let offsets = PartitionOffsets {
@@ -98,7 +102,10 @@ impl Partition {
 
     /// Counts appended offsets under a relaxed policy; true when a flush is due by count.
     pub fn note_unflushed(&self, offsets: u64, threshold: u64) -> bool {
-        let n = self.unflushed_messages.fetch_add(offsets, Ordering::Relaxed) + offsets;
+        let n = self
+            .unflushed_messages
+            .fetch_add(offsets, Ordering::Relaxed)
+            + offsets;
         n >= threshold
     }
 

@@ -31,13 +31,20 @@ impl Broker {
     /// Appends a producer's record batches to `partition`. This runs synchronously so that
     /// requests of one connection are appended in the order they arrived; only the wait for
     /// the fsync is asynchronous.
-    pub fn append(&self, partition: &Arc<Partition>, records: &[u8], acks: i16) -> Result<PendingAppend> {
+    pub fn append(
+        &self,
+        partition: &Arc<Partition>,
+        records: &[u8],
+        acks: i16,
+    ) -> Result<PendingAppend> {
         if !matches!(acks, -1..=1) {
             return Err(BrokerError::InvalidRequiredAcks(acks));
         }
         let max_bytes = partition.log().config().max_message_bytes;
         let summary = batch::validate_batches(records, max_bytes)?;
-        let info = partition.log().append(records, &summary, 0, crate::now_ms())?;
+        let info = partition
+            .log()
+            .append(records, &summary, 0, crate::now_ms())?;
         let durable = match partition.flush_policy() {
             FlushPolicy::EveryWrite => {
                 if acks == 0 {

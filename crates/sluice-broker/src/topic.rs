@@ -22,7 +22,9 @@ pub struct Topic {
 
 impl Topic {
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
     }
 
     pub fn is_internal(&self) -> bool {
@@ -41,7 +43,9 @@ impl Topic {
 
 /// Kafka's rule: 1 to 249 characters of [a-zA-Z0-9._-], and not "." or "..".
 pub fn validate_topic_name(name: &str) -> Result<()> {
-    let legal = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    let legal = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
     if name.is_empty() || name.len() > 249 || !legal || name == "." || name == ".." {
         return Err(BrokerError::InvalidTopic(format!(
             "{name:?}: a topic name is 1 to 249 characters of ASCII letters, digits, '.', '_' and '-'"
@@ -79,9 +83,9 @@ impl MetadataFile {
 
     pub fn load(data_dir: &Path) -> std::io::Result<Option<MetadataFile>> {
         match fs::read(Self::path(data_dir)) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("meta.json: {e}"))),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("meta.json: {e}"))
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }

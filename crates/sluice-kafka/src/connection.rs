@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use crate::dispatch::{dispatch, ResponseFuture};
+use crate::dispatch::{dispatch, Response, ResponseFuture};
 use crate::Context;
 
 /// Requests a client may have in flight on one connection before we stop reading.
@@ -35,7 +35,11 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) {
 
 /// Reads frames until EOF or a protocol error. Dispatch runs here, synchronously, so that
 /// produce appends happen in request order.
-async fn read_requests(rd: OwnedReadHalf, ctx: &Context, tx: mpsc::Sender<ResponseFuture>) -> Result<(), String> {
+async fn read_requests(
+    rd: OwnedReadHalf,
+    ctx: &Context,
+    tx: mpsc::Sender<ResponseFuture>,
+) -> Result<(), String> {
     let mut rd = BufReader::with_capacity(READ_CHUNK, rd);
     let max = ctx.broker.config.socket_request_max_bytes();
     loop {
@@ -68,7 +72,10 @@ async fn read_body(rd: &mut BufReader<OwnedReadHalf>, len: usize) -> Result<Byte
             .await
             .map_err(|e| format!("read error: {e}"))?;
         if n == 0 {
-            return Err(format!("connection closed inside a request ({} of {len} bytes)", buf.len()));
+            return Err(format!(
+                "connection closed inside a request ({} of {len} bytes)",
+                buf.len()
+            ));
         }
     }
     Ok(buf)
@@ -83,14 +90,19 @@ async fn write_responses(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Response
                 Some(f) => in_flight.push_back(f),
                 None => open = false,
             },
-            Some(response) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Some(bytes) = response {
+            Some(response) = in_flight.next(), if !in_flight.is_empty() => match response {
+                Response::Frame(bytes) => {
                     if let Err(e) = wr.write_all(&bytes).await {
                         debug!(error = %e, "write failed");
                         return;
                     }
                 }
-            }
+                Response::Nothing => {}
+                Response::Close(reason) => {
+                    info!(%reason, "closing connection");
+                    return;
+                }
+            },
             else => return,
         }
     }

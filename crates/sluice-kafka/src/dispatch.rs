@@ -12,8 +12,18 @@ use crate::handlers;
 use crate::versions;
 use crate::Context;
 
-/// A response in the making; `None` for requests that get no response (acks=0 produce).
-pub type ResponseFuture = Pin<Box<dyn Future<Output = Option<BytesMut>> + Send>>;
+/// What the connection does once a request is handled.
+pub enum Response {
+    /// Send this frame.
+    Frame(BytesMut),
+    /// Send nothing (acks=0 produce).
+    Nothing,
+    /// The response could not be built: close the connection rather than leave the
+    /// client waiting for an answer that never comes.
+    Close(String),
+}
+
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 
 /// What a request needs to be answered: its API, version and correlation id.
 #[derive(Debug, Clone, Copy)]
@@ -25,11 +35,11 @@ pub struct Reply {
 
 impl Reply {
     /// Encodes a length-prefixed response frame.
-    pub fn encode<R: Encodable>(&self, body: &R) -> Option<BytesMut> {
+    pub fn encode<R: Encodable>(&self, body: &R) -> Response {
         self.encode_at(body, self.version)
     }
 
-    pub fn encode_at<R: Encodable>(&self, body: &R, body_version: i16) -> Option<BytesMut> {
+    pub fn encode_at<R: Encodable>(&self, body: &R, body_version: i16) -> Response {
         let header_version = self.api.response_header_version(self.version);
         let mut buf = BytesMut::with_capacity(256);
         buf.put_i32(0);
@@ -39,15 +49,18 @@ impl Reply {
             .and_then(|_| body.encode(&mut buf, body_version));
         if let Err(e) = result {
             warn!(api = ?self.api, version = self.version, error = %e, "could not encode response");
-            return None;
+            return Response::Close(format!(
+                "could not encode {:?} v{} response: {e}",
+                self.api, self.version
+            ));
         }
         let len = (buf.len() - 4) as i32;
         buf[0..4].copy_from_slice(&len.to_be_bytes());
-        Some(buf)
+        Response::Frame(buf)
     }
 }
 
-fn ready(frame: Option<BytesMut>) -> ResponseFuture {
+fn ready(frame: Response) -> ResponseFuture {
     Box::pin(std::future::ready(frame))
 }
 
@@ -79,19 +92,52 @@ pub fn dispatch(ctx: &Context, mut frame: Bytes) -> Result<ResponseFuture, Strin
         return Err(format!("{api:?} v{version} is not supported"));
     }
     Ok(match api {
-        ApiKey::ApiVersions => ready(handlers::api_versions::handle(&reply, decode(&mut body, &reply)?)),
-        ApiKey::Metadata => ready(handlers::metadata::handle(ctx, &reply, decode(&mut body, &reply)?)),
+        ApiKey::ApiVersions => ready(handlers::api_versions::handle(
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::Metadata => ready(handlers::metadata::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
         ApiKey::Produce => handlers::produce::handle(ctx, reply, decode(&mut body, &reply)?),
         ApiKey::Fetch => handlers::fetch::handle(ctx, reply, decode(&mut body, &reply)?),
-        ApiKey::ListOffsets => ready(handlers::list_offsets::handle(ctx, &reply, decode(&mut body, &reply)?)),
-        ApiKey::CreateTopics => ready(handlers::create_topics::handle(ctx, &reply, decode(&mut body, &reply)?)),
-        ApiKey::DeleteTopics => ready(handlers::delete_topics::handle(ctx, &reply, decode(&mut body, &reply)?)),
-        ApiKey::CreatePartitions => ready(handlers::create_partitions::handle(ctx, &reply, decode(&mut body, &reply)?)),
-        ApiKey::DescribeConfigs => ready(handlers::describe_configs::handle(ctx, &reply, decode(&mut body, &reply)?)),
-        ApiKey::IncrementalAlterConfigs => {
-            ready(handlers::incremental_alter_configs::handle(ctx, &reply, decode(&mut body, &reply)?))
-        }
-        ApiKey::DescribeCluster => ready(handlers::describe_cluster::handle(ctx, &reply, decode(&mut body, &reply)?)),
+        ApiKey::ListOffsets => ready(handlers::list_offsets::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::CreateTopics => ready(handlers::create_topics::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::DeleteTopics => ready(handlers::delete_topics::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::CreatePartitions => ready(handlers::create_partitions::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::DescribeConfigs => ready(handlers::describe_configs::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::IncrementalAlterConfigs => ready(handlers::incremental_alter_configs::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::DescribeCluster => ready(handlers::describe_cluster::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
         other => return Err(format!("{other:?} is not supported")),
     })
 }

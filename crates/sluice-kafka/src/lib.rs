@@ -21,7 +21,11 @@ pub struct Context {
 }
 
 /// Accepts connections until `shutdown` turns true; each connection runs as its own task.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let ctx = Arc::new(Context { broker });
     info!(addr = ?listener.local_addr().ok(), "Kafka listener ready");
     loop {

@@ -23,14 +23,21 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 pub const PRODUCE_MIN_IMPLEMENTED: i16 = 3;
 
 pub fn advertised(api: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED.iter().find(|(k, _, _)| *k == api).map(|(_, lo, hi)| (*lo, *hi))
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == api)
+        .map(|(_, lo, hi)| (*lo, *hi))
 }
 
 /// Whether a request at `version` is served (not merely advertised).
 pub fn implemented(api: ApiKey, version: i16) -> bool {
     match advertised(api) {
         Some((lo, hi)) => {
-            let lo = if api == ApiKey::Produce { PRODUCE_MIN_IMPLEMENTED } else { lo };
+            let lo = if api == ApiKey::Produce {
+                PRODUCE_MIN_IMPLEMENTED
+            } else {
+                lo
+            };
             (lo..=hi).contains(&version)
         }
         None => false,

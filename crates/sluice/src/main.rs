@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A Kafka-compatible message broker in one binary")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A Kafka-compatible message broker in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,9 +45,11 @@ pub struct ServeArgs {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -57,12 +63,15 @@ fn main() {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = settings::broker_config(&args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        let broker = sluice_broker::Broker::open(config).map_err(|e| anyhow::anyhow!("cannot open the data directory: {e}"))?;
+        let broker = sluice_broker::Broker::open(config)
+            .map_err(|e| anyhow::anyhow!("cannot open the data directory: {e}"))?;
         broker.spawn_flush_scheduler();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(sluice_kafka::serve(listener, broker.clone(), stop_rx));

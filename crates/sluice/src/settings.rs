@@ -18,22 +18,36 @@ pub fn broker_config(args: &ServeArgs) -> anyhow::Result<BrokerConfig> {
     let advertised = match &args.advertised {
         Some(a) => split_host_port(a).with_context(|| format!("--advertised {a}"))?,
         None => {
-            let host = if listen.ip().is_unspecified() { "localhost".to_string() } else { listen.ip().to_string() };
+            let host = if listen.ip().is_unspecified() {
+                "localhost".to_string()
+            } else {
+                listen.ip().to_string()
+            };
             (host, listen.port())
         }
     };
     let settings = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             parse_settings(&text).with_context(|| format!("in {}", path.display()))?
         }
         None => BTreeMap::new(),
     };
-    BrokerConfig::new(args.node_id, listen, advertised, args.data_dir.clone(), settings).map_err(|e| anyhow!(e))
+    BrokerConfig::new(
+        args.node_id,
+        listen,
+        advertised,
+        args.data_dir.clone(),
+        settings,
+    )
+    .map_err(|e| anyhow!(e))
 }
 
 fn split_host_port(s: &str) -> anyhow::Result<(String, u16)> {
-    let (host, port) = s.rsplit_once(':').ok_or_else(|| anyhow!("expected HOST:PORT"))?;
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow!("expected HOST:PORT"))?;
     let port = port.parse().map_err(|_| anyhow!("bad port {port:?}"))?;
     Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
@@ -47,11 +61,19 @@ pub fn parse_settings(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>) -> anyhow::Result<()> {
+fn flatten(
+    prefix: &str,
+    value: &toml::Value,
+    out: &mut BTreeMap<String, String>,
+) -> anyhow::Result<()> {
     let text = match value {
         toml::Value::Table(t) => {
             for (k, v) in t {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&key, v, out)?;
             }
             return Ok(());

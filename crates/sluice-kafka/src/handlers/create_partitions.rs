@@ -1,14 +1,13 @@
 //! CreatePartitions (37): grow a topic's partition count.
 
-use bytes::BytesMut;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
-use crate::dispatch::Reply;
+use crate::dispatch::{Reply, Response};
 use crate::errors;
 use crate::Context;
 
-pub fn handle(ctx: &Context, reply: &Reply, req: CreatePartitionsRequest) -> Option<BytesMut> {
+pub fn handle(ctx: &Context, reply: &Reply, req: CreatePartitionsRequest) -> Response {
     let node = ctx.broker.config.node_id;
     let results = req
         .topics
@@ -24,7 +23,8 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreatePartitionsRequest) -> Opt
                     "new partitions can only be placed on this broker ({node})"
                 )))
             } else {
-                ctx.broker.create_partitions(&t.name, t.count, req.validate_only)
+                ctx.broker
+                    .create_partitions(&t.name, t.count, req.validate_only)
             };
             let (code, message) = errors::of(&result);
             CreatePartitionsTopicResult::default()

@@ -2,19 +2,20 @@
 
 use std::collections::BTreeMap;
 
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use sluice_broker::BrokerError;
 
 use super::describe_configs::source_code;
 use super::str;
-use crate::dispatch::Reply;
+use crate::dispatch::{Reply, Response};
 use crate::errors;
 use crate::Context;
 
-pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Option<BytesMut> {
+pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Response {
     let broker = &ctx.broker;
     let node = broker.config.node_id;
     let results = req
@@ -30,10 +31,13 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Option<
                             "give either assignments or partitions and replication factor".into(),
                         ));
                     }
-                    let mut seen: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
+                    let mut seen: Vec<i32> =
+                        t.assignments.iter().map(|a| a.partition_index).collect();
                     seen.sort_unstable();
                     if seen != (0..seen.len() as i32).collect::<Vec<_>>()
-                        || t.assignments.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() != 1)
+                        || t.assignments.iter().any(|a| {
+                            a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() != 1
+                        })
                     {
                         return Err(BrokerError::InvalidRequest(format!(
                             "assignments must place partitions 0..n on this broker ({node}) only"
@@ -43,16 +47,28 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Option<
                 }
                 let mut configs = BTreeMap::new();
                 for c in &t.configs {
-                    let value = c.value.as_ref().ok_or_else(|| BrokerError::InvalidConfig(format!("{} has a null value", c.name)))?;
+                    let value = c.value.as_ref().ok_or_else(|| {
+                        BrokerError::InvalidConfig(format!("{} has a null value", c.name))
+                    })?;
                     configs.insert(c.name.to_string(), value.to_string());
                 }
-                broker.create_topic(&t.name, partitions, t.replication_factor, configs, req.validate_only)
+                broker.create_topic(
+                    &t.name,
+                    partitions,
+                    t.replication_factor,
+                    configs,
+                    req.validate_only,
+                )
             })();
             match created {
                 Ok(topic) => {
                     result.topic_id = topic.id;
                     result.num_partitions = if req.validate_only {
-                        if t.num_partitions == -1 { broker.config.num_partitions() } else { t.num_partitions }
+                        if t.num_partitions == -1 {
+                            broker.config.num_partitions()
+                        } else {
+                            t.num_partitions
+                        }
                     } else {
                         topic.partitions.len() as i32
                     };
@@ -75,7 +91,9 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Option<
                 }
                 Err(e) => {
                     result.error_code = match e {
-                        BrokerError::InvalidRequest(_) => ResponseError::InvalidReplicaAssignment.code(),
+                        BrokerError::InvalidRequest(_) => {
+                            ResponseError::InvalidReplicaAssignment.code()
+                        }
                         ref e => errors::code(e),
                     };
                     result.error_message = errors::message(&e);

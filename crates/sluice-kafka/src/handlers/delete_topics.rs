@@ -1,27 +1,34 @@
 //! DeleteTopics (20): by name, or (v6) by name or topic id.
 
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use uuid::Uuid;
 
 use super::str;
-use crate::dispatch::Reply;
+use crate::dispatch::{Reply, Response};
 use crate::errors;
 use crate::Context;
 
-pub fn handle(ctx: &Context, reply: &Reply, req: DeleteTopicsRequest) -> Option<BytesMut> {
+pub fn handle(ctx: &Context, reply: &Reply, req: DeleteTopicsRequest) -> Response {
     let broker = &ctx.broker;
     let wanted: Vec<(Option<TopicName>, Uuid)> = if reply.version >= 6 {
-        req.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+        req.topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
     } else {
-        req.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect()
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n), Uuid::nil()))
+            .collect()
     };
     let results = wanted
         .into_iter()
         .map(|(name, id)| {
-            let mut r = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(id);
+            let mut r = DeletableTopicResult::default()
+                .with_name(name.clone())
+                .with_topic_id(id);
             let name = match name {
                 Some(n) => Some(n.to_string()),
                 None => broker.topic_by_id(id).map(|t| t.name.to_string()),

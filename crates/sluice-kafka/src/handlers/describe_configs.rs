@@ -1,6 +1,5 @@
 //! DescribeConfigs (32): every topic or broker setting with its value and source.
 
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -9,7 +8,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use sluice_broker::{ConfigEntry, ConfigSource, ConfigType};
 
 use super::str;
-use crate::dispatch::Reply;
+use crate::dispatch::{Reply, Response};
 use crate::errors;
 use crate::Context;
 
@@ -36,7 +35,7 @@ fn type_code(t: ConfigType) -> i8 {
     }
 }
 
-pub fn handle(ctx: &Context, reply: &Reply, req: DescribeConfigsRequest) -> Option<BytesMut> {
+pub fn handle(ctx: &Context, reply: &Reply, req: DescribeConfigsRequest) -> Response {
     let broker = &ctx.broker;
     let results = req
         .resources
@@ -46,22 +45,47 @@ pub fn handle(ctx: &Context, reply: &Reply, req: DescribeConfigsRequest) -> Opti
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
             let entries = match res.resource_type {
-                RESOURCE_TOPIC => broker.describe_topic_configs(&res.resource_name).map_err(|e| (errors::code(&e), e.to_string())),
-                RESOURCE_BROKER if res.resource_name.is_empty() || *res.resource_name == *broker.config.node_id.to_string() => Ok(broker
-                    .config
-                    .describe_broker()
-                    .into_iter()
-                    .map(|(name, value, source, kind)| ConfigEntry { name, value, source, kind, doc: "" })
-                    .collect()),
-                RESOURCE_BROKER => Err((ResponseError::InvalidRequest.code(), format!("unknown broker {}", res.resource_name))),
-                other => Err((ResponseError::InvalidRequest.code(), format!("resource type {other} has no configs here"))),
+                RESOURCE_TOPIC => broker
+                    .describe_topic_configs(&res.resource_name)
+                    .map_err(|e| (errors::code(&e), e.to_string())),
+                RESOURCE_BROKER
+                    if res.resource_name.is_empty()
+                        || *res.resource_name == *broker.config.node_id.to_string() =>
+                {
+                    Ok(broker
+                        .config
+                        .describe_broker()
+                        .into_iter()
+                        .map(|(name, value, source, kind)| ConfigEntry {
+                            name,
+                            value,
+                            source,
+                            kind,
+                            doc: "",
+                        })
+                        .collect())
+                }
+                RESOURCE_BROKER => Err((
+                    ResponseError::InvalidRequest.code(),
+                    format!("unknown broker {}", res.resource_name),
+                )),
+                other => Err((
+                    ResponseError::InvalidRequest.code(),
+                    format!("resource type {other} has no configs here"),
+                )),
             };
             match entries {
-                Err((code, message)) => result.with_error_code(code).with_error_message(Some(str(&message))),
+                Err((code, message)) => result
+                    .with_error_code(code)
+                    .with_error_message(Some(str(&message))),
                 Ok(entries) => {
                     let configs = entries
                         .into_iter()
-                        .filter(|e| res.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| **k == *e.name)))
+                        .filter(|e| {
+                            res.configuration_keys
+                                .as_ref()
+                                .is_none_or(|keys| keys.iter().any(|k| **k == *e.name))
+                        })
                         .map(|e| describe(e, req.include_synonyms, req.include_documentation))
                         .collect();
                     result.with_configs(configs)

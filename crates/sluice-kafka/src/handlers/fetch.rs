@@ -30,8 +30,16 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
     let mut slots = Vec::new();
     let mut targets = Vec::new();
     for (ti, ft) in req.topics.iter().enumerate() {
-        let topic = if by_id { broker.topic_by_id(ft.topic_id) } else { broker.topic(&ft.topic) };
-        let missing = if by_id { ResponseError::UnknownTopicId.code() } else { ResponseError::UnknownTopicOrPartition.code() };
+        let topic = if by_id {
+            broker.topic_by_id(ft.topic_id)
+        } else {
+            broker.topic(&ft.topic)
+        };
+        let missing = if by_id {
+            ResponseError::UnknownTopicId.code()
+        } else {
+            ResponseError::UnknownTopicOrPartition.code()
+        };
         topics.push((ft.topic.clone(), ft.topic_id));
         for fp in &ft.partitions {
             let target = match topic.as_ref().and_then(|t| t.partition(fp.partition)) {
@@ -43,13 +51,25 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                     });
                     Ok(targets.len() - 1)
                 }
-                None => Err(if topic.is_some() { ResponseError::UnknownTopicOrPartition.code() } else { missing }),
+                None => Err(if topic.is_some() {
+                    ResponseError::UnknownTopicOrPartition.code()
+                } else {
+                    missing
+                }),
             };
-            slots.push(Slot { topic: ti, partition: fp.partition, target });
+            slots.push(Slot {
+                topic: ti,
+                partition: fp.partition,
+                target,
+            });
         }
     }
     let min_bytes = req.min_bytes.max(0) as usize;
-    let max_bytes = if req.max_bytes <= 0 { usize::MAX } else { req.max_bytes as usize };
+    let max_bytes = if req.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        req.max_bytes as usize
+    };
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     Box::pin(async move {
         let mut fetched = fetch(&targets, min_bytes, max_bytes, max_wait).await;
@@ -69,7 +89,10 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                 .with_records(Some(Bytes::new()));
             match slot.target {
                 Err(code) => pd.error_code = code,
-                Ok(i) => match std::mem::replace(&mut fetched[i].result, Err(BrokerError::Storage(String::new()))) {
+                Ok(i) => match std::mem::replace(
+                    &mut fetched[i].result,
+                    Err(BrokerError::Storage(String::new())),
+                ) {
                     Ok((data, offsets)) => {
                         pd.high_watermark = offsets.high_watermark;
                         pd.last_stable_offset = offsets.high_watermark;

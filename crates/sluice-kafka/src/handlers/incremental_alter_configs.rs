@@ -1,6 +1,5 @@
 //! IncrementalAlterConfigs (44): change topic settings at run time.
 
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
@@ -8,11 +7,11 @@ use sluice_broker::{BrokerError, ConfigOp};
 
 use super::describe_configs::RESOURCE_TOPIC;
 use super::str;
-use crate::dispatch::Reply;
+use crate::dispatch::{Reply, Response};
 use crate::errors;
 use crate::Context;
 
-pub fn handle(ctx: &Context, reply: &Reply, req: IncrementalAlterConfigsRequest) -> Option<BytesMut> {
+pub fn handle(ctx: &Context, reply: &Reply, req: IncrementalAlterConfigsRequest) -> Response {
     let responses = req
         .resources
         .into_iter()

@@ -1,11 +1,12 @@
 //! ListOffsets (2): earliest, latest, max timestamp, or the first offset at a timestamp.
 
-use bytes::BytesMut;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use sluice_broker::{BrokerError, Partition};
 
-use crate::dispatch::Reply;
+use crate::dispatch::{Reply, Response};
 use crate::errors;
 use crate::Context;
 
@@ -15,7 +16,8 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-pub fn handle(ctx: &Context, reply: &Reply, req: ListOffsetsRequest) -> Option<BytesMut> {
+pub fn handle(ctx: &Context, reply: &Reply, req: ListOffsetsRequest) -> Response {
+    let with_epoch = reply.version >= 4;
     let topics = req
         .topics
         .into_iter()
@@ -25,19 +27,32 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ListOffsetsRequest) -> Option<B
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let r = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
                     let found = topic
                         .as_ref()
                         .and_then(|t| t.partition(p.partition_index))
                         .ok_or(BrokerError::UnknownTopicOrPartition)
                         .and_then(|part| lookup(part, p.timestamp));
                     match found {
-                        Ok((timestamp, offset)) => r.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(0),
-                        Err(e) => r.with_error_code(errors::code(&e)).with_offset(-1).with_timestamp(-1),
+                        Ok((timestamp, offset)) => {
+                            let r = r.with_timestamp(timestamp).with_offset(offset);
+                            if with_epoch {
+                                r.with_leader_epoch(0)
+                            } else {
+                                r
+                            }
+                        }
+                        Err(e) => r
+                            .with_error_code(errors::code(&e))
+                            .with_offset(-1)
+                            .with_timestamp(-1),
                     }
                 })
                 .collect();
-            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     reply.encode(&ListOffsetsResponse::default().with_topics(topics))
@@ -58,6 +73,10 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), BrokerErr
             Some((offset, batch_ts)) => (batch_ts, offset),
             None => (-1, -1),
         },
-        other => return Err(BrokerError::InvalidRequest(format!("timestamp {other} is not a ListOffsets query"))),
+        other => {
+            return Err(BrokerError::InvalidRequest(format!(
+                "timestamp {other} is not a ListOffsets query"
+            )))
+        }
     })
 }

@@ -1,20 +1,25 @@
 //! Metadata (3): brokers, topics and partitions; auto-creates unknown topics when allowed.
 
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use sluice_broker::{BrokerError, Topic};
 
 use super::{str, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS, TOPIC_OPERATIONS};
-use crate::dispatch::Reply;
+use crate::dispatch::{Reply, Response};
 use crate::errors;
 use crate::Context;
 
-pub fn handle(ctx: &Context, reply: &Reply, req: MetadataRequest) -> Option<BytesMut> {
+pub fn handle(ctx: &Context, reply: &Reply, req: MetadataRequest) -> Response {
     let broker = &ctx.broker;
     let node = broker.config.node_id;
-    let topic_ops = if req.include_topic_authorized_operations { TOPIC_OPERATIONS } else { AUTHORIZED_OPERATIONS_OMITTED };
+    let topic_ops = if req.include_topic_authorized_operations {
+        TOPIC_OPERATIONS
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
     // v0 asks for all topics with an empty list; later versions with a null one.
     let requested = match req.topics {
         Some(t) if !(reply.version == 0 && t.is_empty()) => Some(t),
@@ -32,9 +37,14 @@ pub fn handle(ctx: &Context, reply: &Reply, req: MetadataRequest) -> Option<Byte
             .map(|w| {
                 let found = match &w.name {
                     Some(name) if allow_auto_create => broker.topic_or_auto_create(name),
-                    Some(name) => sluice_broker::validate_topic_name(name)
-                        .and_then(|_| broker.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)),
-                    None => broker.topic_by_id(w.topic_id).ok_or(BrokerError::UnknownTopicOrPartition),
+                    Some(name) => sluice_broker::validate_topic_name(name).and_then(|_| {
+                        broker
+                            .topic(name)
+                            .ok_or(BrokerError::UnknownTopicOrPartition)
+                    }),
+                    None => broker
+                        .topic_by_id(w.topic_id)
+                        .ok_or(BrokerError::UnknownTopicOrPartition),
                 };
                 match found {
                     Ok(t) => describe_topic(&t, node, topic_ops),
@@ -59,7 +69,11 @@ pub fn handle(ctx: &Context, reply: &Reply, req: MetadataRequest) -> Option<Byte
         .with_node_id(BrokerId(node))
         .with_host(str(&config.advertised.0))
         .with_port(config.advertised.1 as i32);
-    let cluster_ops = if req.include_cluster_authorized_operations { CLUSTER_OPERATIONS } else { AUTHORIZED_OPERATIONS_OMITTED };
+    let cluster_ops = if req.include_cluster_authorized_operations {
+        CLUSTER_OPERATIONS
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
     reply.encode(
         &MetadataResponse::default()
             .with_brokers(vec![me])

@@ -7,7 +7,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use sluice_broker::{BrokerError, PendingAppend};
 use tracing::debug;
 
-use crate::dispatch::{Reply, ResponseFuture};
+use crate::dispatch::{Reply, Response, ResponseFuture};
 use crate::errors;
 use crate::Context;
 
@@ -20,7 +20,9 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for pd in topic_data.partition_data {
             let result = if req.transactional_id.is_some() {
-                Err(BrokerError::InvalidRequest("transactions are not supported yet".into()))
+                Err(BrokerError::InvalidRequest(
+                    "transactions are not supported yet".into(),
+                ))
             } else {
                 topic
                     .as_ref()
@@ -28,7 +30,9 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
                     .ok_or(BrokerError::UnknownTopicOrPartition)
                     .and_then(|p| {
                         let records = pd.records.as_deref().unwrap_or_default();
-                        broker.append(p, records, acks).map(|pending| (pending, p.clone()))
+                        broker
+                            .append(p, records, acks)
+                            .map(|pending| (pending, p.clone()))
                     })
             };
             if let Err(e) = &result {
@@ -43,7 +47,9 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
         for (name, partitions) in topics {
             let waits = partitions.into_iter().map(|(index, result)| async move {
                 let outcome = match result {
-                    Ok((pending, partition)) => wait(pending).await.map(|info| (info, partition.offsets().log_start_offset)),
+                    Ok((pending, partition)) => wait(pending)
+                        .await
+                        .map(|info| (info, partition.offsets().log_start_offset)),
                     Err(e) => Err(e),
                 };
                 let mut r = PartitionProduceResponse::default().with_index(index);
@@ -62,10 +68,14 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
                 r
             });
             let partition_responses = join_all(waits).await;
-            responses.push(TopicProduceResponse::default().with_name(name).with_partition_responses(partition_responses));
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(partition_responses),
+            );
         }
         if acks == 0 {
-            return None;
+            return Response::Nothing;
         }
         reply.encode(&ProduceResponse::default().with_responses(responses))
     })
