@@ -103,6 +103,11 @@ pub fn dispatch(ctx: &Context, mut frame: Bytes) -> Result<ResponseFuture, Strin
         )),
         ApiKey::Produce => handlers::produce::handle(ctx, reply, decode(&mut body, &reply)?),
         ApiKey::Fetch => handlers::fetch::handle(ctx, reply, decode(&mut body, &reply)?),
+        ApiKey::FindCoordinator => ready(handlers::find_coordinator::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
         ApiKey::ListOffsets => ready(handlers::list_offsets::handle(
             ctx,
             &reply,

@@ -1,0 +1,43 @@
+//! FindCoordinator (10): on a single node this broker coordinates every group.
+//! Transaction coordinators do not exist yet (COORDINATOR_NOT_AVAILABLE).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::str;
+use crate::dispatch::{Reply, Response};
+use crate::Context;
+
+const KEY_TYPE_GROUP: i8 = 0;
+
+pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Response {
+    let config = &ctx.broker.config;
+    let coordinator = |key: StrBytes| {
+        let c = Coordinator::default().with_key(key);
+        if req.key_type == KEY_TYPE_GROUP {
+            c.with_node_id(BrokerId(config.node_id))
+                .with_host(str(&config.advertised.0))
+                .with_port(config.advertised.1 as i32)
+        } else {
+            c.with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_error_message(Some(str("transactions are not supported yet")))
+        }
+    };
+    if reply.version >= 4 {
+        let coordinators = req.coordinator_keys.into_iter().map(coordinator).collect();
+        return reply.encode(&FindCoordinatorResponse::default().with_coordinators(coordinators));
+    }
+    let c = coordinator(req.key);
+    reply.encode(
+        &FindCoordinatorResponse::default()
+            .with_error_code(c.error_code)
+            .with_error_message(c.error_message)
+            .with_node_id(c.node_id)
+            .with_host(c.host)
+            .with_port(c.port),
+    )
+}

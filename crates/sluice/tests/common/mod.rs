@@ -1,0 +1,209 @@
+//! Test harness: starts the real `sluice` binary on a free loopback port with its own data
+//! directory, and builds rdkafka clients pointed at it.
+
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+
+pub struct Broker {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    config_file: Option<PathBuf>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        Self::start_with_config("")
+    }
+
+    /// Starts a broker whose config file holds `settings` (TOML, Kafka names).
+    pub fn start_with_config(settings: &str) -> Broker {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let config_file = if settings.is_empty() {
+            None
+        } else {
+            let p = tmp.path().join("sluice.toml");
+            std::fs::write(&p, settings).unwrap();
+            Some(p)
+        };
+        let mut b = Broker {
+            child: None,
+            port: free_port(),
+            data_dir,
+            _tmp: Some(tmp),
+            config_file,
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env("SLUICE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(c) = &self.config_file {
+            cmd.arg("--config").arg(c);
+        }
+        self.child = Some(cmd.spawn().expect("start sluice"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "broker did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe_kill(c.id() as i32, "TERM");
+            let status = c.wait().unwrap();
+            assert!(status.success(), "broker exited with {status}");
+        }
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill first");
+        self.spawn();
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.bootstrap());
+        c
+    }
+
+    pub fn producer(&self, extra: &[(&str, &str)]) -> FutureProducer {
+        let mut c = self.config();
+        c.set("linger.ms", "5").set("message.timeout.ms", "30000");
+        for (k, v) in extra {
+            c.set(*k, *v);
+        }
+        c.create().expect("producer")
+    }
+
+    pub fn consumer(&self, extra: &[(&str, &str)]) -> BaseConsumer {
+        let mut c = self.config();
+        // assign() needs a group id in librdkafka; nothing is committed (groups are a
+        // later capability), so the group is never joined.
+        c.set("enable.partition.eof", "false")
+            .set("group.id", "sluice-test-assign")
+            .set("enable.auto.commit", "false");
+        for (k, v) in extra {
+            c.set(*k, *v);
+        }
+        c.create().expect("consumer")
+    }
+
+    pub fn admin(&self) -> AdminClient<DefaultClientContext> {
+        self.config().create().expect("admin client")
+    }
+
+    pub async fn create_topic(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+        let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (k, v) in configs {
+            t = t.set(k, v);
+        }
+        let r = self
+            .admin()
+            .create_topics([&t], &AdminOptions::new())
+            .await
+            .unwrap();
+        r[0].as_ref().expect("topic created");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn unsafe_kill(pid: i32, signal: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Reads `count` messages from the given partitions starting at `offset`, calling `f` on each.
+pub fn consume(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+    offset: Offset,
+    count: usize,
+    mut f: impl FnMut(&BorrowedMessage),
+) {
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, *p, offset).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = 0;
+    while seen < count {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {seen} of {count} messages"
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.expect("consume");
+            f(&m);
+            seen += 1;
+        }
+    }
+}
+
+pub fn payload(m: &BorrowedMessage) -> Vec<u8> {
+    m.payload().unwrap_or_default().to_vec()
+}
