@@ -32,7 +32,12 @@ async fn acknowledged_records_survive_sigkill() {
 
     // Keep many sends in flight all the time, recording each acknowledgement.
     let sender = {
-        let (acked, acked_count, stop, producer) = (acked.clone(), acked_count.clone(), stop.clone(), producer.clone());
+        let (acked, acked_count, stop, producer) = (
+            acked.clone(),
+            acked_count.clone(),
+            stop.clone(),
+            producer.clone(),
+        );
         tokio::spawn(async move {
             let mut in_flight = Vec::new();
             let mut seq = 0u64;
@@ -40,13 +45,18 @@ async fn acknowledged_records_survive_sigkill() {
                 for _ in 0..50 {
                     let value = seq.to_be_bytes();
                     let key = (seq % 97).to_string();
-                    let fut = producer.send_result(FutureRecord::to("crash").key(&key).payload(&value[..]));
+                    let fut = producer
+                        .send_result(FutureRecord::to("crash").key(&key).payload(&value[..]));
                     seq += 1;
                     let (acked, acked_count) = (acked.clone(), acked_count.clone());
                     match fut {
                         Ok(f) => in_flight.push(tokio::spawn(async move {
                             if let Ok(Ok(d)) = f.await {
-                                acked.lock().unwrap().push((d.partition, d.offset, u64::from_be_bytes(value)));
+                                acked.lock().unwrap().push((
+                                    d.partition,
+                                    d.offset,
+                                    u64::from_be_bytes(value),
+                                ));
                                 acked_count.fetch_add(1, Ordering::Relaxed);
                             }
                         })),
@@ -76,22 +86,38 @@ async fn acknowledged_records_survive_sigkill() {
     let sent = sender.await.unwrap();
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= at_kill);
-    eprintln!("sent {sent}, acknowledged {} ({at_kill} before the kill)", acked.len());
+    eprintln!(
+        "sent {sent}, acknowledged {} ({at_kill} before the kill)",
+        acked.len()
+    );
 
     // Read back all three partitions completely.
     let consumer = broker.consumer(&[]);
     let mut stored: HashMap<(i32, i64), u64> = HashMap::new();
     let mut total = 0;
     for p in 0..3 {
-        let (_, high) = consumer.fetch_watermarks("crash", p, Timeout::After(Duration::from_secs(10))).unwrap();
+        let (_, high) = consumer
+            .fetch_watermarks("crash", p, Timeout::After(Duration::from_secs(10)))
+            .unwrap();
         total += high as usize;
     }
-    consume(&consumer, "crash", &[0, 1, 2], Offset::Beginning, total, |m| {
-        let v = u64::from_be_bytes(m.payload().unwrap().try_into().unwrap());
-        stored.insert((m.partition(), m.offset()), v);
-    });
+    consume(
+        &consumer,
+        "crash",
+        &[0, 1, 2],
+        Offset::Beginning,
+        total,
+        |m| {
+            let v = u64::from_be_bytes(m.payload().unwrap().try_into().unwrap());
+            stored.insert((m.partition(), m.offset()), v);
+        },
+    );
     for (p, o, v) in &acked {
-        assert_eq!(stored.get(&(*p, *o)), Some(v), "acknowledged record {v} at {p}/{o} is missing or different");
+        assert_eq!(
+            stored.get(&(*p, *o)),
+            Some(v),
+            "acknowledged record {v} at {p}/{o} is missing or different"
+        );
     }
     // Order within a partition holds for records acknowledged before the kill (after it,
     // a non-idempotent producer's retries may legitimately reorder).
@@ -105,7 +131,10 @@ async fn acknowledged_records_survive_sigkill() {
         let mut last_per_key: HashMap<u64, u64> = HashMap::new();
         for (o, v) in records {
             if let Some(prev) = last_per_key.insert(v % 97, v) {
-                assert!(prev < v, "partition {p}: record {v} at offset {o} follows {prev} of the same key");
+                assert!(
+                    prev < v,
+                    "partition {p}: record {v} at offset {o} follows {prev} of the same key"
+                );
             }
         }
     }

@@ -1,0 +1,319 @@
+//! Malformed and hostile input over raw TCP: each case gets a Kafka error code or a closed
+//! connection, and the broker keeps serving everyone else with its logs intact.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use common::Broker;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, ProduceRequest,
+    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+struct Raw {
+    stream: TcpStream,
+    next_correlation: i32,
+}
+
+impl Raw {
+    fn connect(broker: &Broker) -> Raw {
+        let stream = TcpStream::connect(("127.0.0.1", broker.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Raw {
+            stream,
+            next_correlation: 1,
+        }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    fn send<R: Encodable>(&mut self, api: ApiKey, version: i16, body: &R) -> i32 {
+        let correlation = self.next_correlation;
+        self.next_correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation)
+            .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, api.request_header_version(version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        let mut frame = (buf.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&buf);
+        self.send_raw(&frame);
+        correlation
+    }
+
+    /// The next response frame, or None if the broker closed the connection.
+    fn receive(&mut self) -> Option<Bytes> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).ok()?;
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut body).ok()?;
+        Some(Bytes::from(body))
+    }
+
+    fn receive_response<R: Decodable>(&mut self, api: ApiKey, version: i16, correlation: i32) -> R {
+        let mut frame = self.receive().expect("a response");
+        let header =
+            ResponseHeader::decode(&mut frame, api.response_header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, correlation);
+        R::decode(&mut frame, version).unwrap()
+    }
+
+    fn assert_closed(&mut self) {
+        let mut b = [0u8; 1];
+        match self.stream.read(&mut b) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("expected the broker to close the connection, got {other:?}"),
+        }
+    }
+}
+
+/// A valid magic-2 batch with one record.
+fn batch(value: &[u8]) -> Vec<u8> {
+    sluice_test_batch::build(value)
+}
+
+mod sluice_test_batch {
+    /// Builds an uncompressed magic-2 batch by hand (the broker under test must not share code
+    /// with the test's encoder, so this is written out here).
+    pub fn build(value: &[u8]) -> Vec<u8> {
+        let mut rec = vec![0u8]; // attributes
+        rec.push(0); // timestamp delta 0
+        rec.push(0); // offset delta 0
+        rec.push(1); // key length -1 (zigzag)
+        zigzag(&mut rec, value.len() as i64);
+        rec.extend_from_slice(value);
+        rec.push(0); // no headers
+        let mut records = Vec::new();
+        zigzag(&mut records, rec.len() as i64);
+        records.extend_from_slice(&rec);
+        let mut b = Vec::new();
+        b.extend_from_slice(&0i64.to_be_bytes()); // base offset
+        b.extend_from_slice(&((49 + records.len()) as i32).to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
+        b.push(2); // magic
+        b.extend_from_slice(&[0; 4]); // crc, filled below
+        b.extend_from_slice(&0i16.to_be_bytes()); // attributes
+        b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+        b.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+        b.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+        b.extend_from_slice(&(-1i16).to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.extend_from_slice(&1i32.to_be_bytes()); // record count
+        b.extend_from_slice(&records);
+        let crc = crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn zigzag(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+
+    /// Bitwise CRC-32C (Castagnoli), slow and independent of the broker's implementation.
+    fn crc32c(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in data {
+            crc ^= byte as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0x82F6_3B78
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+}
+
+fn produce(topic: &str, records: Vec<u8>, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(records)))])])
+}
+
+fn produce_error(raw: &mut Raw, topic: &str, records: Vec<u8>) -> (i16, i64) {
+    let c = raw.send(ApiKey::Produce, 9, &produce(topic, records, -1));
+    let r: ProduceResponse = raw.receive_response(ApiKey::Produce, 9, c);
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// The broker still answers a well-formed request on a fresh connection.
+fn assert_serving(broker: &Broker) {
+    let mut raw = Raw::connect(broker);
+    let c = raw.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let r: ApiVersionsResponse = raw.receive_response(ApiKey::ApiVersions, 3, c);
+    assert_eq!(r.error_code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn framing_errors_close_only_that_connection() {
+    let broker = Broker::start();
+    // A bystander connection opened before the bad ones must keep working.
+    let mut bystander = Raw::connect(&broker);
+
+    // An HTTP request read as a length prefix (about 1.1 GB).
+    let mut raw = Raw::connect(&broker);
+    raw.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    raw.assert_closed();
+    // A negative length.
+    let mut raw = Raw::connect(&broker);
+    raw.send_raw(&(-5i32).to_be_bytes());
+    raw.assert_closed();
+    // Just above socket.request.max.bytes.
+    let mut raw = Raw::connect(&broker);
+    raw.send_raw(&(100 * 1024 * 1024 + 1i32).to_be_bytes());
+    raw.assert_closed();
+    // A request cut short by the client going away.
+    let mut raw = Raw::connect(&broker);
+    raw.send_raw(&100i32.to_be_bytes());
+    raw.send_raw(&[0, 18, 0, 3, 0, 0]);
+    drop(raw);
+    // An unknown API key.
+    let mut raw = Raw::connect(&broker);
+    raw.send_raw(&[0, 0, 0, 10, 0x03, 0xE7, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
+    raw.assert_closed();
+    // A known API at a version nobody implements.
+    let mut raw = Raw::connect(&broker);
+    raw.send(ApiKey::Metadata, 13, &MetadataRequest::default());
+    let _ = raw.receive(); // v13 is served; now ask for v14 by hand
+    raw.send_raw(&[0, 0, 0, 12, 0, 3, 0, 14, 0, 0, 0, 9, 0, 0, 0, 0]);
+    raw.assert_closed();
+    // A valid header followed by a body that does not parse.
+    let mut raw = Raw::connect(&broker);
+    raw.send_raw(&[
+        0, 0, 0, 14, 0, 19, 0, 2, 0, 0, 0, 7, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff,
+    ]);
+    raw.assert_closed();
+
+    let c = bystander.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let r: ApiVersionsResponse = bystander.receive_response(ApiKey::ApiVersions, 3, c);
+    assert_eq!(r.error_code, 0);
+    assert_serving(&broker);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_versions_at_an_unknown_version_gets_a_v0_answer() {
+    let broker = Broker::start();
+    let mut raw = Raw::connect(&broker);
+    // ApiVersions v99 (header v2: client id + empty tagged fields), empty body.
+    raw.send_raw(&[0, 0, 0, 11, 0, 18, 0, 99, 0, 0, 0, 42, 0xff, 0xff, 0]);
+    let mut frame = raw.receive().expect("an answer");
+    let header = ResponseHeader::decode(&mut frame, 0).unwrap();
+    assert_eq!(header.correlation_id, 42);
+    let r = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
+    assert_eq!(r.error_code, 35, "UNSUPPORTED_VERSION");
+    let produce = r.api_keys.iter().find(|k| k.api_key == 0).unwrap();
+    assert_eq!((produce.min_version, produce.max_version), (0, 11));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_batches_get_error_codes_and_store_nothing() {
+    let broker = Broker::start();
+    broker
+        .create_topic("guarded", 1, &[("max.message.bytes", "10000")])
+        .await;
+    let mut raw = Raw::connect(&broker);
+
+    assert_eq!(produce_error(&mut raw, "guarded", batch(b"good")), (0, 0));
+
+    let mut bad_crc = batch(b"flipped");
+    *bad_crc.last_mut().unwrap() ^= 0xff;
+    assert_eq!(
+        produce_error(&mut raw, "guarded", bad_crc).0,
+        2,
+        "CORRUPT_MESSAGE"
+    );
+
+    let mut old_magic = batch(b"old");
+    old_magic[16] = 1;
+    assert_eq!(
+        produce_error(&mut raw, "guarded", old_magic).0,
+        35,
+        "UNSUPPORTED_VERSION"
+    );
+
+    assert_eq!(
+        produce_error(&mut raw, "guarded", batch(&[7u8; 20_000])).0,
+        10,
+        "MESSAGE_TOO_LARGE"
+    );
+
+    let mut overrun = batch(b"overrun");
+    overrun[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
+    assert_eq!(
+        produce_error(&mut raw, "guarded", overrun).0,
+        2,
+        "CORRUPT_MESSAGE"
+    );
+
+    let good = batch(b"x");
+    assert_eq!(
+        produce_error(&mut raw, "guarded", good[..good.len() - 3].to_vec()).0,
+        2,
+        "truncated batch"
+    );
+    assert_eq!(
+        produce_error(&mut raw, "nonexistent", batch(b"x")).0,
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+
+    let c = raw.send(ApiKey::Produce, 9, &produce("guarded", batch(b"x"), 7));
+    let r: ProduceResponse = raw.receive_response(ApiKey::Produce, 9, c);
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 21,
+        "INVALID_REQUIRED_ACKS"
+    );
+
+    // Only the good batch was stored, and the log still takes appends at the next offset.
+    assert_eq!(produce_error(&mut raw, "guarded", batch(b"after")), (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acks_zero_gets_no_response_and_responses_keep_request_order() {
+    let broker = Broker::start();
+    broker.create_topic("quiet", 1, &[]).await;
+    let mut raw = Raw::connect(&broker);
+    raw.send(
+        ApiKey::Produce,
+        9,
+        &produce("quiet", batch(b"fire and forget"), 0),
+    );
+    let c1 = raw.send(ApiKey::Produce, 9, &produce("quiet", batch(b"second"), 1));
+    let c2 = raw.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let r: ProduceResponse = raw.receive_response(ApiKey::Produce, 9, c1);
+    assert_eq!(
+        r.responses[0].partition_responses[0].base_offset, 1,
+        "the acks=0 batch took offset 0"
+    );
+    let _: ApiVersionsResponse = raw.receive_response(ApiKey::ApiVersions, 3, c2);
+}
