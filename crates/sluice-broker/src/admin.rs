@@ -260,6 +260,30 @@ impl Broker {
                 }
             }
         }
+        self.apply_topic_overrides(&topic, overrides, validate_only)
+    }
+
+    /// Replaces all of a topic's overrides (the legacy AlterConfigs semantics).
+    pub fn replace_topic_configs(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<()> {
+        let _admin = self.admin.lock();
+        let topic = self
+            .topic(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        self.apply_topic_overrides(&topic, overrides, validate_only)
+    }
+
+    /// Validates and installs new overrides; partitions pick them up at once.
+    fn apply_topic_overrides(
+        &self,
+        topic: &Topic,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<()> {
         validate_topic_configs(&overrides)?;
         if validate_only {
             return Ok(());

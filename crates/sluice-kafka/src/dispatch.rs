@@ -128,6 +128,11 @@ pub fn dispatch(ctx: &Context, mut frame: Bytes) -> Result<ResponseFuture, Strin
             &reply,
             decode(&mut body, &reply)?,
         )),
+        ApiKey::AlterConfigs => ready(handlers::alter_configs::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
         ApiKey::DescribeConfigs => ready(handlers::describe_configs::handle(
             ctx,
             &reply,

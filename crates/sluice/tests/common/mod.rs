@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -68,7 +70,7 @@ impl Broker {
             .arg(&self.data_dir)
             .env("SLUICE_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(self.log_file());
         if let Some(c) = &self.config_file {
             cmd.arg("--config").arg(c);
         }
@@ -78,6 +80,19 @@ impl Broker {
             assert!(Instant::now() < deadline, "broker did not start listening");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The broker's log goes to a file beside its data; it is printed if the test fails.
+    fn log_file(&self) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.data_dir.with_file_name("broker.log")
     }
 
     pub fn bootstrap(&self) -> String {
@@ -163,6 +178,10 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            eprintln!("--- broker log ({}) ---\n{log}", self.bootstrap());
+        }
     }
 }
 

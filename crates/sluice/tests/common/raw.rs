@@ -1,0 +1,148 @@
+//! A raw Kafka protocol client for tests that need exact bytes on the wire.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use super::Broker;
+
+pub struct Raw {
+    stream: TcpStream,
+    next_correlation: i32,
+}
+
+impl Raw {
+    pub fn connect(broker: &Broker) -> Raw {
+        let stream = TcpStream::connect(("127.0.0.1", broker.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Raw {
+            stream,
+            next_correlation: 1,
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    pub fn send<R: Encodable>(&mut self, api: ApiKey, version: i16, body: &R) -> i32 {
+        let correlation = self.next_correlation;
+        self.next_correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation)
+            .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, api.request_header_version(version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        let mut frame = (buf.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&buf);
+        self.send_raw(&frame);
+        correlation
+    }
+
+    /// The next response frame, or None if the broker closed the connection.
+    pub fn receive(&mut self) -> Option<Bytes> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).ok()?;
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut body).ok()?;
+        Some(Bytes::from(body))
+    }
+
+    pub fn receive_response<R: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        correlation: i32,
+    ) -> R {
+        let mut frame = self.receive().expect("a response");
+        let header =
+            ResponseHeader::decode(&mut frame, api.response_header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, correlation);
+        R::decode(&mut frame, version).unwrap()
+    }
+
+    pub fn assert_closed(&mut self) {
+        let mut b = [0u8; 1];
+        match self.stream.read(&mut b) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("expected the broker to close the connection, got {other:?}"),
+        }
+    }
+}
+
+/// A valid magic-2 batch with one record.
+pub fn batch(value: &[u8]) -> Vec<u8> {
+    sluice_test_batch::build(value)
+}
+
+pub mod sluice_test_batch {
+    /// Builds an uncompressed magic-2 batch by hand (the broker under test must not share code
+    /// with the test's encoder, so this is written out here).
+    pub fn build(value: &[u8]) -> Vec<u8> {
+        let mut rec = vec![0u8]; // attributes
+        rec.push(0); // timestamp delta 0
+        rec.push(0); // offset delta 0
+        rec.push(1); // key length -1 (zigzag)
+        zigzag(&mut rec, value.len() as i64);
+        rec.extend_from_slice(value);
+        rec.push(0); // no headers
+        let mut records = Vec::new();
+        zigzag(&mut records, rec.len() as i64);
+        records.extend_from_slice(&rec);
+        let mut b = Vec::new();
+        b.extend_from_slice(&0i64.to_be_bytes()); // base offset
+        b.extend_from_slice(&((49 + records.len()) as i32).to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
+        b.push(2); // magic
+        b.extend_from_slice(&[0; 4]); // crc, filled below
+        b.extend_from_slice(&0i16.to_be_bytes()); // attributes
+        b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+        b.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+        b.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+        b.extend_from_slice(&(-1i16).to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.extend_from_slice(&1i32.to_be_bytes()); // record count
+        b.extend_from_slice(&records);
+        let crc = crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn zigzag(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+
+    /// Bitwise CRC-32C (Castagnoli), slow and independent of the broker's implementation.
+    fn crc32c(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in data {
+            crc ^= byte as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0x82F6_3B78
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+}
