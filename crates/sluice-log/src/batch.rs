@@ -194,8 +194,11 @@ pub fn stored_batch_is_intact(batch: &[u8]) -> bool {
     crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]) == stored_crc
 }
 
+/// A record's key and value; `None` is a null key or value.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// Builds an uncompressed magic-2 batch from (key, value) pairs, for tests and tools.
-pub fn build_batch(base_timestamp: i64, records: &[(Option<&[u8]>, Option<&[u8]>)]) -> Vec<u8> {
+pub fn build_batch(base_timestamp: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
     let mut body = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {
         let mut rec = Vec::new();
