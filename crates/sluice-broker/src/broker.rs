@@ -23,12 +23,22 @@ pub struct Broker {
     /// Serialises topic admin (create, delete, alter) and the metadata file writes it makes.
     pub(crate) admin: Mutex<()>,
     pub(crate) flusher: Flusher,
+    /// Held for the broker's lifetime: a second broker on the same directory is refused.
+    _dir_lock: fs::File,
 }
 
 impl Broker {
     /// Opens the data directory: metadata, then every partition's log (recovering after a crash).
     pub fn open(config: BrokerConfig) -> anyhow_like::Result<Arc<Broker>> {
         fs::create_dir_all(&config.data_dir)?;
+        let dir_lock = fs::File::create(config.data_dir.join(".lock"))?;
+        if dir_lock.try_lock().is_err() {
+            return Err(format!(
+                "data directory {} is in use by another broker",
+                config.data_dir.display()
+            )
+            .into());
+        }
         let meta = match MetadataFile::load(&config.data_dir)? {
             Some(meta) => {
                 if meta.node_id != config.node_id {
@@ -58,6 +68,7 @@ impl Broker {
             topics: RwLock::new(HashMap::new()),
             admin: Mutex::new(()),
             flusher: Flusher::start(),
+            _dir_lock: dir_lock,
         };
         let mut topics = HashMap::new();
         for record in &meta.topics {

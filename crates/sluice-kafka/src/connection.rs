@@ -20,6 +20,9 @@ const MAX_IN_FLIGHT: usize = 16;
 /// Request bodies are read in chunks of at most this, so a large length prefix alone
 /// allocates nothing.
 const READ_CHUNK: usize = 64 * 1024;
+/// Buffer for small reads (length prefixes, small requests); kept small because every idle
+/// connection holds one. Large bodies bypass it.
+const READ_BUFFER: usize = 8 * 1024;
 
 pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) {
     let _ = stream.set_nodelay(true);
@@ -40,7 +43,7 @@ async fn read_requests(
     ctx: &Context,
     tx: mpsc::Sender<ResponseFuture>,
 ) -> Result<(), String> {
-    let mut rd = BufReader::with_capacity(READ_CHUNK, rd);
+    let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
     let max = ctx.broker.config.socket_request_max_bytes();
     loop {
         let len = match rd.read_i32().await {

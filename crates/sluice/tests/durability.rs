@@ -139,3 +139,52 @@ async fn acknowledged_records_survive_sigkill() {
         }
     }
 }
+
+/// With a relaxed flush policy, writes are acknowledged and visible before fsync; a process
+/// crash still loses nothing, because the kernel holds the written bytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn relaxed_flush_policy_acknowledges_before_fsync_and_survives_sigkill() {
+    let mut broker = Broker::start();
+    broker
+        .create_topic(
+            "relaxed",
+            1,
+            &[("flush.messages", "100000"), ("flush.ms", "600000")],
+        )
+        .await;
+    let producer = broker.producer(&[("acks", "all")]);
+    let sends: Vec<_> = (0..1000u32)
+        .map(|i| {
+            let producer = producer.clone();
+            async move {
+                let v = i.to_be_bytes();
+                producer
+                    .send(
+                        FutureRecord::<(), _>::to("relaxed").payload(&v[..]),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .unwrap()
+                    .offset
+            }
+        })
+        .collect();
+    let offsets = futures::future::join_all(sends).await;
+    assert_eq!(offsets.last(), Some(&999));
+    let consumer = broker.consumer(&[]);
+    assert_eq!(
+        consumer
+            .fetch_watermarks("relaxed", 0, Timeout::After(Duration::from_secs(10)))
+            .unwrap(),
+        (0, 1000)
+    );
+    drop(consumer);
+    broker.kill();
+    broker.restart();
+    let consumer = broker.consumer(&[]);
+    let mut next = 0u32;
+    consume(&consumer, "relaxed", &[0], Offset::Beginning, 1000, |m| {
+        assert_eq!(m.payload().unwrap(), next.to_be_bytes());
+        next += 1;
+    });
+}
