@@ -138,6 +138,11 @@ impl Broker {
         }
     }
 
+    /// Flush requests made and fsyncs done so far (group commit makes the second smaller).
+    pub fn flush_stats(&self) -> &crate::flusher::FlushStats {
+        self.flusher.stats()
+    }
+
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.topics.read().get(name).cloned()
     }
@@ -205,6 +210,75 @@ impl Broker {
             }
         }
         info!(partitions = closed, "logs closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    fn broker(dir: &std::path::Path) -> Arc<Broker> {
+        let config = BrokerConfig::new(
+            1,
+            "127.0.0.1:0".parse().unwrap(),
+            ("localhost".into(), 0),
+            dir.to_path_buf(),
+            BTreeMap::new(),
+        )
+        .unwrap();
+        Broker::open(config).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_appends_share_fsyncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker(dir.path());
+        let topic = broker
+            .create_topic("gc", 1, 1, BTreeMap::new(), false)
+            .unwrap();
+        let p = topic.partitions[0].clone();
+        let batch = sluice_log::batch::build_batch(1, &[(None, Some(b"v"))]);
+        let pending: Vec<_> = (0..200)
+            .map(|_| broker.append(&p, &batch, -1).unwrap())
+            .collect();
+        let mut offsets = Vec::new();
+        for w in pending {
+            offsets.push(w.wait().await.unwrap().base_offset);
+        }
+        assert_eq!(offsets, (0..200).collect::<Vec<_>>());
+        let stats = broker.flush_stats();
+        let (requests, fsyncs) = (
+            stats.requests.load(Ordering::Relaxed),
+            stats.fsyncs.load(Ordering::Relaxed),
+        );
+        assert_eq!(requests, 200);
+        assert!(
+            fsyncs < 100,
+            "200 acknowledged appends took {fsyncs} fsyncs: group commit is not grouping"
+        );
+        assert_eq!(
+            p.offsets().high_watermark,
+            200,
+            "everything acknowledged is visible"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn acknowledgement_waits_for_the_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker(dir.path());
+        let topic = broker
+            .create_topic("w", 1, 1, BTreeMap::new(), false)
+            .unwrap();
+        let p = topic.partitions[0].clone();
+        let batch = sluice_log::batch::build_batch(1, &[(None, Some(b"v"))]);
+        let pending = broker.append(&p, &batch, 1).unwrap();
+        let info = pending.wait().await.unwrap();
+        // Once acknowledged, the log's flushed point covers the record.
+        assert!(p.log().flushed_offset() > info.last_offset);
     }
 }
 

@@ -6,6 +6,7 @@
 //! While one fsync runs, new writes queue up and share the next one.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -27,16 +28,30 @@ struct FlushJob {
 #[derive(Clone)]
 pub struct Flusher {
     tx: mpsc::Sender<FlushJob>,
+    stats: Arc<FlushStats>,
+}
+
+/// Counters of the flusher's work: how many flush requests were covered by how many fsyncs.
+#[derive(Debug, Default)]
+pub struct FlushStats {
+    pub requests: AtomicU64,
+    pub fsyncs: AtomicU64,
 }
 
 impl Flusher {
     pub fn start() -> Flusher {
         let (tx, rx) = mpsc::channel::<FlushJob>();
+        let stats = Arc::new(FlushStats::default());
+        let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("sluice-flusher".into())
-            .spawn(move || run(rx))
+            .spawn(move || run(rx, &thread_stats))
             .expect("spawn flusher thread");
-        Flusher { tx }
+        Flusher { tx, stats }
+    }
+
+    pub fn stats(&self) -> &FlushStats {
+        &self.stats
     }
 
     /// Asks for `partition` to be synced up to `upto`; `done` is answered once it is.
@@ -54,10 +69,13 @@ impl Flusher {
     }
 }
 
-fn run(rx: mpsc::Receiver<FlushJob>) {
+fn run(rx: mpsc::Receiver<FlushJob>, stats: &FlushStats) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
+        stats
+            .requests
+            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
         // Highest position per partition, keyed by the partition's address.
         let mut targets: HashMap<*const Partition, (Arc<Partition>, LogPosition)> = HashMap::new();
         for job in &jobs {
@@ -71,6 +89,9 @@ fn run(rx: mpsc::Receiver<FlushJob>) {
         let mut failed: HashMap<*const Partition, BrokerError> = HashMap::new();
         for (key, (partition, upto)) in targets {
             let files = partition.log().files_to_flush(upto);
+            stats
+                .fsyncs
+                .fetch_add(files.len() as u64, Ordering::Relaxed);
             let result = files.iter().try_for_each(|f| f.sync_data());
             match result {
                 Ok(()) => {

@@ -213,3 +213,28 @@ proptest! {
         prop_assert_eq!(read_all(&log, 0).len(), kept);
     }
 }
+
+#[test]
+fn segments_roll_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_ms: 1000,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config, 0).unwrap();
+    let batch = build_batch(1, &[(None, Some(b"a"))]);
+    let summary = validate_batches(&batch, 1 << 20).unwrap();
+    log.append(&batch, &summary, 0, 10).unwrap();
+    log.append(&batch, &summary, 0, 999).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    log.append(&batch, &summary, 0, 1000).unwrap();
+    assert_eq!(
+        log.segment_count(),
+        2,
+        "a segment older than segment.ms is rolled"
+    );
+    assert_eq!(
+        log.segment_paths()[1].file_name().unwrap(),
+        "00000000000000000002.log"
+    );
+}
