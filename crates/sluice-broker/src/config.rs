@@ -62,7 +62,7 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, &str)] = &[
         "auto.create.topics.enable",
         "true",
         ConfigType::Boolean,
-        "create unknown topics on Metadata and Produce",
+        "create unknown topics when clients ask for their metadata",
     ),
     (
         "num.partitions",
@@ -81,6 +81,12 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, &str)] = &[
         "104857600",
         ConfigType::Int,
         "largest request frame; a larger length prefix closes the connection",
+    ),
+    (
+        "fetch.max.bytes",
+        "57671680",
+        ConfigType::Int,
+        "largest fetch response (the first batch is returned whole even if larger)",
     ),
     (
         "log.flush.scheduler.interval.ms",
@@ -201,6 +207,12 @@ impl BrokerConfig {
         self.broker_value("socket.request.max.bytes")
             .parse::<i32>()
             .unwrap_or(104857600)
+            .max(1024) as usize
+    }
+    pub fn fetch_max_bytes(&self) -> usize {
+        self.broker_value("fetch.max.bytes")
+            .parse::<i32>()
+            .unwrap_or(57671680)
             .max(1024) as usize
     }
     pub fn flush_scheduler_interval_ms(&self) -> u64 {

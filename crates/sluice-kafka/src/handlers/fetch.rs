@@ -65,10 +65,11 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
         }
     }
     let min_bytes = req.min_bytes.max(0) as usize;
+    let broker_max = broker.config.fetch_max_bytes();
     let max_bytes = if req.max_bytes <= 0 {
-        usize::MAX
+        broker_max
     } else {
-        req.max_bytes as usize
+        (req.max_bytes as usize).min(broker_max)
     };
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     Box::pin(async move {
