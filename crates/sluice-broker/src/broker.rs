@@ -29,26 +29,24 @@ pub struct Broker {
 
 impl Broker {
     /// Opens the data directory: metadata, then every partition's log (recovering after a crash).
-    pub fn open(config: BrokerConfig) -> anyhow_like::Result<Arc<Broker>> {
+    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>> {
         fs::create_dir_all(&config.data_dir)?;
         let dir_lock = fs::File::create(config.data_dir.join(".lock"))?;
         if dir_lock.try_lock().is_err() {
-            return Err(format!(
+            return Err(BrokerError::Storage(format!(
                 "data directory {} is in use by another broker",
                 config.data_dir.display()
-            )
-            .into());
+            )));
         }
         let meta = match MetadataFile::load(&config.data_dir)? {
             Some(meta) => {
                 if meta.node_id != config.node_id {
-                    return Err(format!(
+                    return Err(BrokerError::Storage(format!(
                         "data directory {} belongs to node {}, not node {}",
                         config.data_dir.display(),
                         meta.node_id,
                         config.node_id
-                    )
-                    .into());
+                    )));
                 }
                 meta
             }
@@ -280,9 +278,4 @@ mod tests {
         // Once acknowledged, the log's flushed point covers the record.
         assert!(p.log().flushed_offset() > info.last_offset);
     }
-}
-
-/// A small error type for start-up, where any failure is reported and ends the process.
-pub mod anyhow_like {
-    pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 }

@@ -47,4 +47,10 @@ impl From<LogError> for BrokerError {
     }
 }
 
+impl From<std::io::Error> for BrokerError {
+    fn from(e: std::io::Error) -> Self {
+        BrokerError::Storage(e.to_string())
+    }
+}
+
 pub type Result<T> = std::result::Result<T, BrokerError>;

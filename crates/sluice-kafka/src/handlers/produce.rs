@@ -4,7 +4,7 @@
 use futures::future::join_all;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use sluice_broker::{BrokerError, PendingAppend};
+use sluice_broker::BrokerError;
 use tracing::debug;
 
 use crate::dispatch::{Reply, Response, ResponseFuture};
@@ -47,7 +47,8 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
         for (name, partitions) in topics {
             let waits = partitions.into_iter().map(|(index, result)| async move {
                 let outcome = match result {
-                    Ok((pending, partition)) => wait(pending)
+                    Ok((pending, partition)) => pending
+                        .wait()
                         .await
                         .map(|info| (info, partition.offsets().log_start_offset)),
                     Err(e) => Err(e),
@@ -79,8 +80,4 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
         }
         reply.encode(&ProduceResponse::default().with_responses(responses))
     })
-}
-
-async fn wait(pending: PendingAppend) -> Result<sluice_log::AppendInfo, BrokerError> {
-    pending.wait().await
 }
