@@ -16,6 +16,9 @@ use crate::flusher::Flusher;
 use crate::partition::Partition;
 use crate::topic::{partition_dir, MetadataFile, Topic, TopicRecord};
 
+/// How often group sessions and rebalance deadlines are checked.
+const GROUP_TIMER_TICK: Duration = Duration::from_millis(100);
+
 pub struct Broker {
     pub config: BrokerConfig,
     pub cluster_id: String,
@@ -23,6 +26,8 @@ pub struct Broker {
     /// Serialises topic admin (create, delete, alter) and the metadata file writes it makes.
     pub(crate) admin: Mutex<()>,
     pub(crate) flusher: Flusher,
+    /// Consumer groups; one lock, as group operations are not on the data path.
+    pub(crate) groups: Mutex<crate::group::Groups>,
     /// Held for the broker's lifetime: a second broker on the same directory is refused.
     _dir_lock: fs::File,
 }
@@ -66,6 +71,7 @@ impl Broker {
             topics: RwLock::new(HashMap::new()),
             admin: Mutex::new(()),
             flusher: Flusher::start(),
+            groups: Mutex::new(Default::default()),
             _dir_lock: dir_lock,
         };
         let mut topics = HashMap::new();
@@ -76,6 +82,7 @@ impl Broker {
         broker.remove_orphan_dirs(&topics);
         info!(topics = topics.len(), cluster_id = %broker.cluster_id, "broker state loaded");
         *broker.topics.write() = topics;
+        broker.load_groups()?;
         Ok(Arc::new(broker))
     }
 
@@ -168,8 +175,9 @@ impl Broker {
         .map_err(|e| BrokerError::Storage(format!("writing meta.json: {e}")))
     }
 
-    /// Requests flushes of partitions whose relaxed policy's `flush.ms` has passed.
-    pub fn spawn_flush_scheduler(self: &Arc<Self>) {
+    /// Starts the background work: relaxed-policy flushes, group session and rebalance
+    /// timers, offset expiry. Each task ends when the broker is dropped.
+    pub fn spawn_background_tasks(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let every = Duration::from_millis(self.config.flush_scheduler_interval_ms());
         tokio::spawn(async move {
@@ -177,21 +185,44 @@ impl Broker {
             loop {
                 tick.tick().await;
                 let Some(broker) = weak.upgrade() else { return };
-                let now = crate::now_ms();
-                for topic in broker.topics() {
-                    for p in &topic.partitions {
-                        if let FlushPolicy::Interval { ms, .. } = p.flush_policy() {
-                            let end = p.log().end();
-                            if end.offset > p.log().flushed_offset() && p.ms_since_flush(now) >= ms
-                            {
-                                p.flush_requested(now);
-                                broker.flusher.request(p.clone(), end, None);
-                            }
-                        }
+                broker.flush_due_partitions();
+            }
+        });
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(GROUP_TIMER_TICK);
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { return };
+                broker.expire_group_timers();
+            }
+        });
+        let weak = Arc::downgrade(self);
+        let every = Duration::from_millis(self.config.offsets_retention_check_interval_ms());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { return };
+                broker.expire_offsets();
+            }
+        });
+    }
+
+    /// Requests flushes of partitions whose relaxed policy's `flush.ms` has passed.
+    fn flush_due_partitions(&self) {
+        let now = crate::now_ms();
+        for topic in self.topics() {
+            for p in &topic.partitions {
+                if let FlushPolicy::Interval { ms, .. } = p.flush_policy() {
+                    let end = p.log().end();
+                    if end.offset > p.log().flushed_offset() && p.ms_since_flush(now) >= ms {
+                        p.flush_requested(now);
+                        self.flusher.request(p.clone(), end, None);
                     }
                 }
             }
-        });
+        }
     }
 
     /// Syncs and closes every log, leaving clean-shutdown markers.

@@ -83,6 +83,42 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, &str)] = &[
         "largest request frame; a larger length prefix closes the connection",
     ),
     (
+        "group.min.session.timeout.ms",
+        "6000",
+        ConfigType::Int,
+        "shortest session timeout a group member may ask for",
+    ),
+    (
+        "group.max.session.timeout.ms",
+        "1800000",
+        ConfigType::Int,
+        "longest session timeout a group member may ask for",
+    ),
+    (
+        "offsets.topic.num.partitions",
+        "50",
+        ConfigType::Int,
+        "partitions of __consumer_offsets (fixed once the topic exists)",
+    ),
+    (
+        "offsets.retention.minutes",
+        "10080",
+        ConfigType::Int,
+        "committed offsets of an empty group are dropped this long after the group emptied or the commit, whichever is later",
+    ),
+    (
+        "offsets.retention.check.interval.ms",
+        "600000",
+        ConfigType::Long,
+        "how often offsets are checked for expiry",
+    ),
+    (
+        "offset.metadata.max.bytes",
+        "4096",
+        ConfigType::Int,
+        "longest metadata string stored with a committed offset",
+    ),
+    (
         "fetch.max.bytes",
         "57671680",
         ConfigType::Int,
@@ -208,6 +244,29 @@ impl BrokerConfig {
             .parse::<i32>()
             .unwrap_or(104857600)
             .max(1024) as usize
+    }
+    fn int_setting(&self, name: &str, fallback: i64) -> i64 {
+        self.broker_value(name).parse().unwrap_or(fallback)
+    }
+    pub fn group_min_session_timeout_ms(&self) -> i32 {
+        self.int_setting("group.min.session.timeout.ms", 6000) as i32
+    }
+    pub fn group_max_session_timeout_ms(&self) -> i32 {
+        self.int_setting("group.max.session.timeout.ms", 1800000) as i32
+    }
+    pub fn offsets_topic_num_partitions(&self) -> i32 {
+        self.int_setting("offsets.topic.num.partitions", 50)
+            .clamp(1, 1000) as i32
+    }
+    pub fn offsets_retention_minutes(&self) -> i64 {
+        self.int_setting("offsets.retention.minutes", 10080).max(1)
+    }
+    pub fn offsets_retention_check_interval_ms(&self) -> u64 {
+        self.int_setting("offsets.retention.check.interval.ms", 600000)
+            .max(100) as u64
+    }
+    pub fn offset_metadata_max_bytes(&self) -> usize {
+        self.int_setting("offset.metadata.max.bytes", 4096).max(0) as usize
     }
     pub fn fetch_max_bytes(&self) -> usize {
         self.broker_value("fetch.max.bytes")

@@ -31,6 +31,32 @@ pub enum BrokerError {
     OffsetOutOfRange(String),
     #[error("storage error: {0}")]
     Storage(String),
+    #[error("invalid group id")]
+    InvalidGroupId,
+    #[error("unknown member id")]
+    UnknownMemberId,
+    #[error("illegal generation")]
+    IllegalGeneration,
+    #[error("rebalance in progress")]
+    RebalanceInProgress,
+    #[error("a member id is required: join again with the one given")]
+    MemberIdRequired,
+    #[error("this static member was replaced by a newer instance")]
+    FencedInstanceId,
+    #[error("{0}")]
+    InconsistentGroupProtocol(String),
+    #[error("{0}")]
+    InvalidSessionTimeout(String),
+    #[error("group not found")]
+    GroupIdNotFound,
+    #[error("the group has active members")]
+    NonEmptyGroup,
+    #[error("offset metadata is longer than offset.metadata.max.bytes")]
+    OffsetMetadataTooLarge,
+    #[error("the group is subscribed to this topic")]
+    GroupSubscribedToTopic,
+    #[error("coordinator not available")]
+    CoordinatorNotAvailable,
 }
 
 impl From<LogError> for BrokerError {

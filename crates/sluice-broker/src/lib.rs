@@ -7,6 +7,7 @@ pub mod config;
 mod error;
 mod fetch;
 mod flusher;
+pub mod group;
 mod partition;
 mod produce;
 mod topic;

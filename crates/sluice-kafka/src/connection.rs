@@ -29,7 +29,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) {
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<ResponseFuture>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_responses(wr, rx));
-    if let Err(reason) = read_requests(rd, &ctx, tx).await {
+    if let Err(reason) = read_requests(rd, &ctx, peer, tx).await {
         info!(%peer, %reason, "closing connection");
     }
     let _ = writer.await;
@@ -41,6 +41,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) {
 async fn read_requests(
     rd: OwnedReadHalf,
     ctx: &Context,
+    peer: SocketAddr,
     tx: mpsc::Sender<ResponseFuture>,
 ) -> Result<(), String> {
     let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
@@ -57,7 +58,7 @@ async fn read_requests(
             ));
         }
         let frame = read_body(&mut rd, len as usize).await?;
-        let response = dispatch(ctx, frame.freeze())?;
+        let response = dispatch(ctx, peer, frame.freeze())?;
         if tx.send(response).await.is_err() {
             return Err("writer stopped".into());
         }

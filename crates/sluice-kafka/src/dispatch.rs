@@ -1,6 +1,7 @@
 //! Request framing and the dispatch table: one arm per API key, each handed to its handler.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -25,12 +26,15 @@ pub enum Response {
 
 pub type ResponseFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 
-/// What a request needs to be answered: its API, version and correlation id.
-#[derive(Debug, Clone, Copy)]
+/// What a request needs to be answered: its API, version and correlation id; and who sent
+/// it (client id, peer address), which group membership records.
+#[derive(Debug, Clone)]
 pub struct Reply {
     pub api: ApiKey,
     pub version: i16,
     pub correlation_id: i32,
+    pub client_id: String,
+    pub peer: SocketAddr,
 }
 
 impl Reply {
@@ -72,7 +76,11 @@ fn decode<T: Decodable>(body: &mut Bytes, reply: &Reply) -> Result<T, String> {
 
 /// Parses one frame and starts handling it. An error closes the connection (malformed
 /// header or body, unknown API key, unsupported version), as Kafka does.
-pub fn dispatch(ctx: &Context, mut frame: Bytes) -> Result<ResponseFuture, String> {
+pub fn dispatch(
+    ctx: &Context,
+    peer: SocketAddr,
+    mut frame: Bytes,
+) -> Result<ResponseFuture, String> {
     // The connection only hands over frames of at least 8 bytes.
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
@@ -84,6 +92,8 @@ pub fn dispatch(ctx: &Context, mut frame: Bytes) -> Result<ResponseFuture, Strin
         api,
         version,
         correlation_id: header.correlation_id,
+        client_id: header.client_id.as_deref().unwrap_or_default().to_string(),
+        peer,
     };
     if api == ApiKey::ApiVersions && !versions::implemented(api, version) {
         return Ok(ready(handlers::api_versions::unsupported(&reply)));
@@ -101,8 +111,10 @@ pub fn dispatch(ctx: &Context, mut frame: Bytes) -> Result<ResponseFuture, Strin
             &reply,
             decode(&mut body, &reply)?,
         )),
-        ApiKey::Produce => handlers::produce::handle(ctx, reply, decode(&mut body, &reply)?),
-        ApiKey::Fetch => handlers::fetch::handle(ctx, reply, decode(&mut body, &reply)?),
+        ApiKey::Produce => {
+            handlers::produce::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
+        }
+        ApiKey::Fetch => handlers::fetch::handle(ctx, reply.clone(), decode(&mut body, &reply)?),
         ApiKey::FindCoordinator => ready(handlers::find_coordinator::handle(
             ctx,
             &reply,
@@ -143,6 +155,46 @@ pub fn dispatch(ctx: &Context, mut frame: Bytes) -> Result<ResponseFuture, Strin
             &reply,
             decode(&mut body, &reply)?,
         )),
+        ApiKey::JoinGroup => {
+            handlers::join_group::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
+        }
+        ApiKey::SyncGroup => {
+            handlers::sync_group::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
+        }
+        ApiKey::Heartbeat => ready(handlers::heartbeat::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::LeaveGroup => ready(handlers::leave_group::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::OffsetCommit => {
+            handlers::offset_commit::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
+        }
+        ApiKey::OffsetFetch => ready(handlers::offset_fetch::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::ListGroups => ready(handlers::list_groups::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::DescribeGroups => ready(handlers::describe_groups::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::DeleteGroups => {
+            handlers::delete_groups::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
+        }
+        ApiKey::OffsetDelete => {
+            handlers::offset_delete::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
+        }
         ApiKey::DescribeCluster => ready(handlers::describe_cluster::handle(
             ctx,
             &reply,

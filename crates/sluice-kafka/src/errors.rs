@@ -20,6 +20,19 @@ pub fn code(e: &BrokerError) -> i16 {
         BrokerError::UnsupportedVersion(_) => ResponseError::UnsupportedVersion,
         BrokerError::OffsetOutOfRange(_) => ResponseError::OffsetOutOfRange,
         BrokerError::Storage(_) => ResponseError::KafkaStorageError,
+        BrokerError::InvalidGroupId => ResponseError::InvalidGroupId,
+        BrokerError::UnknownMemberId => ResponseError::UnknownMemberId,
+        BrokerError::IllegalGeneration => ResponseError::IllegalGeneration,
+        BrokerError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        BrokerError::MemberIdRequired => ResponseError::MemberIdRequired,
+        BrokerError::FencedInstanceId => ResponseError::FencedInstanceId,
+        BrokerError::InconsistentGroupProtocol(_) => ResponseError::InconsistentGroupProtocol,
+        BrokerError::InvalidSessionTimeout(_) => ResponseError::InvalidSessionTimeout,
+        BrokerError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        BrokerError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        BrokerError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+        BrokerError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        BrokerError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
     };
     r.code()
 }

@@ -240,6 +240,98 @@ pub fn build_batch(base_timestamp: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
     b
 }
 
+/// One record of an uncompressed batch, borrowed from the batch's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// The records of one uncompressed batch (for internal topics the broker writes itself).
+/// Compressed batches and malformed records are an error, never a panic.
+pub fn uncompressed_records(batch: &[u8]) -> Result<Vec<RecordView<'_>>, LogError> {
+    if batch.len() < HEADER_SIZE {
+        return Err(LogError::CorruptRecord("truncated batch header".into()));
+    }
+    let header = BatchHeader::parse(batch);
+    if header.compression() != 0 {
+        return Err(LogError::InvalidRecord(
+            "compressed batch where an uncompressed one was expected".into(),
+        ));
+    }
+    let end = header.size().min(batch.len());
+    let mut cur = Cursor {
+        buf: &batch[HEADER_SIZE..end],
+        pos: 0,
+    };
+    let mut out = Vec::with_capacity((header.record_count.max(0) as usize).min(cur.buf.len()));
+    for _ in 0..header.record_count.max(0) {
+        let len = cur.varint()?;
+        let start = cur.pos;
+        cur.take(1)?; // attributes
+        let ts_delta = cur.varint()?;
+        let offset_delta = cur.varint()?;
+        let key = cur.nullable_bytes()?;
+        let value = cur.nullable_bytes()?;
+        cur.pos = start
+            .checked_add(usize::try_from(len).map_err(|_| corrupt("negative record length"))?)
+            .filter(|&e| e <= cur.buf.len())
+            .ok_or_else(|| corrupt("record overruns its batch"))?;
+        out.push(RecordView {
+            offset: header.base_offset + offset_delta,
+            timestamp: header.base_timestamp + ts_delta,
+            key,
+            value,
+        });
+    }
+    Ok(out)
+}
+
+fn corrupt(what: &str) -> LogError {
+    LogError::CorruptRecord(what.to_string())
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], LogError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| corrupt("record truncated"))?;
+        let b = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(b)
+    }
+
+    /// A zigzag varint of up to 64 bits.
+    fn varint(&mut self) -> Result<i64, LogError> {
+        let mut z: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.take(1)?[0];
+            z |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
+            }
+        }
+        Err(corrupt("varint too long"))
+    }
+
+    fn nullable_bytes(&mut self) -> Result<Option<&'a [u8]>, LogError> {
+        match self.varint()? {
+            -1 => Ok(None),
+            n if n >= 0 => Ok(Some(self.take(n as usize)?)),
+            _ => Err(corrupt("negative length")),
+        }
+    }
+}
+
 fn put_varlong(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
@@ -270,6 +362,31 @@ mod tests {
             validate_batches(&set, 1 << 20).is_ok(),
             "offsets are outside the CRC"
         );
+    }
+
+    #[test]
+    fn records_of_an_uncompressed_batch_are_read_back() {
+        let mut b = build_batch(
+            500,
+            &[
+                (Some(b"k"), Some(b"v")),
+                (None, None),
+                (Some(b""), Some(&[9u8; 300])),
+            ],
+        );
+        assign_offsets(&mut b, 10, 0, None);
+        let records = uncompressed_records(&b).unwrap();
+        assert_eq!(records.len(), 3);
+        assert_eq!(
+            (records[0].offset, records[0].key, records[0].value),
+            (10, Some(&b"k"[..]), Some(&b"v"[..]))
+        );
+        assert_eq!((records[1].key, records[1].value), (None, None));
+        assert_eq!(records[2].value.unwrap().len(), 300);
+        assert_eq!(records[2].timestamp, 500);
+        for cut in 0..b.len() {
+            let _ = uncompressed_records(&b[..cut]); // never panics
+        }
     }
 
     #[test]

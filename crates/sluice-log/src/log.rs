@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tracing::{debug, info};
+use tracing::debug;
 
 use crate::batch::{self, BatchSetSummary};
 use crate::error::{LogError, Result};
@@ -141,7 +141,7 @@ impl Log {
             segment_base: active.base_offset,
             position: active.size(),
         };
-        info!(dir = %dir.display(), segments = segments.len(), log_end = end.offset, clean, "opened log");
+        debug!(dir = %dir.display(), segments = segments.len(), log_end = end.offset, clean, "opened log");
         Ok(Log {
             dir: dir.to_path_buf(),
             config,

@@ -72,7 +72,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let broker = sluice_broker::Broker::open(config)
             .map_err(|e| anyhow::anyhow!("cannot open the data directory: {e}"))?;
-        broker.spawn_flush_scheduler();
+        broker.spawn_background_tasks();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(sluice_kafka::serve(listener, broker.clone(), stop_rx));
         wait_for_signal().await;

@@ -31,7 +31,7 @@ pub fn unsupported(reply: &Reply) -> Response {
         .with_api_keys(all_versions());
     let v0 = Reply {
         version: 0,
-        ..*reply
+        ..reply.clone()
     };
     v0.encode_at(&body, 0)
 }

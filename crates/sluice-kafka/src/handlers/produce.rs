@@ -4,6 +4,7 @@
 use futures::future::join_all;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use sluice_broker::group::OFFSETS_TOPIC;
 use sluice_broker::BrokerError;
 use tracing::debug;
 
@@ -23,6 +24,10 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
                 Err(BrokerError::InvalidRequest(
                     "transactions are not supported yet".into(),
                 ))
+            } else if topic_data.name.0.as_str() == OFFSETS_TOPIC {
+                Err(BrokerError::InvalidTopic(format!(
+                    "{OFFSETS_TOPIC} is internal: only the broker writes to it"
+                )))
             } else {
                 topic
                     .as_ref()

@@ -1,0 +1,19 @@
+//! Consumer groups (classic protocol): membership and rebalancing, committed offsets in
+//! `__consumer_offsets`, and the read side (list, describe, lag).
+
+mod coordinator;
+mod offsets;
+mod records;
+mod state;
+
+use std::collections::HashMap;
+
+pub use coordinator::{JoinRequest, SyncRequest};
+pub use offsets::{
+    GroupDescription, GroupListing, MemberDescription, OffsetCommit, PartitionLag, OFFSETS_TOPIC,
+};
+pub use records::CommittedOffset;
+pub use state::{JoinOutcome, JoinResult, SyncOutcome};
+
+/// Every group this coordinator knows, by group id.
+pub type Groups = HashMap<String, state::Group>;

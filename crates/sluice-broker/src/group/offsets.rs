@@ -1,0 +1,525 @@
+//! Committed offsets and group metadata: durable in `__consumer_offsets`, loaded back at start,
+//! expired for empty groups. Also the read side: listing and describing groups.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use sluice_log::batch::{self, BatchHeader};
+use tracing::{info, warn};
+
+use super::records::{self, CommittedOffset, OffsetsRecord};
+use super::state::{Group, GroupState};
+use crate::broker::Broker;
+use crate::error::{BrokerError, Result};
+use crate::partition::Partition;
+use crate::produce::PendingAppend;
+use crate::topic::Topic;
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// One partition's offset to commit.
+#[derive(Debug, Clone)]
+pub struct OffsetCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// A group as ListGroups shows it.
+#[derive(Debug, Clone)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub generation: i32,
+    pub members: Vec<MemberDescription>,
+}
+
+/// A committed offset with the partition's log end and the lag between them.
+#[derive(Debug, Clone)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub committed: i64,
+    pub log_end: i64,
+    pub lag: i64,
+}
+
+fn record(key: Vec<u8>, value: Option<Vec<u8>>) -> (Vec<u8>, Option<Vec<u8>>) {
+    (key, value)
+}
+
+impl Broker {
+    /// The `__consumer_offsets` topic, created on first use.
+    fn offsets_topic(&self) -> Result<Arc<Topic>> {
+        if let Some(t) = self.topic(OFFSETS_TOPIC) {
+            return Ok(t);
+        }
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), "104857600".to_string()),
+            ("max.message.bytes".to_string(), "104857600".to_string()),
+        ]);
+        match self.create_topic(
+            OFFSETS_TOPIC,
+            self.config.offsets_topic_num_partitions(),
+            1,
+            configs,
+            false,
+        ) {
+            Ok(t) => Ok(t),
+            Err(BrokerError::TopicAlreadyExists(_)) => self
+                .topic(OFFSETS_TOPIC)
+                .ok_or(BrokerError::CoordinatorNotAvailable),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn offsets_partition(&self, group: &str) -> Result<Arc<Partition>> {
+        let topic = self.offsets_topic()?;
+        let index = records::partition_for(group, topic.partitions.len() as i32);
+        topic
+            .partition(index)
+            .cloned()
+            .ok_or(BrokerError::CoordinatorNotAvailable)
+    }
+
+    /// Appends records for `group` to its `__consumer_offsets` partition (one batch).
+    fn append_group_records(
+        &self,
+        group: &str,
+        recs: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<PendingAppend> {
+        let partition = self.offsets_partition(group)?;
+        let kv: Vec<batch::KeyValue<'_>> = recs
+            .iter()
+            .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
+            .collect();
+        let batch = batch::build_batch(crate::now_ms(), &kv);
+        self.append(&partition, &batch, -1)
+    }
+
+    /// Writes the group's metadata (after a rebalance, or when it empties). Not awaited: a
+    /// lost write only means the members rejoin after a crash.
+    pub(crate) fn persist_group(&self, group: &Group) {
+        let value = records::group_value(&group.to_stored());
+        if let Err(e) = self.append_group_records(
+            &group.id,
+            &[record(records::group_key(&group.id), Some(value))],
+        ) {
+            warn!(group = %group.id, error = %e, "could not persist group metadata");
+        }
+    }
+
+    /// OffsetCommit. Returns per-partition results; the call fails as a whole for group errors.
+    pub async fn commit_offsets(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        commits: Vec<OffsetCommit>,
+    ) -> Result<Vec<Result<()>>> {
+        if group_id.is_empty() {
+            return Err(BrokerError::InvalidGroupId);
+        }
+        let max_metadata = self.config.offset_metadata_max_bytes();
+        let (results, pending) = {
+            let mut groups = self.groups.lock();
+            let simple = generation < 0 && member_id.is_empty();
+            let group = match groups.get_mut(group_id) {
+                Some(g) => g,
+                None if simple => groups
+                    .entry(group_id.to_string())
+                    .or_insert_with(|| Group::new(group_id)),
+                None => return Err(BrokerError::UnknownMemberId),
+            };
+            if simple {
+                if group.state != GroupState::Empty {
+                    return Err(BrokerError::UnknownMemberId);
+                }
+            } else {
+                group.check_member(member_id, instance_id)?;
+                if generation != group.generation {
+                    return Err(BrokerError::IllegalGeneration);
+                }
+                if group.state != GroupState::Stable {
+                    return Err(BrokerError::RebalanceInProgress);
+                }
+                if let Some(m) = group.members.get_mut(member_id) {
+                    m.touch(Instant::now());
+                }
+            }
+            let now = crate::now_ms();
+            let mut recs = Vec::new();
+            let mut accepted = Vec::new();
+            let results: Vec<Result<()>> = commits
+                .iter()
+                .map(|c| {
+                    let known = self
+                        .topic(&c.topic)
+                        .is_some_and(|t| t.partition(c.partition).is_some());
+                    if !known {
+                        return Err(BrokerError::UnknownTopicOrPartition);
+                    }
+                    if c.metadata.as_ref().is_some_and(|m| m.len() > max_metadata) {
+                        return Err(BrokerError::OffsetMetadataTooLarge);
+                    }
+                    let value = CommittedOffset {
+                        offset: c.offset,
+                        leader_epoch: c.leader_epoch,
+                        metadata: c.metadata.clone().unwrap_or_default(),
+                        commit_timestamp: now,
+                    };
+                    recs.push(record(
+                        records::offset_key(group_id, &c.topic, c.partition),
+                        Some(records::offset_value(&value)),
+                    ));
+                    accepted.push(((c.topic.clone(), c.partition), value));
+                    Ok(())
+                })
+                .collect();
+            let pending = if recs.is_empty() {
+                None
+            } else {
+                Some(self.append_group_records(group_id, &recs)?)
+            };
+            group.offsets.extend(accepted);
+            (results, pending)
+        };
+        if let Some(p) = pending {
+            p.wait().await?;
+        }
+        Ok(results)
+    }
+
+    /// OffsetFetch: committed offsets of the given partitions (all committed ones for `None`).
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        wanted: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Vec<(String, Vec<(i32, Option<CommittedOffset>)>)> {
+        let groups = self.groups.lock();
+        let offsets = groups.get(group_id).map(|g| &g.offsets);
+        match wanted {
+            Some(topics) => topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let found = partitions
+                        .into_iter()
+                        .map(|p| (p, offsets.and_then(|o| o.get(&(topic.clone(), p))).cloned()))
+                        .collect();
+                    (topic, found)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
+                    BTreeMap::new();
+                for ((topic, p), c) in offsets.into_iter().flatten() {
+                    by_topic
+                        .entry(topic.clone())
+                        .or_default()
+                        .push((*p, Some(c.clone())));
+                }
+                by_topic
+                    .into_iter()
+                    .map(|(t, mut ps)| {
+                        ps.sort_by_key(|(p, _)| *p);
+                        (t, ps)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Every committed offset of a group with the log end and lag of its partition.
+    pub fn group_lag(&self, group_id: &str) -> Vec<PartitionLag> {
+        self.fetch_offsets(group_id, None)
+            .into_iter()
+            .flat_map(|(topic, parts)| {
+                let t = self.topic(&topic);
+                parts.into_iter().filter_map(move |(p, c)| {
+                    let committed = c?.offset;
+                    let log_end = t.as_ref()?.partition(p)?.offsets().high_watermark;
+                    Some(PartitionLag {
+                        topic: topic.clone(),
+                        partition: p,
+                        committed,
+                        log_end,
+                        lag: (log_end - committed).max(0),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    pub fn list_groups(&self, states: &[String], types: &[String]) -> Vec<GroupListing> {
+        let groups = self.groups.lock();
+        let mut out: Vec<GroupListing> = groups
+            .values()
+            .filter(|g| {
+                states.is_empty()
+                    || states
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(g.state.name()))
+            })
+            .filter(|_| types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case("classic")))
+            .map(|g| GroupListing {
+                group_id: g.id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state.name(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    pub fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
+        let groups = self.groups.lock();
+        let g = groups.get(group_id)?;
+        let protocol = g.protocol.clone().unwrap_or_default();
+        Some(GroupDescription {
+            state: g.state.name(),
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: if g.state == GroupState::Stable {
+                protocol.clone()
+            } else {
+                String::new()
+            },
+            generation: g.generation,
+            members: g
+                .members
+                .values()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// DeleteGroups: only groups without members; their offsets and metadata get tombstones.
+    pub async fn delete_group(&self, group_id: &str) -> Result<()> {
+        let pending = {
+            let mut groups = self.groups.lock();
+            let g = groups.get(group_id).ok_or(BrokerError::GroupIdNotFound)?;
+            if !g.members.is_empty() || g.state != GroupState::Empty {
+                return Err(BrokerError::NonEmptyGroup);
+            }
+            let mut recs: Vec<_> = g
+                .offsets
+                .keys()
+                .map(|(t, p)| record(records::offset_key(group_id, t, *p), None))
+                .collect();
+            recs.push(record(records::group_key(group_id), None));
+            let pending = self.append_group_records(group_id, &recs)?;
+            groups.remove(group_id);
+            pending
+        };
+        pending.wait().await?;
+        info!(group = group_id, "deleted group");
+        Ok(())
+    }
+
+    /// OffsetDelete. `subscribed` are the topics the group's members subscribe to; their
+    /// offsets cannot be deleted while the group is active.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+        subscribed: &HashSet<String>,
+    ) -> Result<Vec<Result<()>>> {
+        let (results, pending) = {
+            let mut groups = self.groups.lock();
+            let g = groups
+                .get_mut(group_id)
+                .ok_or(BrokerError::GroupIdNotFound)?;
+            let active = g.state != GroupState::Empty;
+            let mut recs = Vec::new();
+            let results = partitions
+                .iter()
+                .map(|(t, p)| {
+                    if active && subscribed.contains(t) {
+                        return Err(BrokerError::GroupSubscribedToTopic);
+                    }
+                    if g.offsets.remove(&(t.clone(), *p)).is_some() {
+                        recs.push(record(records::offset_key(group_id, t, *p), None));
+                    }
+                    Ok(())
+                })
+                .collect();
+            let pending = if recs.is_empty() {
+                None
+            } else {
+                Some(self.append_group_records(group_id, &recs)?)
+            };
+            (results, pending)
+        };
+        if let Some(p) = pending {
+            p.wait().await?;
+        }
+        Ok(results)
+    }
+
+    /// Drops offsets of empty groups older than `offsets.retention.minutes`, and groups left
+    /// with nothing.
+    pub(crate) fn expire_offsets(&self) {
+        let retention_ms = self
+            .config
+            .offsets_retention_minutes()
+            .saturating_mul(60_000);
+        let now = crate::now_ms();
+        let mut groups = self.groups.lock();
+        let mut emptied = Vec::new();
+        for g in groups.values_mut().filter(|g| g.state == GroupState::Empty) {
+            let since_empty = g.state_since_ms;
+            let expired: Vec<(String, i32)> = g
+                .offsets
+                .iter()
+                .filter(|(_, c)| {
+                    c.commit_timestamp
+                        .max(since_empty)
+                        .saturating_add(retention_ms)
+                        <= now
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            let mut recs: Vec<_> = expired
+                .iter()
+                .map(|(t, p)| record(records::offset_key(&g.id, t, *p), None))
+                .collect();
+            for k in &expired {
+                g.offsets.remove(k);
+            }
+            if g.offsets.is_empty() {
+                recs.push(record(records::group_key(&g.id), None));
+                emptied.push(g.id.clone());
+            }
+            info!(group = %g.id, partitions = expired.len(), "expired committed offsets");
+            if let Err(e) = self.append_group_records(&g.id, &recs) {
+                warn!(group = %g.id, error = %e, "could not write offset expiry");
+            }
+        }
+        for id in emptied {
+            groups.remove(&id);
+        }
+    }
+
+    /// Rebuilds groups and offsets from `__consumer_offsets` (at start, before serving).
+    pub(crate) fn load_groups(&self) -> Result<()> {
+        let Some(topic) = self.topic(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let now = Instant::now();
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        let mut count = 0usize;
+        for partition in &topic.partitions {
+            for_each_record(partition, |key, value| {
+                count += 1;
+                match records::decode(key, value) {
+                    Ok(Some(OffsetsRecord::Offset {
+                        group,
+                        topic,
+                        partition,
+                        value,
+                    })) => {
+                        let g = groups
+                            .entry(group.clone())
+                            .or_insert_with(|| Group::new(&group));
+                        match value {
+                            Some(c) => {
+                                g.offsets.insert((topic, partition), c);
+                            }
+                            None => {
+                                g.offsets.remove(&(topic, partition));
+                            }
+                        }
+                    }
+                    Ok(Some(OffsetsRecord::Group { group, value })) => match value {
+                        Some(stored) => groups
+                            .entry(group.clone())
+                            .or_insert_with(|| Group::new(&group))
+                            .restore(stored, now),
+                        None => {
+                            groups.remove(&group);
+                        }
+                    },
+                    Ok(None) => {}
+                    Err(e) => warn!(error = %e, "skipping an unreadable __consumer_offsets record"),
+                }
+            })?;
+        }
+        groups.retain(|_, g| !g.members.is_empty() || !g.offsets.is_empty());
+        info!(
+            groups = groups.len(),
+            records = count,
+            ms = started.elapsed().as_millis() as u64,
+            "loaded consumer groups"
+        );
+        *self.groups.lock() = groups;
+        Ok(())
+    }
+}
+
+/// Calls `f(key, value)` for every record of a partition, in offset order.
+fn for_each_record(partition: &Partition, mut f: impl FnMut(&[u8], Option<&[u8]>)) -> Result<()> {
+    let mut offset = partition.offsets().log_start_offset;
+    loop {
+        let (slice, _) = partition.read(offset, 8 << 20)?;
+        let Some(slice) = slice else { return Ok(()) };
+        let bytes = slice.read_to_vec()?;
+        let mut pos = 0;
+        let mut progressed = false;
+        while pos + batch::HEADER_SIZE <= bytes.len() {
+            let header = BatchHeader::parse(&bytes[pos..]);
+            let end = pos + header.size();
+            if end > bytes.len() {
+                break; // partial batch at the end of the read: read again from it
+            }
+            let recs = batch::uncompressed_records(&bytes[pos..end])?;
+            for r in recs {
+                if let Some(key) = r.key {
+                    f(key, r.value);
+                }
+            }
+            offset = header.last_offset() + 1;
+            progressed = true;
+            pos = end;
+        }
+        if !progressed {
+            return Err(BrokerError::CorruptMessage(format!(
+                "{}-{}: unreadable batch at offset {offset}",
+                partition.topic, partition.index
+            )));
+        }
+    }
+}
