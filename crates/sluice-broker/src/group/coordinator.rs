@@ -111,15 +111,16 @@ impl Broker {
                     let unchanged = group.rejoin_is_noop(&old_id, &req.protocols);
                     group.replace_static_member(&old_id, &member_id);
                     let is_leader = group.leader.as_deref() == Some(member_id.as_str());
-                    if group.state == GroupState::Stable
-                        && unchanged
-                        && (!is_leader || req.supports_skip_assignment)
-                    {
+                    if group.state == GroupState::Stable && unchanged {
+                        // As Kafka does: no rebalance. A leader gets the member list (or, from
+                        // v9, skip_assignment) but its SyncGroup in a Stable group returns the
+                        // assignment already in place.
                         if let Some(m) = group.members.get_mut(&member_id) {
                             m.touch(now);
                         }
                         info!(group = %group.id, instance, "static member rejoined; assignment kept");
-                        let result = group.current_join_result(&member_id, is_leader);
+                        let skip = is_leader && req.supports_skip_assignment;
+                        let result = group.current_join_result(&member_id, skip);
                         self.persist_group(group);
                         return Step::Done(Ok(result));
                     }

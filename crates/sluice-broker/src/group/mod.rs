@@ -10,7 +10,8 @@ use std::collections::HashMap;
 
 pub use coordinator::{JoinRequest, SyncRequest};
 pub use offsets::{
-    GroupDescription, GroupListing, MemberDescription, OffsetCommit, PartitionLag, OFFSETS_TOPIC,
+    GroupDescription, GroupListing, MemberDescription, OffsetCommit, PartitionLag, TopicOffsets,
+    OFFSETS_TOPIC,
 };
 pub use records::CommittedOffset;
 pub use state::{JoinOutcome, JoinResult, SyncOutcome};

@@ -19,6 +19,9 @@ use crate::topic::Topic;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// A topic's partitions with what each has committed (None: nothing).
+pub type TopicOffsets = (String, Vec<(i32, Option<CommittedOffset>)>);
+
 /// One partition's offset to commit.
 #[derive(Debug, Clone)]
 pub struct OffsetCommit {
@@ -219,7 +222,7 @@ impl Broker {
         &self,
         group_id: &str,
         wanted: Option<Vec<(String, Vec<i32>)>>,
-    ) -> Vec<(String, Vec<(i32, Option<CommittedOffset>)>)> {
+    ) -> Vec<TopicOffsets> {
         let groups = self.groups.lock();
         let offsets = groups.get(group_id).map(|g| &g.offsets);
         match wanted {

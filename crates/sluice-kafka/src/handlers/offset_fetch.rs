@@ -5,14 +5,12 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
-use sluice_broker::group::CommittedOffset;
+use sluice_broker::group::{CommittedOffset, TopicOffsets};
 use sluice_broker::Broker;
 
 use super::str;
 use crate::dispatch::{Reply, Response};
 use crate::Context;
-
-type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 
 /// (offset, leader epoch, metadata) as the wire wants them; -1s for "nothing committed".
 fn committed(c: Option<CommittedOffset>) -> (i64, i32, String) {
@@ -22,7 +20,11 @@ fn committed(c: Option<CommittedOffset>) -> (i64, i32, String) {
     }
 }
 
-fn lookup(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+fn lookup(
+    broker: &Broker,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Vec<TopicOffsets> {
     broker.fetch_offsets(group, topics)
 }
 

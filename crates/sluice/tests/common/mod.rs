@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod group;
 pub mod raw;
 
 use std::net::{TcpListener, TcpStream};
