@@ -167,7 +167,10 @@ impl Broker {
                 if generation != group.generation {
                     return Err(BrokerError::IllegalGeneration);
                 }
-                if group.state != GroupState::Stable {
+                // As Kafka: members of the current generation may still commit while a
+                // rebalance is being prepared (that is how they save progress before giving
+                // partitions up); only between join and sync is a commit refused.
+                if group.state == GroupState::CompletingRebalance {
                     return Err(BrokerError::RebalanceInProgress);
                 }
                 if let Some(m) = group.members.get_mut(member_id) {

@@ -74,7 +74,14 @@ impl Member {
                             m.partition(),
                             m.offset(),
                         ));
-                        let _ = consumer.commit_message(&m, CommitMode::Sync);
+                        if let Err(e) = consumer.commit_message(&m, CommitMode::Sync) {
+                            eprintln!(
+                                "COMMIT FAILED {} {} {}: {e}",
+                                m.topic(),
+                                m.partition(),
+                                m.offset()
+                            );
+                        }
                     }
                     if let Ok(a) = consumer.assignment() {
                         *assignment.lock().unwrap() = a
