@@ -51,6 +51,27 @@ found = consumer.offsets_for_times({parts[0]: 1_700_000_000_000, parts[1]: 9_999
 assert found[parts[0]] is not None and found[parts[0]].offset == 0, found
 assert found[parts[1]] is None, found
 
+# A consumer group: subscribe, read everything, commit; then inspect it through the admin API.
+group_consumer = KafkaConsumer(
+    "py-topic", bootstrap_servers=bootstrap, group_id="py-group", auto_offset_reset="earliest",
+    enable_auto_commit=False, consumer_timeout_ms=10000,
+)
+got = 0
+deadline = time.time() + 30
+while got < 200 and time.time() < deadline:
+    for records in group_consumer.poll(timeout_ms=500).values():
+        got += len(records)
+assert got == 200, got
+group_consumer.commit()
+listed = repr(admin.list_groups())
+assert "py-group" in listed, listed
+described = repr(admin.describe_groups(["py-group"]))
+assert "Stable" in described and "range" in described, described
+committed = repr(admin.list_group_offsets({"py-group": None}))
+assert "py-topic" in committed, committed
+print(listed, described, committed, sep="\n")
+group_consumer.close()
+
 admin.create_partitions({"py-topic": NewPartitions(total_count=3)})
 admin.delete_topics(["py-topic"])
 assert "py-topic" not in admin.list_topics()
