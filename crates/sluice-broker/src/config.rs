@@ -95,6 +95,18 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, &str)] = &[
         "longest session timeout a group member may ask for",
     ),
     (
+        "group.consumer.session.timeout.ms",
+        "45000",
+        ConfigType::Int,
+        "session timeout of members using the KIP-848 protocol (group.protocol=consumer)",
+    ),
+    (
+        "group.consumer.heartbeat.interval.ms",
+        "5000",
+        ConfigType::Int,
+        "heartbeat interval the coordinator gives KIP-848 members",
+    ),
+    (
         "offsets.topic.num.partitions",
         "50",
         ConfigType::Int,
@@ -253,6 +265,14 @@ impl BrokerConfig {
     }
     pub fn group_max_session_timeout_ms(&self) -> i32 {
         self.int_setting("group.max.session.timeout.ms", 1800000) as i32
+    }
+    pub fn group_consumer_session_timeout_ms(&self) -> u64 {
+        self.int_setting("group.consumer.session.timeout.ms", 45000)
+            .max(1) as u64
+    }
+    pub fn group_consumer_heartbeat_interval_ms(&self) -> i32 {
+        self.int_setting("group.consumer.heartbeat.interval.ms", 5000)
+            .clamp(1, i32::MAX as i64) as i32
     }
     pub fn offsets_topic_num_partitions(&self) -> i32 {
         self.int_setting("offsets.topic.num.partitions", 50)

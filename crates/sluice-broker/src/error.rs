@@ -57,6 +57,12 @@ pub enum BrokerError {
     GroupSubscribedToTopic,
     #[error("coordinator not available")]
     CoordinatorNotAvailable,
+    #[error("the member epoch is not the member's current one")]
+    FencedMemberEpoch,
+    #[error("the member epoch is stale")]
+    StaleMemberEpoch,
+    #[error("{0}")]
+    UnsupportedAssignor(String),
 }
 
 impl From<LogError> for BrokerError {

@@ -195,6 +195,16 @@ pub fn dispatch(
         ApiKey::OffsetDelete => {
             handlers::offset_delete::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
         }
+        ApiKey::ConsumerGroupHeartbeat => ready(handlers::consumer_group_heartbeat::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::ConsumerGroupDescribe => ready(handlers::consumer_group_describe::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
         ApiKey::DescribeCluster => ready(handlers::describe_cluster::handle(
             ctx,
             &reply,

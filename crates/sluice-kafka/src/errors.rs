@@ -33,6 +33,9 @@ pub fn code(e: &BrokerError) -> i16 {
         BrokerError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
         BrokerError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         BrokerError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        BrokerError::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+        BrokerError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+        BrokerError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
     };
     r.code()
 }

@@ -93,11 +93,12 @@ fn heartbeat(raw: &mut Raw, group: &str, generation: i32, member: &str) -> i16 {
         .error_code
 }
 
+/// (group, generation, member id) of a commit.
+type Committer<'a> = (&'a str, i32, &'a str);
+
 fn commit(
     raw: &mut Raw,
-    group: &str,
-    generation: i32,
-    member: &str,
+    (group, generation, member): Committer<'_>,
     topic: &str,
     partition: i32,
     offset: i64,
@@ -245,25 +246,23 @@ async fn offset_commits_validate_and_round_trip() {
     let mut raw = Raw::connect(&broker);
     // A standalone consumer (no generation, no member) may commit to an empty group.
     assert_eq!(
-        commit(&mut raw, "solo", -1, "", "committed", 0, 42, "note"),
+        commit(&mut raw, ("solo", -1, ""), "committed", 0, 42, "note"),
         0
     );
     assert_eq!(
-        commit(&mut raw, "solo", -1, "", "nope", 0, 1, ""),
+        commit(&mut raw, ("solo", -1, ""), "nope", 0, 1, ""),
         3,
         "UNKNOWN_TOPIC_OR_PARTITION"
     );
     assert_eq!(
-        commit(&mut raw, "solo", -1, "", "committed", 9, 1, ""),
+        commit(&mut raw, ("solo", -1, ""), "committed", 9, 1, ""),
         3,
         "UNKNOWN_TOPIC_OR_PARTITION"
     );
     assert_eq!(
         commit(
             &mut raw,
-            "solo",
-            -1,
-            "",
+            ("solo", -1, ""),
             "committed",
             1,
             1,
@@ -278,9 +277,7 @@ async fn offset_commits_validate_and_round_trip() {
     assert_eq!(
         commit(
             &mut raw,
-            "member",
-            joined.generation_id,
-            &me,
+            ("member", joined.generation_id, &me),
             "committed",
             0,
             5,
@@ -293,9 +290,7 @@ async fn offset_commits_validate_and_round_trip() {
     assert_eq!(
         commit(
             &mut raw,
-            "member",
-            joined.generation_id + 1,
-            &me,
+            ("member", joined.generation_id + 1, &me),
             "committed",
             0,
             5,
@@ -307,9 +302,7 @@ async fn offset_commits_validate_and_round_trip() {
     assert_eq!(
         commit(
             &mut raw,
-            "member",
-            joined.generation_id,
-            "other",
+            ("member", joined.generation_id, "other"),
             "committed",
             0,
             5,
@@ -321,9 +314,7 @@ async fn offset_commits_validate_and_round_trip() {
     assert_eq!(
         commit(
             &mut raw,
-            "member",
-            joined.generation_id,
-            &me,
+            ("member", joined.generation_id, &me),
             "committed",
             1,
             77,

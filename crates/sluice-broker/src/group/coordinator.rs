@@ -341,6 +341,7 @@ impl Broker {
         let now = Instant::now();
         let mut groups = self.groups.lock();
         for group in groups.values_mut() {
+            Broker::expire_consumer_members(group, now, |topics| self.partition_counts(topics));
             group.pending_members.retain(|_, deadline| *deadline > now);
             let expired: Vec<String> = group
                 .members

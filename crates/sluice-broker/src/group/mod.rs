@@ -1,6 +1,8 @@
 //! Consumer groups (classic protocol): membership and rebalancing, committed offsets in
 //! `__consumer_offsets`, and the read side (list, describe, lag).
 
+mod consumer;
+mod consumer_coordinator;
 mod coordinator;
 mod offsets;
 mod records;
@@ -8,6 +10,10 @@ mod state;
 
 use std::collections::HashMap;
 
+pub use consumer::{Assignment, ASSIGNORS};
+pub use consumer_coordinator::{
+    ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatResult, ConsumerMemberDescription,
+};
 pub use coordinator::{JoinRequest, SyncRequest};
 pub use offsets::{
     GroupDescription, GroupListing, MemberDescription, OffsetCommit, PartitionLag, TopicOffsets,

@@ -38,6 +38,16 @@ pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
     pub state: &'static str,
+    /// "classic" or "consumer" (KIP-848).
+    pub group_type: &'static str,
+}
+
+fn group_type(g: &Group) -> &'static str {
+    if g.consumer.is_some() {
+        "consumer"
+    } else {
+        "classic"
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -159,9 +169,11 @@ impl Broker {
                 None => return Err(BrokerError::UnknownMemberId),
             };
             if simple {
-                if group.state != GroupState::Empty {
+                if !group.is_empty() {
                     return Err(BrokerError::UnknownMemberId);
                 }
+            } else if let Some(cg) = &group.consumer {
+                Broker::check_consumer_commit(cg, member_id, generation)?;
             } else {
                 group.check_member(member_id, instance_id)?;
                 if generation != group.generation {
@@ -282,19 +294,21 @@ impl Broker {
 
     pub fn list_groups(&self, states: &[String], types: &[String]) -> Vec<GroupListing> {
         let groups = self.groups.lock();
+        let wanted = |filter: &[String], value: &str| {
+            filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
+        };
         let mut out: Vec<GroupListing> = groups
             .values()
-            .filter(|g| {
-                states.is_empty()
-                    || states
-                        .iter()
-                        .any(|s| s.eq_ignore_ascii_case(g.state.name()))
-            })
-            .filter(|_| types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case("classic")))
+            .filter(|g| wanted(states, g.state_name()) && wanted(types, group_type(g)))
             .map(|g| GroupListing {
                 group_id: g.id.clone(),
-                protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state.name(),
+                protocol_type: if g.consumer.is_some() {
+                    "consumer".into()
+                } else {
+                    g.protocol_type.clone().unwrap_or_default()
+                },
+                state: g.state_name(),
+                group_type: group_type(g),
             })
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -304,6 +318,27 @@ impl Broker {
     pub fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
         let groups = self.groups.lock();
         let g = groups.get(group_id)?;
+        if let Some(cg) = &g.consumer {
+            // Seen through the classic API: members and state, no protocol metadata.
+            return Some(GroupDescription {
+                state: cg.state_name(),
+                protocol_type: "consumer".into(),
+                protocol: cg.assignor.clone(),
+                generation: cg.epoch,
+                members: cg
+                    .members
+                    .values()
+                    .map(|m| MemberDescription {
+                        member_id: m.member_id.clone(),
+                        group_instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: Bytes::new(),
+                        assignment: Bytes::new(),
+                    })
+                    .collect(),
+            });
+        }
         let protocol = g.protocol.clone().unwrap_or_default();
         Some(GroupDescription {
             state: g.state.name(),
@@ -334,7 +369,7 @@ impl Broker {
         let pending = {
             let mut groups = self.groups.lock();
             let g = groups.get(group_id).ok_or(BrokerError::GroupIdNotFound)?;
-            if !g.members.is_empty() || g.state != GroupState::Empty {
+            if !g.is_empty() || g.state != GroupState::Empty {
                 return Err(BrokerError::NonEmptyGroup);
             }
             let mut recs: Vec<_> = g
@@ -365,7 +400,7 @@ impl Broker {
             let g = groups
                 .get_mut(group_id)
                 .ok_or(BrokerError::GroupIdNotFound)?;
-            let active = g.state != GroupState::Empty;
+            let active = !g.is_empty();
             let mut recs = Vec::new();
             let results = partitions
                 .iter()
@@ -402,7 +437,10 @@ impl Broker {
         let now = crate::now_ms();
         let mut groups = self.groups.lock();
         let mut emptied = Vec::new();
-        for g in groups.values_mut().filter(|g| g.state == GroupState::Empty) {
+        for g in groups
+            .values_mut()
+            .filter(|g| g.state == GroupState::Empty && g.is_empty())
+        {
             let since_empty = g.state_since_ms;
             let expired: Vec<(String, i32)> = g
                 .offsets

@@ -103,6 +103,8 @@ pub struct Group {
     /// Wall-clock ms of the last state change (offset expiry counts from becoming Empty).
     pub state_since_ms: i64,
     next_seq: u64,
+    /// Set for groups using the KIP-848 protocol; their membership lives there.
+    pub consumer: Option<super::consumer::ConsumerGroup>,
 }
 
 impl Group {
@@ -121,6 +123,20 @@ impl Group {
             rebalance_deadline: None,
             state_since_ms: crate::now_ms(),
             next_seq: 0,
+            consumer: None,
+        }
+    }
+
+    /// No classic or KIP-848 members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
+    }
+
+    /// The state name ListGroups and DescribeGroups report.
+    pub fn state_name(&self) -> &'static str {
+        match &self.consumer {
+            Some(c) => c.state_name(),
+            None => self.state.name(),
         }
     }
 

@@ -19,7 +19,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ListGroupsRequest) -> Response 
                 .with_group_id(GroupId(str(&g.group_id)))
                 .with_protocol_type(str(&g.protocol_type))
                 .with_group_state(str(g.state))
-                .with_group_type(str("classic"))
+                .with_group_type(str(g.group_type))
         })
         .collect();
     reply.encode(&ListGroupsResponse::default().with_groups(groups))

@@ -40,10 +40,17 @@ impl Member {
     /// Subscribes to `topics` in `group`, commits each record synchronously after reading it.
     pub fn start(broker: &Broker, group: &str, topics: &[&str], extra: &[(&str, &str)]) -> Member {
         let mut config = broker.config();
+        config.set("group.id", group);
+        // With group.protocol=consumer (KIP-848) the broker sets session and heartbeat timing.
+        if !extra
+            .iter()
+            .any(|(k, v)| *k == "group.protocol" && *v == "consumer")
+        {
+            config
+                .set("session.timeout.ms", "3000")
+                .set("heartbeat.interval.ms", "300");
+        }
         config
-            .set("group.id", group)
-            .set("session.timeout.ms", "3000")
-            .set("heartbeat.interval.ms", "300")
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false");
