@@ -243,13 +243,13 @@ impl Broker {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
     use std::sync::atomic::Ordering;
 
     use super::*;
 
-    fn broker(dir: &std::path::Path) -> Arc<Broker> {
+    pub(crate) fn broker(dir: &std::path::Path) -> Arc<Broker> {
         let config = BrokerConfig::new(
             1,
             "127.0.0.1:0".parse().unwrap(),

@@ -362,3 +362,22 @@ async fn groups_are_listed_described_and_deleted_through_the_admin_api() {
         rdkafka::types::RDKafkaErrorCode::GroupIdNotFound
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stable_group_survives_a_broker_sigkill() {
+    let mut broker = Broker::start_with_config(BROKER_CONFIG);
+    broker.create_topic("through", 2, &[]).await;
+    produce(&broker, "through", 2, 20, "before").await;
+    let m = Member::start(&broker, "through-group", &["through"], &[]);
+    wait_until(20, "20 read", || m.seen().len() >= 20);
+    std::thread::sleep(Duration::from_millis(300));
+    broker.kill();
+    broker.restart();
+    // The group and its member come back from __consumer_offsets.
+    let (state, members) = describe(&broker, "through-group");
+    assert_eq!((state.as_str(), members), ("Stable", 1));
+    produce(&broker, "through", 2, 10, "after").await;
+    wait_until(30, "the member reads on", || m.seen().len() >= 30);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_exactly_once(&m.seen(), 30);
+}

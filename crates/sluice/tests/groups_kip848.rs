@@ -207,3 +207,37 @@ async fn static_membership_keeps_the_assignment_across_a_quick_restart() {
         "the other member saw no change"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_topics_latest_reset_and_a_broker_sigkill() {
+    let mut broker = Broker::start_with_config(BROKER_CONFIG);
+    broker.create_topic("t1-848", 2, &[]).await;
+    broker.create_topic("t2-848", 1, &[]).await;
+    produce(&broker, "t1-848", 2, 20, "before").await;
+    let m = Member::start(
+        &broker,
+        "multi848",
+        &["t1-848", "t2-848"],
+        &[KIP848, ("auto.offset.reset", "latest")],
+    );
+    wait_until(20, "three partitions of two topics", || {
+        m.assignment().len() == 3
+    });
+    std::thread::sleep(Duration::from_secs(1)); // let `latest` settle at the end
+    produce(&broker, "t1-848", 2, 10, "after").await;
+    produce(&broker, "t2-848", 1, 5, "after").await;
+    wait_until(20, "only the new records", || m.seen().len() >= 15);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(m.seen().len(), 15);
+    assert!(m.seen().iter().all(|(t, _, o)| t != "t1-848" || *o >= 10));
+
+    // The broker dies; the member rejoins after the restart and resumes from its commits.
+    broker.kill();
+    broker.restart();
+    produce(&broker, "t2-848", 1, 10, "restarted").await;
+    wait_until(30, "the member reads on after the broker restart", || {
+        m.seen().len() >= 25
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_exactly_once(&m.seen(), 25);
+}
