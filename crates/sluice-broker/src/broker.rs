@@ -26,6 +26,9 @@ pub struct Broker {
     /// Serialises topic admin (create, delete, alter) and the metadata file writes it makes.
     pub(crate) admin: Mutex<()>,
     pub(crate) flusher: Flusher,
+    /// Producer ids for idempotent producers: next to give out, and the end of the block
+    /// recorded in meta.json.
+    pub(crate) producer_ids: Mutex<crate::producer_ids::ProducerIds>,
     /// Consumer groups; one lock, as group operations are not on the data path.
     pub(crate) groups: Mutex<crate::group::Groups>,
     /// Held for the broker's lifetime: a second broker on the same directory is refused.
@@ -60,6 +63,7 @@ impl Broker {
                     cluster_id: Uuid::new_v4().simple().to_string()[..22].to_string(),
                     node_id: config.node_id,
                     topics: Vec::new(),
+                    producer_id_block_end: 0,
                 };
                 meta.save(&config.data_dir)?;
                 meta
@@ -72,6 +76,9 @@ impl Broker {
             admin: Mutex::new(()),
             flusher: Flusher::start(),
             groups: Mutex::new(Default::default()),
+            producer_ids: Mutex::new(crate::producer_ids::ProducerIds::starting_at(
+                meta.producer_id_block_end,
+            )),
             _dir_lock: dir_lock,
         };
         let mut topics = HashMap::new();
@@ -170,6 +177,7 @@ impl Broker {
             cluster_id: self.cluster_id.clone(),
             node_id: self.config.node_id,
             topics: records,
+            producer_id_block_end: self.producer_ids.lock().block_end,
         }
         .save(&self.config.data_dir)
         .map_err(|e| BrokerError::Storage(format!("writing meta.json: {e}")))

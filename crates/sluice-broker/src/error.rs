@@ -63,6 +63,14 @@ pub enum BrokerError {
     StaleMemberEpoch,
     #[error("{0}")]
     UnsupportedAssignor(String),
+    #[error("{0}")]
+    OutOfOrderSequence(String),
+    #[error("{0}")]
+    InvalidProducerEpoch(String),
+    #[error("{0}")]
+    UnknownProducerId(String),
+    #[error("{0}")]
+    TransactionsUnsupported(String),
 }
 
 impl From<LogError> for BrokerError {
@@ -75,6 +83,9 @@ impl From<LogError> for BrokerError {
             LogError::RecordTooLarge { .. } => BrokerError::MessageTooLarge(msg),
             LogError::OffsetOutOfRange { .. } => BrokerError::OffsetOutOfRange(msg),
             LogError::Io(_) => BrokerError::Storage(msg),
+            LogError::OutOfOrderSequence(_) => BrokerError::OutOfOrderSequence(msg),
+            LogError::InvalidProducerEpoch { .. } => BrokerError::InvalidProducerEpoch(msg),
+            LogError::UnknownProducerId(_) => BrokerError::UnknownProducerId(msg),
         }
     }
 }

@@ -10,6 +10,7 @@ mod flusher;
 pub mod group;
 mod partition;
 mod produce;
+mod producer_ids;
 mod topic;
 
 pub use admin::{ConfigEntry, ConfigOp, MAX_PARTITIONS_PER_TOPIC};

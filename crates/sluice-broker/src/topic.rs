@@ -74,6 +74,10 @@ pub struct MetadataFile {
     pub cluster_id: String,
     pub node_id: i32,
     pub topics: Vec<TopicRecord>,
+    /// Producer ids below this may have been handed out; allocation continues from here
+    /// after a restart, so no id is ever given twice.
+    #[serde(default)]
+    pub producer_id_block_end: i64,
 }
 
 impl MetadataFile {

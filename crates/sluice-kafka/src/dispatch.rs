@@ -205,6 +205,11 @@ pub fn dispatch(
             &reply,
             decode(&mut body, &reply)?,
         )),
+        ApiKey::InitProducerId => ready(handlers::init_producer_id::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
         ApiKey::DescribeCluster => ready(handlers::describe_cluster::handle(
             ctx,
             &reply,

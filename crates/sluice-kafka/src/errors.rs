@@ -36,6 +36,12 @@ pub fn code(e: &BrokerError) -> i16 {
         BrokerError::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
         BrokerError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
         BrokerError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
+        BrokerError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
+        BrokerError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+        BrokerError::UnknownProducerId(_) => ResponseError::UnknownProducerId,
+        BrokerError::TransactionsUnsupported(_) => {
+            ResponseError::TransactionalIdAuthorizationFailed
+        }
     };
     r.code()
 }

@@ -20,6 +20,8 @@ const LAST_OFFSET_DELTA_OFFSET: usize = 23;
 const BASE_TIMESTAMP_OFFSET: usize = 27;
 const MAX_TIMESTAMP_OFFSET: usize = 35;
 const PRODUCER_ID_OFFSET: usize = 43;
+const PRODUCER_EPOCH_OFFSET: usize = 51;
+const BASE_SEQUENCE_OFFSET: usize = 53;
 const RECORD_COUNT_OFFSET: usize = 57;
 
 const COMPRESSION_MASK: i16 = 0x07;
@@ -48,6 +50,8 @@ pub struct BatchHeader {
     pub max_timestamp: i64,
     pub producer_id: i64,
     pub record_count: i32,
+    producer_epoch: i16,
+    base_sequence: i32,
 }
 
 impl BatchHeader {
@@ -63,6 +67,8 @@ impl BatchHeader {
             max_timestamp: i64_at(b, MAX_TIMESTAMP_OFFSET),
             producer_id: i64_at(b, PRODUCER_ID_OFFSET),
             record_count: i32_at(b, RECORD_COUNT_OFFSET),
+            producer_epoch: i16_at(b, PRODUCER_EPOCH_OFFSET),
+            base_sequence: i32_at(b, BASE_SEQUENCE_OFFSET),
         }
     }
 
@@ -73,6 +79,19 @@ impl BatchHeader {
 
     pub fn last_offset(&self) -> i64 {
         self.base_offset + self.last_offset_delta as i64
+    }
+
+    pub fn producer_epoch(&self) -> i16 {
+        self.producer_epoch
+    }
+
+    pub fn base_sequence(&self) -> i32 {
+        self.base_sequence
+    }
+
+    /// Part of a transaction (attribute bit 4).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & 0x10 != 0
     }
 
     pub fn compression(&self) -> i16 {
@@ -87,6 +106,8 @@ pub struct BatchSetSummary {
     /// Offsets the set will occupy (sum of `last_offset_delta + 1`).
     pub offset_count: u64,
     pub max_timestamp: i64,
+    /// Some batch carries a producer id (idempotent producer).
+    pub idempotent: bool,
 }
 
 /// Checks the framing, magic, CRC and size limit of every batch in `buf`.
@@ -101,6 +122,7 @@ pub fn validate_batches(buf: &[u8], max_batch_bytes: usize) -> Result<BatchSetSu
         batches: 0,
         offset_count: 0,
         max_timestamp: -1,
+        idempotent: false,
     };
     while pos < buf.len() {
         let rest = &buf[pos..];
@@ -148,10 +170,21 @@ pub fn validate_batches(buf: &[u8], max_batch_bytes: usize) -> Result<BatchSetSu
                 header.compression()
             )));
         }
+        if header.is_transactional() {
+            return Err(LogError::InvalidRecord(
+                "transactional batches are not supported yet".into(),
+            ));
+        }
+        summary.idempotent |= header.producer_id >= 0;
         summary.batches += 1;
         summary.offset_count += header.last_offset_delta as u64 + 1;
         summary.max_timestamp = summary.max_timestamp.max(header.max_timestamp);
         pos += size;
+    }
+    if summary.idempotent && summary.batches > 1 {
+        return Err(LogError::InvalidRecord(
+            "an idempotent produce carries one batch per partition".into(),
+        ));
     }
     Ok(summary)
 }
@@ -330,6 +363,23 @@ impl<'a> Cursor<'a> {
             _ => Err(corrupt("negative length")),
         }
     }
+}
+
+/// An uncompressed batch of `records` empty-valued records from an idempotent producer.
+pub fn build_idempotent_batch(
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    records: usize,
+) -> Vec<u8> {
+    let values: Vec<KeyValue<'_>> = (0..records).map(|_| (None, Some(&b"v"[..]))).collect();
+    let mut b = build_batch(0, &values);
+    b[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&producer_id.to_be_bytes());
+    b[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2].copy_from_slice(&epoch.to_be_bytes());
+    b[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    b
 }
 
 fn put_varlong(out: &mut Vec<u8>, v: i64) {

@@ -17,6 +17,16 @@ pub enum LogError {
         log_start: i64,
         log_end: i64,
     },
+    #[error("no state for producer {0}; it must start at sequence 0")]
+    UnknownProducerId(i64),
+    #[error("producer {producer_id} epoch {epoch} is older than its current epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    #[error("out of order sequence: {0}")]
+    OutOfOrderSequence(String),
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
 }

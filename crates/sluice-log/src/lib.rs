@@ -5,6 +5,7 @@ pub mod batch;
 mod error;
 mod index;
 mod log;
+pub mod producer_state;
 mod segment;
 
 pub use error::{LogError, Result};

@@ -7,12 +7,15 @@ use std::sync::Arc;
 
 use tracing::debug;
 
-use crate::batch::{self, BatchSetSummary};
+use crate::batch::{self, BatchHeader, BatchSetSummary};
 use crate::error::{LogError, Result};
+use crate::producer_state::{ProducerState, SeqCheck};
 use crate::segment::{self, Segment};
 
 /// Marker written by a clean close; its absence on open means the active segment is recovered.
 const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+/// Idempotent producer state as of some offset (written on roll and clean close).
+const PRODUCER_SNAPSHOT_FILE: &str = "producer.snapshot";
 
 /// Per-log settings (Kafka topic-level names in comments).
 #[derive(Debug, Clone)]
@@ -59,6 +62,9 @@ pub struct AppendInfo {
     pub log_append_time: i64,
     /// The log end after this append: once flushed, it may become the high watermark.
     pub end: LogPosition,
+    /// The batch was a producer's retry of one already stored: nothing was written and the
+    /// offsets are the original ones.
+    pub duplicate: bool,
 }
 
 /// A byte range of one segment file, to be read outside the log's lock.
@@ -99,6 +105,7 @@ pub struct Log {
     high_watermark: LogPosition,
     /// Set by `close` and `delete`: later appends fail instead of writing to a closed log.
     closed: bool,
+    producers: ProducerState,
 }
 
 impl Log {
@@ -142,7 +149,7 @@ impl Log {
             position: active.size(),
         };
         debug!(dir = %dir.display(), segments = segments.len(), log_end = end.offset, clean, "opened log");
-        Ok(Log {
+        let mut log = Log {
             dir: dir.to_path_buf(),
             config,
             segments,
@@ -150,7 +157,47 @@ impl Log {
             flushed: end,
             high_watermark: end,
             closed: false,
-        })
+            producers: ProducerState::default(),
+        };
+        log.rebuild_producer_state()?;
+        Ok(log)
+    }
+
+    /// Loads the producer snapshot (if sound and not beyond the log end) and replays the
+    /// batch headers after it.
+    fn rebuild_producer_state(&mut self) -> Result<()> {
+        let path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
+        let (mut state, from) = match ProducerState::read_snapshot(&path) {
+            Some((state, offset))
+                if offset <= self.log_end_offset() && offset >= self.log_start_offset =>
+            {
+                (state, offset)
+            }
+            _ => (ProducerState::default(), self.log_start_offset),
+        };
+        let floor = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map(|(b, _)| *b)
+            .unwrap_or(self.log_start_offset);
+        for seg in self.segments.range(floor..).map(|(_, s)| s) {
+            seg.for_each_header(from, |h| state.record(h))?;
+        }
+        self.producers = state;
+        Ok(())
+    }
+
+    fn write_producer_snapshot(&self) -> Result<()> {
+        self.producers.write_snapshot(
+            &self.dir.join(PRODUCER_SNAPSHOT_FILE),
+            self.log_end_offset(),
+        )?;
+        Ok(())
+    }
+
+    pub fn producer_state(&self) -> &ProducerState {
+        &self.producers
     }
 
     pub fn dir(&self) -> &Path {
@@ -206,6 +253,22 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo> {
+        if self.closed {
+            return Err(LogError::Io(std::io::Error::other("log is closed")));
+        }
+        // An idempotent producer's set is one batch (checked in validation).
+        let producer_batch = summary.idempotent.then(|| BatchHeader::parse(batches));
+        if let Some(h) = &producer_batch {
+            if let SeqCheck::Duplicate(original) = self.producers.check(h)? {
+                return Ok(AppendInfo {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time: -1,
+                    end: self.end(),
+                    duplicate: true,
+                });
+            }
+        }
         self.maybe_roll(batches.len() as u64, summary.offset_count, now_ms)?;
         let base_offset = self.log_end_offset();
         let log_append_time = if self.config.log_append_time {
@@ -223,12 +286,17 @@ impl Log {
             self.active_mut()
                 .append(batches, base_offset, leader_epoch, false)?;
         }
+        if let Some(mut h) = producer_batch {
+            h.base_offset = base_offset;
+            self.producers.record(&h);
+        }
         let end = self.end();
         Ok(AppendInfo {
             base_offset,
             last_offset: end.offset - 1,
             log_append_time,
             end,
+            duplicate: false,
         })
     }
 
@@ -252,6 +320,7 @@ impl Log {
         let base = active.next_offset();
         debug!(dir = %self.dir.display(), base, too_big, too_old, "rolling segment");
         self.active_mut().save_indexes()?;
+        self.write_producer_snapshot()?;
         let seg = Segment::create(&self.dir, base, self.config.index_interval_bytes, now_ms)?;
         self.segments.insert(base, seg);
         Ok(())
@@ -373,6 +442,7 @@ impl Log {
             seg.file().sync_all()?;
         }
         self.active_mut().save_indexes()?;
+        self.write_producer_snapshot()?;
         fs::write(self.dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         File::open(&self.dir)?.sync_all()?;
         Ok(())

@@ -293,6 +293,22 @@ impl Segment {
         Ok(None)
     }
 
+    /// Calls `f` with the header of every batch holding offsets at or after `from_offset`.
+    pub fn for_each_header(&self, from_offset: i64, mut f: impl FnMut(&BatchHeader)) -> Result<()> {
+        let Some(first) = self.find_batch(from_offset, self.size)? else {
+            return Ok(());
+        };
+        let mut pos = first.position;
+        let mut buf = [0u8; HEADER_SIZE];
+        while pos + HEADER_SIZE as u64 <= self.size {
+            self.file.read_exact_at(&mut buf, pos)?;
+            let header = BatchHeader::parse(&buf);
+            f(&header);
+            pos += header.size().max(LOG_OVERHEAD) as u64;
+        }
+        Ok(())
+    }
+
     /// First batch whose max timestamp is at least `ts`.
     pub fn find_timestamp(&self, ts: i64, end_position: u64) -> Result<Option<BatchLocation>> {
         let start_rel = self.time_index.scan_start(ts);

@@ -238,3 +238,40 @@ fn segments_roll_by_age() {
         "00000000000000000002.log"
     );
 }
+
+#[test]
+fn idempotent_retries_are_not_stored_twice_even_after_a_crash() {
+    use crate::batch::build_idempotent_batch;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    let append = |log: &mut Log, seq: i32| {
+        let b = build_idempotent_batch(42, 0, seq, 2);
+        let summary = validate_batches(&b, 1 << 20).unwrap();
+        log.append(&b, &summary, 0, 1)
+    };
+    let first = append(&mut log, 0).unwrap();
+    assert_eq!((first.base_offset, first.duplicate), (0, false));
+    let retry = append(&mut log, 0).unwrap();
+    assert_eq!(
+        (retry.base_offset, retry.last_offset, retry.duplicate),
+        (0, 1, true)
+    );
+    assert_eq!(log.log_end_offset(), 2, "the retry was not stored");
+    assert!(matches!(
+        append(&mut log, 5),
+        Err(LogError::OutOfOrderSequence(_))
+    ));
+    append(&mut log, 2).unwrap();
+    drop(log); // crash: no snapshot, the state is rebuilt from the batches
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    let retry = append(&mut log, 2).unwrap();
+    assert_eq!((retry.base_offset, retry.duplicate), (2, true));
+    log.close().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    assert_eq!(
+        log.producer_state().entry(42).unwrap().batches.len(),
+        2,
+        "from the snapshot"
+    );
+    assert!(append(&mut log, 4).is_ok());
+}

@@ -84,13 +84,18 @@ impl Raw {
 
 /// A valid magic-2 batch with one record.
 pub fn batch(value: &[u8]) -> Vec<u8> {
-    sluice_test_batch::build(value)
+    sluice_test_batch::build(value, -1, -1, -1)
+}
+
+/// A one-record batch from an idempotent producer.
+pub fn idempotent_batch(value: &[u8], producer_id: i64, epoch: i16, sequence: i32) -> Vec<u8> {
+    sluice_test_batch::build(value, producer_id, epoch, sequence)
 }
 
 pub mod sluice_test_batch {
     /// Builds an uncompressed magic-2 batch by hand (the broker under test must not share code
     /// with the test's encoder, so this is written out here).
-    pub fn build(value: &[u8]) -> Vec<u8> {
+    pub fn build(value: &[u8], producer_id: i64, epoch: i16, sequence: i32) -> Vec<u8> {
         let mut rec = vec![0u8]; // attributes
         rec.push(0); // timestamp delta 0
         rec.push(0); // offset delta 0
@@ -111,9 +116,9 @@ pub mod sluice_test_batch {
         b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
         b.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
         b.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
-        b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-        b.extend_from_slice(&(-1i16).to_be_bytes());
-        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.extend_from_slice(&producer_id.to_be_bytes());
+        b.extend_from_slice(&epoch.to_be_bytes());
+        b.extend_from_slice(&sequence.to_be_bytes());
         b.extend_from_slice(&1i32.to_be_bytes()); // record count
         b.extend_from_slice(&records);
         let crc = crc32c(&b[21..]);

@@ -25,8 +25,8 @@ configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "py-t
 text = repr(configs)
 assert "retention.ms" in text and "60000" in text, text
 
-# Idempotence (InitProducerId) arrives with issue 4; until then it is turned off here.
-producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="gzip", linger_ms=5, enable_idempotence=False)
+# kafka-python's defaults: idempotence on (InitProducerId), acks=all.
+producer = KafkaProducer(bootstrap_servers=bootstrap, compression_type="gzip", linger_ms=5)
 futures = [producer.send("py-topic", key=b"k%d" % (i % 10), value=b"value-%d" % i, timestamp_ms=1_700_000_000_000 + i) for i in range(200)]
 producer.flush()
 placed = {}
