@@ -16,6 +16,17 @@ use crate::flusher::Flusher;
 use crate::partition::Partition;
 use crate::topic::{partition_dir, MetadataFile, Topic, TopicRecord};
 
+/// Unlinks deleted segments' files (outside any lock; open readers keep their data).
+fn remove_files(files: &[std::path::PathBuf]) {
+    for f in files {
+        if let Err(e) = fs::remove_file(f) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                warn!(file = %f.display(), error = %e, "could not remove a deleted segment's file");
+            }
+        }
+    }
+}
+
 /// How often group sessions and rebalance deadlines are checked.
 const GROUP_TIMER_TICK: Duration = Duration::from_millis(100);
 
@@ -206,6 +217,16 @@ impl Broker {
             }
         });
         let weak = Arc::downgrade(self);
+        let every = Duration::from_millis(self.config.retention_check_interval_ms());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { return };
+                broker.apply_retention();
+            }
+        });
+        let weak = Arc::downgrade(self);
         let every = Duration::from_millis(self.config.offsets_retention_check_interval_ms());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -215,6 +236,37 @@ impl Broker {
                 broker.expire_offsets();
             }
         });
+    }
+
+    /// Deletes segments past their topic's retention (cleanup.policy with `delete`).
+    pub fn apply_retention(&self) {
+        let now = crate::now_ms();
+        for topic in self.topics() {
+            let Some((ms, bytes)) = topic.settings.retention(&self.config) else {
+                continue;
+            };
+            for p in &topic.partitions {
+                let files = p.log().apply_retention(now, ms, bytes);
+                remove_files(&files);
+            }
+        }
+    }
+
+    /// DeleteRecords: moves a partition's log start to `offset` (-1: the high watermark).
+    /// Returns the new low watermark.
+    pub fn delete_records(&self, partition: &Partition, offset: i64) -> Result<i64> {
+        let (files, low) = {
+            let mut log = partition.log();
+            let target = if offset == -1 {
+                log.high_watermark()
+            } else {
+                offset
+            };
+            let files = log.advance_log_start(target)?;
+            (files, log.log_start_offset())
+        };
+        remove_files(&files);
+        Ok(low)
     }
 
     /// Requests flushes of partitions whose relaxed policy's `flush.ms` has passed.

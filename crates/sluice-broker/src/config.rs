@@ -131,6 +131,12 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, &str)] = &[
         "longest metadata string stored with a committed offset",
     ),
     (
+        "log.retention.check.interval.ms",
+        "300000",
+        ConfigType::Long,
+        "how often partitions are checked against retention.ms and retention.bytes",
+    ),
+    (
         "fetch.max.bytes",
         "57671680",
         ConfigType::Int,
@@ -288,6 +294,10 @@ impl BrokerConfig {
     pub fn offset_metadata_max_bytes(&self) -> usize {
         self.int_setting("offset.metadata.max.bytes", 4096).max(0) as usize
     }
+    pub fn retention_check_interval_ms(&self) -> u64 {
+        self.int_setting("log.retention.check.interval.ms", 300000)
+            .max(10) as u64
+    }
     pub fn fetch_max_bytes(&self) -> usize {
         self.broker_value("fetch.max.bytes")
             .parse::<i32>()
@@ -364,6 +374,19 @@ impl TopicSettings {
                 .0
                 == "LogAppendTime",
         }
+    }
+
+    /// (retention.ms, retention.bytes) when the cleanup policy includes `delete`.
+    pub fn retention(&self, broker: &BrokerConfig) -> Option<(i64, i64)> {
+        let policy = self
+            .value(broker, topic_config_def("cleanup.policy").expect("known"))
+            .0;
+        policy.split(',').any(|p| p.trim() == "delete").then(|| {
+            (
+                self.get::<i64>(broker, "retention.ms", 604800000),
+                self.get::<i64>(broker, "retention.bytes", -1),
+            )
+        })
     }
 
     pub fn flush_policy(&self, broker: &BrokerConfig) -> FlushPolicy {

@@ -210,6 +210,11 @@ pub fn dispatch(
             &reply,
             decode(&mut body, &reply)?,
         )),
+        ApiKey::DeleteRecords => ready(handlers::delete_records::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
         ApiKey::DescribeCluster => ready(handlers::describe_cluster::handle(
             ctx,
             &reply,

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::batch::{self, BatchHeader, BatchSetSummary};
 use crate::error::{LogError, Result};
@@ -16,6 +16,8 @@ use crate::segment::{self, Segment};
 const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 /// Idempotent producer state as of some offset (written on roll and clean close).
 const PRODUCER_SNAPSHOT_FILE: &str = "producer.snapshot";
+/// The log start offset when DeleteRecords moved it inside a segment.
+const LOG_START_FILE: &str = "log-start-offset";
 
 /// Per-log settings (Kafka topic-level names in comments).
 #[derive(Debug, Clone)]
@@ -141,7 +143,17 @@ impl Log {
         if clean {
             fs::remove_file(&marker)?;
         }
-        let log_start_offset = *segments.keys().next().expect("one segment");
+        let first_base = *segments.keys().next().expect("one segment");
+        let end_offset = segments
+            .values()
+            .next_back()
+            .map_or(first_base, |s| s.next_offset());
+        let checkpoint = fs::read_to_string(dir.join(LOG_START_FILE))
+            .ok()
+            .and_then(|t| t.trim().parse::<i64>().ok());
+        let log_start_offset = checkpoint
+            .unwrap_or(first_base)
+            .clamp(first_base, end_offset.max(first_base));
         let active = segments.values().next_back().expect("one segment");
         let end = LogPosition {
             offset: active.next_offset(),
@@ -446,6 +458,81 @@ impl Log {
         fs::write(self.dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         File::open(&self.dir)?.sync_all()?;
         Ok(())
+    }
+
+    /// Moves the log start offset forward (DeleteRecords), durably, and drops the segments
+    /// wholly below it. Returns the files to remove, to be unlinked outside the lock.
+    pub fn advance_log_start(&mut self, offset: i64) -> Result<Vec<PathBuf>> {
+        if offset <= self.log_start_offset {
+            return Ok(Vec::new());
+        }
+        if offset > self.high_watermark.offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.high_watermark.offset,
+            });
+        }
+        crate::index::write_file_synced(
+            &self.dir.join(LOG_START_FILE),
+            offset.to_string().as_bytes(),
+        )?;
+        self.log_start_offset = offset;
+        let doomed: Vec<i64> = self
+            .segments
+            .iter()
+            .filter(|(base, seg)| {
+                **base != self.active().base_offset && seg.next_offset() <= offset
+            })
+            .map(|(b, _)| *b)
+            .collect();
+        Ok(self.drop_segments(&doomed))
+    }
+
+    /// Deletes whole non-active segments past `retention_ms` (by their largest timestamp)
+    /// or beyond `retention_bytes` (oldest first); -1 disables either. Returns the files to
+    /// remove, to be unlinked outside the lock.
+    pub fn apply_retention(
+        &mut self,
+        now_ms: i64,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> Vec<PathBuf> {
+        let active = self.active().base_offset;
+        let mut total: u64 = self.segments.values().map(|s| s.size()).sum();
+        let mut doomed = Vec::new();
+        for (base, seg) in &self.segments {
+            if *base == active {
+                break;
+            }
+            let too_old = retention_ms >= 0
+                && seg.max_timestamp() >= 0
+                && seg.max_timestamp() < now_ms.saturating_sub(retention_ms);
+            let too_big = retention_bytes >= 0 && total > retention_bytes as u64;
+            if !(too_old || too_big) {
+                break; // deletion keeps the log contiguous: stop at the first segment to keep
+            }
+            total -= seg.size();
+            doomed.push(*base);
+        }
+        self.drop_segments(&doomed)
+    }
+
+    fn drop_segments(&mut self, bases: &[i64]) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for base in bases {
+            if let Some(seg) = self.segments.remove(base) {
+                files.extend(seg.file_paths());
+            }
+        }
+        if let Some(first) = self.segments.keys().next() {
+            self.log_start_offset = self.log_start_offset.max(*first);
+        }
+        if !bases.is_empty() {
+            self.producers.drop_below(self.log_start_offset);
+            info!(dir = %self.dir.display(), segments = bases.len(), log_start = self.log_start_offset, "deleted old segments");
+        }
+        files
     }
 
     /// Removes the log's directory and everything in it.

@@ -332,6 +332,11 @@ impl Segment {
         self.size == 0
     }
 
+    /// The segment's files: log, offset index, time index.
+    pub fn file_paths(&self) -> Vec<PathBuf> {
+        vec![self.log_path(), self.index_path(), self.time_index_path()]
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir
             .join(format!("{}.log", file_stem(self.base_offset)))

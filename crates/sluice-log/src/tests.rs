@@ -275,3 +275,44 @@ fn idempotent_retries_are_not_stored_twice_even_after_a_crash() {
     );
     assert!(append(&mut log, 4).is_ok());
 }
+
+#[test]
+fn retention_deletes_whole_old_segments_and_delete_records_moves_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), 0).unwrap();
+    for i in 0..60 {
+        append(&mut log, 1000 + i, &[&[7u8; 200]]);
+    }
+    let segments = log.segment_count();
+    assert!(segments > 3);
+    // By time: everything with timestamps before 1030 is past retention.
+    let files = log.apply_retention(2000, 2000 - 1030, -1);
+    assert!(
+        !files.is_empty() && files.iter().all(|f| f.exists()),
+        "files are returned for unlinking"
+    );
+    let start = log.log_start_offset();
+    assert!(start > 0 && start <= 30, "{start}");
+    assert!(matches!(
+        log.read(0, 100),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(log.read(start, 100).unwrap().is_some());
+    // By size: keep at most ~2 segments' worth.
+    log.apply_retention(2000, -1, 2 * 4096);
+    assert!(log.segment_count() <= 3);
+    // The active segment is never deleted.
+    log.apply_retention(i64::MAX, 0, 0);
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.log_end_offset(), 60);
+    // DeleteRecords inside the active segment: durable across a reopen.
+    log.advance_log_start(58).unwrap();
+    assert_eq!(log.log_start_offset(), 58);
+    assert!(
+        log.advance_log_start(99).is_err(),
+        "beyond the high watermark"
+    );
+    log.close().unwrap();
+    let log = Log::open(dir.path(), small_config(), 0).unwrap();
+    assert_eq!(log.log_start_offset(), 58);
+}

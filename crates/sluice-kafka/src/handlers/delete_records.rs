@@ -1,0 +1,43 @@
+//! DeleteRecords (21): move partitions' log start offsets forward.
+
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use sluice_broker::BrokerError;
+
+use crate::dispatch::{Reply, Response};
+use crate::errors;
+use crate::Context;
+
+pub fn handle(ctx: &Context, reply: &Reply, req: DeleteRecordsRequest) -> Response {
+    let broker = &ctx.broker;
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = broker.topic(&t.name);
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let result = topic
+                        .as_ref()
+                        .and_then(|topic| topic.partition(p.partition_index))
+                        .ok_or(BrokerError::UnknownTopicOrPartition)
+                        .and_then(|part| broker.delete_records(part, p.offset));
+                    let r = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index);
+                    match result {
+                        Ok(low) => r.with_low_watermark(low),
+                        Err(e) => r.with_low_watermark(-1).with_error_code(errors::code(&e)),
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    reply.encode(&DeleteRecordsResponse::default().with_topics(topics))
+}
