@@ -217,6 +217,17 @@ impl Broker {
             }
         });
         let weak = Arc::downgrade(self);
+        let every = Duration::from_millis(self.config.cleaner_backoff_ms());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { return };
+                // Compaction reads and writes whole segments: keep it off the async workers.
+                let _ = tokio::task::spawn_blocking(move || broker.compact_all()).await;
+            }
+        });
+        let weak = Arc::downgrade(self);
         let every = Duration::from_millis(self.config.retention_check_interval_ms());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -248,6 +259,44 @@ impl Broker {
             for p in &topic.partitions {
                 let files = p.log().apply_retention(now, ms, bytes);
                 remove_files(&files);
+            }
+        }
+    }
+
+    /// One compaction pass over every partition of compacted topics, a partition at a time,
+    /// the heavy work outside the partition's lock.
+    pub fn compact_all(&self) {
+        for topic in self.topics() {
+            let Some(config) = topic.settings.cleaner(&self.config) else {
+                continue;
+            };
+            for p in &topic.partitions {
+                let now = crate::now_ms();
+                let Some(plan) = p.log().plan_cleaning(now, &config) else {
+                    continue;
+                };
+                let started = std::time::Instant::now();
+                match sluice_log::cleaner::clean(&plan, &config, now) {
+                    Ok(cleaned) => {
+                        let (before, after): (u64, u64) =
+                            cleaned.iter().fold((0, 0), |(b, a), c| {
+                                (b + c.records_before, a + c.records_after)
+                            });
+                        let bytes: u64 = plan.segments.iter().map(|s| s.size).sum();
+                        if let Err(e) = p.log().install_cleaned(cleaned, now) {
+                            warn!(topic = %topic.name, partition = p.index, error = %e, "could not install cleaned segments");
+                            continue;
+                        }
+                        info!(
+                            topic = %topic.name, partition = p.index, records_before = before, records_after = after,
+                            mb_per_s = bytes as f64 / 1e6 / started.elapsed().as_secs_f64().max(1e-6),
+                            "compacted"
+                        );
+                    }
+                    Err(e) => {
+                        warn!(topic = %topic.name, partition = p.index, error = %e, "compaction failed")
+                    }
+                }
             }
         }
     }

@@ -137,6 +137,18 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, &str)] = &[
         "how often partitions are checked against retention.ms and retention.bytes",
     ),
     (
+        "log.cleaner.backoff.ms",
+        "15000",
+        ConfigType::Long,
+        "how often compacted partitions are checked for cleaning",
+    ),
+    (
+        "log.cleaner.dedupe.buffer.size",
+        "134217728",
+        ConfigType::Long,
+        "memory for the cleaner's key map (24 bytes a key); a pass cleans as many segments as it covers",
+    ),
+    (
         "fetch.max.bytes",
         "57671680",
         ConfigType::Int,
@@ -298,6 +310,15 @@ impl BrokerConfig {
         self.int_setting("log.retention.check.interval.ms", 300000)
             .max(10) as u64
     }
+    pub fn cleaner_backoff_ms(&self) -> u64 {
+        self.int_setting("log.cleaner.backoff.ms", 15000).max(10) as u64
+    }
+    pub fn cleaner_map_entries(&self) -> usize {
+        (self
+            .int_setting("log.cleaner.dedupe.buffer.size", 134217728)
+            .max(24 * 1024)
+            / 24) as usize
+    }
     pub fn fetch_max_bytes(&self) -> usize {
         self.broker_value("fetch.max.bytes")
             .parse::<i32>()
@@ -386,6 +407,26 @@ impl TopicSettings {
                 self.get::<i64>(broker, "retention.ms", 604800000),
                 self.get::<i64>(broker, "retention.bytes", -1),
             )
+        })
+    }
+
+    /// Compaction settings when the cleanup policy includes `compact`.
+    pub fn cleaner(&self, broker: &BrokerConfig) -> Option<sluice_log::cleaner::CleanerConfig> {
+        let policy = self
+            .value(broker, topic_config_def("cleanup.policy").expect("known"))
+            .0;
+        policy.split(',').any(|p| p.trim() == "compact").then(|| {
+            sluice_log::cleaner::CleanerConfig {
+                delete_retention_ms: self.get::<i64>(broker, "delete.retention.ms", 86400000),
+                min_compaction_lag_ms: self.get::<i64>(broker, "min.compaction.lag.ms", 0),
+                max_compaction_lag_ms: self.get::<i64>(broker, "max.compaction.lag.ms", i64::MAX),
+                min_cleanable_dirty_ratio: self.get::<f64>(
+                    broker,
+                    "min.cleanable.dirty.ratio",
+                    0.5,
+                ),
+                max_map_entries: broker.cleaner_map_entries(),
+            }
         })
     }
 

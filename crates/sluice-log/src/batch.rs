@@ -273,13 +273,15 @@ pub fn build_batch(base_timestamp: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
     b
 }
 
-/// One record of an uncompressed batch, borrowed from the batch's bytes.
+/// One record of a batch, borrowed from the batch's (decompressed) record bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordView<'a> {
     pub offset: i64,
     pub timestamp: i64,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
+    /// The whole encoded record, length prefix included (deltas are relative to the batch).
+    pub raw: &'a [u8],
 }
 
 /// The records of one uncompressed batch (for internal topics the broker writes itself).
@@ -295,12 +297,21 @@ pub fn uncompressed_records(batch: &[u8]) -> Result<Vec<RecordView<'_>>, LogErro
         ));
     }
     let end = header.size().min(batch.len());
+    parse_records(&header, &batch[HEADER_SIZE..end])
+}
+
+/// Parses `header.record_count` records from a batch's record bytes (after decompression).
+pub fn parse_records<'a>(
+    header: &BatchHeader,
+    records: &'a [u8],
+) -> Result<Vec<RecordView<'a>>, LogError> {
     let mut cur = Cursor {
-        buf: &batch[HEADER_SIZE..end],
+        buf: records,
         pos: 0,
     };
     let mut out = Vec::with_capacity((header.record_count.max(0) as usize).min(cur.buf.len()));
     for _ in 0..header.record_count.max(0) {
+        let record_start = cur.pos;
         let len = cur.varint()?;
         let start = cur.pos;
         cur.take(1)?; // attributes
@@ -317,6 +328,7 @@ pub fn uncompressed_records(batch: &[u8]) -> Result<Vec<RecordView<'_>>, LogErro
             timestamp: header.base_timestamp + ts_delta,
             key,
             value,
+            raw: &cur.buf[record_start..cur.pos],
         });
     }
     Ok(out)
@@ -363,6 +375,20 @@ impl<'a> Cursor<'a> {
             _ => Err(corrupt("negative length")),
         }
     }
+}
+
+/// A batch with the header of `original` (offsets, timestamps, producer, codec) and a new
+/// record payload: length, record count and CRC follow the payload.
+pub fn rebuild_with_records(original: &[u8], record_count: i32, payload: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(HEADER_SIZE + payload.len());
+    b.extend_from_slice(&original[..HEADER_SIZE]);
+    b.extend_from_slice(payload);
+    let batch_length = (b.len() - LOG_OVERHEAD) as i32;
+    b[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
+    b[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4].copy_from_slice(&record_count.to_be_bytes());
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    b
 }
 
 /// An uncompressed batch of `records` empty-valued records from an idempotent producer.

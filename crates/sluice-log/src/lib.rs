@@ -2,6 +2,8 @@
 //! sparse offset and time indexes, crash recovery. Knows bytes and offsets, not the network.
 
 pub mod batch;
+pub mod cleaner;
+mod codec;
 mod error;
 mod index;
 mod log;

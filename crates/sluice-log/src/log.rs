@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tracing::{debug, info};
 
 use crate::batch::{self, BatchHeader, BatchSetSummary};
+use crate::cleaner::{CleanPlan, CleanedSegment, CleanerConfig, PlannedSegment};
 use crate::error::{LogError, Result};
 use crate::producer_state::{ProducerState, SeqCheck};
 use crate::segment::{self, Segment};
@@ -18,6 +19,8 @@ const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 const PRODUCER_SNAPSHOT_FILE: &str = "producer.snapshot";
 /// The log start offset when DeleteRecords moved it inside a segment.
 const LOG_START_FILE: &str = "log-start-offset";
+/// Offsets below this have been compacted (the clean part of the log).
+const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
 
 /// Per-log settings (Kafka topic-level names in comments).
 #[derive(Debug, Clone)]
@@ -118,8 +121,14 @@ impl Log {
         let clean = marker.exists();
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir)? {
-            let name = entry?.file_name();
+            let entry = entry?;
+            let name = entry.file_name();
             let name = name.to_string_lossy();
+            if name.ends_with(".cleaned") || name.ends_with(".tmp") {
+                // Left by a compaction or an index write that a crash interrupted.
+                fs::remove_file(entry.path())?;
+                continue;
+            }
             if let Some(stem) = name.strip_suffix(".log") {
                 if let Ok(base) = stem.parse::<i64>() {
                     bases.push(base);
@@ -533,6 +542,85 @@ impl Log {
             info!(dir = %self.dir.display(), segments = bases.len(), log_start = self.log_start_offset, "deleted old segments");
         }
         files
+    }
+
+    /// The segments a compaction pass should work on, or `None` when the log is not dirty
+    /// enough (see `cleaner`).
+    pub fn plan_cleaning(&self, now_ms: i64, config: &CleanerConfig) -> Option<CleanPlan> {
+        let active = self.active().base_offset;
+        let clean_upto = fs::read_to_string(self.dir.join(CLEANER_CHECKPOINT_FILE))
+            .ok()
+            .and_then(|t| t.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        let lag_horizon = now_ms.saturating_sub(config.min_compaction_lag_ms);
+        let cleanable: Vec<&Segment> = self
+            .segments
+            .values()
+            .take_while(|s| s.base_offset != active && s.max_timestamp() <= lag_horizon)
+            .collect();
+        let dirty: Vec<&&Segment> = cleanable
+            .iter()
+            .filter(|s| s.next_offset() > clean_upto)
+            .collect();
+        if dirty.is_empty() {
+            return None;
+        }
+        let total: u64 = cleanable.iter().map(|s| s.size()).sum();
+        let dirty_bytes: u64 = dirty.iter().map(|s| s.size()).sum();
+        let overdue = dirty
+            .iter()
+            .any(|s| s.max_timestamp() < now_ms.saturating_sub(config.max_compaction_lag_ms));
+        if (dirty_bytes as f64) < config.min_cleanable_dirty_ratio * total as f64 && !overdue {
+            return None;
+        }
+        Some(CleanPlan {
+            segments: cleanable
+                .iter()
+                .map(|s| PlannedSegment {
+                    base_offset: s.base_offset,
+                    file: s.file().clone(),
+                    size: s.size(),
+                    path: s.log_path(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Swaps cleaned copies in for their segments (skipping any segment that retention
+    /// removed meanwhile) and records how far the log is clean.
+    pub fn install_cleaned(&mut self, cleaned: Vec<CleanedSegment>, now_ms: i64) -> Result<()> {
+        let mut clean_upto = None;
+        for c in cleaned {
+            let current = self
+                .segments
+                .get(&c.base_offset)
+                .map(|s| (s.size(), s.next_offset(), s.log_path()));
+            match current {
+                Some((size, next, path)) if size == c.original_size => {
+                    fs::rename(&c.cleaned_path, &path)?;
+                    let seg = Segment::open(
+                        &self.dir,
+                        c.base_offset,
+                        self.config.index_interval_bytes,
+                        true,
+                        now_ms,
+                    )?;
+                    self.segments.insert(c.base_offset, seg);
+                    clean_upto = Some(next);
+                }
+                _ => {
+                    let _ = fs::remove_file(&c.cleaned_path);
+                }
+            }
+        }
+        if let Some(upto) = clean_upto {
+            crate::index::write_file_synced(
+                &self.dir.join(CLEANER_CHECKPOINT_FILE),
+                upto.to_string().as_bytes(),
+            )?;
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
     }
 
     /// Removes the log's directory and everything in it.

@@ -139,3 +139,107 @@ async fn delete_records_moves_the_log_start_durably() {
     });
     assert_eq!(first, Some(12));
 }
+
+/// Reads a whole partition from the beginning: (offset, key, value).
+fn read_all(broker: &Broker, topic: &str) -> Vec<(i64, String, Option<String>)> {
+    let consumer = broker.consumer(&[]);
+    let (_, high) = consumer.fetch_watermarks(topic, 0, T).unwrap();
+    let mut out = Vec::new();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while out.last().is_none_or(|(o, _, _)| *o < high - 1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out reading {topic}"
+        );
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            use rdkafka::message::Message;
+            let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
+            out.push((
+                m.offset(),
+                key,
+                m.payload().map(|p| String::from_utf8(p.to_vec()).unwrap()),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_keeps_the_latest_value_per_key() {
+    let broker = Broker::start_with_config("log.cleaner.backoff.ms = 200\n");
+    broker
+        .create_topic(
+            "latest",
+            1,
+            &[
+                ("cleanup.policy", "compact"),
+                ("segment.bytes", "4096"),
+                ("min.cleanable.dirty.ratio", "0.01"),
+            ],
+        )
+        .await;
+    let producer = broker.producer(&[("linger.ms", "0"), ("compression.type", "gzip")]);
+    for i in 0..300 {
+        let (key, value) = (
+            format!("key-{}", i % 10),
+            format!("value-{i}-{}", "x".repeat(50)),
+        );
+        producer
+            .send(FutureRecord::to("latest").key(&key).payload(&value), T)
+            .await
+            .unwrap();
+    }
+    producer
+        .send(FutureRecord::<_, ()>::to("latest").key("key-0"), T)
+        .await
+        .unwrap(); // tombstone
+    for i in 0..40 {
+        // Fill another segment so the records above are all in non-active segments.
+        producer
+            .send(
+                FutureRecord::to("latest")
+                    .key("filler")
+                    .payload(&format!("{i:0>200}")),
+                T,
+            )
+            .await
+            .unwrap();
+    }
+    wait_until(30, "the log is compacted", || {
+        read_all(&broker, "latest").len() < 100
+    });
+    let records = read_all(&broker, "latest");
+    let mut last: std::collections::HashMap<String, Option<String>> = Default::default();
+    let mut offsets = Vec::new();
+    for (o, k, v) in &records {
+        offsets.push(*o);
+        last.insert(k.clone(), v.clone());
+    }
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "offsets keep their order (gaps are fine)"
+    );
+    for k in 1..10 {
+        let latest = (0..300).filter(|i| i % 10 == k).max().unwrap();
+        assert_eq!(
+            last[&format!("key-{k}")],
+            Some(format!("value-{latest}-{}", "x".repeat(50)))
+        );
+        assert_eq!(
+            records
+                .iter()
+                .filter(|(_, key, _)| *key == format!("key-{k}"))
+                .count(),
+            1,
+            "one record per key"
+        );
+    }
+    assert_eq!(
+        last["key-0"], None,
+        "the tombstone is kept within delete.retention.ms"
+    );
+}
