@@ -433,20 +433,22 @@ impl Log {
                 seg.size()
             };
             if let Some(loc) = seg.find_timestamp(ts, end)? {
-                return Ok(Some((loc.header.base_offset, loc.header.max_timestamp)));
+                return Ok(Some(first_record_at(seg, &loc, ts)?));
             }
         }
         Ok(None)
     }
 
-    /// The largest timestamp in the log and the base offset of its batch.
+    /// The largest timestamp in the log and the offset of the record that carries it.
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
         let mut best: Option<(i64, i64)> = None;
         for seg in self.segments.values() {
             let ts = seg.max_timestamp();
             if ts >= 0 && best.is_none_or(|(b, _)| ts > b) {
                 if let Ok(Some(loc)) = seg.find_timestamp(ts, seg.size()) {
-                    best = Some((ts, loc.header.base_offset));
+                    let offset =
+                        first_record_at(seg, &loc, ts).map_or(loc.header.base_offset, |(o, _)| o);
+                    best = Some((ts, offset));
                 }
             }
         }
@@ -637,6 +639,28 @@ impl Log {
     pub fn segment_paths(&self) -> Vec<PathBuf> {
         self.segments.values().map(|s| s.log_path()).collect()
     }
+}
+
+/// The first record of a batch with a timestamp >= `ts`: (offset, timestamp). A
+/// LogAppendTime batch carries one timestamp for all its records: its base offset.
+fn first_record_at(
+    seg: &Segment,
+    loc: &crate::segment::BatchLocation,
+    ts: i64,
+) -> Result<(i64, i64)> {
+    let h = &loc.header;
+    if h.attributes & 0x08 != 0 {
+        return Ok((h.base_offset, h.max_timestamp));
+    }
+    let mut bytes = vec![0u8; h.size()];
+    use std::os::unix::fs::FileExt;
+    seg.file().read_exact_at(&mut bytes, loc.position)?;
+    let payload = crate::codec::decompress(h.compression(), &bytes[batch::HEADER_SIZE..])?;
+    let found = batch::parse_records(h, &payload)?
+        .iter()
+        .find(|r| r.timestamp >= ts)
+        .map(|r| (r.offset, r.timestamp));
+    Ok(found.unwrap_or((h.base_offset, h.max_timestamp)))
 }
 
 pub fn segment_file_name(base: i64) -> String {

@@ -344,6 +344,30 @@ async fn list_offsets_earliest_latest_and_by_timestamp() {
         Offset::End,
         "after the last record: -1"
     );
+
+    // Inside one batch, the answer is the exact record, not the batch start.
+    broker.create_topic("batched", 1, &[]).await;
+    let producer = broker.producer(&[("linger.ms", "200"), ("compression.type", "lz4")]);
+    let sends: Vec<_> = (0..10i64)
+        .map(|i| {
+            producer.send(
+                FutureRecord::<(), _>::to("batched")
+                    .payload("x")
+                    .timestamp(1000 * (i + 1)),
+                SEND_TIMEOUT,
+            )
+        })
+        .collect();
+    futures::future::join_all(sends).await;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("batched", 0, Offset::Offset(5500))
+        .unwrap();
+    let found = consumer.offsets_for_times(tpl, SEND_TIMEOUT).unwrap();
+    assert_eq!(
+        found.find_partition("batched", 0).unwrap().offset(),
+        Offset::Offset(5),
+        "the record stamped 6000"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
