@@ -217,6 +217,17 @@ impl Broker {
             }
         });
         let weak = Arc::downgrade(self);
+        let every = Duration::from_millis(self.config.recovery_checkpoint_interval_ms());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { return };
+                let _ =
+                    tokio::task::spawn_blocking(move || broker.checkpoint_recovery_points()).await;
+            }
+        });
+        let weak = Arc::downgrade(self);
         let every = Duration::from_millis(self.config.cleaner_backoff_ms());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -259,6 +270,18 @@ impl Broker {
             for p in &topic.partitions {
                 let files = p.log().apply_retention(now, ms, bytes);
                 remove_files(&files);
+            }
+        }
+    }
+
+    /// Saves each partition's recovery point (taken under its lock, written outside it).
+    pub fn checkpoint_recovery_points(&self) {
+        for topic in self.topics() {
+            for p in &topic.partitions {
+                let checkpoint = p.log().recovery_checkpoint();
+                if let Some(Err(e)) = checkpoint.map(|c| c.write()) {
+                    warn!(topic = %topic.name, partition = p.index, error = %e, "could not save the recovery point");
+                }
             }
         }
     }

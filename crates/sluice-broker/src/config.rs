@@ -149,6 +149,12 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, &str)] = &[
         "memory for the cleaner's key map (24 bytes a key); a pass cleans as many segments as it covers",
     ),
     (
+        "log.flush.offset.checkpoint.interval.ms",
+        "60000",
+        ConfigType::Long,
+        "how often each partition's recovery point is saved (crash recovery checks only what follows it)",
+    ),
+    (
         "fetch.max.bytes",
         "57671680",
         ConfigType::Int,
@@ -318,6 +324,10 @@ impl BrokerConfig {
             .int_setting("log.cleaner.dedupe.buffer.size", 134217728)
             .max(24 * 1024)
             / 24) as usize
+    }
+    pub fn recovery_checkpoint_interval_ms(&self) -> u64 {
+        self.int_setting("log.flush.offset.checkpoint.interval.ms", 60000)
+            .max(10) as u64
     }
     pub fn fetch_max_bytes(&self) -> usize {
         self.broker_value("fetch.max.bytes")

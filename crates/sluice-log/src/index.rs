@@ -35,6 +35,16 @@ impl OffsetIndex {
         }
     }
 
+    /// Keeps the entries of batches that start before `position`.
+    pub fn retain_below(&mut self, position: u32) {
+        self.entries.retain(|&(_, p)| p < position);
+    }
+
+    /// Relative offset of the last entry (0 without entries).
+    pub fn last_relative_offset(&self) -> u32 {
+        self.entries.last().map_or(0, |&(o, _)| o)
+    }
+
     pub fn write_to(&self, path: &Path) -> io::Result<()> {
         let mut buf = Vec::with_capacity(self.entries.len() * 8);
         for &(o, p) in &self.entries {
@@ -80,6 +90,11 @@ impl TimeIndex {
         if self.entries.last().is_none_or(|&(t, _)| timestamp > t) {
             self.entries.push((timestamp, relative_offset));
         }
+    }
+
+    /// Keeps the entries at or below `relative_offset`.
+    pub fn retain_up_to(&mut self, relative_offset: u32) {
+        self.entries.retain(|&(_, o)| o <= relative_offset);
     }
 
     /// The largest timestamp indexed and the relative offset of its batch.

@@ -11,7 +11,9 @@ pub mod producer_state;
 mod segment;
 
 pub use error::{LogError, Result};
-pub use log::{segment_file_name, AppendInfo, Log, LogConfig, LogPosition, ReadSlice};
+pub use log::{
+    segment_file_name, AppendInfo, Log, LogConfig, LogPosition, ReadSlice, RecoveryCheckpoint,
+};
 
 #[cfg(test)]
 mod tests;

@@ -19,6 +19,8 @@ const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 const PRODUCER_SNAPSHOT_FILE: &str = "producer.snapshot";
 /// The log start offset when DeleteRecords moved it inside a segment.
 const LOG_START_FILE: &str = "log-start-offset";
+/// How far the log was known to be on disk: crash recovery checks only what follows.
+const RECOVERY_POINT_FILE: &str = "recovery-point";
 /// Offsets below this have been compacted (the clean part of the log).
 const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
 
@@ -111,6 +113,8 @@ pub struct Log {
     /// Set by `close` and `delete`: later appends fail instead of writing to a closed log.
     closed: bool,
     producers: ProducerState,
+    /// The flushed offset of the last recovery checkpoint taken.
+    checkpointed_offset: Option<i64>,
 }
 
 impl Log {
@@ -136,11 +140,22 @@ impl Log {
             }
         }
         bases.sort_unstable();
+        // After a crash, check what may not have reached the disk: everything from the
+        // recovery point on (every segment when there is none).
+        let recovery_point = if clean {
+            None
+        } else {
+            RecoveryPoint::read(dir)
+        };
         let mut segments = BTreeMap::new();
-        let last = bases.len().saturating_sub(1);
-        for (i, base) in bases.iter().enumerate() {
-            let recover = !clean && i == last;
-            let seg = Segment::open(dir, *base, config.index_interval_bytes, recover, now_ms)?;
+        for base in &bases {
+            let verify_from = match (clean, recovery_point) {
+                (true, _) => None,
+                (false, Some(rp)) if *base < rp.segment_base => None,
+                (false, Some(rp)) if *base == rp.segment_base => Some(rp.position),
+                _ => Some(0),
+            };
+            let seg = Segment::open(dir, *base, config.index_interval_bytes, verify_from, now_ms)?;
             segments.insert(*base, seg);
         }
         if segments.is_empty() {
@@ -179,6 +194,7 @@ impl Log {
             high_watermark: end,
             closed: false,
             producers: ProducerState::default(),
+            checkpointed_offset: None,
         };
         log.rebuild_producer_state()?;
         Ok(log)
@@ -356,6 +372,20 @@ impl Log {
             .range(self.flushed.segment_base..=upto.segment_base)
             .map(|(_, s)| s.file().clone())
             .collect()
+    }
+
+    /// A recovery checkpoint if the flushed point moved since the last one.
+    pub fn recovery_checkpoint(&mut self) -> Option<RecoveryCheckpoint> {
+        if self.checkpointed_offset == Some(self.flushed.offset) {
+            return None;
+        }
+        self.checkpointed_offset = Some(self.flushed.offset);
+        let seg = self.segments.get(&self.flushed.segment_base)?;
+        Some(RecoveryCheckpoint {
+            dir: self.dir.clone(),
+            flushed: self.flushed,
+            indexes: Some(seg.index_snapshot()),
+        })
     }
 
     /// Records that everything up to `upto` is on stable storage.
@@ -604,9 +634,11 @@ impl Log {
                         &self.dir,
                         c.base_offset,
                         self.config.index_interval_bytes,
-                        true,
+                        Some(0),
                         now_ms,
                     )?;
+                    let mut seg = seg;
+                    seg.save_indexes()?; // the old index files describe the old layout
                     self.segments.insert(c.base_offset, seg);
                     clean_upto = Some(next);
                 }
@@ -661,6 +693,54 @@ fn first_record_at(
         .find(|r| r.timestamp >= ts)
         .map(|r| (r.offset, r.timestamp));
     Ok(found.unwrap_or((h.base_offset, h.max_timestamp)))
+}
+
+/// A flushed position of the log, saved so crash recovery can start there.
+#[derive(Debug, Clone, Copy)]
+struct RecoveryPoint {
+    segment_base: i64,
+    position: u64,
+}
+
+impl RecoveryPoint {
+    fn read(dir: &Path) -> Option<RecoveryPoint> {
+        let text = fs::read_to_string(dir.join(RECOVERY_POINT_FILE)).ok()?;
+        let mut parts = text.split_whitespace().map(|p| p.parse::<i64>());
+        let segment_base = parts.next()?.ok()?;
+        let position = parts.next()?.ok()?;
+        (position >= 0).then_some(RecoveryPoint {
+            segment_base,
+            position: position as u64,
+        })
+    }
+}
+
+/// The data for a recovery checkpoint, taken under the lock and written outside it.
+pub struct RecoveryCheckpoint {
+    dir: PathBuf,
+    flushed: LogPosition,
+    indexes: Option<(
+        PathBuf,
+        crate::index::OffsetIndex,
+        PathBuf,
+        crate::index::TimeIndex,
+    )>,
+}
+
+impl RecoveryCheckpoint {
+    /// Writes the active segment's indexes, then the recovery point (each synced).
+    pub fn write(self) -> Result<()> {
+        if let Some((index_path, index, time_path, time_index)) = &self.indexes {
+            index.write_to(index_path)?;
+            time_index.write_to(time_path)?;
+        }
+        let text = format!(
+            "{} {} {}",
+            self.flushed.segment_base, self.flushed.position, self.flushed.offset
+        );
+        crate::index::write_file_synced(&self.dir.join(RECOVERY_POINT_FILE), text.as_bytes())?;
+        Ok(())
+    }
 }
 
 pub fn segment_file_name(base: i64) -> String {

@@ -77,14 +77,15 @@ impl Segment {
         })
     }
 
-    /// Opens an existing segment. With `recover`, every batch is checked (framing, CRC, offset
-    /// order) and the file is cut back to the last intact batch; the indexes are rebuilt.
-    /// Without it, saved indexes are used when they are sound.
+    /// Opens an existing segment. With `verify_from: Some(p)`, every batch from byte `p` on is
+    /// checked (framing, CRC, offset order) and the file is cut back to the last intact batch;
+    /// saved index entries below `p` are kept (all are rebuilt for `p = 0`). With `None`
+    /// (after a clean shutdown) saved indexes are trusted.
     pub fn open(
         dir: &Path,
         base_offset: i64,
         index_interval_bytes: u64,
-        recover: bool,
+        verify_from: Option<u64>,
         now_ms: i64,
     ) -> Result<Segment> {
         let path = dir.join(format!("{}.log", file_stem(base_offset)));
@@ -104,32 +105,37 @@ impl Segment {
             offset_of_max_timestamp: base_offset,
             opened_ms: now_ms,
         };
-        let saved = if recover {
-            None
-        } else {
-            OffsetIndex::read_from(&seg.index_path(), size)
-                .zip(TimeIndex::read_from(&seg.time_index_path()))
+        let saved = match verify_from {
+            Some(0) => None,
+            _ => OffsetIndex::read_from(&seg.index_path(), size)
+                .zip(TimeIndex::read_from(&seg.time_index_path())),
         };
         match saved {
-            Some((index, time_index)) => {
+            Some((mut index, mut time_index)) => {
+                if let Some(p) = verify_from {
+                    // Entries saved after the recovery point may describe a lost tail.
+                    index.retain_below(p as u32);
+                    time_index.retain_up_to(index.last_relative_offset());
+                }
                 seg.index = index;
                 seg.time_index = time_index;
                 if let Some((ts, relative)) = seg.time_index.last() {
                     seg.max_timestamp = ts;
                     seg.offset_of_max_timestamp = base_offset + relative as i64;
                 }
-                // Walk only the batches after the last index entry to find the end offset.
+                // Walk only the batches after the last index entry, checking those from the
+                // recovery point on.
                 let from = seg.index.lookup(u32::MAX) as u64;
-                seg.rebuild_from(from, false)?;
+                seg.rebuild_from(from, verify_from.unwrap_or(u64::MAX))?;
             }
-            None => seg.rebuild_from(0, true)?,
+            None => seg.rebuild_from(0, 0)?,
         }
         Ok(seg)
     }
 
     /// Walks batches from `from` to the end, updating the end offset, indexes and timestamps.
-    /// With `verify`, checks each batch and truncates the file at the first bad one.
-    fn rebuild_from(&mut self, from: u64, verify: bool) -> Result<()> {
+    /// Batches at or after `verify_from` are checked, and the file is cut at the first bad one.
+    fn rebuild_from(&mut self, from: u64, verify_from: u64) -> Result<()> {
         if from == 0 {
             self.index = OffsetIndex::default();
             self.time_index = TimeIndex::default();
@@ -155,7 +161,7 @@ impl Segment {
                 {
                     return Ok(None);
                 }
-                if verify {
+                if pos >= verify_from {
                     batch_buf.resize(size as usize, 0);
                     self.file.read_exact_at(&mut batch_buf, pos)?;
                     if !batch::stored_batch_is_intact(&batch_buf) {
@@ -165,7 +171,7 @@ impl Segment {
                 Ok(Some(header))
             })()?;
             let Some(header) = valid else {
-                if verify {
+                if pos >= verify_from {
                     warn!(
                         segment = %self.log_path().display(),
                         valid_bytes = pos,
@@ -348,6 +354,16 @@ impl Segment {
     fn time_index_path(&self) -> PathBuf {
         self.dir
             .join(format!("{}.timeindex", file_stem(self.base_offset)))
+    }
+
+    /// Copies of the indexes with their file paths, to be written outside the lock.
+    pub fn index_snapshot(&self) -> (PathBuf, OffsetIndex, PathBuf, TimeIndex) {
+        (
+            self.index_path(),
+            self.index.clone(),
+            self.time_index_path(),
+            self.time_index.clone(),
+        )
     }
 
     /// Writes the indexes to disk (on roll and clean close), with a final time-index entry.

@@ -451,3 +451,44 @@ mod compaction {
         }
     }
 }
+
+#[test]
+fn crash_recovery_checks_only_what_follows_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    for i in 0..20 {
+        append(&mut log, i, &[b"before the checkpoint"]);
+    }
+    log.recovery_checkpoint().unwrap().write().unwrap();
+    assert!(
+        log.recovery_checkpoint().is_none(),
+        "nothing new to checkpoint"
+    );
+    for i in 20..30 {
+        append(&mut log, i, &[b"after the checkpoint"]);
+    }
+    let path = log.segment_paths().pop().unwrap();
+    drop(log); // crash
+               // Damage one batch before the recovery point and tear the last one after it.
+    let data = std::fs::read(&path).unwrap();
+    let batch = BatchHeader::parse(&data).size() as u64;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    f.write_all_at(&[0xff], batch * 3 + 70).unwrap();
+    f.set_len(data.len() as u64 - 5).unwrap();
+    drop(f);
+    let log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    assert_eq!(
+        log.log_end_offset(),
+        29,
+        "the torn tail after the recovery point is cut"
+    );
+    assert_eq!(
+        read_all(&log, 0).len(),
+        29,
+        "what precedes the recovery point is trusted, not rescanned"
+    );
+}
