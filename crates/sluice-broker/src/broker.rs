@@ -197,65 +197,43 @@ impl Broker {
     /// Starts the background work: relaxed-policy flushes, group session and rebalance
     /// timers, offset expiry. Each task ends when the broker is dropped.
     pub fn spawn_background_tasks(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        let every = Duration::from_millis(self.config.flush_scheduler_interval_ms());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let Some(broker) = weak.upgrade() else { return };
-                broker.flush_due_partitions();
-            }
+        let ms = Duration::from_millis;
+        self.every(ms(self.config.flush_scheduler_interval_ms()), false, |b| {
+            b.flush_due_partitions()
         });
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(GROUP_TIMER_TICK);
-            loop {
-                tick.tick().await;
-                let Some(broker) = weak.upgrade() else { return };
-                broker.expire_group_timers();
-            }
+        self.every(GROUP_TIMER_TICK, false, |b| b.expire_group_timers());
+        self.every(
+            ms(self.config.offsets_retention_check_interval_ms()),
+            false,
+            |b| b.expire_offsets(),
+        );
+        self.every(ms(self.config.retention_check_interval_ms()), false, |b| {
+            b.apply_retention()
         });
-        let weak = Arc::downgrade(self);
-        let every = Duration::from_millis(self.config.recovery_checkpoint_interval_ms());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let Some(broker) = weak.upgrade() else { return };
-                let _ =
-                    tokio::task::spawn_blocking(move || broker.checkpoint_recovery_points()).await;
-            }
+        // These read and write whole files: keep them off the async workers.
+        self.every(
+            ms(self.config.recovery_checkpoint_interval_ms()),
+            true,
+            |b| b.checkpoint_recovery_points(),
+        );
+        self.every(ms(self.config.cleaner_backoff_ms()), true, |b| {
+            b.compact_all()
         });
+    }
+
+    /// Runs `work` every `period` until the broker is dropped, on a blocking thread if asked.
+    fn every(self: &Arc<Self>, period: Duration, blocking: bool, work: fn(&Broker)) {
         let weak = Arc::downgrade(self);
-        let every = Duration::from_millis(self.config.cleaner_backoff_ms());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            let mut tick = tokio::time::interval(period);
             loop {
                 tick.tick().await;
                 let Some(broker) = weak.upgrade() else { return };
-                // Compaction reads and writes whole segments: keep it off the async workers.
-                let _ = tokio::task::spawn_blocking(move || broker.compact_all()).await;
-            }
-        });
-        let weak = Arc::downgrade(self);
-        let every = Duration::from_millis(self.config.retention_check_interval_ms());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let Some(broker) = weak.upgrade() else { return };
-                broker.apply_retention();
-            }
-        });
-        let weak = Arc::downgrade(self);
-        let every = Duration::from_millis(self.config.offsets_retention_check_interval_ms());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let Some(broker) = weak.upgrade() else { return };
-                broker.expire_offsets();
+                if blocking {
+                    let _ = tokio::task::spawn_blocking(move || work(&broker)).await;
+                } else {
+                    work(&broker);
+                }
             }
         });
     }

@@ -2,53 +2,19 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::group::{wait_until, Member, Seen};
+use common::group::{assert_exactly_once, produce, union, wait_until, Member};
 use common::Broker;
 use rdkafka::admin::AdminOptions;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 
 const T: Duration = Duration::from_secs(10);
 /// Short session timeouts keep the tests quick.
 const BROKER_CONFIG: &str = "group.min.session.timeout.ms = 500\n";
-
-async fn produce(broker: &Broker, topic: &str, partitions: i32, count: usize, tag: &str) {
-    let producer = broker.producer(&[("linger.ms", "1")]);
-    let sends: Vec<_> = (0..count)
-        .map(|i| {
-            let producer = producer.clone();
-            let topic = topic.to_string();
-            let value = format!("{tag}-{i}");
-            async move {
-                producer
-                    .send(
-                        FutureRecord::<(), _>::to(&topic)
-                            .partition(i as i32 % partitions)
-                            .payload(&value),
-                        T,
-                    )
-                    .await
-                    .expect("delivered");
-            }
-        })
-        .collect();
-    futures::future::join_all(sends).await;
-}
-
-fn union(members: &[&Member]) -> Vec<Seen> {
-    members.iter().flat_map(|m| m.seen()).collect()
-}
-
-fn assert_exactly_once(seen: &[Seen], expected: usize) {
-    let unique: HashSet<&Seen> = seen.iter().collect();
-    assert_eq!(unique.len(), seen.len(), "a record was read twice");
-    assert_eq!(seen.len(), expected, "every record read");
-}
 
 fn partitions(topic: &str, n: i32) -> BTreeSet<(String, i32)> {
     (0..n).map(|p| (topic.to_string(), p)).collect()

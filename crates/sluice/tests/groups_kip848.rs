@@ -3,55 +3,20 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::time::Duration;
 
-use common::group::{wait_until, Member, Seen};
+use common::group::{assert_exactly_once, produce, union, wait_until, Member};
 use common::raw::Raw;
 use common::Broker;
 use kafka_protocol::messages::{
     ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, GroupId,
 };
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::producer::FutureRecord;
 
-const T: Duration = Duration::from_secs(10);
 /// Fast heartbeats and short sessions keep the tests quick.
 const BROKER_CONFIG: &str =
     "group.consumer.heartbeat.interval.ms = 200\ngroup.consumer.session.timeout.ms = 3000\n";
 const KIP848: (&str, &str) = ("group.protocol", "consumer");
-
-async fn produce(broker: &Broker, topic: &str, partitions: i32, count: usize, tag: &str) {
-    let producer = broker.producer(&[("linger.ms", "1")]);
-    let sends: Vec<_> = (0..count)
-        .map(|i| {
-            let producer = producer.clone();
-            let (topic, value) = (topic.to_string(), format!("{tag}-{i}"));
-            async move {
-                producer
-                    .send(
-                        FutureRecord::<(), _>::to(&topic)
-                            .partition(i as i32 % partitions)
-                            .payload(&value),
-                        T,
-                    )
-                    .await
-                    .expect("delivered");
-            }
-        })
-        .collect();
-    futures::future::join_all(sends).await;
-}
-
-fn union(members: &[&Member]) -> Vec<Seen> {
-    members.iter().flat_map(|m| m.seen()).collect()
-}
-
-fn assert_exactly_once(seen: &[Seen], expected: usize) {
-    let unique: HashSet<&Seen> = seen.iter().collect();
-    assert_eq!(unique.len(), seen.len(), "a record was read twice");
-    assert_eq!(seen.len(), expected, "every record read");
-}
 
 fn describe(broker: &Broker, group: &str) -> ConsumerGroupDescribeResponse {
     let mut raw = Raw::connect(broker);

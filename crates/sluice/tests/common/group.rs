@@ -10,6 +10,10 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 
+use std::collections::HashSet;
+
+use rdkafka::producer::FutureRecord;
+
 use super::Broker;
 
 /// Counts the rebalances a member goes through.
@@ -163,4 +167,38 @@ pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Produces `count` records spread round-robin over `partitions`, valued `{tag}-{i}`.
+pub async fn produce(broker: &Broker, topic: &str, partitions: i32, count: usize, tag: &str) {
+    let producer = broker.producer(&[("linger.ms", "1")]);
+    let sends: Vec<_> = (0..count)
+        .map(|i| {
+            let producer = producer.clone();
+            let (topic, value) = (topic.to_string(), format!("{tag}-{i}"));
+            async move {
+                producer
+                    .send(
+                        FutureRecord::<(), _>::to(&topic)
+                            .partition(i as i32 % partitions)
+                            .payload(&value),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .expect("delivered");
+            }
+        })
+        .collect();
+    futures::future::join_all(sends).await;
+}
+
+/// Everything the members have read.
+pub fn union(members: &[&Member]) -> Vec<Seen> {
+    members.iter().flat_map(|m| m.seen()).collect()
+}
+
+pub fn assert_exactly_once(seen: &[Seen], expected: usize) {
+    let unique: HashSet<&Seen> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "a record was read twice");
+    assert_eq!(seen.len(), expected, "every record read");
 }
