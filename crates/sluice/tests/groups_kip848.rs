@@ -199,6 +199,12 @@ async fn two_topics_latest_reset_and_a_broker_sigkill() {
     // The broker dies; the member rejoins after the restart and resumes from its commits.
     broker.kill();
     broker.restart();
+    // KIP-848 membership is not persisted: the member rejoins first (records it read before
+    // that could not be committed and would come again; see docs/consumer-groups.md).
+    wait_until(30, "the member rejoined", || {
+        let g = &describe(&broker, "multi848").groups[0];
+        g.members.len() == 1 && g.group_state.as_str() == "Stable"
+    });
     produce(&broker, "t2-848", 1, 10, "restarted").await;
     wait_until(30, "the member reads on after the broker restart", || {
         m.seen().len() >= 25
