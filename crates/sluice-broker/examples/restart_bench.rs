@@ -69,7 +69,7 @@ async fn main() {
             let mut pending = Vec::new();
             for i in 0..batches {
                 let p = &topic.partitions[i % partitions as usize];
-                pending.push(broker.append(p, &batch, 1).unwrap());
+                pending.push(broker.append(p, &batch, 0).unwrap());
                 if pending.len() >= 256 {
                     let ready: Vec<_> = std::mem::take(&mut pending);
                     futures::executor::block_on(futures::future::join_all(
@@ -83,7 +83,7 @@ async fn main() {
         },
     );
     drop(topic);
-    broker.shutdown();
+    timed("clean shutdown (fsync of everything)", || broker.shutdown());
     drop(broker);
 
     let broker = timed("restart after a clean shutdown", || open(&dir));
