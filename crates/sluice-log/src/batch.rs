@@ -232,30 +232,45 @@ pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// Builds an uncompressed magic-2 batch from (key, value) pairs, for tests and tools.
 pub fn build_batch(base_timestamp: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (i, (key, value)) in records.iter().enumerate() {
-        let mut rec = Vec::new();
-        rec.push(0u8); // attributes
-        put_varlong(&mut rec, 0); // timestamp delta
-        put_varlong(&mut rec, i as i64); // offset delta
-        for field in [key, value] {
-            match field {
-                Some(b) => {
-                    put_varlong(&mut rec, b.len() as i64);
-                    rec.extend_from_slice(b);
-                }
-                None => put_varlong(&mut rec, -1),
-            }
-        }
-        put_varlong(&mut rec, 0); // headers
-        put_varlong(&mut body, rec.len() as i64);
-        body.extend_from_slice(&rec);
-    }
     let mut b = vec![0u8; HEADER_SIZE];
-    let batch_length = (HEADER_SIZE - LOG_OVERHEAD + body.len()) as i32;
+    for (i, (key, value)) in records.iter().enumerate() {
+        put_record(&mut b, i as i64, *key, *value);
+    }
+    seal_batch(&mut b, records.len() as i32, base_timestamp, 0);
+    b
+}
+
+/// Appends one record (no headers, timestamp delta 0) to a batch being built.
+pub fn put_record(out: &mut Vec<u8>, offset_delta: i64, key: Option<&[u8]>, value: Option<&[u8]>) {
+    let field_len = |f: Option<&[u8]>| f.map_or(1, |b| varlong_len(b.len() as i64) + b.len());
+    let len = 1 + 1 + varlong_len(offset_delta) + field_len(key) + field_len(value) + 1;
+    put_varlong(out, len as i64);
+    out.push(0); // attributes
+    put_varlong(out, 0); // timestamp delta
+    put_varlong(out, offset_delta);
+    for field in [key, value] {
+        match field {
+            Some(b) => {
+                put_varlong(out, b.len() as i64);
+                out.extend_from_slice(b);
+            }
+            None => put_varlong(out, -1),
+        }
+    }
+    put_varlong(out, 0); // headers
+}
+
+/// Fills in the header of a batch whose first `HEADER_SIZE` bytes were reserved and whose
+/// record bytes (compressed with the codec in `attributes`, if any) follow, then its CRC.
+/// The batch has no producer id and base offset 0, as a plain producer sends it.
+pub fn seal_batch(b: &mut [u8], record_count: i32, base_timestamp: i64, attributes: i16) {
+    let batch_length = (b.len() - LOG_OVERHEAD) as i32;
+    b[..8].copy_from_slice(&0i64.to_be_bytes());
     b[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
+    b[LEADER_EPOCH_OFFSET..LEADER_EPOCH_OFFSET + 4].copy_from_slice(&0i32.to_be_bytes());
     b[MAGIC_OFFSET] = 2;
-    let last_delta = records.len().saturating_sub(1) as i32;
+    b[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    let last_delta = (record_count - 1).max(0);
     b[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]
         .copy_from_slice(&last_delta.to_be_bytes());
     b[BASE_TIMESTAMP_OFFSET..BASE_TIMESTAMP_OFFSET + 8]
@@ -263,14 +278,11 @@ pub fn build_batch(base_timestamp: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
     b[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
         .copy_from_slice(&base_timestamp.to_be_bytes());
     b[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&(-1i64).to_be_bytes());
-    b[51..53].copy_from_slice(&(-1i16).to_be_bytes());
-    b[53..57].copy_from_slice(&(-1i32).to_be_bytes());
-    b[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4]
-        .copy_from_slice(&(records.len() as i32).to_be_bytes());
-    b.extend_from_slice(&body);
+    b[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2].copy_from_slice(&(-1i16).to_be_bytes());
+    b[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    b[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4].copy_from_slice(&record_count.to_be_bytes());
     let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
     b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-    b
 }
 
 /// One record of a batch, borrowed from the batch's (decompressed) record bytes.
@@ -406,6 +418,11 @@ pub fn build_idempotent_batch(
     let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
     b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     b
+}
+
+fn varlong_len(v: i64) -> usize {
+    let z = ((v << 1) ^ (v >> 63)) as u64;
+    (64 - z.leading_zeros() as usize).max(1).div_ceil(7)
 }
 
 fn put_varlong(out: &mut Vec<u8>, v: i64) {

@@ -3,7 +3,7 @@
 
 pub mod batch;
 pub mod cleaner;
-mod codec;
+pub mod codec;
 mod error;
 mod index;
 mod log;

@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Run a broker (embedded single node).
     Serve(ServeArgs),
+    /// Measure a Kafka-compatible broker: produce, consume or end-to-end load.
+    Bench(sluice_bench::BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -54,6 +56,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Bench(args) => sluice_bench::run(args),
     };
     if let Err(e) = result {
         eprintln!("sluice: {e:#}");

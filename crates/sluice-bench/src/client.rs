@@ -1,0 +1,225 @@
+//! A pipelined Kafka connection: requests are written in order and their responses, which a
+//! broker sends in the same order, are matched to them by a reader task.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail, Context as _};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+const CLIENT_ID: &str = "sluice-bench";
+/// Largest response frame accepted (a fetch of `fetch.max.bytes` plus framing).
+const MAX_RESPONSE: usize = 1 << 30;
+
+/// The request versions the bench speaks: (lowest acceptable, preferred). The version used is
+/// the preferred one, lowered to what the broker advertises.
+const VERSIONS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 1, 12),
+    (ApiKey::CreateTopics, 2, 7),
+];
+
+type Waiter = oneshot::Sender<Bytes>;
+/// Requests awaiting a response, in sending order; `None` once the connection is gone.
+type Pending = Mutex<Option<VecDeque<(i32, Waiter)>>>;
+
+pub struct Conn {
+    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    /// Correlation ids of requests whose response has not arrived, in sending order.
+    pending: Arc<Pending>,
+    next_correlation: AtomicI32,
+    versions: HashMap<i16, i16>,
+    pub addr: String,
+}
+
+impl Conn {
+    pub async fn connect(addr: &str) -> anyhow::Result<Arc<Conn>> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        stream.set_nodelay(true)?;
+        let (rd, wr) = stream.into_split();
+        let pending = Arc::new(Mutex::new(Some(VecDeque::new())));
+        tokio::spawn(read_responses(rd, pending.clone()));
+        let mut conn = Conn {
+            writer: tokio::sync::Mutex::new(wr),
+            pending,
+            next_correlation: AtomicI32::new(1),
+            versions: HashMap::new(),
+            addr: addr.to_string(),
+        };
+        conn.versions = conn.negotiate().await?;
+        Ok(Arc::new(conn))
+    }
+
+    async fn negotiate(&self) -> anyhow::Result<HashMap<i16, i16>> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str(CLIENT_ID))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let frame = self
+            .send_versioned(ApiKey::ApiVersions, 3, &request)
+            .await?
+            .await
+            .map_err(|_| anyhow!("{}: connection closed during ApiVersions", self.addr))?;
+        let response: ApiVersionsResponse = decode(ApiKey::ApiVersions, 3, frame)?;
+        if response.error_code != 0 {
+            bail!(
+                "{}: ApiVersions failed with error code {}",
+                self.addr,
+                response.error_code
+            );
+        }
+        let mut versions = HashMap::new();
+        for (api, min, preferred) in VERSIONS {
+            let advertised = response
+                .api_keys
+                .iter()
+                .find(|k| k.api_key == *api as i16)
+                .ok_or_else(|| anyhow!("{}: broker does not support {api:?}", self.addr))?;
+            let version = (*preferred).min(advertised.max_version);
+            if version < *min || version < advertised.min_version {
+                bail!(
+                    "{}: broker supports {api:?} v{}-{}, the bench needs v{min}-{preferred}",
+                    self.addr,
+                    advertised.min_version,
+                    advertised.max_version
+                );
+            }
+            versions.insert(*api as i16, version);
+        }
+        Ok(versions)
+    }
+
+    pub fn version(&self, api: ApiKey) -> i16 {
+        self.versions[&(api as i16)]
+    }
+
+    /// Sends a request; the receiver yields the response frame (after the response header).
+    pub async fn send<R: Encodable>(
+        &self,
+        api: ApiKey,
+        request: &R,
+    ) -> anyhow::Result<oneshot::Receiver<Bytes>> {
+        self.send_versioned(api, self.version(api), request).await
+    }
+
+    /// Sends a request that gets no response (a produce with acks=0).
+    pub async fn send_unanswered<R: Encodable>(
+        &self,
+        api: ApiKey,
+        request: &R,
+    ) -> anyhow::Result<()> {
+        let frame = self.encode(api, self.version(api), request)?;
+        let mut writer = self.writer.lock().await;
+        writer.write_all(&frame).await?;
+        Ok(())
+    }
+
+    /// Sends a request and waits for its decoded response.
+    pub async fn call<Req: Encodable, Resp: Decodable>(
+        &self,
+        api: ApiKey,
+        request: &Req,
+    ) -> anyhow::Result<Resp> {
+        let frame = self
+            .send(api, request)
+            .await?
+            .await
+            .map_err(|_| anyhow!("{}: connection closed awaiting {api:?}", self.addr))?;
+        decode(api, self.version(api), frame)
+    }
+
+    async fn send_versioned<R: Encodable>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        request: &R,
+    ) -> anyhow::Result<oneshot::Receiver<Bytes>> {
+        let frame = self.encode(api, version, request)?;
+        // After the length prefix: api key (2 bytes), api version (2), correlation id (4).
+        let correlation = i32::from_be_bytes(frame[8..12].try_into().unwrap());
+        let (tx, rx) = oneshot::channel();
+        // The queue order must be the wire order, so both happen under the writer lock.
+        let mut writer = self.writer.lock().await;
+        match self.pending.lock().unwrap().as_mut() {
+            Some(queue) => queue.push_back((correlation, tx)),
+            None => bail!("{}: connection closed", self.addr),
+        }
+        writer.write_all(&frame).await?;
+        Ok(rx)
+    }
+
+    fn encode<R: Encodable>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        request: &R,
+    ) -> anyhow::Result<Bytes> {
+        let correlation = self.next_correlation.fetch_add(1, Ordering::Relaxed);
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation)
+            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
+        let header_version = api.request_header_version(version);
+        let size = header.compute_size(header_version)? + request.compute_size(version)?;
+        let mut buf = BytesMut::with_capacity(4 + size);
+        buf.extend_from_slice(&(size as i32).to_be_bytes());
+        header.encode(&mut buf, header_version)?;
+        request.encode(&mut buf, version)?;
+        Ok(buf.freeze())
+    }
+}
+
+/// Decodes a response frame (header included) of `api` at `version`.
+pub fn decode<R: Decodable>(api: ApiKey, version: i16, mut frame: Bytes) -> anyhow::Result<R> {
+    ResponseHeader::decode(&mut frame, api.response_header_version(version))?;
+    R::decode(&mut frame, version)
+        .with_context(|| format!("decoding a {api:?} v{version} response"))
+}
+
+async fn read_responses(rd: OwnedReadHalf, pending: Arc<Pending>) {
+    let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    loop {
+        let len = match rd.read_i32().await {
+            Ok(len) if len >= 4 && (len as usize) <= MAX_RESPONSE => len as usize,
+            _ => break,
+        };
+        let mut frame = BytesMut::with_capacity(len);
+        while frame.len() < len {
+            match (&mut rd)
+                .take((len - frame.len()) as u64)
+                .read_buf(&mut frame)
+                .await
+            {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+        if frame.len() < len {
+            break;
+        }
+        let correlation = i32::from_be_bytes(frame[..4].try_into().unwrap());
+        let next = pending.lock().unwrap().as_mut().and_then(|q| q.pop_front());
+        let Some((expected, waiter)) = next else {
+            break;
+        };
+        if expected != correlation {
+            break;
+        }
+        let _ = waiter.send(frame.freeze());
+    }
+    // Dropping the waiters tells every caller the connection is gone.
+    pending.lock().unwrap().take();
+}
