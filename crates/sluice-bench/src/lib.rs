@@ -10,6 +10,7 @@ mod consume;
 mod produce;
 mod records;
 mod stats;
+mod ticker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -22,6 +22,7 @@ use crate::client::{decode, Conn};
 use crate::cluster::Layout;
 use crate::records::{wall_clock_ns, BatchBuilder, RECORD_OVERHEAD};
 use crate::stats::Stats;
+use crate::ticker::Ticker;
 
 /// What one producer sends.
 pub struct ProducePlan {
@@ -65,6 +66,7 @@ pub async fn run_producer(
     let mut partition = plan.first_partition % partitions;
     let mut in_flight: FuturesUnordered<Acked> = FuturesUnordered::new();
     let mut produced = 0u64;
+    let ticker = Ticker::start();
     loop {
         let now = Instant::now();
         if produced >= limit || plan.deadline.is_some_and(|d| now >= d) {
@@ -109,11 +111,12 @@ pub async fn run_producer(
             Some(first) => (first + linger).min(due(produced + per_batch - 1).unwrap()),
             None => now + linger,
         };
+        ticker.wake_at(wake);
         tokio::select! {
             Some(acked) = in_flight.next(), if !in_flight.is_empty() => {
                 handle_ack(&args, &stats, acked, &due)?;
             }
-            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = ticker.fired.notified() => {}
         }
     }
     while let Some(acked) = in_flight.next().await {
