@@ -58,7 +58,7 @@ async fn main() {
         .unwrap();
     let value = vec![b'x'; 1000];
     let records: Vec<_> = (0..64).map(|_| (None, Some(value.as_slice()))).collect();
-    let batch = build_batch(sluice_broker::now_ms(), &records);
+    let batch = bytes::Bytes::from(build_batch(sluice_broker::now_ms(), &records));
     let batches = total_mb * (1 << 20) / batch.len();
     timed(
         &format!(
@@ -69,7 +69,7 @@ async fn main() {
             let mut pending = Vec::new();
             for i in 0..batches {
                 let p = &topic.partitions[i % partitions as usize];
-                pending.push(broker.append(p, &batch, 0).unwrap());
+                pending.push(broker.append(p, batch.clone(), 1).unwrap());
                 if pending.len() >= 256 {
                     let ready: Vec<_> = std::mem::take(&mut pending);
                     futures::executor::block_on(futures::future::join_all(
@@ -123,7 +123,8 @@ async fn main() {
                 .collect();
             let b = build_batch(round, &records);
             bytes += b.len();
-            broker.append(p, &b, 0).unwrap();
+            let pending = broker.append(p, b.into(), 1).unwrap();
+            futures::executor::block_on(pending.wait()).unwrap();
         }
     }
     let start = Instant::now();

@@ -10,6 +10,7 @@ use sluice_log::Log;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::appender::Appender;
 use crate::config::{BrokerConfig, FlushPolicy, TopicSettings};
 use crate::error::{BrokerError, Result};
 use crate::flusher::Flusher;
@@ -37,6 +38,7 @@ pub struct Broker {
     /// Serialises topic admin (create, delete, alter) and the metadata file writes it makes.
     pub(crate) admin: Mutex<()>,
     pub(crate) flusher: Flusher,
+    pub(crate) appender: Appender,
     /// Producer ids for idempotent producers: next to give out, and the end of the block
     /// recorded in meta.json.
     pub(crate) producer_ids: Mutex<crate::producer_ids::ProducerIds>,
@@ -80,12 +82,14 @@ impl Broker {
                 meta
             }
         };
+        let flusher = Flusher::start();
         let broker = Broker {
             config,
             cluster_id: meta.cluster_id.clone(),
             topics: RwLock::new(HashMap::new()),
             admin: Mutex::new(()),
-            flusher: Flusher::start(),
+            flusher: flusher.clone(),
+            appender: Appender::start(flusher),
             groups: Mutex::new(Default::default()),
             producer_ids: Mutex::new(crate::producer_ids::ProducerIds::starting_at(
                 meta.producer_id_block_end,
@@ -337,6 +341,8 @@ impl Broker {
 
     /// Syncs and closes every log, leaving clean-shutdown markers.
     pub fn shutdown(&self) {
+        // Appends already accepted reach their logs before the logs close.
+        self.appender.drain();
         let mut closed = 0;
         for topic in self.topics() {
             for p in &topic.partitions {
@@ -381,7 +387,7 @@ pub(crate) mod tests {
         let p = topic.partitions[0].clone();
         let batch = sluice_log::batch::build_batch(1, &[(None, Some(b"v"))]);
         let pending: Vec<_> = (0..200)
-            .map(|_| broker.append(&p, &batch, -1).unwrap())
+            .map(|_| broker.append(&p, batch.clone().into(), -1).unwrap())
             .collect();
         let mut offsets = Vec::new();
         for w in pending {
@@ -414,7 +420,7 @@ pub(crate) mod tests {
             .unwrap();
         let p = topic.partitions[0].clone();
         let batch = sluice_log::batch::build_batch(1, &[(None, Some(b"v"))]);
-        let pending = broker.append(&p, &batch, 1).unwrap();
+        let pending = broker.append(&p, batch.into(), 1).unwrap();
         let info = pending.wait().await.unwrap();
         // Once acknowledged, the log's flushed point covers the record.
         assert!(p.log().flushed_offset() > info.last_offset);

@@ -10,14 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use sluice_log::LogPosition;
+use sluice_log::{AppendInfo, LogPosition};
 use tokio::sync::oneshot;
 use tracing::error;
 
 use crate::error::BrokerError;
 use crate::partition::Partition;
 
-pub type FlushDone = oneshot::Sender<Result<(), BrokerError>>;
+/// An acknowledgement waiting for its append to be durable, answered with the append's outcome.
+pub type FlushDone = (AppendInfo, oneshot::Sender<Result<AppendInfo, BrokerError>>);
 
 struct FlushJob {
     partition: Arc<Partition>,
@@ -62,7 +63,7 @@ impl Flusher {
             done,
         };
         if let Err(mpsc::SendError(job)) = self.tx.send(job) {
-            if let Some(done) = job.done {
+            if let Some((_, done)) = job.done {
                 let _ = done.send(Err(BrokerError::Storage("flusher stopped".into())));
             }
         }
@@ -105,10 +106,10 @@ fn run(rx: mpsc::Receiver<FlushJob>, stats: &FlushStats) {
             }
         }
         for job in jobs {
-            if let Some(done) = job.done {
+            if let Some((info, done)) = job.done {
                 let result = match failed.get(&Arc::as_ptr(&job.partition)) {
                     Some(e) => Err(e.clone()),
-                    None => Ok(()),
+                    None => Ok(info),
                 };
                 let _ = done.send(result);
             }

@@ -2,6 +2,7 @@
 //! group commit of fsyncs, topic administration. Protocol-neutral: no Kafka wire types.
 
 mod admin;
+mod appender;
 mod broker;
 pub mod config;
 mod error;

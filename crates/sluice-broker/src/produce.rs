@@ -1,70 +1,64 @@
-//! The produce path: validate outside the lock, append under it, then wait for durability
-//! according to the partition's flush policy.
+//! The produce path: validate on the connection's thread, append on the append stage
+//! (appender.rs), then wait for durability according to the partition's flush policy.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use sluice_log::{batch, AppendInfo};
 use tokio::sync::oneshot;
 
+use crate::appender::AppendJob;
 use crate::broker::Broker;
-use crate::config::FlushPolicy;
 use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
 
-/// An append that has reached the log; `wait` resolves when it may be acknowledged.
+/// An append queued for the append stage; `wait` resolves when it may be acknowledged.
 pub struct PendingAppend {
-    pub info: AppendInfo,
-    durable: Option<oneshot::Receiver<Result<()>>>,
+    outcome: Option<oneshot::Receiver<Result<AppendInfo>>>,
 }
 
 impl PendingAppend {
+    /// The append's offsets, once it is as durable as the partition's flush policy asks.
+    /// An acks=0 append reports no outcome: waiting on it is an error.
     pub async fn wait(self) -> Result<AppendInfo> {
-        if let Some(rx) = self.durable {
-            rx.await
-                .map_err(|_| BrokerError::Storage("flusher stopped".into()))??;
+        match self.outcome {
+            Some(rx) => rx
+                .await
+                .map_err(|_| BrokerError::Storage("appender stopped".into()))?,
+            None => Err(BrokerError::Storage(
+                "an acks=0 append has no acknowledgement".into(),
+            )),
         }
-        Ok(self.info)
     }
 }
 
 impl Broker {
-    /// Appends a producer's record batches to `partition`. This runs synchronously so that
-    /// requests of one connection are appended in the order they arrived; only the wait for
-    /// the fsync is asynchronous.
+    /// Checks `records` (framing, CRC, size) now and queues them for the append stage.
+    /// Invalid batches are refused here, before anything is written.
     pub fn append(
         &self,
         partition: &Arc<Partition>,
-        records: &[u8],
+        records: Bytes,
         acks: i16,
     ) -> Result<PendingAppend> {
         if !matches!(acks, -1..=1) {
             return Err(BrokerError::InvalidRequiredAcks(acks));
         }
         let max_bytes = partition.log().config().max_message_bytes;
-        let summary = batch::validate_batches(records, max_bytes)?;
-        let info = partition
-            .log()
-            .append(records, &summary, 0, crate::now_ms())?;
-        let durable = match partition.flush_policy() {
-            FlushPolicy::EveryWrite => {
-                if acks == 0 {
-                    self.flusher.request(partition.clone(), info.end, None);
-                    None
-                } else {
-                    let (tx, rx) = oneshot::channel();
-                    self.flusher.request(partition.clone(), info.end, Some(tx));
-                    Some(rx)
-                }
-            }
-            FlushPolicy::Interval { messages, .. } => {
-                partition.publish(info.end);
-                if partition.note_unflushed(summary.offset_count, messages) {
-                    partition.flush_requested(crate::now_ms());
-                    self.flusher.request(partition.clone(), info.end, None);
-                }
-                None
+        let summary = batch::validate_batches(&records, max_bytes)?;
+        let (done, outcome) = match acks {
+            0 => (None, None),
+            _ => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
             }
         };
-        Ok(PendingAppend { info, durable })
+        self.appender.submit(AppendJob {
+            partition: partition.clone(),
+            records,
+            summary,
+            done,
+        });
+        Ok(PendingAppend { outcome })
     }
 }

@@ -130,7 +130,7 @@ impl Broker {
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
             .collect();
         let batch = batch::build_batch(crate::now_ms(), &kv);
-        self.append(&partition, &batch, -1)
+        self.append(&partition, batch.into(), -1)
     }
 
     /// Writes the group's metadata (after a rebalance, or when it empties). Not awaited: a
@@ -596,7 +596,7 @@ mod tests {
             1,
             &[(None, Some(b"v")), (None, Some(b"w")), (None, Some(b"x"))],
         );
-        b.append(&t.partitions[0], &batch, -1)
+        b.append(&t.partitions[0], batch.into(), -1)
             .unwrap()
             .wait()
             .await

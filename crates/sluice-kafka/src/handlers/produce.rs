@@ -34,7 +34,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
                     .and_then(|t| t.partition(pd.index))
                     .ok_or(BrokerError::UnknownTopicOrPartition)
                     .and_then(|p| {
-                        let records = pd.records.as_deref().unwrap_or_default();
+                        let records = pd.records.clone().unwrap_or_default();
                         broker
                             .append(p, records, acks)
                             .map(|pending| (pending, p.clone()))
