@@ -1,14 +1,14 @@
-//! The fetch path: collect byte ranges under each partition's lock, wait for data without
-//! polling (watch channels on the high watermark), then read the ranges outside any lock.
+//! The fetch path: collect byte ranges under each partition's lock and wait for data without
+//! polling (watch channels on the high watermark). The ranges are returned unread: the
+//! connection sends them from the page cache to the socket (sendfile), outside any lock.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::future::select_all;
 use sluice_log::ReadSlice;
 
-use crate::error::{BrokerError, Result};
+use crate::error::Result;
 use crate::partition::{Partition, PartitionOffsets};
 
 pub struct FetchTarget {
@@ -18,7 +18,8 @@ pub struct FetchTarget {
 }
 
 pub struct FetchedPartition {
-    pub result: Result<(Option<Bytes>, PartitionOffsets)>,
+    /// The records to send (whole batches, up to the high watermark), and the offsets.
+    pub result: Result<(Option<ReadSlice>, PartitionOffsets)>,
 }
 
 /// Fetches from `targets`: returns once `min_bytes` are available, or after `max_wait`.
@@ -38,13 +39,13 @@ pub async fn fetch(
         let (slices, total, errors) = collect(targets, max_bytes);
         let done = total >= min_bytes.max(1) || errors || tokio::time::Instant::now() >= deadline;
         if done || targets.is_empty() {
-            return read_slices(slices).await;
+            return into_fetched(slices);
         }
         // Wake on the first high-watermark change of any partition, or at the deadline.
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             let (slices, _, _) = collect(targets, max_bytes);
-            return read_slices(slices).await;
+            return into_fetched(slices);
         }
     }
 }
@@ -74,20 +75,9 @@ fn collect(targets: &[FetchTarget], max_bytes: usize) -> (Collected, usize, bool
     (slices, total, errors)
 }
 
-async fn read_slices(slices: Collected) -> Vec<FetchedPartition> {
+fn into_fetched(slices: Collected) -> Vec<FetchedPartition> {
     slices
         .into_iter()
-        .map(|r| FetchedPartition {
-            result: r.and_then(|(slice, offsets)| {
-                let data = match slice {
-                    Some(s) => Some(Bytes::from(
-                        s.read_to_vec()
-                            .map_err(|e| BrokerError::Storage(e.to_string()))?,
-                    )),
-                    None => None,
-                };
-                Ok((data, offsets))
-            }),
-        })
+        .map(|result| FetchedPartition { result })
         .collect()
 }

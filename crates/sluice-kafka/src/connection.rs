@@ -2,10 +2,13 @@
 //! a writer that sends responses in that same order while later requests progress.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use futures::stream::{FuturesOrdered, StreamExt};
+use sluice_log::ReadSlice;
+use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -13,6 +16,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use crate::dispatch::{dispatch, Response, ResponseFuture};
+use crate::fetch_frame::Chunk;
 use crate::Context;
 
 /// Requests a client may have in flight on one connection before we stop reading.
@@ -101,6 +105,12 @@ async fn write_responses(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Response
                         return;
                     }
                 }
+                Response::Chunks(chunks) => {
+                    if let Err(e) = write_chunks(&mut wr, chunks).await {
+                        debug!(error = %e, "write failed");
+                        return;
+                    }
+                }
                 Response::Nothing => {}
                 Response::Close(reason) => {
                     info!(%reason, "closing connection");
@@ -110,4 +120,56 @@ async fn write_responses(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Response
             else => return,
         }
     }
+}
+
+/// Writes a frame of memory and file chunks; file chunks go from the page cache to the socket
+/// with sendfile, without passing through the broker's memory.
+async fn write_chunks(wr: &mut OwnedWriteHalf, chunks: Vec<Chunk>) -> std::io::Result<()> {
+    for chunk in chunks {
+        match chunk {
+            Chunk::Memory(bytes) => wr.write_all(&bytes).await?,
+            Chunk::File(slice) => send_file(wr.as_ref(), &slice).await?,
+        }
+    }
+    Ok(())
+}
+
+async fn send_file(stream: &TcpStream, slice: &ReadSlice) -> std::io::Result<()> {
+    let mut offset = slice.position as libc::off_t;
+    let end = offset + slice.len as libc::off_t;
+    while offset < end {
+        stream.writable().await?;
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            let want = (end - offset) as usize;
+            // SAFETY: both descriptors are open for the call (the file is held by `slice`,
+            // the socket by `stream`), and `offset` is a valid pointer.
+            let n = unsafe {
+                libc::sendfile(
+                    stream.as_raw_fd(),
+                    slice.file.as_raw_fd(),
+                    &mut offset,
+                    want,
+                )
+            };
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        });
+        match sent {
+            // The frame's length promised these bytes: if the file no longer has them, the
+            // connection cannot continue.
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "segment shorter than the fetched range",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

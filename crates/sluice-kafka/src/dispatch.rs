@@ -17,6 +17,8 @@ use crate::Context;
 pub enum Response {
     /// Send this frame.
     Frame(BytesMut),
+    /// Send this frame made of memory and file chunks (a Fetch response).
+    Chunks(Vec<crate::fetch_frame::Chunk>),
     /// Send nothing (acks=0 produce).
     Nothing,
     /// The response could not be built: close the connection rather than leave the

@@ -5,6 +5,7 @@
 mod connection;
 mod dispatch;
 mod errors;
+mod fetch_frame;
 mod handlers;
 pub mod versions;
 

@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::FetchRequest;
 use sluice_broker::{fetch, BrokerError, FetchTarget};
 
-use crate::dispatch::{Reply, ResponseFuture};
+use crate::dispatch::{Reply, Response, ResponseFuture};
 use crate::errors;
+use crate::fetch_frame::{self, PartitionAnswer, TopicAnswer};
 use crate::Context;
 
 /// The longest a fetch may wait, whatever the client asks.
@@ -74,20 +74,17 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     Box::pin(async move {
         let mut fetched = fetch(&targets, min_bytes, max_bytes, max_wait).await;
-        let mut responses: Vec<FetchableTopicResponse> = topics
+        let mut answers: Vec<TopicAnswer> = topics
             .into_iter()
-            .map(|(name, id)| {
-                let mut t = FetchableTopicResponse::default().with_topic_id(id);
-                if !by_id {
-                    t.topic = name;
-                }
-                t
+            .map(|(name, id)| TopicAnswer {
+                name,
+                id,
+                partitions: Vec::new(),
             })
             .collect();
         for slot in slots {
-            let mut pd = PartitionData::default()
-                .with_partition_index(slot.partition)
-                .with_records(Some(Bytes::new()));
+            let mut pd = PartitionData::default().with_partition_index(slot.partition);
+            let mut records = None;
             match slot.target {
                 Err(code) => pd.error_code = code,
                 Ok(i) => match std::mem::replace(
@@ -98,9 +95,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                         pd.high_watermark = offsets.high_watermark;
                         pd.last_stable_offset = offsets.high_watermark;
                         pd.log_start_offset = offsets.log_start_offset;
-                        if let Some(data) = data {
-                            pd.records = Some(data);
-                        }
+                        records = data;
                     }
                     Err(e) => {
                         pd.error_code = errors::code(&e);
@@ -112,8 +107,13 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                     }
                 },
             }
-            responses[slot.topic].partitions.push(pd);
+            answers[slot.topic]
+                .partitions
+                .push(PartitionAnswer { data: pd, records });
         }
-        reply.encode(&FetchResponse::default().with_responses(responses))
+        match fetch_frame::encode(reply.version, reply.correlation_id, answers) {
+            Ok(chunks) => Response::Chunks(chunks),
+            Err(e) => Response::Close(format!("could not encode Fetch v{}: {e}", reply.version)),
+        }
     })
 }
