@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Offset index entries: (offset relative to the segment base, file position).
 #[derive(Debug, Default, Clone)]
@@ -45,13 +45,13 @@ impl OffsetIndex {
         self.entries.last().map_or(0, |&(o, _)| o)
     }
 
-    pub fn write_to(&self, path: &Path) -> io::Result<()> {
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(self.entries.len() * 8);
         for &(o, p) in &self.entries {
             buf.extend_from_slice(&o.to_be_bytes());
             buf.extend_from_slice(&p.to_be_bytes());
         }
-        write_file_synced(path, &buf)
+        buf
     }
 
     /// Loads an index file; `None` when it is missing or does not fit a segment of `segment_size`.
@@ -113,13 +113,13 @@ impl TimeIndex {
         }
     }
 
-    pub fn write_to(&self, path: &Path) -> io::Result<()> {
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(self.entries.len() * 12);
         for &(t, o) in &self.entries {
             buf.extend_from_slice(&t.to_be_bytes());
             buf.extend_from_slice(&o.to_be_bytes());
         }
-        write_file_synced(path, &buf)
+        buf
     }
 
     pub fn read_from(path: &Path) -> Option<TimeIndex> {
@@ -142,11 +142,35 @@ impl TimeIndex {
 
 /// Writes a whole file through a temporary name so a crash never leaves half an index.
 pub(crate) fn write_file_synced(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    let tmp = staged_path(path);
     let mut f = fs::File::create(&tmp)?;
     f.write_all(data)?;
     f.sync_data()?;
     fs::rename(&tmp, path)
+}
+
+/// Overwrites `path` in place with `data`, unsynced: the caller makes many such files durable
+/// with one filesystem sync. In place, because creating a new inode per file (a temporary
+/// name and a rename) is what makes writing thousands of them slow on ext4. Used only for
+/// files a reader checks or may find stale: indexes (entries are never rewritten, only
+/// appended, so a torn write mixes two true versions), the CRC-checked producer snapshot, and
+/// the recovery point (one small write, padded so its length never changes).
+pub(crate) fn write_file_in_place(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    f.write_all_at(data, 0)?;
+    f.set_len(data.len() as u64)
+}
+
+/// `<name>.tmp`: removed at open if a crash left it.
+fn staged_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
 }
 
 #[cfg(test)]
@@ -172,7 +196,7 @@ mod tests {
         idx.push(0, 0);
         idx.push(5, 100);
         let p = dir.path().join("a.index");
-        idx.write_to(&p).unwrap();
+        write_file_synced(&p, &idx.to_bytes()).unwrap();
         assert_eq!(OffsetIndex::read_from(&p, 200).unwrap().lookup(6), 100);
         assert!(
             OffsetIndex::read_from(&p, 50).is_none(),
@@ -186,7 +210,7 @@ mod tests {
         t.push(90, 1); // not increasing: ignored
         t.push(200, 7);
         let p = dir.path().join("a.timeindex");
-        t.write_to(&p).unwrap();
+        write_file_synced(&p, &t.to_bytes()).unwrap();
         let t = TimeIndex::read_from(&p).unwrap();
         assert_eq!(t.last(), Some((200, 7)));
         assert_eq!(t.scan_start(150), 0);

@@ -12,7 +12,8 @@ mod segment;
 
 pub use error::{LogError, Result};
 pub use log::{
-    segment_file_name, AppendInfo, Log, LogConfig, LogPosition, ReadSlice, RecoveryCheckpoint,
+    segment_file_name, sync_filesystem, AppendInfo, Log, LogConfig, LogPosition, ReadSlice,
+    RecoveryCheckpoint, StagedClose,
 };
 
 #[cfg(test)]

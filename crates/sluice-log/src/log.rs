@@ -101,6 +101,32 @@ impl ReadSlice {
     }
 }
 
+/// A log closed by `Log::close_staged`, waiting for its files to be synced.
+pub struct StagedClose {
+    dir: PathBuf,
+}
+
+impl StagedClose {
+    /// Once everything written is durable: marks the log clean. The marker is durable after
+    /// the next filesystem sync.
+    pub fn finish(self) -> Result<()> {
+        fs::write(self.dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        Ok(())
+    }
+}
+
+/// Syncs the whole filesystem holding `path` (syncfs): one call makes every log's staged
+/// files durable, where a sync per file would cost thousands of journal commits.
+pub fn sync_filesystem(path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let dir = File::open(path)?;
+    // SAFETY: `dir` is an open descriptor for the duration of the call.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 pub struct Log {
     dir: PathBuf,
     config: LogConfig,
@@ -501,6 +527,22 @@ impl Log {
         Ok(())
     }
 
+    /// The first half of closing many logs at once: stops appends and writes the index and
+    /// producer snapshot files, without syncing. The caller makes them (and the segments)
+    /// durable with one filesystem sync for all logs, then calls `StagedClose::finish`. A
+    /// crash in between leaves an unclean log, recovered as after any crash.
+    pub fn close_staged(&mut self) -> Result<StagedClose> {
+        self.closed = true;
+        for (path, bytes) in self.active_mut().final_indexes() {
+            crate::index::write_file_in_place(&path, &bytes)?;
+        }
+        let snapshot = self.producers.snapshot_bytes(self.log_end_offset());
+        crate::index::write_file_in_place(&self.dir.join(PRODUCER_SNAPSHOT_FILE), &snapshot)?;
+        Ok(StagedClose {
+            dir: self.dir.clone(),
+        })
+    }
+
     /// Moves the log start offset forward (DeleteRecords), durably, and drops the segments
     /// wholly below it. Returns the files to remove, to be unlinked outside the lock.
     pub fn advance_log_start(&mut self, offset: i64) -> Result<Vec<PathBuf>> {
@@ -730,16 +772,37 @@ pub struct RecoveryCheckpoint {
 impl RecoveryCheckpoint {
     /// Writes the active segment's indexes, then the recovery point (each synced).
     pub fn write(self) -> Result<()> {
-        if let Some((index_path, index, time_path, time_index)) = &self.indexes {
-            index.write_to(index_path)?;
-            time_index.write_to(time_path)?;
+        for (path, bytes) in self.files() {
+            crate::index::write_file_synced(&path, &bytes)?;
         }
-        let text = format!(
-            "{} {} {}",
-            self.flushed.segment_base, self.flushed.position, self.flushed.offset
-        );
-        crate::index::write_file_synced(&self.dir.join(RECOVERY_POINT_FILE), text.as_bytes())?;
         Ok(())
+    }
+
+    /// Writes the files in place, unsynced; a later filesystem sync (`sync_filesystem`) makes
+    /// them durable. Until then a crash finds the previous checkpoint or this one.
+    pub fn write_unsynced(self) -> Result<()> {
+        for (path, bytes) in self.files() {
+            crate::index::write_file_in_place(&path, &bytes)?;
+        }
+        Ok(())
+    }
+
+    fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        if let Some((index_path, index, time_path, time_index)) = &self.indexes {
+            files.push((index_path.clone(), index.to_bytes()));
+            files.push((time_path.clone(), time_index.to_bytes()));
+        }
+        // Fixed width, so an in-place overwrite never leaves a longer old tail behind.
+        let text = format!(
+            "{:<60}\n",
+            format!(
+                "{} {} {}",
+                self.flushed.segment_base, self.flushed.position, self.flushed.offset
+            )
+        );
+        files.push((self.dir.join(RECOVERY_POINT_FILE), text.into_bytes()));
+        files
     }
 }
 

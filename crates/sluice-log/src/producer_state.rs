@@ -150,6 +150,11 @@ impl ProducerState {
     }
 
     pub fn write_snapshot(&self, path: &Path, next_offset: i64) -> std::io::Result<()> {
+        crate::index::write_file_synced(path, &self.snapshot_bytes(next_offset))
+    }
+
+    /// The snapshot file's contents: every producer's state as of `next_offset`.
+    pub fn snapshot_bytes(&self, next_offset: i64) -> Vec<u8> {
         let mut buf = Vec::with_capacity(16 + self.producers.len() * 64);
         buf.extend_from_slice(SNAPSHOT_MAGIC);
         buf.extend_from_slice(&next_offset.to_be_bytes());
@@ -167,7 +172,7 @@ impl ProducerState {
         }
         let crc = crc32c::crc32c(&buf);
         buf.extend_from_slice(&crc.to_be_bytes());
-        crate::index::write_file_synced(path, &buf)
+        buf
     }
 
     /// Reads a snapshot: the state and the log offset it is valid up to. `None` if the file

@@ -181,6 +181,13 @@ impl Segment {
                     self.file.set_len(pos)?;
                     self.file.sync_all()?;
                     self.size = pos;
+                    // Index files are later overwritten in place: replace the ones on disk,
+                    // which may describe the dropped tail, before new batches reuse its space.
+                    crate::index::write_file_synced(&self.index_path(), &self.index.to_bytes())?;
+                    crate::index::write_file_synced(
+                        &self.time_index_path(),
+                        &self.time_index.to_bytes(),
+                    )?;
                     break;
                 }
                 return Err(crate::LogError::CorruptRecord(format!(
@@ -368,15 +375,24 @@ impl Segment {
 
     /// Writes the indexes to disk (on roll and clean close), with a final time-index entry.
     pub fn save_indexes(&mut self) -> Result<()> {
+        for (path, bytes) in self.final_indexes() {
+            crate::index::write_file_synced(&path, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// The index files' paths and contents, with a final time-index entry.
+    pub fn final_indexes(&mut self) -> [(PathBuf, Vec<u8>); 2] {
         if self.max_timestamp >= 0 {
             self.time_index.push(
                 self.max_timestamp,
                 (self.offset_of_max_timestamp - self.base_offset) as u32,
             );
         }
-        self.index.write_to(&self.index_path())?;
-        self.time_index.write_to(&self.time_index_path())?;
-        Ok(())
+        [
+            (self.index_path(), self.index.to_bytes()),
+            (self.time_index_path(), self.time_index.to_bytes()),
+        ]
     }
 }
 
