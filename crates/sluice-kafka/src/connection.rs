@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use futures::stream::{FuturesOrdered, StreamExt};
 use sluice_log::ReadSlice;
 use tokio::io::Interest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -21,12 +21,10 @@ use crate::Context;
 
 /// Requests a client may have in flight on one connection before we stop reading.
 const MAX_IN_FLIGHT: usize = 16;
-/// Request bodies are read in chunks of at most this, so a large length prefix alone
-/// allocates nothing.
-const READ_CHUNK: usize = 64 * 1024;
-/// Buffer for small reads (length prefixes, small requests); kept small because every idle
-/// connection holds one. Large bodies bypass it.
-const READ_BUFFER: usize = 8 * 1024;
+/// A request body gets a buffer of its length up to this at once; beyond it, the buffer
+/// grows only once the first part has arrived, so a large length prefix alone allocates
+/// little. Most produce requests fit, and are then read with no reallocation or copy.
+const FIRST_READ: usize = 1 << 20;
 
 pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) {
     let _ = stream.set_nodelay(true);
@@ -48,7 +46,9 @@ async fn read_requests(
     peer: SocketAddr,
     tx: mpsc::Sender<ResponseFuture>,
 ) -> Result<(), String> {
-    let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
+    // No read buffer: an idle connection holds no memory for reads. A request costs two
+    // reads (its length, then its body straight into the buffer it is decoded from).
+    let mut rd = rd;
     let max = ctx.broker.config.socket_request_max_bytes();
     loop {
         let len = match rd.read_i32().await {
@@ -69,10 +69,12 @@ async fn read_requests(
     }
 }
 
-async fn read_body(rd: &mut BufReader<OwnedReadHalf>, len: usize) -> Result<BytesMut, String> {
-    let mut buf = BytesMut::with_capacity(len.min(READ_CHUNK));
+async fn read_body(rd: &mut OwnedReadHalf, len: usize) -> Result<BytesMut, String> {
+    let mut buf = BytesMut::with_capacity(len.min(FIRST_READ));
     while buf.len() < len {
-        buf.reserve((len - buf.len()).min(READ_CHUNK));
+        if buf.len() == buf.capacity() {
+            buf.reserve(len - buf.len());
+        }
         let want = len - buf.len();
         let n = (&mut *rd)
             .take(want as u64)

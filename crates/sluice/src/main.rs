@@ -66,6 +66,7 @@ fn main() {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = settings::broker_config(&args)?;
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -85,6 +86,33 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         broker.shutdown();
         Ok(())
     })
+}
+
+/// Every segment and every client connection is a file descriptor: take the hard limit
+/// rather than the (often 1024) soft one.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            tracing::info!(
+                from = limit.rlim_cur,
+                to = limit.rlim_max,
+                "raised the open file limit"
+            );
+        }
+    }
 }
 
 async fn wait_for_signal() {
