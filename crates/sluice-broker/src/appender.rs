@@ -1,5 +1,6 @@
 //! The append stage: one thread copies validated batches into their partitions' logs (the
-//! page-cache write, the costliest step of a produce) and passes them to the flusher.
+//! page-cache write, the costliest step of a produce, done outside the partition's lock)
+//! and passes them to the flusher.
 //!
 //! Connections only check batches (framing, CRC) and queue them here, so a connection's
 //! reader receives and checks its next request while this thread writes the previous one and
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use sluice_log::batch::BatchSetSummary;
-use sluice_log::AppendInfo;
+use sluice_log::{AppendInfo, PreparedAppend};
 use tokio::sync::oneshot;
 
 use crate::config::FlushPolicy;
@@ -83,9 +84,19 @@ fn run(rx: mpsc::Receiver<Job>, flusher: &Flusher) {
             summary,
             done,
         } = job;
-        let appended = partition
+        // Plan under the lock, write the page cache without it (readers never look past the
+        // committed end), commit under it again.
+        let prepared = partition
             .log()
-            .append(&records, &summary, 0, crate::now_ms());
+            .prepare_append(&records, &summary, 0, crate::now_ms());
+        let appended = match prepared {
+            Ok(PreparedAppend::Duplicate(info)) => Ok(info),
+            Ok(PreparedAppend::Write(pending)) => {
+                let written = pending.write(&records);
+                partition.log().commit_append(pending, written)
+            }
+            Err(e) => Err(e),
+        };
         let info = match appended {
             Ok(info) => info,
             Err(e) => {

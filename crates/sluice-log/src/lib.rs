@@ -12,8 +12,8 @@ mod segment;
 
 pub use error::{LogError, Result};
 pub use log::{
-    segment_file_name, sync_filesystem, AppendInfo, Log, LogConfig, LogPosition, ReadSlice,
-    RecoveryCheckpoint, StagedClose,
+    segment_file_name, sync_filesystem, AppendInfo, Log, LogConfig, LogPosition, PendingWrite,
+    PreparedAppend, ReadSlice, RecoveryCheckpoint, StagedClose,
 };
 
 #[cfg(test)]

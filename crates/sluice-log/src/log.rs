@@ -11,7 +11,7 @@ use crate::batch::{self, BatchHeader, BatchSetSummary};
 use crate::cleaner::{CleanPlan, CleanedSegment, CleanerConfig, PlannedSegment};
 use crate::error::{LogError, Result};
 use crate::producer_state::{ProducerState, SeqCheck};
-use crate::segment::{self, Segment};
+use crate::segment::{self, Segment, SegmentWrite};
 
 /// Marker written by a clean close; its absence on open means the active segment is recovered.
 const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
@@ -101,6 +101,31 @@ impl ReadSlice {
     }
 }
 
+/// What `Log::prepare_append` decided.
+pub enum PreparedAppend {
+    /// A producer's retry of a batch already stored: nothing to write.
+    Duplicate(AppendInfo),
+    Write(PendingWrite),
+}
+
+/// An append planned under the log's lock, to be written without it and then committed.
+pub struct PendingWrite {
+    segment: SegmentWrite,
+    /// The batches as stored, when LogAppendTime made a rewritten copy.
+    rewritten: Option<Vec<u8>>,
+    base_offset: i64,
+    log_append_time: i64,
+    producer_batch: Option<BatchHeader>,
+}
+
+impl PendingWrite {
+    /// Writes the batches (`batches` as given to `prepare_append`); needs no lock.
+    pub fn write(&self, batches: &[u8]) -> std::io::Result<()> {
+        self.segment
+            .write(self.rewritten.as_deref().unwrap_or(batches))
+    }
+}
+
 /// A log closed by `Log::close_staged`, waiting for its files to be synced.
 pub struct StagedClose {
     dir: PathBuf,
@@ -138,6 +163,8 @@ pub struct Log {
     high_watermark: LogPosition,
     /// Set by `close` and `delete`: later appends fail instead of writing to a closed log.
     closed: bool,
+    /// Between `prepare_append` and `commit_append`.
+    write_in_progress: bool,
     producers: ProducerState,
     /// The flushed offset of the last recovery checkpoint taken.
     checkpointed_offset: Option<i64>,
@@ -219,6 +246,7 @@ impl Log {
             flushed: end,
             high_watermark: end,
             closed: false,
+            write_in_progress: false,
             producers: ProducerState::default(),
             checkpointed_offset: None,
         };
@@ -309,6 +337,8 @@ impl Log {
     }
 
     /// Appends a validated batch set (see [`batch::validate_batches`]), assigning offsets.
+    /// Appends a validated batch set: plan, write and commit under one borrow. The broker's
+    /// append stage uses the three steps itself, to write without holding the log's lock.
     pub fn append(
         &mut self,
         batches: &[u8],
@@ -316,48 +346,90 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo> {
+        match self.prepare_append(batches, summary, leader_epoch, now_ms)? {
+            PreparedAppend::Duplicate(info) => Ok(info),
+            PreparedAppend::Write(pending) => {
+                let written = pending.write(batches);
+                self.commit_append(pending, written)
+            }
+        }
+    }
+
+    /// Plans an append: checks the producer's sequence, rolls the segment if needed and
+    /// assigns offsets. Until `commit_append`, nothing is visible and no other append may be
+    /// planned (the log has one writer).
+    pub fn prepare_append(
+        &mut self,
+        batches: &[u8],
+        summary: &BatchSetSummary,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<PreparedAppend> {
         if self.closed {
             return Err(LogError::Io(std::io::Error::other("log is closed")));
+        }
+        if self.write_in_progress {
+            return Err(LogError::Io(std::io::Error::other(
+                "an append is already in progress",
+            )));
         }
         // An idempotent producer's set is one batch (checked in validation).
         let producer_batch = summary.idempotent.then(|| BatchHeader::parse(batches));
         if let Some(h) = &producer_batch {
             if let SeqCheck::Duplicate(original) = self.producers.check(h)? {
-                return Ok(AppendInfo {
+                return Ok(PreparedAppend::Duplicate(AppendInfo {
                     base_offset: original.first_offset,
                     last_offset: original.last_offset,
                     log_append_time: -1,
                     end: self.end(),
                     duplicate: true,
-                });
+                }));
             }
         }
         self.maybe_roll(batches.len() as u64, summary.offset_count, now_ms)?;
         let base_offset = self.log_end_offset();
-        let log_append_time = if self.config.log_append_time {
-            now_ms
-        } else {
-            -1
-        };
-        if self.config.log_append_time {
+        let (segment, rewritten, log_append_time) = if self.config.log_append_time {
             // Rewrites attributes and max timestamp, which the CRC covers: work on a copy.
             let mut owned = batches.to_vec();
             batch::assign_offsets(&mut owned, base_offset, leader_epoch, Some(now_ms));
-            self.active_mut()
-                .append(&owned, base_offset, leader_epoch, true)?;
+            let w = self
+                .active()
+                .prepare_append(&owned, base_offset, leader_epoch, true);
+            (w, Some(owned), now_ms)
         } else {
-            self.active_mut()
-                .append(batches, base_offset, leader_epoch, false)?;
-        }
-        if let Some(mut h) = producer_batch {
-            h.base_offset = base_offset;
+            let w = self
+                .active()
+                .prepare_append(batches, base_offset, leader_epoch, false);
+            (w, None, -1)
+        };
+        self.write_in_progress = true;
+        Ok(PreparedAppend::Write(PendingWrite {
+            segment,
+            rewritten,
+            base_offset,
+            log_append_time,
+            producer_batch,
+        }))
+    }
+
+    /// Makes a written append visible to the log (end offset, indexes, producer state), or
+    /// undoes a failed one.
+    pub fn commit_append(
+        &mut self,
+        pending: PendingWrite,
+        written: std::io::Result<()>,
+    ) -> Result<AppendInfo> {
+        self.write_in_progress = false;
+        self.active_mut().commit_append(&pending.segment, written)?;
+        if let Some(mut h) = pending.producer_batch {
+            h.base_offset = pending.base_offset;
             self.producers.record(&h);
         }
         let end = self.end();
         Ok(AppendInfo {
-            base_offset,
+            base_offset: pending.base_offset,
             last_offset: end.offset - 1,
-            log_append_time,
+            log_append_time: pending.log_append_time,
             end,
             duplicate: false,
         })

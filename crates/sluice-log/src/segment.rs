@@ -221,20 +221,15 @@ impl Segment {
         self.next_offset = header.last_offset() + 1;
     }
 
-    /// Appends batches whose offsets start at `base_offset`. When `assigned` is false the
-    /// batches still carry the producer's offsets: the base offsets and leader epoch are
-    /// written through a vectored write instead of modifying the caller's buffer.
-    pub fn append(
-        &mut self,
+    /// Plans an append of batches whose offsets start at `base_offset`: where they go and
+    /// their headers as stored. Nothing is written; see `SegmentWrite`.
+    pub fn prepare_append(
+        &self,
         batches: &[u8],
         base_offset: i64,
         leader_epoch: i32,
         assigned: bool,
-    ) -> Result<()> {
-        let start = self.size;
-        let mut patches: Vec<[u8; 8]> = Vec::new();
-        let mut epoch = [0u8; 4];
-        epoch.copy_from_slice(&leader_epoch.to_be_bytes());
+    ) -> SegmentWrite {
         let mut headers = Vec::new();
         let mut pos = 0;
         let mut next = base_offset;
@@ -242,32 +237,30 @@ impl Segment {
             let mut header = BatchHeader::parse(&batches[pos..]);
             header.base_offset = next;
             headers.push((pos, header));
-            patches.push(next.to_be_bytes());
             next = header.last_offset() + 1;
             pos += header.size();
         }
-        let result = if assigned {
-            write_all_vectored(&self.file, &mut [IoSlice::new(batches)])
-        } else {
-            let mut slices = Vec::with_capacity(headers.len() * 4);
-            for (i, (pos, header)) in headers.iter().enumerate() {
-                let b = &batches[*pos..*pos + header.size()];
-                slices.push(IoSlice::new(&patches[i]));
-                slices.push(IoSlice::new(&b[8..12]));
-                slices.push(IoSlice::new(&epoch));
-                slices.push(IoSlice::new(&b[16..]));
-            }
-            write_all_vectored(&self.file, &mut slices)
-        };
-        if let Err(e) = result {
-            // Cut a partial write so the next append starts on a batch boundary.
-            let _ = self.file.set_len(start);
+        SegmentWrite {
+            file: self.file.clone(),
+            start: self.size,
+            len: batches.len() as u64,
+            headers,
+            leader_epoch,
+            assigned,
+        }
+    }
+
+    /// Records a finished write (indexes, end offset, size), or cuts a failed one so the
+    /// next append starts on a batch boundary.
+    pub fn commit_append(&mut self, write: &SegmentWrite, written: io::Result<()>) -> Result<()> {
+        if let Err(e) = written {
+            let _ = self.file.set_len(write.start);
             return Err(e.into());
         }
-        for (pos, header) in &headers {
-            self.track_batch(start + *pos as u64, header);
+        for (pos, header) in &write.headers {
+            self.track_batch(write.start + *pos as u64, header);
         }
-        self.size += batches.len() as u64;
+        self.size += write.len;
         Ok(())
     }
 
@@ -393,6 +386,44 @@ impl Segment {
             (self.index_path(), self.index.to_bytes()),
             (self.time_index_path(), self.time_index.to_bytes()),
         ]
+    }
+}
+
+/// An append planned under the log's lock and written without it: the segment's only writer
+/// is the one holding this, and readers never look past the committed size.
+pub struct SegmentWrite {
+    file: Arc<File>,
+    start: u64,
+    len: u64,
+    headers: Vec<(usize, BatchHeader)>,
+    leader_epoch: i32,
+    /// The batches already carry their offsets (LogAppendTime rewrote a copy).
+    assigned: bool,
+}
+
+impl SegmentWrite {
+    /// Writes the batches at the end of the segment. Unless they already carry their offsets,
+    /// the base offsets and leader epoch go through a vectored write, so the caller's buffer
+    /// is neither copied nor modified.
+    pub fn write(&self, batches: &[u8]) -> io::Result<()> {
+        if self.assigned {
+            return write_all_vectored(&self.file, &mut [IoSlice::new(batches)]);
+        }
+        let epoch = self.leader_epoch.to_be_bytes();
+        let offsets: Vec<[u8; 8]> = self
+            .headers
+            .iter()
+            .map(|(_, h)| h.base_offset.to_be_bytes())
+            .collect();
+        let mut slices = Vec::with_capacity(self.headers.len() * 4);
+        for ((pos, header), offset) in self.headers.iter().zip(&offsets) {
+            let b = &batches[*pos..*pos + header.size()];
+            slices.push(IoSlice::new(offset));
+            slices.push(IoSlice::new(&b[8..12]));
+            slices.push(IoSlice::new(&epoch));
+            slices.push(IoSlice::new(&b[16..]));
+        }
+        write_all_vectored(&self.file, &mut slices)
     }
 }
 

@@ -492,3 +492,34 @@ fn crash_recovery_checks_only_what_follows_the_recovery_point() {
         "what precedes the recovery point is trusted, not rescanned"
     );
 }
+
+#[test]
+fn an_append_written_outside_the_lock_is_invisible_until_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config(), 0).unwrap();
+    append(&mut log, 1, &[b"first"]);
+    let batch = build_batch(2, &[(None, Some(&b"second"[..]))]);
+    let summary = validate_batches(&batch, 1 << 20).unwrap();
+    let crate::PreparedAppend::Write(pending) = log.prepare_append(&batch, &summary, 0, 2).unwrap()
+    else {
+        panic!("not a duplicate");
+    };
+    // One writer: a second plan waits for the first to be committed.
+    assert!(log.prepare_append(&batch, &summary, 0, 2).is_err());
+    pending.write(&batch).unwrap();
+    assert_eq!(log.log_end_offset(), 1, "written but not committed");
+    let info = log.commit_append(pending, Ok(())).unwrap();
+    assert_eq!((info.base_offset, log.log_end_offset()), (1, 2));
+
+    // A failed write is cut and leaves the log as it was; the next append goes on from there.
+    let crate::PreparedAppend::Write(pending) = log.prepare_append(&batch, &summary, 0, 3).unwrap()
+    else {
+        panic!("not a duplicate");
+    };
+    pending.write(&batch).unwrap(); // bytes reached the file, then the write "failed"
+    let failed = log.commit_append(pending, Err(std::io::Error::other("disk full")));
+    assert!(failed.is_err());
+    assert_eq!(log.log_end_offset(), 2);
+    append(&mut log, 4, &[b"third"]);
+    assert_eq!(read_all(&log, 0), vec![(0, 1), (1, 1), (2, 1)]);
+}
