@@ -37,25 +37,38 @@ trap stop_broker EXIT
 
 bench() { "$BIN" bench --bootstrap "$BOOT" --progress-interval 0 --output json "$@"; }
 
-# Prints one table row from the JSON summaries given: the median run by records/s.
+# Prints one table row from the JSON summaries given: the median run by records/s, or by
+# p99 latency for the latency rows (BY=p99), with every run's figure in brackets.
 row() {
   local label=$1 side=$2
   shift 2
-  python3 - "$label" "$side" "$@" <<'PY'
+  python3 - "$label" "$side" "${BY:-throughput}" "$@" <<'PY'
 import json, sys
-label, side, files = sys.argv[1], sys.argv[2], sys.argv[3:]
-runs = sorted((json.load(open(f)) for f in files), key=lambda r: r[side]["records_per_sec"])
+label, side, by, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+runs = [json.load(open(f)) for f in files]
+if by == "p99":
+    runs.sort(key=lambda r: r[side]["latency_ms"]["p99"])
+else:
+    runs.sort(key=lambda r: r[side]["records_per_sec"])
 m = runs[len(runs) // 2][side]
 lat = m["latency_ms"] or {}
 fmt = lambda k: f'{lat[k]:.2f}' if k in lat else "-"
-rates = ", ".join(f'{r[side]["mb_per_sec"]:.0f}' for r in runs)
-print(f'| {label} | {m["records_per_sec"]:,.0f} | {m["mb_per_sec"]:.0f} ({rates}) | {fmt("p50")} | {fmt("p99")} | {fmt("p99_9")} | {fmt("max")} |')
+if by == "p99":
+    p99s = ", ".join(f'{r[side]["latency_ms"]["p99"]:.2f}' for r in runs)
+    print(f'| {label} | {m["records_per_sec"]:,.0f} | {m["mb_per_sec"]:.0f} | {fmt("p50")} | {fmt("p99")} ({p99s}) | {fmt("p99_9")} | {fmt("max")} |')
+else:
+    rates = ", ".join(f'{r[side]["mb_per_sec"]:.0f}' for r in runs)
+    print(f'| {label} | {m["records_per_sec"]:,.0f} | {m["mb_per_sec"]:.0f} ({rates}) | {fmt("p50")} | {fmt("p99")} | {fmt("p99_9")} | {fmt("max")} |')
 PY
 }
 
 header() {
   echo
-  echo "| $1 | records/s | MB/s (runs) | p50 ms | p99 ms | p99.9 ms | max ms |"
+  if [[ ${BY:-} == p99 ]]; then
+    echo "| $1 | records/s | MB/s | p50 ms | p99 ms (runs) | p99.9 ms | max ms |"
+  else
+    echo "| $1 | records/s | MB/s (runs) | p50 ms | p99 ms | p99.9 ms | max ms |"
+  fi
   echo "|---|---|---|---|---|---|---|"
 }
 
@@ -71,6 +84,10 @@ produce_row() {
   rm -f "$OUT"/p*.json
 }
 
+# ONLY=produce|partitions|consume|latency runs one section.
+want() { [[ -z ${ONLY:-} || ${ONLY} == "$1" ]]; }
+
+if want produce; then
 header "produce (acks latency)"
 for size in 100 1024; do
   records=$((size == 100 ? 5000000 : 2000000))
@@ -82,20 +99,29 @@ for size in 100 1024; do
   done
 done
 
+fi
+
+if want partitions; then
 header "produce, 1 KB, acks=all, by partitions"
 for parts in 1 10 100 1000; do
   produce_row "$parts partitions" --records 1000000 --partitions $parts --batch-size 262144
 done
+fi
 
+if want consume; then
 header "consume from a warm log (1 KB records)"
 start_broker
 bench produce --topic c --records 2000000 >/dev/null
 for r in $(seq "$RUNS"); do bench consume --topic c >"$OUT/c$r.json"; done
 stop_broker
 row "2,000,000 records, 1 partition" consume "$OUT"/c*.json
+fi
 
-header "end-to-end latency, 1 KB, acks=all, linger 1 ms (latency from when each record was due)"
-for rate in 10000 28000 140000 250000; do
+if want latency; then
+BY=p99
+header "end-to-end, 1 KB, acks=all, linger 1 ms"
+# 10,000 records/s (the target), then 10%, 50% and 90% of the peak of 1 KB acks=all above.
+for rate in ${RATES:-10000 36000 181000 327000}; do
   for r in $(seq "$RUNS"); do
     start_broker
     bench end-to-end --topic e --rate $rate --duration 10 --linger-ms 1 >"$OUT/e$r.json"
@@ -104,3 +130,4 @@ for rate in 10000 28000 140000 250000; do
   row "$rate records/s" consume "$OUT"/e*.json
   rm -f "$OUT"/e*.json
 done
+fi
