@@ -213,11 +213,14 @@ async fn join_all(tasks: &mut JoinSet<anyhow::Result<()>>) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Prints the summary. A closed stdout (`| head`) is not an error worth a panic.
 fn report(args: &BenchArgs, summaries: &[Summary]) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
     match args.output {
         Output::Text => {
             for s in summaries {
-                println!("{}", s.text());
+                let _ = writeln!(stdout, "{}", s.text());
             }
         }
         Output::Json => {
@@ -238,7 +241,7 @@ fn report(args: &BenchArgs, summaries: &[Summary]) {
             for s in summaries {
                 out[s.name] = s.json();
             }
-            println!("{out}");
+            let _ = writeln!(stdout, "{out}");
         }
     }
 }
