@@ -102,7 +102,7 @@ done
 fi
 
 if want partitions; then
-header "produce, 1 KB, acks=all, by partitions"
+header "produce, 1 KB, acks=all, 256 KB batches, by partitions"
 for parts in 1 10 100 1000; do
   produce_row "$parts partitions" --records 1000000 --partitions $parts --batch-size 262144
 done
