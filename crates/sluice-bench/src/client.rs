@@ -196,8 +196,12 @@ async fn read_responses(rd: OwnedReadHalf, pending: Arc<Pending>) {
             Ok(len) if len >= 4 && (len as usize) <= MAX_RESPONSE => len as usize,
             _ => break,
         };
-        let mut frame = BytesMut::with_capacity(len);
+        // Grows as data arrives, so a wrong length prefix alone allocates little.
+        let mut frame = BytesMut::with_capacity(len.min(1 << 20));
         while frame.len() < len {
+            if frame.len() == frame.capacity() {
+                frame.reserve(len - frame.len());
+            }
             match (&mut rd)
                 .take((len - frame.len()) as u64)
                 .read_buf(&mut frame)

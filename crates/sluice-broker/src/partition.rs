@@ -13,7 +13,8 @@ use crate::error::Result;
 pub struct Partition {
     pub topic: Arc<str>,
     pub index: i32,
-    /// Held for in-memory work and page-cache writes only, never across fsync or reads.
+    /// Held for in-memory work only: appends are planned and committed under it but written
+    /// without it (appender.rs), and fsyncs and data reads happen outside it.
     log: Mutex<Log>,
     flush_policy: Mutex<FlushPolicy>,
     /// Offsets appended since the last flush was requested (relaxed flush policy only).
