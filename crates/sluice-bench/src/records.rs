@@ -4,8 +4,12 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use sluice_log::batch::{parse_records, put_record, seal_batch, BatchHeader, HEADER_SIZE};
+use sluice_log::batch::{put_record, seal_batch, BatchHeader, HEADER_SIZE};
 use sluice_log::codec;
+use sluice_log::records::BatchRecords;
+
+/// The most a fetched batch's records may expand to when the bench reads their timestamps.
+const MAX_DECOMPRESSED_BATCH: usize = 256 << 20;
 
 /// Bytes a record adds beyond its value (length, attributes, deltas, key, headers), at most.
 pub const RECORD_OVERHEAD: usize = 21;
@@ -113,8 +117,8 @@ pub fn walk(
         walked.records += (header.record_count.max(0) as u64).saturating_sub(skipped);
         walked.bytes += size as u64;
         if let Some(out) = latencies.as_deref_mut() {
-            let payload = codec::decompress(header.compression(), &batch[HEADER_SIZE..])?;
-            for r in parse_records(&header, &payload)? {
+            let mut records = BatchRecords::open(batch, MAX_DECOMPRESSED_BATCH)?;
+            while let Some(r) = records.next_record()? {
                 if let Some(v) = r.value.filter(|v| v.len() >= 8 && r.offset >= fetch_offset) {
                     let sent = u64::from_be_bytes(v[..8].try_into().unwrap());
                     out.push((Duration::from_nanos(now.saturating_sub(sent)), 1));

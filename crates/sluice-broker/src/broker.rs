@@ -304,9 +304,13 @@ impl Broker {
                 let started = std::time::Instant::now();
                 match sluice_log::cleaner::clean(&plan, &config, now) {
                     Ok(cleaned) => {
-                        let (before, after): (u64, u64) =
-                            cleaned.iter().fold((0, 0), |(b, a), c| {
-                                (b + c.records_before, a + c.records_after)
+                        let (before, after, skipped): (u64, u64, u64) =
+                            cleaned.iter().fold((0, 0, 0), |(b, a, s), c| {
+                                (
+                                    b + c.records_before,
+                                    a + c.records_after,
+                                    s + c.skipped_batches,
+                                )
                             });
                         let bytes: u64 = plan.segments.iter().map(|s| s.size).sum();
                         if let Err(e) = p.log().install_cleaned(cleaned, now) {
@@ -314,7 +318,7 @@ impl Broker {
                             continue;
                         }
                         info!(
-                            topic = %topic.name, partition = p.index, records_before = before, records_after = after,
+                            topic = %topic.name, partition = p.index, records_before = before, records_after = after, skipped_batches = skipped,
                             mb_per_s = bytes as f64 / 1e6 / started.elapsed().as_secs_f64().max(1e-6),
                             "compacted"
                         );

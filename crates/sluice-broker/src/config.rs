@@ -45,6 +45,8 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef { name: "index.interval.bytes", broker_name: "log.index.interval.bytes", default: "4096", kind: ConfigType::Int, allowed: &[], doc: "bytes between offset index entries" },
     TopicConfigDef { name: "max.compaction.lag.ms", broker_name: "log.cleaner.max.compaction.lag.ms", default: LONG_MAX, kind: ConfigType::Long, allowed: &[], doc: "longest time a record stays uncompacted" },
     TopicConfigDef { name: "max.message.bytes", broker_name: "message.max.bytes", default: "1048588", kind: ConfigType::Int, allowed: &[], doc: "largest record batch accepted" },
+    TopicConfigDef { name: "message.timestamp.after.max.ms", broker_name: "log.message.timestamp.after.max.ms", default: "3600000", kind: ConfigType::Long, allowed: &[], doc: "CreateTime only: how far after the broker's time a record's timestamp may lie (INVALID_TIMESTAMP beyond)" },
+    TopicConfigDef { name: "message.timestamp.before.max.ms", broker_name: "log.message.timestamp.before.max.ms", default: LONG_MAX, kind: ConfigType::Long, allowed: &[], doc: "CreateTime only: how far before the broker's time a record's timestamp may lie (INVALID_TIMESTAMP beyond)" },
     TopicConfigDef { name: "message.timestamp.type", broker_name: "log.message.timestamp.type", default: "CreateTime", kind: ConfigType::String, allowed: &["CreateTime", "LogAppendTime"], doc: "CreateTime keeps the producer's timestamp; LogAppendTime stamps the broker's time" },
     TopicConfigDef { name: "min.cleanable.dirty.ratio", broker_name: "log.cleaner.min.cleanable.ratio", default: "0.5", kind: ConfigType::Double, allowed: &[], doc: "dirty share of the log that triggers compaction" },
     TopicConfigDef { name: "min.compaction.lag.ms", broker_name: "log.cleaner.min.compaction.lag.ms", default: "0", kind: ConfigType::Long, allowed: &[], doc: "shortest time a record stays uncompacted" },
@@ -81,6 +83,12 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, &str)] = &[
         "104857600",
         ConfigType::Int,
         "largest request frame; a larger length prefix closes the connection",
+    ),
+    (
+        "queued.max.request.bytes",
+        "268435456",
+        ConfigType::Long,
+        "bytes of requests being handled at once, broker-wide; a connection waits before reading a request that does not fit (Kafka's default is no limit)",
     ),
     (
         "group.min.session.timeout.ms",
@@ -281,6 +289,12 @@ impl BrokerConfig {
             .unwrap_or(104857600)
             .max(1024) as usize
     }
+    pub fn queued_max_request_bytes(&self) -> usize {
+        match self.int_setting("queued.max.request.bytes", 268435456) {
+            n if n <= 0 => usize::MAX, // -1: no limit, as Kafka's default
+            n => n as usize,
+        }
+    }
     fn int_setting(&self, name: &str, fallback: i64) -> i64 {
         self.broker_value(name).parse().unwrap_or(fallback)
     }
@@ -404,15 +418,26 @@ impl TopicSettings {
                 .value(broker, topic_config_def("message.timestamp.type").unwrap())
                 .0
                 == "LogAppendTime",
+            compacted: self.policy_includes(broker, "compact"),
+            timestamp_before_max_ms: self
+                .get::<i64>(broker, "message.timestamp.before.max.ms", i64::MAX)
+                .max(0),
+            timestamp_after_max_ms: self
+                .get::<i64>(broker, "message.timestamp.after.max.ms", 3_600_000)
+                .max(0),
         }
+    }
+
+    fn policy_includes(&self, broker: &BrokerConfig, policy: &str) -> bool {
+        self.value(broker, topic_config_def("cleanup.policy").expect("known"))
+            .0
+            .split(',')
+            .any(|p| p.trim() == policy)
     }
 
     /// (retention.ms, retention.bytes) when the cleanup policy includes `delete`.
     pub fn retention(&self, broker: &BrokerConfig) -> Option<(i64, i64)> {
-        let policy = self
-            .value(broker, topic_config_def("cleanup.policy").expect("known"))
-            .0;
-        policy.split(',').any(|p| p.trim() == "delete").then(|| {
+        self.policy_includes(broker, "delete").then(|| {
             (
                 self.get::<i64>(broker, "retention.ms", 604800000),
                 self.get::<i64>(broker, "retention.bytes", -1),
@@ -422,11 +447,8 @@ impl TopicSettings {
 
     /// Compaction settings when the cleanup policy includes `compact`.
     pub fn cleaner(&self, broker: &BrokerConfig) -> Option<sluice_log::cleaner::CleanerConfig> {
-        let policy = self
-            .value(broker, topic_config_def("cleanup.policy").expect("known"))
-            .0;
-        policy.split(',').any(|p| p.trim() == "compact").then(|| {
-            sluice_log::cleaner::CleanerConfig {
+        self.policy_includes(broker, "compact")
+            .then(|| sluice_log::cleaner::CleanerConfig {
                 delete_retention_ms: self.get::<i64>(broker, "delete.retention.ms", 86400000),
                 min_compaction_lag_ms: self.get::<i64>(broker, "min.compaction.lag.ms", 0),
                 max_compaction_lag_ms: self.get::<i64>(broker, "max.compaction.lag.ms", i64::MAX),
@@ -436,8 +458,8 @@ impl TopicSettings {
                     0.5,
                 ),
                 max_map_entries: broker.cleaner_map_entries(),
-            }
-        })
+                max_uncompressed_bytes: self.log_config(broker).max_uncompressed_bytes(),
+            })
     }
 
     pub fn flush_policy(&self, broker: &BrokerConfig) -> FlushPolicy {

@@ -1,4 +1,4 @@
-use sluice_log::LogError;
+use sluice_log::{LogError, RecordError};
 
 /// Protocol-neutral broker errors; the Kafka front end maps each to its error code.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -25,6 +25,15 @@ pub enum BrokerError {
     InvalidRecord(String),
     #[error("{0}")]
     MessageTooLarge(String),
+    #[error("{0}")]
+    InvalidTimestamp(String),
+    /// A batch refused for some of its records, which the producer is told (KIP-467).
+    #[error("{message}")]
+    RecordErrors {
+        timestamp: bool,
+        message: String,
+        records: Vec<RecordError>,
+    },
     #[error("{0}")]
     UnsupportedVersion(String),
     #[error("offset out of range: {0}")]
@@ -81,6 +90,16 @@ impl From<LogError> for BrokerError {
             LogError::InvalidRecord(_) => BrokerError::InvalidRecord(msg),
             LogError::UnsupportedMagic(_) => BrokerError::UnsupportedVersion(msg),
             LogError::RecordTooLarge { .. } => BrokerError::MessageTooLarge(msg),
+            LogError::InvalidTimestamp(_) => BrokerError::InvalidTimestamp(msg),
+            LogError::RecordErrors {
+                timestamp,
+                message,
+                records,
+            } => BrokerError::RecordErrors {
+                timestamp,
+                message,
+                records,
+            },
             LogError::OffsetOutOfRange { .. } => BrokerError::OffsetOutOfRange(msg),
             LogError::Io(_) => BrokerError::Storage(msg),
             LogError::OutOfOrderSequence(_) => BrokerError::OutOfOrderSequence(msg),

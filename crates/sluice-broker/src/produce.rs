@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sluice_log::{batch, AppendInfo};
+use sluice_log::{batch, records, AppendInfo};
 use tokio::sync::oneshot;
 
 use crate::appender::AppendJob;
@@ -14,27 +14,25 @@ use crate::partition::Partition;
 
 /// An append queued for the append stage; `wait` resolves when it may be acknowledged.
 pub struct PendingAppend {
-    outcome: Option<oneshot::Receiver<Result<AppendInfo>>>,
+    outcome: oneshot::Receiver<Result<AppendInfo>>,
 }
 
 impl PendingAppend {
     /// The append's offsets, once it is as durable as the partition's flush policy asks.
-    /// An acks=0 append reports no outcome: waiting on it is an error.
+    /// acks=0 requests wait too, though nobody is told: the request's memory stays counted
+    /// against the connection's budget until its append is done, so acks=0 cannot queue
+    /// unbounded work.
     pub async fn wait(self) -> Result<AppendInfo> {
-        match self.outcome {
-            Some(rx) => rx
-                .await
-                .map_err(|_| BrokerError::Storage("appender stopped".into()))?,
-            None => Err(BrokerError::Storage(
-                "an acks=0 append has no acknowledgement".into(),
-            )),
-        }
+        self.outcome
+            .await
+            .map_err(|_| BrokerError::Storage("appender stopped".into()))?
     }
 }
 
 impl Broker {
-    /// Checks `records` (framing, CRC, size) now and queues them for the append stage.
-    /// Invalid batches are refused here, before anything is written.
+    /// Checks `records` now (framing, CRC, size, then every record as Kafka's LogValidator
+    /// does) and queues them for the append stage. Invalid batches are refused here, on the
+    /// connection's thread, before anything is written.
     pub fn append(
         &self,
         partition: &Arc<Partition>,
@@ -44,20 +42,18 @@ impl Broker {
         if !matches!(acks, -1..=1) {
             return Err(BrokerError::InvalidRequiredAcks(acks));
         }
-        let max_bytes = partition.log().config().max_message_bytes;
-        let summary = batch::validate_batches(&records, max_bytes)?;
-        let (done, outcome) = match acks {
-            0 => (None, None),
-            _ => {
-                let (tx, rx) = oneshot::channel();
-                (Some(tx), Some(rx))
-            }
+        let (max_bytes, rules) = {
+            let log = partition.log();
+            (log.config().max_message_bytes, log.config().record_rules())
         };
+        let summary = batch::validate_batches(&records, max_bytes)?;
+        records::validate_records(&records, &rules, crate::now_ms())?;
+        let (done, outcome) = oneshot::channel();
         self.appender.submit(AppendJob {
             partition: partition.clone(),
             records,
             summary,
-            done,
+            done: Some(done),
         });
         Ok(PendingAppend { outcome })
     }

@@ -17,6 +17,11 @@ pub fn code(e: &BrokerError) -> i16 {
         BrokerError::CorruptMessage(_) => ResponseError::CorruptMessage,
         BrokerError::InvalidRecord(_) => ResponseError::InvalidRecord,
         BrokerError::MessageTooLarge(_) => ResponseError::MessageTooLarge,
+        BrokerError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
+        BrokerError::RecordErrors {
+            timestamp: true, ..
+        } => ResponseError::InvalidTimestamp,
+        BrokerError::RecordErrors { .. } => ResponseError::InvalidRecord,
         BrokerError::UnsupportedVersion(_) => ResponseError::UnsupportedVersion,
         BrokerError::OffsetOutOfRange(_) => ResponseError::OffsetOutOfRange,
         BrokerError::Storage(_) => ResponseError::KafkaStorageError,

@@ -26,6 +26,7 @@ const RECORD_COUNT_OFFSET: usize = 57;
 
 const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_FLAG: i16 = 0x08;
+const CONTROL_FLAG: i16 = 0x20;
 
 fn i16_at(b: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([b[at], b[at + 1]])
@@ -96,6 +97,16 @@ impl BatchHeader {
 
     pub fn compression(&self) -> i16 {
         self.attributes & COMPRESSION_MASK
+    }
+
+    /// A transaction marker (attribute bit 5), which only the broker writes.
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG != 0
+    }
+
+    /// The batch's timestamps are the broker's (attribute bit 3).
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & TIMESTAMP_TYPE_FLAG != 0
     }
 }
 
@@ -285,16 +296,7 @@ pub fn seal_batch(b: &mut [u8], record_count: i32, base_timestamp: i64, attribut
     b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
-/// One record of a batch, borrowed from the batch's (decompressed) record bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordView<'a> {
-    pub offset: i64,
-    pub timestamp: i64,
-    pub key: Option<&'a [u8]>,
-    pub value: Option<&'a [u8]>,
-    /// The whole encoded record, length prefix included (deltas are relative to the batch).
-    pub raw: &'a [u8],
-}
+pub use crate::records::RecordView;
 
 /// The records of one uncompressed batch (for internal topics the broker writes itself).
 /// Compressed batches and malformed records are an error, never a panic.
@@ -317,76 +319,15 @@ pub fn parse_records<'a>(
     header: &BatchHeader,
     records: &'a [u8],
 ) -> Result<Vec<RecordView<'a>>, LogError> {
-    let mut cur = Cursor {
-        buf: records,
-        pos: 0,
-    };
-    let mut out = Vec::with_capacity((header.record_count.max(0) as usize).min(cur.buf.len()));
-    for _ in 0..header.record_count.max(0) {
-        let record_start = cur.pos;
-        let len = cur.varint()?;
-        let start = cur.pos;
-        cur.take(1)?; // attributes
-        let ts_delta = cur.varint()?;
-        let offset_delta = cur.varint()?;
-        let key = cur.nullable_bytes()?;
-        let value = cur.nullable_bytes()?;
-        cur.pos = start
-            .checked_add(usize::try_from(len).map_err(|_| corrupt("negative record length"))?)
-            .filter(|&e| e <= cur.buf.len())
-            .ok_or_else(|| corrupt("record overruns its batch"))?;
-        out.push(RecordView {
-            offset: header.base_offset + offset_delta,
-            timestamp: header.base_timestamp + ts_delta,
-            key,
-            value,
-            raw: &cur.buf[record_start..cur.pos],
-        });
+    let count = header.record_count.max(0) as usize;
+    let mut out = Vec::with_capacity(count.min(records.len()));
+    let mut pos = 0;
+    for _ in 0..count {
+        let (view, used) = crate::records::parse_record(header, &records[pos..])?;
+        out.push(view);
+        pos += used;
     }
     Ok(out)
-}
-
-fn corrupt(what: &str) -> LogError {
-    LogError::CorruptRecord(what.to_string())
-}
-
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], LogError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| corrupt("record truncated"))?;
-        let b = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(b)
-    }
-
-    /// A zigzag varint of up to 64 bits.
-    fn varint(&mut self) -> Result<i64, LogError> {
-        let mut z: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.take(1)?[0];
-            z |= ((b & 0x7f) as u64) << shift;
-            if b & 0x80 == 0 {
-                return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
-            }
-        }
-        Err(corrupt("varint too long"))
-    }
-
-    fn nullable_bytes(&mut self) -> Result<Option<&'a [u8]>, LogError> {
-        match self.varint()? {
-            -1 => Ok(None),
-            n if n >= 0 => Ok(Some(self.take(n as usize)?)),
-            _ => Err(corrupt("negative length")),
-        }
-    }
 }
 
 /// A batch with the header of `original` (offsets, timestamps, producer, codec) and a new
@@ -476,7 +417,7 @@ mod tests {
         );
         assert_eq!((records[1].key, records[1].value), (None, None));
         assert_eq!(records[2].value.unwrap().len(), 300);
-        assert_eq!(records[2].timestamp, 500);
+        assert_eq!(records[2].timestamp, Some(500));
         for cut in 0..b.len() {
             let _ = uncompressed_records(&b[..cut]); // never panics
         }

@@ -19,9 +19,12 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tracing::warn;
+
 use crate::batch::{self, BatchHeader, HEADER_SIZE};
 use crate::codec;
 use crate::error::{LogError, Result};
+use crate::records::{BatchRecords, RecordView};
 
 #[derive(Debug, Clone)]
 pub struct CleanerConfig {
@@ -36,6 +39,9 @@ pub struct CleanerConfig {
     /// Keys the offset map may hold (from `log.cleaner.dedupe.buffer.size`); a pass cleans
     /// only as many segments as the map covers.
     pub max_map_entries: usize,
+    /// Decompressed bytes one batch may expand to (from `max.message.bytes`); a batch past
+    /// it is left uncleaned.
+    pub max_uncompressed_bytes: usize,
 }
 
 /// A segment to clean, captured under the lock.
@@ -60,6 +66,8 @@ pub struct CleanedSegment {
     pub cleaned_path: PathBuf,
     pub records_before: u64,
     pub records_after: u64,
+    /// Batches that could not be read and were copied as they are.
+    pub skipped_batches: u64,
 }
 
 /// 128-bit key digest (two SipHash passes with different prefixes), so that a collision,
@@ -97,36 +105,91 @@ fn for_each_batch(seg: &PlannedSegment, mut f: impl FnMut(&[u8]) -> Result<()>) 
     Ok(())
 }
 
-/// Decompresses a batch's records (once) and hands them to `f`.
-fn with_records<R>(
+/// The (key digest, offset) of every keyed record of a batch, read as a stream
+/// bounded by `limit` decompressed bytes.
+fn keyed_records(batch_bytes: &[u8], limit: usize) -> Result<Vec<(u128, i64)>> {
+    let mut records = BatchRecords::open(batch_bytes, limit)?;
+    let mut out = Vec::new();
+    while let Some(r) = records.next_record()? {
+        if let Some(k) = r.key {
+            out.push((key_digest(k), r.offset));
+        }
+    }
+    records.finish()?;
+    Ok(out)
+}
+
+/// Says why a batch is left as it is; the pass goes on with the next one.
+fn skip_bad_batch(seg: &PlannedSegment, batch_bytes: &[u8], e: &LogError, skipped: &mut u64) {
+    let h = BatchHeader::parse(batch_bytes);
+    warn!(
+        segment = %seg.path.display(),
+        base_offset = h.base_offset,
+        error = %e,
+        "compaction leaves an unreadable batch as it is"
+    );
+    *skipped += 1;
+}
+
+/// The batch with only the records `keep` accepts: `None` when all are kept (the stored
+/// bytes are copied as they are), an empty vector when none are.
+fn rebuild_batch(
     batch_bytes: &[u8],
-    f: impl FnOnce(&BatchHeader, Vec<batch::RecordView<'_>>) -> Result<R>,
-) -> Result<R> {
-    let header = BatchHeader::parse(batch_bytes);
-    let payload = codec::decompress(header.compression(), &batch_bytes[HEADER_SIZE..])?;
-    let records = batch::parse_records(&header, &payload)?;
-    f(&header, records)
+    limit: usize,
+    mut keep: impl FnMut(&RecordView<'_>) -> bool,
+    counts: &mut (u64, u64),
+) -> Result<Option<Vec<u8>>> {
+    let mut records = BatchRecords::open(batch_bytes, limit)?;
+    let header = *records.header();
+    let (mut total, mut kept) = (0u64, 0i32);
+    let mut raw = Vec::new();
+    while let Some(r) = records.next_record()? {
+        total += 1;
+        if keep(&r) {
+            kept += 1;
+            raw.extend_from_slice(r.raw);
+        }
+    }
+    records.finish()?;
+    counts.0 += total;
+    counts.1 += kept as u64;
+    if kept as u64 == total {
+        return Ok(None);
+    }
+    if kept == 0 {
+        return Ok(Some(Vec::new()));
+    }
+    let payload = codec::compress(header.compression(), &raw)?;
+    Ok(Some(batch::rebuild_with_records(
+        batch_bytes,
+        kept,
+        &payload,
+    )))
 }
 
 /// Runs a cleaning pass over `plan` (outside the log's lock). `now_ms` decides which
-/// tombstones are old enough to drop.
+/// tombstones are old enough to drop. A batch that cannot be read (corrupt, or expanding
+/// past `max_uncompressed_bytes`) is logged, left as it is and counted in `skipped_batches`.
 pub fn clean(plan: &CleanPlan, config: &CleanerConfig, now_ms: i64) -> Result<Vec<CleanedSegment>> {
+    let limit = config.max_uncompressed_bytes;
     // 1. The latest offset of every key, over as many whole segments as the map allows.
     let mut latest: HashMap<u128, i64> = HashMap::new();
     let mut covered = 0;
+    let mut skipped = 0u64;
     for seg in &plan.segments {
         if latest.len() >= config.max_map_entries {
             break;
         }
         for_each_batch(seg, |b| {
-            with_records(b, |_, records| {
-                for r in records {
-                    if let Some(k) = r.key {
-                        latest.insert(key_digest(k), r.offset);
+            match keyed_records(b, limit) {
+                Ok(keys) => {
+                    for (digest, offset) in keys {
+                        latest.insert(digest, offset);
                     }
                 }
-                Ok(())
-            })
+                Err(e) => skip_bad_batch(seg, b, &e, &mut skipped),
+            }
+            Ok(())
         })?;
         covered += 1;
     }
@@ -140,43 +203,25 @@ pub fn clean(plan: &CleanPlan, config: &CleanerConfig, now_ms: i64) -> Result<Ve
             .write(true)
             .truncate(true)
             .open(&cleaned_path)?;
-        let (mut before, mut after) = (0u64, 0u64);
+        let mut counts = (0u64, 0u64);
+        let mut skipped_here = 0u64;
         for_each_batch(seg, |b| {
-            let rebuilt = with_records(b, |header, records| {
-                before += records.len() as u64;
-                let keep: Vec<&batch::RecordView<'_>> = records
-                    .iter()
-                    .filter(|r| match r.key {
-                        None => true, // keyless records cannot be compacted: keep them
-                        Some(k) => {
-                            let newest = latest.get(&key_digest(k)).is_none_or(|&o| o == r.offset);
-                            let expired_tombstone =
-                                r.value.is_none() && header.max_timestamp < horizon;
-                            newest && !expired_tombstone
-                        }
-                    })
-                    .collect();
-                after += keep.len() as u64;
-                if keep.len() == records.len() {
-                    return Ok(None); // unchanged: copy the stored bytes as they are
+            let max_timestamp = BatchHeader::parse(b).max_timestamp;
+            let keep = |r: &RecordView<'_>| match r.key {
+                None => true, // keyless records cannot be compacted: keep them
+                Some(k) => {
+                    let newest = latest.get(&key_digest(k)).is_none_or(|&o| o == r.offset);
+                    let expired_tombstone = r.value.is_none() && max_timestamp < horizon;
+                    newest && !expired_tombstone
                 }
-                if keep.is_empty() {
-                    return Ok(Some(Vec::new()));
+            };
+            match rebuild_batch(b, limit, keep, &mut counts) {
+                Ok(None) => file.write_all(b)?,
+                Ok(Some(bytes)) => file.write_all(&bytes)?,
+                Err(e) => {
+                    skip_bad_batch(seg, b, &e, &mut skipped_here);
+                    file.write_all(b)?;
                 }
-                let mut raw = Vec::with_capacity(keep.iter().map(|r| r.raw.len()).sum());
-                for r in &keep {
-                    raw.extend_from_slice(r.raw);
-                }
-                let payload = codec::compress(header.compression(), &raw)?;
-                Ok(Some(batch::rebuild_with_records(
-                    b,
-                    keep.len() as i32,
-                    &payload,
-                )))
-            })?;
-            match rebuilt {
-                None => file.write_all(b)?,
-                Some(bytes) => file.write_all(&bytes)?,
             }
             Ok(())
         })?;
@@ -185,8 +230,9 @@ pub fn clean(plan: &CleanPlan, config: &CleanerConfig, now_ms: i64) -> Result<Ve
             base_offset: seg.base_offset,
             original_size: seg.size,
             cleaned_path,
-            records_before: before,
-            records_after: after,
+            records_before: counts.0,
+            records_after: counts.1,
+            skipped_batches: skipped_here,
         });
     }
     Ok(out)

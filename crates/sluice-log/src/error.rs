@@ -7,6 +7,18 @@ pub enum LogError {
     CorruptRecord(String),
     #[error("invalid record batch: {0}")]
     InvalidRecord(String),
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
+    /// Records of a batch that break a rule (KIP-467): the batch is refused and these are
+    /// named to the producer, which fails just those records.
+    #[error("{message}")]
+    RecordErrors {
+        /// Some record's timestamp is out of range (INVALID_TIMESTAMP rather than
+        /// INVALID_RECORD).
+        timestamp: bool,
+        message: String,
+        records: Vec<RecordError>,
+    },
     #[error("record batch magic {0} is not supported (only magic 2)")]
     UnsupportedMagic(i8),
     #[error("record batch of {size} bytes exceeds the limit of {max} bytes")]
@@ -29,6 +41,13 @@ pub enum LogError {
     OutOfOrderSequence(String),
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+}
+
+/// One refused record of a batch: its index in the batch and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub batch_index: i32,
+    pub message: String,
 }
 
 pub type Result<T> = std::result::Result<T, LogError>;

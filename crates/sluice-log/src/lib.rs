@@ -8,12 +8,13 @@ mod error;
 mod index;
 mod log;
 pub mod producer_state;
+pub mod records;
 mod segment;
 
-pub use error::{LogError, Result};
+pub use error::{LogError, RecordError, Result};
 pub use log::{
     segment_file_name, sync_filesystem, AppendInfo, Log, LogConfig, LogPosition, PendingWrite,
-    PreparedAppend, ReadSlice, RecoveryCheckpoint, StagedClose,
+    PreparedAppend, ReadSlice, RecoveryCheckpoint, StagedClose, TimestampLookup,
 };
 
 #[cfg(test)]

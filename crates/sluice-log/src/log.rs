@@ -37,6 +37,33 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// `message.timestamp.type=LogAppendTime`
     pub log_append_time: bool,
+    /// `cleanup.policy` includes `compact`: produced records need keys.
+    pub compacted: bool,
+    /// `message.timestamp.before.max.ms`
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`
+    pub timestamp_after_max_ms: i64,
+}
+
+/// How many times `max.message.bytes` one batch's records may expand to once decompressed.
+pub const MAX_EXPANSION_RATIO: usize = 64;
+
+impl LogConfig {
+    /// Decompressed bytes one batch's records may take: a bound on the work and memory of
+    /// opening a compressed batch (producers' batches expand a few times, never this much).
+    pub fn max_uncompressed_bytes(&self) -> usize {
+        self.max_message_bytes.saturating_mul(MAX_EXPANSION_RATIO)
+    }
+
+    /// What the records a client produces must satisfy.
+    pub fn record_rules(&self) -> crate::records::RecordRules {
+        crate::records::RecordRules {
+            max_uncompressed_bytes: self.max_uncompressed_bytes(),
+            require_keys: self.compacted,
+            timestamp_window: (!self.log_append_time)
+                .then_some((self.timestamp_before_max_ms, self.timestamp_after_max_ms)),
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -47,6 +74,9 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_message_bytes: 1 << 20,
             log_append_time: false,
+            compacted: false,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
         }
     }
 }
@@ -544,9 +574,10 @@ impl Log {
         Ok(None)
     }
 
-    /// The base offset of the first batch holding a record with a timestamp >= `ts`
-    /// (batch granularity: the client skips records before its target).
-    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>> {
+    /// Finds the batch holding the first record with a timestamp >= `ts`. Only batch
+    /// headers are read here (under the partition's lock); the records are read by
+    /// [`TimestampLookup::resolve`], outside it.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<TimestampLookup>> {
         let hw = self.high_watermark;
         for (base, seg) in self.segments.iter() {
             if *base > hw.segment_base {
@@ -561,26 +592,41 @@ impl Log {
                 seg.size()
             };
             if let Some(loc) = seg.find_timestamp(ts, end)? {
-                return Ok(Some(first_record_at(seg, &loc, ts)?));
+                return Ok(Some(self.timestamp_lookup(seg, loc, ts)));
             }
         }
         Ok(None)
     }
 
-    /// The largest timestamp in the log and the offset of the record that carries it.
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        let mut best: Option<(i64, i64)> = None;
-        for seg in self.segments.values() {
-            let ts = seg.max_timestamp();
-            if ts >= 0 && best.is_none_or(|(b, _)| ts > b) {
-                if let Ok(Some(loc)) = seg.find_timestamp(ts, seg.size()) {
-                    let offset =
-                        first_record_at(seg, &loc, ts).map_or(loc.header.base_offset, |(o, _)| o);
-                    best = Some((ts, offset));
-                }
-            }
+    /// Finds the batch holding the log's largest timestamp (resolve it outside the lock).
+    pub fn max_timestamp(&self) -> Result<Option<TimestampLookup>> {
+        let best = self
+            .segments
+            .values()
+            .filter(|seg| seg.max_timestamp() >= 0)
+            .fold(None::<&Segment>, |best, seg| match best {
+                Some(b) if b.max_timestamp() >= seg.max_timestamp() => Some(b),
+                _ => Some(seg),
+            });
+        let Some(seg) = best else { return Ok(None) };
+        let ts = seg.max_timestamp();
+        Ok(seg
+            .find_timestamp(ts, seg.size())?
+            .map(|loc| self.timestamp_lookup(seg, loc, ts)))
+    }
+
+    fn timestamp_lookup(
+        &self,
+        seg: &Segment,
+        loc: segment::BatchLocation,
+        ts: i64,
+    ) -> TimestampLookup {
+        TimestampLookup {
+            file: seg.file().clone(),
+            loc,
+            ts,
+            limit: self.config.max_uncompressed_bytes(),
         }
-        best
     }
 
     /// Syncs everything, saves indexes and leaves the clean-shutdown marker.
@@ -787,26 +833,46 @@ impl Log {
     }
 }
 
-/// The first record of a batch with a timestamp >= `ts`: (offset, timestamp). A
-/// LogAppendTime batch carries one timestamp for all its records: its base offset.
-fn first_record_at(
-    seg: &Segment,
-    loc: &crate::segment::BatchLocation,
+/// A batch found by timestamp, whose records are read without the partition's lock.
+pub struct TimestampLookup {
+    file: Arc<File>,
+    loc: segment::BatchLocation,
     ts: i64,
-) -> Result<(i64, i64)> {
-    let h = &loc.header;
-    if h.attributes & 0x08 != 0 {
-        return Ok((h.base_offset, h.max_timestamp));
+    limit: usize,
+}
+
+impl TimestampLookup {
+    /// The first record of the batch with a timestamp >= the one asked for: (offset,
+    /// timestamp). A LogAppendTime batch carries one timestamp for all its records: its base
+    /// offset. The batch is read as a bounded stream; if it cannot be read, the batch's
+    /// base offset and max timestamp answer.
+    pub fn resolve(&self) -> (i64, i64) {
+        let h = &self.loc.header;
+        let fallback = (h.base_offset, h.max_timestamp);
+        if h.is_log_append_time() {
+            return fallback;
+        }
+        match self.first_record_at() {
+            Ok(found) => found.unwrap_or(fallback),
+            Err(e) => {
+                debug!(base_offset = h.base_offset, error = %e, "timestamp lookup could not read a batch");
+                fallback
+            }
+        }
     }
-    let mut bytes = vec![0u8; h.size()];
-    use std::os::unix::fs::FileExt;
-    seg.file().read_exact_at(&mut bytes, loc.position)?;
-    let payload = crate::codec::decompress(h.compression(), &bytes[batch::HEADER_SIZE..])?;
-    let found = batch::parse_records(h, &payload)?
-        .iter()
-        .find(|r| r.timestamp >= ts)
-        .map(|r| (r.offset, r.timestamp));
-    Ok(found.unwrap_or((h.base_offset, h.max_timestamp)))
+
+    fn first_record_at(&self) -> Result<Option<(i64, i64)>> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = vec![0u8; self.loc.header.size()];
+        self.file.read_exact_at(&mut bytes, self.loc.position)?;
+        let mut records = crate::records::BatchRecords::open(&bytes, self.limit)?;
+        while let Some(r) = records.next_record()? {
+            if let Some(t) = r.timestamp.filter(|&t| t >= self.ts) {
+                return Ok(Some((r.offset, t)));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// A flushed position of the log, saved so crash recovery can start there.

@@ -65,14 +65,20 @@ fn append_read_roll_and_reopen() {
         Err(LogError::OffsetOutOfRange { .. })
     ));
     assert!(log.read(200, 100).unwrap().is_none());
-    assert_eq!(log.offset_for_timestamp(1050).unwrap().unwrap().0, 100);
-    assert_eq!(log.offset_for_timestamp(99_999).unwrap(), None);
+    assert_eq!(
+        log.offset_for_timestamp(1050).unwrap().unwrap().resolve().0,
+        100
+    );
+    assert!(log.offset_for_timestamp(99_999).unwrap().is_none());
     log.close().unwrap();
 
     let log = Log::open(dir.path(), small_config(), 0).unwrap();
     assert_eq!(log.log_end_offset(), 200);
     assert_eq!(read_all(&log, 0), expected);
-    assert_eq!(log.offset_for_timestamp(1050).unwrap().unwrap().0, 100);
+    assert_eq!(
+        log.offset_for_timestamp(1050).unwrap().unwrap().resolve().0,
+        100
+    );
 }
 
 #[test]
@@ -363,9 +369,12 @@ mod compaction {
                 if pos + h.size() > bytes.len() {
                     break;
                 }
-                let payload =
-                    codec::decompress(h.compression(), &bytes[pos + HEADER_SIZE..pos + h.size()])
-                        .unwrap();
+                let payload = codec::decompress(
+                    h.compression(),
+                    &bytes[pos + HEADER_SIZE..pos + h.size()],
+                    64 << 20,
+                )
+                .unwrap();
                 for r in parse_records(&h, &payload).unwrap() {
                     out.push((
                         r.offset,
@@ -387,7 +396,56 @@ mod compaction {
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.0,
             max_map_entries: 1 << 20,
+            max_uncompressed_bytes: 64 << 20,
         }
+    }
+
+    /// A batch the cleaner cannot read (a compression bomb stored before records were
+    /// validated, or a corrupt record) is kept as it is, and the rest is still compacted.
+    #[test]
+    fn unreadable_batches_are_kept_and_the_pass_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let log_config = LogConfig {
+            segment_bytes: 1024,
+            ..LogConfig::default()
+        };
+        let mut log = Log::open(dir.path(), log_config, 0).unwrap();
+        let bomb_records = vec![(b"bomb".to_vec(), Some(vec![0u8; 8 << 20]))];
+        let mut garbage = build_batch(1_000, &[(Some(b"x"), Some(b"y"))]);
+        garbage[HEADER_SIZE] = 0x7f; // a record length past the batch's end
+        let crc = crc32c::crc32c(&garbage[21..]);
+        garbage[17..21].copy_from_slice(&crc.to_be_bytes());
+        let batches = vec![
+            batch_with_codec(1_000, &[(b"k".to_vec(), Some(b"old".to_vec()))], 0),
+            batch_with_codec(1_000, &bomb_records, 4),
+            garbage,
+            batch_with_codec(1_000, &[(b"k".to_vec(), Some(b"new".to_vec()))], 0),
+            batch_with_codec(1_000, &[(b"z".to_vec(), Some(vec![1u8; 1200]))], 0),
+        ];
+        for b in &batches {
+            let summary = validate_batches(b, 1 << 20).unwrap();
+            let info = log.append(b, &summary, 0, 0).unwrap();
+            log.mark_flushed(info.end);
+            log.advance_high_watermark(info.end);
+        }
+        let cfg = CleanerConfig {
+            max_uncompressed_bytes: 1 << 20,
+            ..config(i64::MAX / 2)
+        };
+        let plan = log.plan_cleaning(10_000, &cfg).expect("something to clean");
+        let results = clean(&plan, &cfg, 10_000).expect("the pass completes");
+        assert_eq!(results.iter().map(|c| c.skipped_batches).sum::<u64>(), 2);
+        log.install_cleaned(results, 10_000).unwrap();
+        // Offset 0 ("old") is gone; the bomb (1) and the garbage batch (2) are still there.
+        let mut bases = Vec::new();
+        let mut offset = 0;
+        while let Some(slice) = log.read(offset, 1 << 30).unwrap() {
+            let bytes = slice.read_to_vec().unwrap();
+            let h = BatchHeader::parse(&bytes);
+            bases.push(h.base_offset);
+            offset = h.last_offset() + 1;
+        }
+        assert_eq!(bases, vec![1, 2, 3, 4]);
     }
 
     proptest! {

@@ -3,31 +3,16 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::raw::{batch, Raw};
+use common::raw::{batch, produce_request, Raw};
 use common::Broker;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, ProduceRequest,
-    ProduceResponse, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, ProduceResponse,
+    ResponseHeader,
 };
-use kafka_protocol::protocol::{Decodable, StrBytes};
-
-fn produce(topic: &str, records: Vec<u8>, acks: i16) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(Bytes::from(records)))])])
-}
+use kafka_protocol::protocol::Decodable;
 
 fn produce_error(raw: &mut Raw, topic: &str, records: Vec<u8>) -> (i16, i64) {
-    let c = raw.send(ApiKey::Produce, 9, &produce(topic, records, -1));
-    let r: ProduceResponse = raw.receive_response(ApiKey::Produce, 9, c);
-    let p = &r.responses[0].partition_responses[0];
+    let p = raw.produce(topic, records);
     (p.error_code, p.base_offset)
 }
 
@@ -152,7 +137,11 @@ async fn bad_batches_get_error_codes_and_store_nothing() {
         "UNKNOWN_TOPIC_OR_PARTITION"
     );
 
-    let c = raw.send(ApiKey::Produce, 9, &produce("guarded", batch(b"x"), 7));
+    let c = raw.send(
+        ApiKey::Produce,
+        9,
+        &produce_request("guarded", batch(b"x"), 7),
+    );
     let r: ProduceResponse = raw.receive_response(ApiKey::Produce, 9, c);
     assert_eq!(
         r.responses[0].partition_responses[0].error_code, 21,
@@ -171,9 +160,13 @@ async fn acks_zero_gets_no_response_and_responses_keep_request_order() {
     raw.send(
         ApiKey::Produce,
         9,
-        &produce("quiet", batch(b"fire and forget"), 0),
+        &produce_request("quiet", batch(b"fire and forget"), 0),
     );
-    let c1 = raw.send(ApiKey::Produce, 9, &produce("quiet", batch(b"second"), 1));
+    let c1 = raw.send(
+        ApiKey::Produce,
+        9,
+        &produce_request("quiet", batch(b"second"), 1),
+    );
     let c2 = raw.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
     let r: ProduceResponse = raw.receive_response(ApiKey::Produce, 9, c1);
     assert_eq!(

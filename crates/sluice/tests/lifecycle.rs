@@ -18,7 +18,9 @@ async fn fill(broker: &Broker, topic: &str, count: usize, timestamp: Option<i64>
     let producer = broker.producer(&[("linger.ms", "0")]);
     for i in 0..count {
         let value = format!("{i:0>400}");
-        let mut record = FutureRecord::<(), _>::to(topic).payload(&value);
+        // Distinct keys: compacted topics refuse keyless records, and keep every one of these.
+        let key = format!("k{i}");
+        let mut record = FutureRecord::to(topic).key(&key).payload(&value);
         if let Some(ts) = timestamp {
             record = record.timestamp(ts);
         }

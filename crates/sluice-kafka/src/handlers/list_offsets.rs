@@ -65,14 +65,21 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), BrokerErr
         LATEST => (-1, offsets.high_watermark),
         EARLIEST | EARLIEST_LOCAL => (-1, offsets.log_start_offset),
         LATEST_TIERED => (-1, -1),
-        MAX_TIMESTAMP => match partition.log().max_timestamp() {
-            Some((ts, offset)) => (ts, offset),
-            None => (-1, -1),
-        },
-        ts if ts >= 0 => match partition.log().offset_for_timestamp(ts)? {
-            Some((offset, batch_ts)) => (batch_ts, offset),
-            None => (-1, -1),
-        },
+        // The batch is found under the partition's lock; its records are read after.
+        MAX_TIMESTAMP => {
+            let found = partition.log().max_timestamp()?;
+            match found.map(|lookup| lookup.resolve()) {
+                Some((offset, ts)) => (ts, offset),
+                None => (-1, -1),
+            }
+        }
+        ts if ts >= 0 => {
+            let found = partition.log().offset_for_timestamp(ts)?;
+            match found.map(|lookup| lookup.resolve()) {
+                Some((offset, batch_ts)) => (batch_ts, offset),
+                None => (-1, -1),
+            }
+        }
         other => {
             return Err(BrokerError::InvalidRequest(format!(
                 "timestamp {other} is not a ListOffsets query"

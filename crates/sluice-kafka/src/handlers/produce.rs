@@ -2,8 +2,11 @@
 //! append is durable per its topic's flush policy. acks=0 requests get no response.
 
 use futures::future::join_all;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
 use sluice_broker::group::OFFSETS_TOPIC;
 use sluice_broker::BrokerError;
 use tracing::debug;
@@ -69,6 +72,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
                         r.error_code = errors::code(&e);
                         r.error_message = errors::message(&e);
                         r.base_offset = -1;
+                        r.record_errors = record_errors(&e);
                     }
                 }
                 r
@@ -85,4 +89,19 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
         }
         reply.encode(&ProduceResponse::default().with_responses(responses))
     })
+}
+
+/// The records a refused batch names (KIP-467, Produce v8+; older versions drop the field).
+fn record_errors(e: &BrokerError) -> Vec<BatchIndexAndErrorMessage> {
+    match e {
+        BrokerError::RecordErrors { records, .. } => records
+            .iter()
+            .map(|r| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(r.batch_index)
+                    .with_batch_index_error_message(Some(StrBytes::from_string(r.message.clone())))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }

@@ -5,7 +5,11 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use kafka_protocol::messages::{
+    ApiKey, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::Broker;
@@ -72,6 +76,14 @@ impl Raw {
         R::decode(&mut frame, version).unwrap()
     }
 
+    /// Produces `records` to partition 0 of `topic` with acks=all (Produce v9) and returns the
+    /// partition's answer.
+    pub fn produce(&mut self, topic: &str, records: Vec<u8>) -> PartitionProduceResponse {
+        let c = self.send(ApiKey::Produce, 9, &produce_request(topic, records, -1));
+        let mut r: ProduceResponse = self.receive_response(ApiKey::Produce, 9, c);
+        r.responses.remove(0).partition_responses.remove(0)
+    }
+
     pub fn assert_closed(&mut self) {
         let mut b = [0u8; 1];
         match self.stream.read(&mut b) {
@@ -80,6 +92,18 @@ impl Raw {
             other => panic!("expected the broker to close the connection, got {other:?}"),
         }
     }
+}
+
+/// A Produce request of `records` for partition 0 of `topic`.
+pub fn produce_request(topic: &str, records: Vec<u8>, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(records)))])])
 }
 
 /// A valid magic-2 batch with one record.
@@ -96,31 +120,79 @@ pub mod sluice_test_batch {
     /// Builds an uncompressed magic-2 batch by hand (the broker under test must not share code
     /// with the test's encoder, so this is written out here).
     pub fn build(value: &[u8], producer_id: i64, epoch: i16, sequence: i32) -> Vec<u8> {
+        let records = record(0, 0, None, Some(value));
+        let header = Header {
+            producer: (producer_id, epoch, sequence),
+            ..Header::plain(1)
+        };
+        batch_of(&records, &header)
+    }
+
+    /// One encoded record (attributes 0, no headers).
+    pub fn record(
+        offset_delta: i64,
+        ts_delta: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Vec<u8> {
         let mut rec = vec![0u8]; // attributes
-        rec.push(0); // timestamp delta 0
-        rec.push(0); // offset delta 0
-        rec.push(1); // key length -1 (zigzag)
-        zigzag(&mut rec, value.len() as i64);
-        rec.extend_from_slice(value);
+        zigzag(&mut rec, ts_delta);
+        zigzag(&mut rec, offset_delta);
+        for field in [key, value] {
+            match field {
+                Some(b) => {
+                    zigzag(&mut rec, b.len() as i64);
+                    rec.extend_from_slice(b);
+                }
+                None => zigzag(&mut rec, -1),
+            }
+        }
         rec.push(0); // no headers
-        let mut records = Vec::new();
-        zigzag(&mut records, rec.len() as i64);
-        records.extend_from_slice(&rec);
+        let mut out = Vec::new();
+        zigzag(&mut out, rec.len() as i64);
+        out.extend_from_slice(&rec);
+        out
+    }
+
+    /// The header fields a test may set.
+    pub struct Header {
+        pub record_count: i32,
+        pub last_offset_delta: i32,
+        pub timestamp: i64,
+        pub attributes: i16,
+        pub producer: (i64, i16, i32),
+    }
+
+    impl Header {
+        /// `count` records, timestamps at 2023-11-14, no compression, no producer id.
+        pub fn plain(count: i32) -> Header {
+            Header {
+                record_count: count,
+                last_offset_delta: count - 1,
+                timestamp: 1_700_000_000_000,
+                attributes: 0,
+                producer: (-1, -1, -1),
+            }
+        }
+    }
+
+    /// A magic-2 batch around `records` (encoded, and compressed if the attributes say so).
+    pub fn batch_of(records: &[u8], h: &Header) -> Vec<u8> {
         let mut b = Vec::new();
         b.extend_from_slice(&0i64.to_be_bytes()); // base offset
         b.extend_from_slice(&((49 + records.len()) as i32).to_be_bytes());
         b.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
         b.push(2); // magic
         b.extend_from_slice(&[0; 4]); // crc, filled below
-        b.extend_from_slice(&0i16.to_be_bytes()); // attributes
-        b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
-        b.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
-        b.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
-        b.extend_from_slice(&producer_id.to_be_bytes());
-        b.extend_from_slice(&epoch.to_be_bytes());
-        b.extend_from_slice(&sequence.to_be_bytes());
-        b.extend_from_slice(&1i32.to_be_bytes()); // record count
-        b.extend_from_slice(&records);
+        b.extend_from_slice(&h.attributes.to_be_bytes());
+        b.extend_from_slice(&h.last_offset_delta.to_be_bytes());
+        b.extend_from_slice(&h.timestamp.to_be_bytes());
+        b.extend_from_slice(&h.timestamp.to_be_bytes());
+        b.extend_from_slice(&h.producer.0.to_be_bytes());
+        b.extend_from_slice(&h.producer.1.to_be_bytes());
+        b.extend_from_slice(&h.producer.2.to_be_bytes());
+        b.extend_from_slice(&h.record_count.to_be_bytes());
+        b.extend_from_slice(records);
         let crc = crc32c(&b[21..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         b

@@ -1,0 +1,623 @@
+//! The records inside a batch: reading them one at a time, and checking a producer's records
+//! as Kafka's LogValidator does before anything is stored.
+//!
+//! Uncompressed records are read in place. Compressed ones come through a streaming
+//! decompressor capped at a byte limit (codec.rs), one record at a time into one reused
+//! buffer, so opening a batch never costs more memory than its largest record, and a
+//! compression bomb ends in an error instead of an allocation the size of its claim.
+
+use std::io::{BufRead, BufReader, Read};
+
+use crate::batch::{BatchHeader, HEADER_SIZE};
+use crate::codec;
+use crate::error::{LogError, RecordError, Result};
+
+/// One record of a batch, borrowed from the batch or from the reader's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub offset: i64,
+    /// The record's offset delta as written by the producer.
+    pub offset_delta: i64,
+    /// The record's timestamp (`None` when base timestamp + delta overflows).
+    pub timestamp: Option<i64>,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    /// The whole encoded record, length prefix included (deltas are relative to the batch).
+    pub raw: &'a [u8],
+}
+
+fn corrupt(what: &str) -> LogError {
+    LogError::CorruptRecord(what.to_string())
+}
+
+/// Parses the record at the front of `buf`; returns it and the bytes it took. Checks the
+/// record's framing entirely: every field and header lies inside its declared length and
+/// fills it exactly.
+pub fn parse_record<'a>(header: &BatchHeader, buf: &'a [u8]) -> Result<(RecordView<'a>, usize)> {
+    let mut cur = Cursor { buf, pos: 0 };
+    let len = cur.varint32()?;
+    let len = usize::try_from(len).map_err(|_| corrupt("negative record length"))?;
+    let start = cur.pos;
+    let end = start
+        .checked_add(len)
+        .filter(|&e| e <= buf.len())
+        .ok_or_else(|| corrupt("record overruns its batch"))?;
+    let mut body = Cursor {
+        buf: &buf[..end],
+        pos: start,
+    };
+    body.take(1)?; // attributes
+    let ts_delta = body.varint64()?;
+    let offset_delta = body.varint32()? as i64;
+    let key = body.nullable_bytes()?;
+    let value = body.nullable_bytes()?;
+    let headers = body.varint32()?;
+    if headers < 0 {
+        return Err(corrupt("negative header count"));
+    }
+    for _ in 0..headers {
+        if body.nullable_bytes()?.is_none() {
+            return Err(corrupt("null header key"));
+        }
+        body.nullable_bytes()?;
+    }
+    if body.pos != end {
+        return Err(corrupt("record length does not match its fields"));
+    }
+    Ok((
+        RecordView {
+            offset: header.base_offset.wrapping_add(offset_delta),
+            offset_delta,
+            timestamp: header.base_timestamp.checked_add(ts_delta),
+            key,
+            value,
+            raw: &buf[..end],
+        },
+        end,
+    ))
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| corrupt("record truncated"))?;
+        let b = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(b)
+    }
+
+    fn varint(&mut self, max_bytes: usize) -> Result<i64> {
+        let mut z: u64 = 0;
+        for i in 0..max_bytes {
+            let b = self.take(1)?[0];
+            z |= ((b & 0x7f) as u64) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
+            }
+        }
+        Err(corrupt("varint too long"))
+    }
+
+    /// A zigzag varint that fits 32 bits (lengths, counts, offset deltas).
+    fn varint32(&mut self) -> Result<i32> {
+        let v = self.varint(5)?;
+        i32::try_from(v).map_err(|_| corrupt("varint out of 32-bit range"))
+    }
+
+    fn varint64(&mut self) -> Result<i64> {
+        self.varint(10)
+    }
+
+    fn nullable_bytes(&mut self) -> Result<Option<&'a [u8]>> {
+        match self.varint32()? {
+            -1 => Ok(None),
+            n if n >= 0 => Ok(Some(self.take(n as usize)?)),
+            _ => Err(corrupt("negative length")),
+        }
+    }
+}
+
+enum Source<'a> {
+    /// Uncompressed records, read in place.
+    Slice { buf: &'a [u8], pos: usize },
+    /// Decompressed records, read one at a time into `scratch`.
+    Stream {
+        reader: BufReader<Box<dyn Read + 'a>>,
+        scratch: Vec<u8>,
+    },
+}
+
+/// Reads the records of one batch in order, never holding more than one record's bytes.
+pub struct BatchRecords<'a> {
+    header: BatchHeader,
+    source: Source<'a>,
+    left: i64,
+    limit: usize,
+    /// Decompressed bytes read so far.
+    read: usize,
+}
+
+/// Decompressed bytes a stream reader buffers at once.
+const STREAM_BUFFER: usize = 16 * 1024;
+
+impl<'a> BatchRecords<'a> {
+    /// Opens the records of `batch` (one whole batch, header included), decompressing at most
+    /// `limit` bytes of records.
+    pub fn open(batch: &'a [u8], limit: usize) -> Result<BatchRecords<'a>> {
+        if batch.len() < HEADER_SIZE {
+            return Err(corrupt("truncated batch header"));
+        }
+        let header = BatchHeader::parse(batch);
+        let end = header.size().min(batch.len());
+        let payload = &batch[HEADER_SIZE..end];
+        let source = match header.compression() {
+            0 => Source::Slice {
+                buf: payload,
+                pos: 0,
+            },
+            codec_id => Source::Stream {
+                reader: BufReader::with_capacity(
+                    STREAM_BUFFER,
+                    codec::reader(codec_id, payload, limit)?,
+                ),
+                scratch: Vec::new(),
+            },
+        };
+        Ok(BatchRecords {
+            header,
+            source,
+            left: header.record_count.max(0) as i64,
+            limit,
+            read: 0,
+        })
+    }
+
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// The next record, `None` after `record_count` records.
+    pub fn next_record(&mut self) -> Result<Option<RecordView<'_>>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        let header = self.header;
+        match &mut self.source {
+            Source::Slice { buf, pos } => {
+                let (view, used) = parse_record(&header, &buf[*pos..])?;
+                *pos += used;
+                Ok(Some(view))
+            }
+            Source::Stream { reader, scratch } => {
+                scratch.clear();
+                let len = read_length_prefix(reader, scratch)?;
+                self.read = self.read.saturating_add(scratch.len()).saturating_add(len);
+                if self.read > self.limit {
+                    return Err(LogError::RecordTooLarge {
+                        size: self.read,
+                        max: self.limit,
+                    });
+                }
+                let prefix = scratch.len();
+                scratch.resize(prefix + len, 0);
+                reader
+                    .read_exact(&mut scratch[prefix..])
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::UnexpectedEof => corrupt("record truncated"),
+                        _ => codec::read_error(e),
+                    })?;
+                let (view, _) = parse_record(&header, scratch)?;
+                Ok(Some(view))
+            }
+        }
+    }
+
+    /// Checks that no bytes follow the last record (Kafka refuses a batch whose declared size
+    /// leaves records over).
+    pub fn finish(self) -> Result<()> {
+        let trailing = match self.source {
+            Source::Slice { buf, pos } => pos < buf.len(),
+            Source::Stream { mut reader, .. } => {
+                !reader.fill_buf().map_err(codec::read_error)?.is_empty()
+            }
+        };
+        if trailing {
+            return Err(corrupt("bytes left after the batch's last record"));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a record's length varint into `out`; returns the length.
+fn read_length_prefix(reader: &mut impl BufRead, out: &mut Vec<u8>) -> Result<usize> {
+    let mut z: u32 = 0;
+    for i in 0..5 {
+        let b = {
+            let buf = reader.fill_buf().map_err(codec::read_error)?;
+            let Some(&b) = buf.first() else {
+                return Err(corrupt("record truncated"));
+            };
+            reader.consume(1);
+            b
+        };
+        out.push(b);
+        z |= ((b & 0x7f) as u32) << (7 * i);
+        if b & 0x80 == 0 {
+            let len = ((z >> 1) as i32) ^ -((z & 1) as i32);
+            return usize::try_from(len).map_err(|_| corrupt("negative record length"));
+        }
+    }
+    Err(corrupt("varint too long"))
+}
+
+/// What a partition requires of the records a client produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRules {
+    /// Decompressed bytes one batch's records may take (derived from `max.message.bytes`).
+    pub max_uncompressed_bytes: usize,
+    /// Compacted topics: every record needs a key (Kafka's INVALID_RECORD otherwise).
+    pub require_keys: bool,
+    /// CreateTime topics: how far a timestamp may lie before and after the broker's clock
+    /// (`message.timestamp.before.max.ms`, `message.timestamp.after.max.ms`). `None` for
+    /// LogAppendTime, where the broker's time replaces the producer's.
+    pub timestamp_window: Option<(i64, i64)>,
+}
+
+/// At most this many per-record errors are reported for one batch.
+const MAX_RECORD_ERRORS: usize = 100;
+
+/// Checks every batch of a validated set (`batch::validate_batches`) record by record:
+/// counts and offset deltas against the header, the framing of each record, no control
+/// batches, keys on compacted topics, timestamps inside the window.
+pub fn validate_records(set: &[u8], rules: &RecordRules, now_ms: i64) -> Result<()> {
+    let mut pos = 0;
+    while pos + HEADER_SIZE <= set.len() {
+        let header = BatchHeader::parse(&set[pos..]);
+        let end = (pos + header.size()).min(set.len());
+        validate_batch(&set[pos..end], rules, now_ms)?;
+        pos = end;
+    }
+    Ok(())
+}
+
+fn validate_batch(batch: &[u8], rules: &RecordRules, now_ms: i64) -> Result<()> {
+    let header = BatchHeader::parse(batch);
+    if header.is_control() {
+        return Err(LogError::InvalidRecord(
+            "clients may not write control batches".into(),
+        ));
+    }
+    if header.record_count <= 0 {
+        return Err(LogError::InvalidRecord(format!(
+            "invalid record count {}",
+            header.record_count
+        )));
+    }
+    if header.record_count as i64 != header.last_offset_delta as i64 + 1 {
+        return Err(LogError::InvalidRecord(format!(
+            "record count {} does not match the offset range (last offset delta {})",
+            header.record_count, header.last_offset_delta
+        )));
+    }
+    let window = rules
+        .timestamp_window
+        .filter(|_| !header.is_log_append_time());
+    if let Some(window) = window {
+        if let Err(reason) = check_timestamp(header.max_timestamp, window, now_ms) {
+            return Err(LogError::InvalidTimestamp(format!(
+                "batch max timestamp {}: {reason}",
+                header.max_timestamp
+            )));
+        }
+    }
+    let limit = rules.max_uncompressed_bytes;
+    let mut records = BatchRecords::open(batch, limit)?;
+    let mut errors = Vec::new();
+    let mut timestamp_error = false;
+    let mut index = 0i64;
+    while let Some(r) = records.next_record()? {
+        let mut refuse = |message: String| {
+            if errors.len() < MAX_RECORD_ERRORS {
+                errors.push(RecordError {
+                    batch_index: index as i32,
+                    message,
+                });
+            }
+        };
+        if r.offset_delta != index {
+            refuse(format!(
+                "record {index} has offset delta {}",
+                r.offset_delta
+            ));
+        }
+        if rules.require_keys && r.key.is_none() {
+            refuse("compacted topic cannot accept a record without a key".into());
+        }
+        if let Some(window) = window {
+            let checked = r
+                .timestamp
+                .ok_or_else(|| "overflows".to_string())
+                .and_then(|ts| {
+                    check_timestamp(ts, window, now_ms).map_err(|e| format!("{ts}: {e}"))
+                });
+            if let Err(reason) = checked {
+                timestamp_error = true;
+                refuse(format!("timestamp {reason}"));
+            }
+        }
+        index += 1;
+    }
+    records.finish()?;
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let first = errors[0].message.clone();
+    let message = format!(
+        "{} record(s) of the batch refused; first: record {}: {first}",
+        errors.len(),
+        errors[0].batch_index
+    );
+    Err(LogError::RecordErrors {
+        timestamp: timestamp_error,
+        message,
+        records: errors,
+    })
+}
+
+/// A CreateTime timestamp must be -1 (none) or lie within `(before, after)` ms of `now`.
+fn check_timestamp(
+    ts: i64,
+    (before, after): (i64, i64),
+    now_ms: i64,
+) -> std::result::Result<(), String> {
+    if ts == -1 {
+        return Ok(());
+    }
+    if ts < -1 {
+        return Err("is negative".into());
+    }
+    let diff = now_ms as i128 - ts as i128;
+    if diff > before as i128 {
+        return Err(format!(
+            "is more than {before} ms before the broker's time (message.timestamp.before.max.ms)"
+        ));
+    }
+    if -diff > after as i128 {
+        return Err(format!(
+            "is more than {after} ms after the broker's time (message.timestamp.after.max.ms)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{build_batch, put_record, rebuild_with_records, validate_batches};
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn rules() -> RecordRules {
+        RecordRules {
+            max_uncompressed_bytes: 1 << 20,
+            require_keys: false,
+            timestamp_window: Some((i64::MAX, 3_600_000)),
+        }
+    }
+
+    /// Recomputes the CRC after a test edited the header or records.
+    fn reseal(b: &mut [u8]) {
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    fn set_i32(b: &mut [u8], at: usize, v: i32) {
+        b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+        reseal(b);
+    }
+
+    /// `plain` (an uncompressed batch) with its records compressed with `codec`.
+    fn compressed(plain: &[u8], codec_id: i16) -> Vec<u8> {
+        let h = BatchHeader::parse(plain);
+        let payload = codec::compress(codec_id, &plain[HEADER_SIZE..]).unwrap();
+        let mut b = rebuild_with_records(plain, h.record_count, &payload);
+        b[21..23].copy_from_slice(&codec_id.to_be_bytes());
+        reseal(&mut b);
+        b
+    }
+
+    fn check(b: &[u8], rules: &RecordRules) -> Result<()> {
+        validate_batches(b, usize::MAX)?;
+        validate_records(b, rules, NOW)
+    }
+
+    #[test]
+    fn producers_batches_pass_with_every_codec() {
+        let plain = build_batch(NOW, &[(Some(b"k"), Some(b"v")), (None, Some(&[7u8; 500]))]);
+        for codec_id in 0..=4 {
+            let b = if codec_id == 0 {
+                plain.clone()
+            } else {
+                compressed(&plain, codec_id)
+            };
+            check(&b, &rules()).unwrap_or_else(|e| panic!("codec {codec_id}: {e}"));
+            let mut walk = BatchRecords::open(&b, 1 << 20).unwrap();
+            let first = walk.next_record().unwrap().unwrap();
+            assert_eq!(
+                (first.key, first.value, first.timestamp),
+                (Some(&b"k"[..]), Some(&b"v"[..]), Some(NOW))
+            );
+            assert_eq!(
+                walk.next_record().unwrap().unwrap().value.unwrap().len(),
+                500
+            );
+            assert!(walk.next_record().unwrap().is_none());
+            walk.finish().unwrap();
+        }
+    }
+
+    #[test]
+    fn counts_that_disagree_with_the_records_are_refused() {
+        let good = build_batch(NOW, &[(None, Some(b"a")), (None, Some(b"b"))]);
+        for (count, last_delta) in [
+            (0, -1),
+            (0, 1),
+            (i32::MAX, 1),
+            (2, i32::MAX),
+            (i32::MAX, i32::MAX - 1),
+            (3, 2),
+            (1, 0),
+        ] {
+            let mut b = good.clone();
+            set_i32(&mut b, 57, count);
+            set_i32(&mut b, 23, last_delta);
+            assert!(
+                check(&b, &rules()).is_err(),
+                "count {count}, last delta {last_delta}"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_records_under_a_valid_crc_are_refused() {
+        let good = build_batch(NOW, &[(Some(b"key"), Some(b"value"))]);
+        for at in HEADER_SIZE..good.len() {
+            for byte in [0x00, 0x7f, 0x80, 0xff] {
+                let mut b = good.clone();
+                if b[at] == byte {
+                    continue;
+                }
+                b[at] = byte;
+                reseal(&mut b);
+                // Key and value bytes may change freely; framing bytes may not.
+                if let Err(e) = check(&b, &rules()) {
+                    assert!(!matches!(e, LogError::Io(_)), "{e}");
+                }
+            }
+        }
+        // Bytes after the last record.
+        let mut trailing = good.clone();
+        trailing.push(0);
+        let mut trailing = rebuild_with_records(&good, 1, &trailing[HEADER_SIZE..]);
+        reseal(&mut trailing);
+        assert!(matches!(
+            check(&trailing, &rules()),
+            Err(LogError::CorruptRecord(_))
+        ));
+        // An offset delta that is not the record's index.
+        let mut records = Vec::new();
+        put_record(&mut records, 5, None, Some(b"v"));
+        let b = rebuild_with_records(&good, 1, &records);
+        assert!(matches!(
+            check(&b, &rules()),
+            Err(LogError::RecordErrors {
+                timestamp: false,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn control_batches_from_clients_are_refused() {
+        let mut b = build_batch(NOW, &[(None, Some(b"a"))]);
+        b[21..23].copy_from_slice(&0x20i16.to_be_bytes());
+        reseal(&mut b);
+        assert!(matches!(
+            check(&b, &rules()),
+            Err(LogError::InvalidRecord(_))
+        ));
+    }
+
+    #[test]
+    fn compacted_topics_name_the_records_without_keys() {
+        let plain = build_batch(
+            NOW,
+            &[
+                (Some(b"k"), Some(b"v")),
+                (None, Some(b"x")),
+                (Some(b"j"), None),
+                (None, None),
+            ],
+        );
+        let compacted = RecordRules {
+            require_keys: true,
+            ..rules()
+        };
+        for codec_id in [0, 4] {
+            let b = if codec_id == 0 {
+                plain.clone()
+            } else {
+                compressed(&plain, codec_id)
+            };
+            match check(&b, &compacted) {
+                Err(LogError::RecordErrors {
+                    timestamp: false,
+                    records,
+                    ..
+                }) => {
+                    let indexes: Vec<i32> = records.iter().map(|r| r.batch_index).collect();
+                    assert_eq!(indexes, vec![1, 3]);
+                }
+                other => panic!("{other:?}"),
+            }
+            check(&b, &rules()).unwrap();
+        }
+    }
+
+    #[test]
+    fn timestamps_outside_the_window_are_refused() {
+        for ts in [i64::MIN, -2, i64::MAX, NOW + 3_600_001] {
+            let b = build_batch(ts, &[(None, Some(b"a"))]);
+            match check(&b, &rules()) {
+                Err(LogError::InvalidTimestamp(_))
+                | Err(LogError::RecordErrors {
+                    timestamp: true, ..
+                }) => {}
+                other => panic!("{ts}: {other:?}"),
+            }
+        }
+        for ts in [-1, 0, NOW - 1_000_000_000, NOW + 3_600_000] {
+            check(&build_batch(ts, &[(None, Some(b"a"))]), &rules())
+                .unwrap_or_else(|e| panic!("{ts}: {e}"));
+        }
+        let strict = RecordRules {
+            timestamp_window: Some((1000, 1000)),
+            ..rules()
+        };
+        assert!(check(&build_batch(NOW - 1001, &[(None, Some(b"a"))]), &strict).is_err());
+        let append_time = RecordRules {
+            timestamp_window: None,
+            ..rules()
+        };
+        check(&build_batch(i64::MAX, &[(None, Some(b"a"))]), &append_time).unwrap();
+    }
+
+    #[test]
+    fn compression_bombs_are_refused_without_expanding() {
+        // One record whose value is 8 MiB of zeros: a few KB compressed.
+        let big = vec![0u8; 8 << 20];
+        let plain = build_batch(NOW, &[(Some(b"k"), Some(&big))]);
+        for codec_id in 1..=4 {
+            let b = compressed(&plain, codec_id);
+            assert!(b.len() < 1 << 20, "codec {codec_id}: {} bytes", b.len());
+            match check(&b, &rules()) {
+                Err(LogError::RecordTooLarge { max, .. }) => assert_eq!(max, 1 << 20),
+                other => panic!("codec {codec_id}: {other:?}"),
+            }
+            let roomy = RecordRules {
+                max_uncompressed_bytes: 16 << 20,
+                ..rules()
+            };
+            check(&b, &roomy).unwrap();
+        }
+    }
+}
