@@ -1,5 +1,10 @@
 //! One client connection: a reader that frames and dispatches requests in arrival order, and
 //! a writer that sends responses in that same order while later requests progress.
+//!
+//! What a connection may hold is bounded: at most `MAX_IN_FLIGHT` requests are being handled
+//! at once (the reader stops reading until one is answered), and every request's bytes count
+//! against the broker-wide `queued.max.request.bytes` from before its body is read until its
+//! response is written. When the client goes away, its pending work is dropped at once.
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -12,7 +17,7 @@ use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info};
 
 use crate::dispatch::{dispatch, Response, ResponseFuture};
@@ -22,18 +27,31 @@ use crate::Context;
 /// Requests a client may have in flight on one connection before we stop reading.
 const MAX_IN_FLIGHT: usize = 16;
 /// A request body gets a buffer of its length up to this at once; beyond it, the buffer
-/// grows only once the first part has arrived, so a large length prefix alone allocates
-/// little. Most produce requests fit, and are then read with no reallocation or copy.
+/// grows only as the data arrives, so a large length prefix alone allocates little. Most
+/// produce requests fit, and are then read with no reallocation or copy.
 const FIRST_READ: usize = 1 << 20;
+
+/// A request being handled, with what it holds of the connection's and the broker's budgets
+/// (given back once its response is written).
+struct InFlight {
+    response: ResponseFuture,
+    _slot: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
+}
 
 pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::channel::<ResponseFuture>(MAX_IN_FLIGHT);
+    // Unbounded in type, bounded by the slots: a request enters only with one.
+    let (tx, rx) = mpsc::unbounded_channel::<InFlight>();
     let writer = tokio::spawn(write_responses(wr, rx));
-    if let Err(reason) = read_requests(rd, &ctx, peer, tx).await {
-        info!(%peer, %reason, "closing connection");
+    match read_requests(rd, &ctx, peer, tx).await {
+        Ok(()) => debug!(%peer, "client closed the connection"),
+        Err(reason) => info!(%peer, %reason, "closing connection"),
     }
+    // Nobody is left to read the answers: drop pending work (long-poll fetches, queued
+    // responses) now rather than when it completes. Appends already queued still happen.
+    writer.abort();
     let _ = writer.await;
     debug!(%peer, "connection closed");
 }
@@ -44,13 +62,18 @@ async fn read_requests(
     rd: OwnedReadHalf,
     ctx: &Context,
     peer: SocketAddr,
-    tx: mpsc::Sender<ResponseFuture>,
+    tx: mpsc::UnboundedSender<InFlight>,
 ) -> Result<(), String> {
     // No read buffer: an idle connection holds no memory for reads. A request costs two
     // reads (its length, then its body straight into the buffer it is decoded from).
     let mut rd = rd;
     let max = ctx.broker.config.socket_request_max_bytes();
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     loop {
+        let Some(slot) = until_closed(&mut rd, slots.clone().acquire_owned()).await? else {
+            return Ok(());
+        };
+        let slot = slot.map_err(|_| "connection budget closed".to_string())?;
         let len = match rd.read_i32().await {
             Ok(len) => len,
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
@@ -61,19 +84,49 @@ async fn read_requests(
                 "request length {len} is outside 8..={max} (socket.request.max.bytes)"
             ));
         }
+        let Some(bytes) = until_closed(&mut rd, ctx.reserve_request_bytes(len as usize)).await?
+        else {
+            return Ok(());
+        };
         let frame = read_body(&mut rd, len as usize).await?;
         let response = dispatch(ctx, peer, frame.freeze())?;
-        if tx.send(response).await.is_err() {
+        let in_flight = InFlight {
+            response,
+            _slot: slot,
+            _bytes: bytes,
+        };
+        if tx.send(in_flight).is_err() {
             return Err("writer stopped".into());
         }
     }
+}
+
+/// Waits for `wait` unless the client closes the connection first (`None`): a client that
+/// is over its budget and goes away frees what it holds without waiting for its turn.
+async fn until_closed<T>(
+    rd: &mut OwnedReadHalf,
+    wait: impl std::future::Future<Output = T>,
+) -> Result<Option<T>, String> {
+    tokio::pin!(wait);
+    let mut probe = [0u8; 1];
+    tokio::select! {
+        biased;
+        ready = &mut wait => return Ok(Some(ready)),
+        peeked = rd.peek(&mut probe) => match peeked {
+            Ok(0) => return Ok(None),
+            Ok(_) => {} // a request is waiting: it is read once the budget allows
+            Err(e) => return Err(format!("read error: {e}")),
+        },
+    }
+    Ok(Some(wait.await))
 }
 
 async fn read_body(rd: &mut OwnedReadHalf, len: usize) -> Result<BytesMut, String> {
     let mut buf = BytesMut::with_capacity(len.min(FIRST_READ));
     while buf.len() < len {
         if buf.len() == buf.capacity() {
-            buf.reserve(len - buf.len());
+            // Grow with what has arrived (doubling), never to what the client only claims.
+            buf.reserve((len - buf.len()).min(buf.len()));
         }
         let want = len - buf.len();
         let n = (&mut *rd)
@@ -91,16 +144,18 @@ async fn read_body(rd: &mut OwnedReadHalf, len: usize) -> Result<BytesMut, Strin
     Ok(buf)
 }
 
-async fn write_responses(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<ResponseFuture>) {
+async fn write_responses(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<InFlight>) {
     let mut in_flight = FuturesOrdered::new();
     let mut open = true;
     loop {
         tokio::select! {
             next = rx.recv(), if open => match next {
-                Some(f) => in_flight.push_back(f),
+                Some(InFlight { response, _slot, _bytes }) => in_flight.push_back(async move {
+                    (response.await, (_slot, _bytes))
+                }),
                 None => open = false,
             },
-            Some(response) = in_flight.next(), if !in_flight.is_empty() => match response {
+            Some((response, _held)) = in_flight.next(), if !in_flight.is_empty() => match response {
                 Response::Frame(bytes) => {
                     if let Err(e) = wr.write_all(&bytes).await {
                         debug!(error = %e, "write failed");

@@ -13,12 +13,40 @@ use std::sync::Arc;
 
 use sluice_broker::Broker;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{info, warn};
 
 /// What every handler may use.
 pub struct Context {
     pub broker: Arc<Broker>,
+    /// Bytes of requests being handled, broker-wide (`queued.max.request.bytes`).
+    request_bytes: Arc<Semaphore>,
+    request_bytes_max: usize,
+}
+
+impl Context {
+    pub fn new(broker: Arc<Broker>) -> Context {
+        let max = broker
+            .config
+            .queued_max_request_bytes()
+            .min(Semaphore::MAX_PERMITS);
+        Context {
+            broker,
+            request_bytes: Arc::new(Semaphore::new(max)),
+            request_bytes_max: max,
+        }
+    }
+
+    /// Waits until `len` more request bytes fit the broker-wide budget and holds them. A
+    /// request larger than the whole budget waits for all of it.
+    async fn reserve_request_bytes(&self, len: usize) -> OwnedSemaphorePermit {
+        let n = len.min(self.request_bytes_max).min(u32::MAX as usize) as u32;
+        self.request_bytes
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .expect("the request budget is never closed")
+    }
 }
 
 /// Accepts connections until `shutdown` turns true; each connection runs as its own task.
@@ -27,7 +55,7 @@ pub async fn serve(
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let ctx = Arc::new(Context { broker });
+    let ctx = Arc::new(Context::new(broker));
     info!(addr = ?listener.local_addr().ok(), "Kafka listener ready");
     loop {
         tokio::select! {

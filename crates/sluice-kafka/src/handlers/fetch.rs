@@ -13,8 +13,9 @@ use crate::errors;
 use crate::fetch_frame::{self, PartitionAnswer, TopicAnswer};
 use crate::Context;
 
-/// The longest a fetch may wait, whatever the client asks.
-const MAX_WAIT_CAP: Duration = Duration::from_secs(300);
+/// The longest a fetch may wait, whatever the client asks: clients' request timeout (30 s by
+/// default), past which they stop waiting anyway. Consumers ask for 0.5 s.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
 /// A requested partition: where its answer goes, and what to read (or why not).
 struct Slot {

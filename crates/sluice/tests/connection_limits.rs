@@ -1,0 +1,141 @@
+//! What one client can hold of the broker is bounded: requests in flight per connection, the
+//! bytes of requests being handled broker-wide (`queued.max.request.bytes`), and the work of
+//! a client that went away, which is dropped at once.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use common::raw::Raw;
+use common::Broker;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+
+/// A long-poll Fetch v12 of partition 0 of `topic` at offset 0, waiting up to `wait_ms`.
+fn long_poll(topic: &str, wait_ms: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_wait_ms(wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])])
+}
+
+/// The framed bytes of `count` long polls, correlation ids from 1.
+fn many_long_polls(topic: &str, wait_ms: i32, count: i32) -> Vec<u8> {
+    let req = long_poll(topic, wait_ms);
+    let mut out = Vec::new();
+    for c in 1..=count {
+        let mut buf = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(ApiKey::Fetch as i16)
+            .with_request_api_version(12)
+            .with_correlation_id(c)
+            .encode(&mut buf, ApiKey::Fetch.request_header_version(12))
+            .unwrap();
+        req.encode(&mut buf, 12).unwrap();
+        out.extend_from_slice(&(buf.len() as i32).to_be_bytes());
+        out.extend_from_slice(&buf);
+    }
+    out
+}
+
+fn rss_kb(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Sockets on the broker's port that the client closed and the broker has not (CLOSE_WAIT).
+fn close_wait_sockets(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let local_port = cols[1].rsplit(':').next().unwrap();
+            u16::from_str_radix(local_port, 16).unwrap() == port && cols[3] == "08"
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_has_at_most_sixteen_requests_in_flight() {
+    let broker = Broker::start();
+    broker.create_topic("quiet", 1, &[]).await;
+    let mut raw = Raw::connect(&broker);
+    // 17 fetches that each wait 2 s for data that never comes, then an ApiVersions: the
+    // 17th is read only once the first is answered, so everything takes two rounds.
+    let started = Instant::now();
+    raw.send_raw(&many_long_polls("quiet", 2000, 17));
+    let c = raw.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    for _ in 0..17 {
+        raw.receive().expect("a fetch response");
+    }
+    let _: ApiVersionsResponse = raw.receive_response(ApiKey::ApiVersions, 3, c);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(3500), "answered in {took:?}");
+
+    // 30,000 pipelined long polls are not all taken in: the broker's memory stays flat.
+    let before = rss_kb(broker.pid());
+    let mut flood = Raw::connect(&broker);
+    flood.send_raw(&many_long_polls("quiet", 20_000, 30_000));
+    std::thread::sleep(Duration::from_secs(2));
+    let grown = rss_kb(broker.pid()).saturating_sub(before);
+    assert!(grown < 8 * 1024, "RSS grew by {grown} KB");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_goes_away_frees_its_pending_work_at_once() {
+    let broker = Broker::start();
+    broker.create_topic("quiet", 1, &[]).await;
+    let mut raw = Raw::connect(&broker);
+    raw.send_raw(&many_long_polls("quiet", 20_000, 10));
+    std::thread::sleep(Duration::from_millis(300));
+    drop(raw);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let waiting = close_wait_sockets(broker.port);
+        if waiting == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{waiting} socket(s) still in CLOSE_WAIT: the broker kept the dead client's fetches"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_bytes_are_bounded_broker_wide() {
+    // Room for about ten small requests at once.
+    let broker = Broker::start_with_config("queued.max.request.bytes = 1000\n");
+    broker.create_topic("quiet", 1, &[]).await;
+    let mut holder = Raw::connect(&broker);
+    let polls = many_long_polls("quiet", 2500, 16);
+    assert!(polls.len() - 16 * 4 > 1000, "{} bytes", polls.len());
+    holder.send_raw(&polls);
+    std::thread::sleep(Duration::from_millis(300));
+    // Another client's request waits until the long polls give their bytes back.
+    let mut other = Raw::connect(&broker);
+    let started = Instant::now();
+    let c = other.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let r: ApiVersionsResponse = other.receive_response(ApiKey::ApiVersions, 3, c);
+    assert_eq!(r.error_code, 0);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1500), "answered in {took:?}");
+    for _ in 0..16 {
+        holder.receive().expect("a fetch response");
+    }
+}
