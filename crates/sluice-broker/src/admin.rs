@@ -12,7 +12,7 @@ use crate::config::{
     topic_config_def, validate_value, ConfigSource, ConfigType, TopicSettings, TOPIC_CONFIGS,
 };
 use crate::error::{BrokerError, Result};
-use crate::topic::{validate_topic_name, Topic, TopicRecord};
+use crate::topic::{is_internal_topic, refuse_internal, validate_topic_name, Topic, TopicRecord};
 
 /// Largest partition count one request may ask for; bounds what a request can allocate.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
@@ -46,8 +46,22 @@ fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<()> {
 }
 
 impl Broker {
-    /// Creates a topic. `partitions` and `replication_factor` of -1 take the broker defaults.
+    /// Creates a topic for a client. `partitions` and `replication_factor` of -1 take the
+    /// broker defaults. Internal topics are refused: the broker creates them itself.
     pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>> {
+        refuse_internal(name, "Creation")?;
+        self.create_topic_as_broker(name, partitions, replication_factor, configs, validate_only)
+    }
+
+    /// Creates any topic, internal ones included (the broker's own path).
+    pub(crate) fn create_topic_as_broker(
         &self,
         name: &str,
         partitions: i32,
@@ -119,7 +133,10 @@ impl Broker {
         if let Some(t) = self.topic(name) {
             return Ok(t);
         }
-        if !self.config.auto_create_topics() {
+        if name == crate::group::OFFSETS_TOPIC {
+            return self.offsets_topic(); // with the broker's settings, never the defaults
+        }
+        if is_internal_topic(name) || !self.config.auto_create_topics() {
             return Err(BrokerError::UnknownTopicOrPartition);
         }
         match self.create_topic(name, -1, -1, BTreeMap::new(), false) {
@@ -132,6 +149,12 @@ impl Broker {
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<Uuid> {
+        if is_internal_topic(name) {
+            // What Kafka answers for an internal topic.
+            return Err(BrokerError::TopicAuthorizationFailed(format!(
+                "internal topic {name} cannot be deleted"
+            )));
+        }
         let _admin = self.admin.lock();
         let mut next = self.topics.read().clone();
         let topic = next
@@ -148,6 +171,9 @@ impl Broker {
 
     /// Grows a topic to `count` partitions (partitions are never removed).
     pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
+        // A group's offsets partition is its id's hash modulo the count: the count never
+        // changes under existing groups.
+        refuse_internal(name, "Adding partitions")?;
         let _admin = self.admin.lock();
         let topic = self
             .topic(name)
@@ -215,6 +241,7 @@ impl Broker {
         ops: &[ConfigOp],
         validate_only: bool,
     ) -> Result<()> {
+        refuse_internal(name, "Altering the configs")?;
         let _admin = self.admin.lock();
         let topic = self
             .topic(name)
@@ -270,6 +297,7 @@ impl Broker {
         overrides: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<()> {
+        refuse_internal(name, "Altering the configs")?;
         let _admin = self.admin.lock();
         let topic = self
             .topic(name)

@@ -334,6 +334,12 @@ impl Broker {
     /// DeleteRecords: moves a partition's log start to `offset` (-1: the high watermark).
     /// Returns the new low watermark.
     pub fn delete_records(&self, partition: &Partition, offset: i64) -> Result<i64> {
+        if crate::topic::is_internal_topic(&partition.topic) {
+            return Err(BrokerError::InvalidTopic(format!(
+                "cannot delete records of internal topic {}",
+                partition.topic
+            )));
+        }
         let (files, low) = {
             let mut log = partition.log();
             let target = if offset == -1 {

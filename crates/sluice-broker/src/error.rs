@@ -13,10 +13,14 @@ pub enum BrokerError {
     InvalidPartitions(String),
     #[error("invalid replication factor: {0}")]
     InvalidReplicationFactor(String),
+    #[error("invalid replica assignment: {0}")]
+    InvalidReplicaAssignment(String),
     #[error("invalid config: {0}")]
     InvalidConfig(String),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    #[error("{0}")]
+    TopicAuthorizationFailed(String),
     #[error("invalid required acks {0}")]
     InvalidRequiredAcks(i16),
     #[error("{0}")]

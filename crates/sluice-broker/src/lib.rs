@@ -21,7 +21,7 @@ pub use error::{BrokerError, Result};
 pub use fetch::{fetch, FetchTarget, FetchedPartition};
 pub use partition::{Partition, PartitionOffsets};
 pub use produce::PendingAppend;
-pub use topic::{validate_topic_name, Topic};
+pub use topic::{is_internal_topic, validate_topic_name, Topic};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

@@ -28,7 +28,7 @@ impl Topic {
     }
 
     pub fn is_internal(&self) -> bool {
-        self.name.starts_with("__")
+        is_internal_topic(&self.name)
     }
 
     pub fn record(&self) -> TopicRecord {
@@ -39,6 +39,29 @@ impl Topic {
             configs: self.settings.overrides.clone(),
         }
     }
+}
+
+/// Topics the broker owns (Kafka's list): only the broker creates them, with its own settings,
+/// and writes to them; clients may read them but not create, delete, alter, repartition or
+/// truncate them.
+pub const INTERNAL_TOPICS: &[&str] = &[
+    "__consumer_offsets",
+    "__transaction_state",
+    "__share_group_state",
+];
+
+pub fn is_internal_topic(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
+}
+
+/// The error a client's change to an internal topic gets (`what` names the change).
+pub fn refuse_internal(name: &str, what: &str) -> Result<()> {
+    if is_internal_topic(name) {
+        return Err(BrokerError::InvalidRequest(format!(
+            "{what} of internal topic {name} is prohibited: the broker manages it"
+        )));
+    }
+    Ok(())
 }
 
 /// Kafka's rule: 1 to 249 characters of [a-zA-Z0-9._-], and not "." or "..".

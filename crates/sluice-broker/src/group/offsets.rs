@@ -84,8 +84,8 @@ fn record(key: Vec<u8>, value: Option<Vec<u8>>) -> (Vec<u8>, Option<Vec<u8>>) {
 }
 
 impl Broker {
-    /// The `__consumer_offsets` topic, created on first use.
-    fn offsets_topic(&self) -> Result<Arc<Topic>> {
+    /// The `__consumer_offsets` topic, created on first use with the broker's settings.
+    pub(crate) fn offsets_topic(&self) -> Result<Arc<Topic>> {
         if let Some(t) = self.topic(OFFSETS_TOPIC) {
             return Ok(t);
         }
@@ -94,7 +94,7 @@ impl Broker {
             ("segment.bytes".to_string(), "104857600".to_string()),
             ("max.message.bytes".to_string(), "104857600".to_string()),
         ]);
-        match self.create_topic(
+        match self.create_topic_as_broker(
             OFFSETS_TOPIC,
             self.config.offsets_topic_num_partitions(),
             1,

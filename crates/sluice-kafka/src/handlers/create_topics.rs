@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
@@ -27,7 +26,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Respons
                 let mut partitions = t.num_partitions;
                 if !t.assignments.is_empty() {
                     if partitions != -1 || t.replication_factor != -1 {
-                        return Err(BrokerError::InvalidRequest(
+                        return Err(BrokerError::InvalidReplicaAssignment(
                             "give either assignments or partitions and replication factor".into(),
                         ));
                     }
@@ -39,7 +38,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Respons
                             a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() != 1
                         })
                     {
-                        return Err(BrokerError::InvalidRequest(format!(
+                        return Err(BrokerError::InvalidReplicaAssignment(format!(
                             "assignments must place partitions 0..n on this broker ({node}) only"
                         )));
                     }
@@ -90,12 +89,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Respons
                     }
                 }
                 Err(e) => {
-                    result.error_code = match e {
-                        BrokerError::InvalidRequest(_) => {
-                            ResponseError::InvalidReplicaAssignment.code()
-                        }
-                        ref e => errors::code(e),
-                    };
+                    result.error_code = errors::code(&e);
                     result.error_message = errors::message(&e);
                     result.num_partitions = -1;
                     result.replication_factor = -1;

@@ -7,7 +7,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use sluice_broker::group::OFFSETS_TOPIC;
+use sluice_broker::is_internal_topic;
 use sluice_broker::BrokerError;
 use tracing::debug;
 
@@ -27,9 +27,10 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
                 Err(BrokerError::InvalidRequest(
                     "transactions are not supported yet".into(),
                 ))
-            } else if topic_data.name.0.as_str() == OFFSETS_TOPIC {
+            } else if is_internal_topic(topic_data.name.0.as_str()) {
                 Err(BrokerError::InvalidTopic(format!(
-                    "{OFFSETS_TOPIC} is internal: only the broker writes to it"
+                    "{} is internal: only the broker writes to it",
+                    topic_data.name.0
                 )))
             } else {
                 topic
