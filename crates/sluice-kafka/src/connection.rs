@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info};
 
-use crate::dispatch::{dispatch, Response, ResponseFuture};
+use crate::dispatch::{dispatch, sanitize_client_id, Response, ResponseFuture};
 use crate::fetch_frame::Chunk;
 use crate::Context;
 
@@ -60,7 +60,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) {
 /// produce appends happen in request order.
 async fn read_requests(
     rd: OwnedReadHalf,
-    ctx: &Context,
+    ctx: &Arc<Context>,
     peer: SocketAddr,
     tx: mpsc::UnboundedSender<InFlight>,
 ) -> Result<(), String> {
@@ -88,7 +88,8 @@ async fn read_requests(
         else {
             return Ok(());
         };
-        let frame = read_body(&mut rd, len as usize).await?;
+        let mut frame = read_body(&mut rd, len as usize).await?;
+        sanitize_client_id(&mut frame);
         let response = dispatch(ctx, peer, frame.freeze())?;
         let in_flight = InFlight {
             response,

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -70,6 +71,41 @@ fn ready(frame: Response) -> ResponseFuture {
     Box::pin(std::future::ready(frame))
 }
 
+/// Runs a handler that does file work (creating or deleting logs, syncing metadata) on the
+/// blocking pool, so that it never holds up an async thread that other clients' requests
+/// need.
+fn blocking(
+    ctx: &Arc<Context>,
+    handler: impl FnOnce(&Context) -> Response + Send + 'static,
+) -> ResponseFuture {
+    let ctx = ctx.clone();
+    Box::pin(async move {
+        tokio::task::spawn_blocking(move || handler(&ctx))
+            .await
+            .unwrap_or_else(|e| Response::Close(format!("request handler failed: {e}")))
+    })
+}
+
+/// Kafka accepts any bytes as a client id; the header decoder wants UTF-8. An invalid client
+/// id has its non-ASCII bytes replaced (same length), so the request is still served.
+pub fn sanitize_client_id(frame: &mut [u8]) {
+    if frame.len() < 10 {
+        return;
+    }
+    let len = i16::from_be_bytes([frame[8], frame[9]]);
+    let Ok(len) = usize::try_from(len) else {
+        return;
+    };
+    let Some(id) = frame.get_mut(10..10 + len) else {
+        return;
+    };
+    if std::str::from_utf8(id).is_err() {
+        for b in id.iter_mut().filter(|b| !b.is_ascii()) {
+            *b = b'?';
+        }
+    }
+}
+
 fn decode<T: Decodable>(body: &mut Bytes, reply: &Reply) -> Result<T, String> {
     let req = T::decode(body, reply.version)
         .map_err(|e| format!("malformed {:?} v{} request: {e}", reply.api, reply.version))?;
@@ -79,7 +115,7 @@ fn decode<T: Decodable>(body: &mut Bytes, reply: &Reply) -> Result<T, String> {
 /// Parses one frame and starts handling it. An error closes the connection (malformed
 /// header or body, unknown API key, unsupported version), as Kafka does.
 pub fn dispatch(
-    ctx: &Context,
+    ctx: &Arc<Context>,
     peer: SocketAddr,
     mut frame: Bytes,
 ) -> Result<ResponseFuture, String> {
@@ -108,11 +144,14 @@ pub fn dispatch(
             &reply,
             decode(&mut body, &reply)?,
         )),
-        ApiKey::Metadata => ready(handlers::metadata::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
+        ApiKey::Metadata => {
+            let req = decode(&mut body, &reply)?;
+            if handlers::metadata::may_create_topics(ctx, &reply, &req) {
+                blocking(ctx, move |ctx| handlers::metadata::handle(ctx, &reply, req))
+            } else {
+                ready(handlers::metadata::handle(ctx, &reply, req))
+            }
+        }
         ApiKey::Produce => {
             handlers::produce::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
         }
@@ -127,36 +166,41 @@ pub fn dispatch(
             &reply,
             decode(&mut body, &reply)?,
         )),
-        ApiKey::CreateTopics => ready(handlers::create_topics::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::DeleteTopics => ready(handlers::delete_topics::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::CreatePartitions => ready(handlers::create_partitions::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::AlterConfigs => ready(handlers::alter_configs::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
+        ApiKey::CreateTopics => {
+            let req = decode(&mut body, &reply)?;
+            blocking(ctx, move |ctx| {
+                handlers::create_topics::handle(ctx, &reply, req)
+            })
+        }
+        ApiKey::DeleteTopics => {
+            let req = decode(&mut body, &reply)?;
+            blocking(ctx, move |ctx| {
+                handlers::delete_topics::handle(ctx, &reply, req)
+            })
+        }
+        ApiKey::CreatePartitions => {
+            let req = decode(&mut body, &reply)?;
+            blocking(ctx, move |ctx| {
+                handlers::create_partitions::handle(ctx, &reply, req)
+            })
+        }
+        ApiKey::AlterConfigs => {
+            let req = decode(&mut body, &reply)?;
+            blocking(ctx, move |ctx| {
+                handlers::alter_configs::handle(ctx, &reply, req)
+            })
+        }
         ApiKey::DescribeConfigs => ready(handlers::describe_configs::handle(
             ctx,
             &reply,
             decode(&mut body, &reply)?,
         )),
-        ApiKey::IncrementalAlterConfigs => ready(handlers::incremental_alter_configs::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
+        ApiKey::IncrementalAlterConfigs => {
+            let req = decode(&mut body, &reply)?;
+            blocking(ctx, move |ctx| {
+                handlers::incremental_alter_configs::handle(ctx, &reply, req)
+            })
+        }
         ApiKey::JoinGroup => {
             handlers::join_group::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
         }
@@ -212,11 +256,12 @@ pub fn dispatch(
             &reply,
             decode(&mut body, &reply)?,
         )),
-        ApiKey::DeleteRecords => ready(handlers::delete_records::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
+        ApiKey::DeleteRecords => {
+            let req = decode(&mut body, &reply)?;
+            blocking(ctx, move |ctx| {
+                handlers::delete_records::handle(ctx, &reply, req)
+            })
+        }
         ApiKey::DescribeCluster => ready(handlers::describe_cluster::handle(
             ctx,
             &reply,

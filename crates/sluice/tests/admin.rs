@@ -12,8 +12,8 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::{
-    ApiKey, DescribeClusterResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, DescribeClusterResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{
@@ -377,4 +377,42 @@ async fn describe_cluster_names_this_broker() {
     assert_eq!(r.brokers.len(), 1);
     assert_eq!(r.brokers[0].port, broker.port as i32);
     assert!(!r.cluster_id.is_empty());
+}
+
+/// Topic creation writes files; it runs off the async threads, so other clients are served
+/// while several large creates are under way.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_topic_creates_do_not_stall_other_clients() {
+    let broker = Broker::start();
+    let creates: Vec<_> = (0..3)
+        .map(|i| {
+            let admin = broker.admin();
+            tokio::spawn(async move {
+                let name = format!("wide-{i}");
+                let t = NewTopic::new(&name, 1500, TopicReplication::Fixed(1));
+                let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(60)));
+                admin.create_topics([&t], &opts).await.unwrap()[0]
+                    .clone()
+                    .expect("created");
+            })
+        })
+        .collect();
+    let mut raw = Raw::connect(&broker);
+    let started = std::time::Instant::now();
+    let mut slowest = Duration::ZERO;
+    while !creates.iter().all(|c| c.is_finished()) {
+        let asked = std::time::Instant::now();
+        let c = raw.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+        let _: ApiVersionsResponse = raw.receive_response(ApiKey::ApiVersions, 3, c);
+        slowest = slowest.max(asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = started.elapsed();
+    for c in creates {
+        c.await.unwrap();
+    }
+    assert!(
+        slowest < Duration::from_millis(300),
+        "an ApiVersions waited {slowest:?} while creates ran for {took:?}"
+    );
 }

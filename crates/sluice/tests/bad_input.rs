@@ -175,3 +175,16 @@ async fn acks_zero_gets_no_response_and_responses_keep_request_order() {
     );
     let _: ApiVersionsResponse = raw.receive_response(ApiKey::ApiVersions, 3, c2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_id_that_is_not_utf8_is_served() {
+    let broker = Broker::start();
+    let mut raw = Raw::connect(&broker);
+    // ApiVersions v0: header v1 with a 3-byte client id that is not UTF-8.
+    raw.send_raw(&[0, 0, 0, 13, 0, 18, 0, 0, 0, 0, 0, 5, 0, 3, 0xff, 0xfe, b'x']);
+    let mut frame = raw.receive().expect("an answer, not a closed connection");
+    let header = ResponseHeader::decode(&mut frame, 0).unwrap();
+    assert_eq!(header.correlation_id, 5);
+    let r = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
+    assert_eq!(r.error_code, 0);
+}

@@ -92,9 +92,11 @@ async fn idle_members_two_groups_and_resumed_offsets() {
         .collect();
     // The first member to join may hold both partitions until the others' joins rebalance
     // the group: wait for the spread, not just for both partitions to be owned.
-    wait_until(20, "two partitions spread over two of three members", || {
-        members.iter().filter(|m| m.assignment().len() == 1).count() == 2
-    });
+    wait_until(
+        20,
+        "two partitions spread over two of three members",
+        || members.iter().filter(|m| m.assignment().len() == 1).count() == 2,
+    );
     wait_until(20, "the group reads everything", || {
         members.iter().map(|m| m.seen().len()).sum::<usize>() >= 100
     });

@@ -12,6 +12,19 @@ use crate::dispatch::{Reply, Response};
 use crate::errors;
 use crate::Context;
 
+/// Whether answering may create topics (file work that must not run on an async thread).
+pub fn may_create_topics(ctx: &Context, reply: &Reply, req: &MetadataRequest) -> bool {
+    let allow_auto_create = reply.version < 4 || req.allow_auto_topic_creation;
+    allow_auto_create
+        && req.topics.as_ref().is_some_and(|topics| {
+            topics.iter().any(|t| {
+                t.name
+                    .as_ref()
+                    .is_some_and(|n| ctx.broker.topic(n).is_none())
+            })
+        })
+}
+
 pub fn handle(ctx: &Context, reply: &Reply, req: MetadataRequest) -> Response {
     let broker = &ctx.broker;
     let node = broker.config.node_id;
