@@ -40,7 +40,9 @@ fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<()> {
     for (name, value) in configs {
         let def = topic_config_def(name)
             .ok_or_else(|| BrokerError::InvalidConfig(format!("unknown topic config {name:?}")))?;
-        validate_value(def.kind, def.allowed, name, value).map_err(BrokerError::InvalidConfig)?;
+        validate_value(def.kind, def.allowed, name, value)
+            .and_then(|_| def.range.check(name, value))
+            .map_err(BrokerError::InvalidConfig)?;
     }
     Ok(())
 }

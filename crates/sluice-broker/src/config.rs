@@ -29,149 +29,209 @@ pub struct TopicConfigDef {
     pub kind: ConfigType,
     /// Allowed values for enumerated settings.
     pub allowed: &'static [&'static str],
+    /// Allowed numeric values.
+    pub range: Range,
     pub doc: &'static str,
 }
+
+/// The values a numeric setting may take (Kafka's validators).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Range {
+    Any,
+    AtLeast(i64),
+    Between(i64, i64),
+    /// A double in [0, 1].
+    Fraction,
+}
+
+impl Range {
+    pub fn check(self, name: &str, value: &str) -> Result<(), String> {
+        let fits = match self {
+            Range::Any => true,
+            Range::AtLeast(min) => value.parse::<i64>().is_ok_and(|v| v >= min),
+            Range::Between(min, max) => {
+                value.parse::<i64>().is_ok_and(|v| (min..=max).contains(&v))
+            }
+            Range::Fraction => value.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v)),
+        };
+        if fits {
+            return Ok(());
+        }
+        let expected = match self {
+            Range::Any => String::new(),
+            Range::AtLeast(min) => format!("at least {min}"),
+            Range::Between(min, max) => format!("between {min} and {max}"),
+            Range::Fraction => "between 0 and 1".into(),
+        };
+        Err(format!(
+            "invalid value {value:?} for {name}: must be {expected}"
+        ))
+    }
+}
+
+/// Smallest `segment.bytes`: Kafka 4 asks for 1 MiB; Sluice allows small segments (tests,
+/// tiny deployments) but not the 1-byte segment that would roll on every batch.
+pub const MIN_SEGMENT_BYTES: i64 = 1024;
 
 const LONG_MAX: &str = "9223372036854775807";
 
 /// Topic-level settings. Retention and compaction settings are stored and described; they
 /// are enforced by the log lifecycle (see docs/configuration.md for what is enforced today).
 pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    TopicConfigDef { name: "cleanup.policy", broker_name: "log.cleanup.policy", default: "delete", kind: ConfigType::List, allowed: &["delete", "compact", "compact,delete", "delete,compact"], doc: "delete and/or compact old segments" },
-    TopicConfigDef { name: "compression.type", broker_name: "compression.type", default: "producer", kind: ConfigType::String, allowed: &["producer"], doc: "batches are stored as the producer compressed them" },
-    TopicConfigDef { name: "delete.retention.ms", broker_name: "log.cleaner.delete.retention.ms", default: "86400000", kind: ConfigType::Long, allowed: &[], doc: "how long tombstones are kept in compacted topics" },
-    TopicConfigDef { name: "flush.messages", broker_name: "log.flush.interval.messages", default: "1", kind: ConfigType::Long, allowed: &[], doc: "1: every acknowledged write is fsynced first (group commit); N>1: fsync after N messages or flush.ms, acknowledge on write" },
-    TopicConfigDef { name: "flush.ms", broker_name: "log.flush.interval.ms", default: LONG_MAX, kind: ConfigType::Long, allowed: &[], doc: "with flush.messages>1: fsync at least this often" },
-    TopicConfigDef { name: "index.interval.bytes", broker_name: "log.index.interval.bytes", default: "4096", kind: ConfigType::Int, allowed: &[], doc: "bytes between offset index entries" },
-    TopicConfigDef { name: "max.compaction.lag.ms", broker_name: "log.cleaner.max.compaction.lag.ms", default: LONG_MAX, kind: ConfigType::Long, allowed: &[], doc: "longest time a record stays uncompacted" },
-    TopicConfigDef { name: "max.message.bytes", broker_name: "message.max.bytes", default: "1048588", kind: ConfigType::Int, allowed: &[], doc: "largest record batch accepted" },
-    TopicConfigDef { name: "message.timestamp.after.max.ms", broker_name: "log.message.timestamp.after.max.ms", default: "3600000", kind: ConfigType::Long, allowed: &[], doc: "CreateTime only: how far after the broker's time a record's timestamp may lie (INVALID_TIMESTAMP beyond)" },
-    TopicConfigDef { name: "message.timestamp.before.max.ms", broker_name: "log.message.timestamp.before.max.ms", default: LONG_MAX, kind: ConfigType::Long, allowed: &[], doc: "CreateTime only: how far before the broker's time a record's timestamp may lie (INVALID_TIMESTAMP beyond)" },
-    TopicConfigDef { name: "message.timestamp.type", broker_name: "log.message.timestamp.type", default: "CreateTime", kind: ConfigType::String, allowed: &["CreateTime", "LogAppendTime"], doc: "CreateTime keeps the producer's timestamp; LogAppendTime stamps the broker's time" },
-    TopicConfigDef { name: "min.cleanable.dirty.ratio", broker_name: "log.cleaner.min.cleanable.ratio", default: "0.5", kind: ConfigType::Double, allowed: &[], doc: "dirty share of the log that triggers compaction" },
-    TopicConfigDef { name: "min.compaction.lag.ms", broker_name: "log.cleaner.min.compaction.lag.ms", default: "0", kind: ConfigType::Long, allowed: &[], doc: "shortest time a record stays uncompacted" },
-    TopicConfigDef { name: "min.insync.replicas", broker_name: "min.insync.replicas", default: "1", kind: ConfigType::Int, allowed: &[], doc: "replicas that must acknowledge an acks=all write" },
-    TopicConfigDef { name: "retention.bytes", broker_name: "log.retention.bytes", default: "-1", kind: ConfigType::Long, allowed: &[], doc: "largest size of a partition before old segments are deleted (-1: no limit)" },
-    TopicConfigDef { name: "retention.ms", broker_name: "log.retention.ms", default: "604800000", kind: ConfigType::Long, allowed: &[], doc: "age after which old segments are deleted (-1: no limit)" },
-    TopicConfigDef { name: "segment.bytes", broker_name: "log.segment.bytes", default: "1073741824", kind: ConfigType::Int, allowed: &[], doc: "size at which a segment is rolled" },
-    TopicConfigDef { name: "segment.ms", broker_name: "log.roll.ms", default: "604800000", kind: ConfigType::Long, allowed: &[], doc: "age at which a segment is rolled" },
-    TopicConfigDef { name: "unclean.leader.election.enable", broker_name: "unclean.leader.election.enable", default: "false", kind: ConfigType::Boolean, allowed: &[], doc: "allow an out-of-sync replica to become leader" },
+    TopicConfigDef { name: "cleanup.policy", broker_name: "log.cleanup.policy", default: "delete", kind: ConfigType::List, allowed: &["delete", "compact", "compact,delete", "delete,compact"], range: Range::Any, doc: "delete and/or compact old segments" },
+    TopicConfigDef { name: "compression.type", broker_name: "compression.type", default: "producer", kind: ConfigType::String, allowed: &["producer"], range: Range::Any, doc: "batches are stored as the producer compressed them" },
+    TopicConfigDef { name: "delete.retention.ms", broker_name: "log.cleaner.delete.retention.ms", default: "86400000", kind: ConfigType::Long, allowed: &[], range: Range::AtLeast(0), doc: "how long tombstones are kept in compacted topics" },
+    TopicConfigDef { name: "flush.messages", broker_name: "log.flush.interval.messages", default: "1", kind: ConfigType::Long, allowed: &[], range: Range::AtLeast(1), doc: "1: every acknowledged write is fsynced first (group commit); N>1: fsync after N messages or flush.ms, acknowledge on write" },
+    TopicConfigDef { name: "flush.ms", broker_name: "log.flush.interval.ms", default: LONG_MAX, kind: ConfigType::Long, allowed: &[], range: Range::AtLeast(0), doc: "with flush.messages>1: fsync at least this often" },
+    TopicConfigDef { name: "index.interval.bytes", broker_name: "log.index.interval.bytes", default: "4096", kind: ConfigType::Int, allowed: &[], range: Range::AtLeast(0), doc: "bytes between offset index entries" },
+    TopicConfigDef { name: "max.compaction.lag.ms", broker_name: "log.cleaner.max.compaction.lag.ms", default: LONG_MAX, kind: ConfigType::Long, allowed: &[], range: Range::AtLeast(1), doc: "longest time a record stays uncompacted" },
+    TopicConfigDef { name: "max.message.bytes", broker_name: "message.max.bytes", default: "1048588", kind: ConfigType::Int, allowed: &[], range: Range::AtLeast(0), doc: "largest record batch accepted" },
+    TopicConfigDef { name: "message.timestamp.after.max.ms", broker_name: "log.message.timestamp.after.max.ms", default: "3600000", kind: ConfigType::Long, allowed: &[], range: Range::AtLeast(0), doc: "CreateTime only: how far after the broker's time a record's timestamp may lie (INVALID_TIMESTAMP beyond)" },
+    TopicConfigDef { name: "message.timestamp.before.max.ms", broker_name: "log.message.timestamp.before.max.ms", default: LONG_MAX, kind: ConfigType::Long, allowed: &[], range: Range::AtLeast(0), doc: "CreateTime only: how far before the broker's time a record's timestamp may lie (INVALID_TIMESTAMP beyond)" },
+    TopicConfigDef { name: "message.timestamp.type", broker_name: "log.message.timestamp.type", default: "CreateTime", kind: ConfigType::String, allowed: &["CreateTime", "LogAppendTime"], range: Range::Any, doc: "CreateTime keeps the producer's timestamp; LogAppendTime stamps the broker's time" },
+    TopicConfigDef { name: "min.cleanable.dirty.ratio", broker_name: "log.cleaner.min.cleanable.ratio", default: "0.5", kind: ConfigType::Double, allowed: &[], range: Range::Fraction, doc: "dirty share of the log that triggers compaction" },
+    TopicConfigDef { name: "min.compaction.lag.ms", broker_name: "log.cleaner.min.compaction.lag.ms", default: "0", kind: ConfigType::Long, allowed: &[], range: Range::AtLeast(0), doc: "shortest time a record stays uncompacted" },
+    TopicConfigDef { name: "min.insync.replicas", broker_name: "min.insync.replicas", default: "1", kind: ConfigType::Int, allowed: &[], range: Range::AtLeast(1), doc: "replicas that must acknowledge an acks=all write" },
+    TopicConfigDef { name: "retention.bytes", broker_name: "log.retention.bytes", default: "-1", kind: ConfigType::Long, allowed: &[], range: Range::Any, doc: "largest size of a partition before old segments are deleted (-1: no limit)" },
+    TopicConfigDef { name: "retention.ms", broker_name: "log.retention.ms", default: "604800000", kind: ConfigType::Long, allowed: &[], range: Range::AtLeast(-1), doc: "age after which old segments are deleted (-1: no limit)" },
+    TopicConfigDef { name: "segment.bytes", broker_name: "log.segment.bytes", default: "1073741824", kind: ConfigType::Int, allowed: &[], range: Range::AtLeast(MIN_SEGMENT_BYTES), doc: "size at which a segment is rolled" },
+    TopicConfigDef { name: "segment.ms", broker_name: "log.roll.ms", default: "604800000", kind: ConfigType::Long, allowed: &[], range: Range::AtLeast(1), doc: "age at which a segment is rolled" },
+    TopicConfigDef { name: "unclean.leader.election.enable", broker_name: "unclean.leader.election.enable", default: "false", kind: ConfigType::Boolean, allowed: &[], range: Range::Any, doc: "allow an out-of-sync replica to become leader" },
 ];
 
 /// Broker-only settings (not topic defaults) with their defaults.
-pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, &str)] = &[
+pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
     (
         "auto.create.topics.enable",
         "true",
         ConfigType::Boolean,
+        Range::Any,
         "create unknown topics when clients ask for their metadata",
     ),
     (
         "num.partitions",
         "1",
         ConfigType::Int,
+        Range::AtLeast(1),
         "partitions of an auto-created topic",
     ),
     (
         "default.replication.factor",
         "1",
         ConfigType::Int,
+        Range::AtLeast(1),
         "replicas of an auto-created topic",
     ),
     (
         "socket.request.max.bytes",
         "104857600",
         ConfigType::Int,
+        Range::AtLeast(1024),
         "largest request frame; a larger length prefix closes the connection",
     ),
     (
         "queued.max.request.bytes",
         "268435456",
         ConfigType::Long,
+        Range::AtLeast(-1),
         "bytes of requests being handled at once, broker-wide; a connection waits before reading a request that does not fit (Kafka's default is no limit)",
     ),
     (
         "group.min.session.timeout.ms",
         "6000",
         ConfigType::Int,
+        Range::AtLeast(0),
         "shortest session timeout a group member may ask for",
     ),
     (
         "group.max.session.timeout.ms",
         "1800000",
         ConfigType::Int,
+        Range::AtLeast(0),
         "longest session timeout a group member may ask for",
     ),
     (
         "group.consumer.session.timeout.ms",
         "45000",
         ConfigType::Int,
+        Range::AtLeast(1),
         "session timeout of members using the KIP-848 protocol (group.protocol=consumer)",
     ),
     (
         "group.consumer.heartbeat.interval.ms",
         "5000",
         ConfigType::Int,
+        Range::AtLeast(1),
         "heartbeat interval the coordinator gives KIP-848 members",
     ),
     (
         "offsets.topic.num.partitions",
         "50",
         ConfigType::Int,
+        Range::Between(1, 1000),
         "partitions of __consumer_offsets (fixed once the topic exists)",
     ),
     (
         "offsets.retention.minutes",
         "10080",
         ConfigType::Int,
+        Range::AtLeast(1),
         "committed offsets of an empty group are dropped this long after the group emptied or the commit, whichever is later",
     ),
     (
         "offsets.retention.check.interval.ms",
         "600000",
         ConfigType::Long,
+        Range::AtLeast(1),
         "how often offsets are checked for expiry",
     ),
     (
         "offset.metadata.max.bytes",
         "4096",
         ConfigType::Int,
+        Range::AtLeast(0),
         "longest metadata string stored with a committed offset",
     ),
     (
         "log.retention.check.interval.ms",
         "300000",
         ConfigType::Long,
+        Range::AtLeast(1),
         "how often partitions are checked against retention.ms and retention.bytes",
     ),
     (
         "log.cleaner.backoff.ms",
         "15000",
         ConfigType::Long,
+        Range::AtLeast(0),
         "how often compacted partitions are checked for cleaning",
     ),
     (
         "log.cleaner.dedupe.buffer.size",
         "134217728",
         ConfigType::Long,
+        Range::AtLeast(0),
         "memory for the cleaner's key map (24 bytes a key); a pass cleans as many segments as it covers",
     ),
     (
         "log.flush.offset.checkpoint.interval.ms",
         "60000",
         ConfigType::Long,
+        Range::AtLeast(0),
         "how often each partition's recovery point is saved (crash recovery checks only what follows it)",
     ),
     (
         "fetch.max.bytes",
         "57671680",
         ConfigType::Int,
+        Range::AtLeast(0),
         "largest fetch response (the first batch is returned whole even if larger)",
     ),
     (
         "log.flush.scheduler.interval.ms",
         "1000",
         ConfigType::Long,
+        Range::AtLeast(0),
         "how often partitions are checked against flush.ms",
     ),
 ];
@@ -240,8 +300,12 @@ impl BrokerConfig {
         for (name, value) in &settings {
             if let Some(def) = TOPIC_CONFIGS.iter().find(|d| d.broker_name == name) {
                 validate_value(def.kind, def.allowed, name, value)?;
-            } else if let Some((_, _, kind, _)) = BROKER_SETTINGS.iter().find(|s| s.0 == name) {
+                def.range.check(name, value)?;
+            } else if let Some((_, _, kind, range, _)) =
+                BROKER_SETTINGS.iter().find(|s| s.0 == name)
+            {
                 validate_value(*kind, &[], name, value)?;
+                range.check(name, value)?;
             } else {
                 return Err(format!(
                     "unknown setting {name:?} (see docs/configuration.md)"
@@ -529,5 +593,33 @@ mod tests {
             .unwrap_err()
             .contains("num.partitions"));
         assert!(broker(&[("log.message.timestamp.type", "Now")]).is_err());
+    }
+
+    #[test]
+    fn values_outside_kafkas_ranges_are_refused() {
+        for (name, value) in [
+            ("log.retention.ms", "-5"),
+            ("log.roll.ms", "0"),
+            ("log.segment.bytes", "1"),
+            ("log.flush.interval.messages", "0"),
+            ("log.index.interval.bytes", "-1"),
+            ("log.cleaner.min.cleanable.ratio", "1.5"),
+            ("num.partitions", "0"),
+            ("log.message.timestamp.after.max.ms", "-1"),
+        ] {
+            let err = broker(&[(name, value)]).unwrap_err();
+            assert!(
+                err.contains(name) && err.contains("must be"),
+                "{name}={value}: {err}"
+            );
+        }
+        for (name, value) in [
+            ("log.retention.ms", "-1"),
+            ("log.index.interval.bytes", "0"),
+            ("log.segment.bytes", "1024"),
+            ("log.retention.bytes", "-1"),
+        ] {
+            assert!(broker(&[(name, value)]).is_ok(), "{name}={value}");
+        }
     }
 }

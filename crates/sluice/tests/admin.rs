@@ -416,3 +416,29 @@ async fn large_topic_creates_do_not_stall_other_clients() {
         "an ApiVersions waited {slowest:?} while creates ran for {took:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_outside_kafkas_ranges_are_refused() {
+    let broker = Broker::start();
+    let admin = broker.admin();
+    for (name, value) in [
+        ("retention.ms", "-5"),
+        ("segment.ms", "0"),
+        ("segment.bytes", "1"),
+        ("flush.messages", "0"),
+        ("min.cleanable.dirty.ratio", "2"),
+        ("message.timestamp.after.max.ms", "-3"),
+    ] {
+        let t = NewTopic::new("ranged", 1, TopicReplication::Fixed(1)).set(name, value);
+        let r = admin
+            .create_topics([&t], &AdminOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            r[0].as_ref().unwrap_err().1,
+            RDKafkaErrorCode::InvalidConfig,
+            "{name}={value}"
+        );
+    }
+    assert!(!topic_names(&broker).contains(&"ranged".to_string()));
+}
