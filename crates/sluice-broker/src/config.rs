@@ -130,6 +130,41 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "largest request frame; a larger length prefix closes the connection",
     ),
     (
+        "connections.max.idle.ms",
+        "600000",
+        ConfigType::Long,
+        Range::AtLeast(1),
+        "a connection that sends no request for this long is closed",
+    ),
+    (
+        "socket.request.read.timeout.ms",
+        "60000",
+        ConfigType::Long,
+        Range::AtLeast(1),
+        "a request whose bytes have not all arrived this long after its length closes its connection (Sluice only)",
+    ),
+    (
+        "max.connections",
+        "2147483647",
+        ConfigType::Int,
+        Range::AtLeast(0),
+        "connections the broker accepts at once; beyond it new connections are closed",
+    ),
+    (
+        "max.connections.per.ip",
+        "2147483647",
+        ConfigType::Int,
+        Range::AtLeast(0),
+        "connections one IP address may hold at once; beyond it new connections are closed",
+    ),
+    (
+        "max.connections.per.ip.overrides",
+        "",
+        ConfigType::String,
+        Range::Any,
+        "per-IP exceptions to max.connections.per.ip, as \"ip:count,ip:count\"",
+    ),
+    (
         "queued.max.request.bytes",
         "268435456",
         ConfigType::Long,
@@ -268,6 +303,21 @@ pub fn validate_value(
     Ok(())
 }
 
+/// Parses "ip:count,ip:count" (IPv6 addresses in brackets or bare: the count follows the
+/// last colon).
+pub fn parse_ip_overrides(text: &str) -> Result<Vec<(std::net::IpAddr, usize)>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let bad = || format!("invalid entry {entry:?} in max.connections.per.ip.overrides: expected ip:count");
+            let (ip, count) = entry.rsplit_once(':').ok_or_else(bad)?;
+            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            Ok((ip.parse().map_err(|_| bad())?, count.parse().map_err(|_| bad())?))
+        })
+        .collect()
+}
+
 /// Where a setting's effective value comes from (Kafka's DescribeConfigs sources).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -306,6 +356,9 @@ impl BrokerConfig {
             {
                 validate_value(*kind, &[], name, value)?;
                 range.check(name, value)?;
+                if name == "max.connections.per.ip.overrides" {
+                    parse_ip_overrides(value)?;
+                }
             } else {
                 return Err(format!(
                     "unknown setting {name:?} (see docs/configuration.md)"
@@ -352,6 +405,25 @@ impl BrokerConfig {
             .parse::<i32>()
             .unwrap_or(104857600)
             .max(1024) as usize
+    }
+    pub fn connections_max_idle_ms(&self) -> u64 {
+        self.int_setting("connections.max.idle.ms", 600000).max(1) as u64
+    }
+    pub fn socket_request_read_timeout_ms(&self) -> u64 {
+        self.int_setting("socket.request.read.timeout.ms", 60000)
+            .max(1) as u64
+    }
+    pub fn max_connections(&self) -> usize {
+        self.int_setting("max.connections", i32::MAX as i64).max(0) as usize
+    }
+    pub fn max_connections_per_ip(&self) -> usize {
+        self.int_setting("max.connections.per.ip", i32::MAX as i64)
+            .max(0) as usize
+    }
+    /// `max.connections.per.ip.overrides`, parsed (checked when the config is built).
+    pub fn max_connections_per_ip_overrides(&self) -> Vec<(std::net::IpAddr, usize)> {
+        parse_ip_overrides(self.broker_value("max.connections.per.ip.overrides"))
+            .unwrap_or_default()
     }
     pub fn queued_max_request_bytes(&self) -> usize {
         match self.int_setting("queued.max.request.bytes", 268435456) {
@@ -593,6 +665,15 @@ mod tests {
             .unwrap_err()
             .contains("num.partitions"));
         assert!(broker(&[("log.message.timestamp.type", "Now")]).is_err());
+    }
+
+    #[test]
+    fn per_ip_overrides_parse() {
+        let parsed = parse_ip_overrides("127.0.0.1:5, [::1]:7,10.0.0.2:0").unwrap();
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(parsed[1], ("::1".parse().unwrap(), 7));
+        assert!(parse_ip_overrides("localhost:5").is_err());
+        assert!(broker(&[("max.connections.per.ip.overrides", "1.2.3.4")]).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -18,8 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::time::timeout;
 use tracing::{debug, info};
 
+use crate::admission::Admitted;
 use crate::dispatch::{dispatch, sanitize_client_id, Response, ResponseFuture};
 use crate::fetch_frame::Chunk;
 use crate::Context;
@@ -39,7 +42,8 @@ struct InFlight {
     _bytes: OwnedSemaphorePermit,
 }
 
-pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) {
+/// Serves one connection; `_admitted` holds its place under the connection limits.
+pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>, _admitted: Admitted) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     // Unbounded in type, bounded by the slots: a request enters only with one.
@@ -68,16 +72,24 @@ async fn read_requests(
     // reads (its length, then its body straight into the buffer it is decoded from).
     let mut rd = rd;
     let max = ctx.broker.config.socket_request_max_bytes();
+    let idle = Duration::from_millis(ctx.broker.config.connections_max_idle_ms());
+    let read_timeout = Duration::from_millis(ctx.broker.config.socket_request_read_timeout_ms());
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     loop {
         let Some(slot) = until_closed(&mut rd, slots.clone().acquire_owned()).await? else {
             return Ok(());
         };
         let slot = slot.map_err(|_| "connection budget closed".to_string())?;
-        let len = match rd.read_i32().await {
-            Ok(len) => len,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(format!("read error: {e}")),
+        let len = match timeout(idle, rd.read_i32()).await {
+            Err(_) => {
+                return Err(format!(
+                    "no request for {} ms (connections.max.idle.ms)",
+                    idle.as_millis()
+                ))
+            }
+            Ok(Ok(len)) => len,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(e)) => return Err(format!("read error: {e}")),
         };
         if len < 8 || len as usize > max {
             return Err(format!(
@@ -88,7 +100,14 @@ async fn read_requests(
         else {
             return Ok(());
         };
-        let mut frame = read_body(&mut rd, len as usize).await?;
+        let mut frame = timeout(read_timeout, read_body(&mut rd, len as usize))
+            .await
+            .map_err(|_| {
+                format!(
+                    "a request of {len} bytes did not arrive within {} ms (socket.request.read.timeout.ms)",
+                    read_timeout.as_millis()
+                )
+            })??;
         sanitize_client_id(&mut frame);
         let response = dispatch(ctx, peer, frame.freeze())?;
         let in_flight = InFlight {

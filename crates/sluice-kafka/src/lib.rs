@@ -2,6 +2,7 @@
 //! dispatch table and one handler module per API key, mapping requests onto sluice-broker.
 //! Encoding and decoding come from the `kafka-protocol` crate.
 
+mod admission;
 mod connection;
 mod dispatch;
 mod errors;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use sluice_broker::Broker;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// What every handler may use.
 pub struct Context {
@@ -22,6 +23,7 @@ pub struct Context {
     /// Bytes of requests being handled, broker-wide (`queued.max.request.bytes`).
     request_bytes: Arc<Semaphore>,
     request_bytes_max: usize,
+    admission: Arc<admission::Admission>,
 }
 
 impl Context {
@@ -31,6 +33,7 @@ impl Context {
             .queued_max_request_bytes()
             .min(Semaphore::MAX_PERMITS);
         Context {
+            admission: Arc::new(admission::Admission::new(&broker.config)),
             broker,
             request_bytes: Arc::new(Semaphore::new(max)),
             request_bytes_max: max,
@@ -60,9 +63,15 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    tokio::spawn(connection::run(stream, peer, ctx.clone()));
-                }
+                Ok((stream, peer)) => match ctx.admission.admit(peer.ip()) {
+                    Ok(admitted) => {
+                        tokio::spawn(connection::run(stream, peer, ctx.clone(), admitted));
+                    }
+                    Err(reason) => {
+                        debug!(%peer, %reason, "connection refused");
+                        drop(stream);
+                    }
+                },
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     warn!(error = %e, "accept failed");

@@ -139,3 +139,64 @@ async fn request_bytes_are_bounded_broker_wide() {
         holder.receive().expect("a fetch response");
     }
 }
+
+/// Connects and reports whether the broker serves an ApiVersions on the connection.
+fn served(broker: &Broker) -> bool {
+    let mut raw = Raw::connect(broker);
+    raw.send_raw(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
+    raw.receive().is_some()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_and_requests_that_never_complete_are_cut() {
+    let broker = Broker::start_with_config(
+        "connections.max.idle.ms = 700\nsocket.request.read.timeout.ms = 700\n",
+    );
+    // Silent after connecting.
+    let mut silent = Raw::connect(&broker);
+    // A request that announces 100 bytes and sends 10 (slowloris).
+    let mut partial = Raw::connect(&broker);
+    partial.send_raw(&100i32.to_be_bytes());
+    partial.send_raw(&[0, 18, 0, 3, 0, 0, 0, 1, 0, 0]);
+    // A busy connection is not idle.
+    let mut busy = Raw::connect(&broker);
+    for _ in 0..6 {
+        let c = busy.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+        let _: ApiVersionsResponse = busy.receive_response(ApiKey::ApiVersions, 3, c);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    silent.assert_closed();
+    partial.assert_closed();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_per_ip_limit_are_closed() {
+    let broker = Broker::start_with_config("max.connections.per.ip = 3\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let held: Vec<Raw> = (0..3).map(|_| Raw::connect(&broker)).collect();
+    assert!(
+        !served(&broker),
+        "a fourth connection from 127.0.0.1 is refused"
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        served(&broker),
+        "places are given back when connections close"
+    );
+
+    let broker = Broker::start_with_config(
+        "\"max.connections.per.ip\" = 1\n\"max.connections.per.ip.overrides\" = \"127.0.0.1:4\"\n",
+    );
+    // (The harness's own probe connection may take a moment to be let go.)
+    std::thread::sleep(Duration::from_millis(300));
+    let held: Vec<Raw> = (0..3).map(|_| Raw::connect(&broker)).collect();
+    assert!(served(&broker), "the override allows 4");
+    drop(held);
+
+    let broker = Broker::start_with_config("max.connections = 2\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let held: Vec<Raw> = (0..2).map(|_| Raw::connect(&broker)).collect();
+    assert!(!served(&broker), "max.connections is reached");
+    drop(held);
+}
