@@ -111,6 +111,7 @@ impl Broker {
             partitions,
             configs,
         };
+        self.check_partition_budget(partitions)?;
         if validate_only {
             return Ok(Arc::new(Topic {
                 name: Arc::from(name),
@@ -121,12 +122,26 @@ impl Broker {
                 partitions: Vec::new(),
             }));
         }
-        let topic = Arc::new(self.open_topic(&record)?);
+        let name: Arc<str> = Arc::from(name);
+        let settings = TopicSettings {
+            overrides: record.configs.clone(),
+        };
+        let topic = Arc::new(Topic {
+            partitions: self.create_partitions_files(&name, 0, partitions, &settings)?,
+            name,
+            id: record.id,
+            settings,
+        });
         let mut next = self.topics.read().clone();
         next.insert(topic.name.clone(), topic.clone());
-        self.save_metadata(&next)?;
+        if let Err(e) = self.save_metadata(&next) {
+            for p in &topic.partitions {
+                let _ = p.log().delete();
+            }
+            return Err(e);
+        }
         *self.topics.write() = next;
-        info!(topic = name, partitions, "created topic");
+        info!(topic = %topic.name, partitions, "created topic");
         Ok(topic)
     }
 
@@ -194,10 +209,14 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
+        self.check_partition_budget(count - current)?;
         let mut partitions = topic.partitions.clone();
-        for index in current..count {
-            partitions.push(self.open_partition(&topic.name, index, &topic.settings)?);
-        }
+        partitions.extend(self.create_partitions_files(
+            &topic.name,
+            current,
+            count,
+            &topic.settings,
+        )?);
         self.replace_topic(Topic {
             name: topic.name.clone(),
             id: topic.id,
@@ -205,6 +224,19 @@ impl Broker {
             partitions,
         })?;
         info!(topic = name, from = current, to = count, "added partitions");
+        Ok(())
+    }
+
+    /// Refuses `more` partitions beyond `max.broker.partitions` (POLICY_VIOLATION).
+    fn check_partition_budget(&self, more: i32) -> Result<()> {
+        let hosted: usize = self.topics().iter().map(|t| t.partitions.len()).sum();
+        let max = self.config.max_broker_partitions();
+        if hosted + more.max(0) as usize > max {
+            return Err(BrokerError::PolicyViolation(format!(
+                "{more} more partitions would make {} on this broker, above max.broker.partitions ({max})",
+                hosted + more as usize
+            )));
+        }
         Ok(())
     }
 

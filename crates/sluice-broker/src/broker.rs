@@ -50,6 +50,10 @@ pub struct Broker {
     _dir_lock: fs::File,
 }
 
+/// How often segment files are checked for idleness, and how long unused before closed.
+const SEGMENT_FILE_SWEEP: Duration = Duration::from_secs(10);
+const SEGMENT_FILE_IDLE: Duration = Duration::from_secs(60);
+
 impl Broker {
     /// Opens the data directory: metadata, then every partition's log (recovering after a crash).
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>> {
@@ -127,6 +131,33 @@ impl Broker {
             settings,
             partitions,
         })
+    }
+
+    /// Creates the logs of new partitions `from..to` of a topic. If one fails, the
+    /// directories made so far are removed: a failed create leaves nothing behind.
+    pub(crate) fn create_partitions_files(
+        &self,
+        topic: &Arc<str>,
+        from: i32,
+        to: i32,
+        settings: &TopicSettings,
+    ) -> Result<Vec<Arc<Partition>>> {
+        let mut created = Vec::with_capacity((to - from).max(0) as usize);
+        for index in from..to {
+            match self.open_partition(topic, index, settings) {
+                Ok(p) => created.push(p),
+                Err(e) => {
+                    drop(created);
+                    for index in from..=index {
+                        let _ =
+                            fs::remove_dir_all(partition_dir(&self.config.data_dir, topic, index));
+                    }
+                    warn!(%topic, partition = index, error = %e, "could not create a partition; removed the new ones");
+                    return Err(e);
+                }
+            }
+        }
+        Ok(created)
     }
 
     pub(crate) fn open_partition(
@@ -225,6 +256,9 @@ impl Broker {
         );
         self.every(ms(self.config.cleaner_backoff_ms()), true, |b| {
             b.compact_all()
+        });
+        self.every(SEGMENT_FILE_SWEEP, false, |_| {
+            sluice_log::file_cache::close_idle(SEGMENT_FILE_IDLE.as_millis() as i64);
         });
     }
 

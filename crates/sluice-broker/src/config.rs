@@ -130,6 +130,13 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "largest request frame; a larger length prefix closes the connection",
     ),
     (
+        "max.broker.partitions",
+        "100000",
+        ConfigType::Int,
+        Range::AtLeast(1),
+        "partitions this broker hosts at most; creating more is refused with POLICY_VIOLATION (KIP-578's name)",
+    ),
+    (
         "connections.max.idle.ms",
         "600000",
         ConfigType::Long,
@@ -405,6 +412,9 @@ impl BrokerConfig {
             .parse::<i32>()
             .unwrap_or(104857600)
             .max(1024) as usize
+    }
+    pub fn max_broker_partitions(&self) -> usize {
+        self.int_setting("max.broker.partitions", 100000).max(1) as usize
     }
     pub fn connections_max_idle_ms(&self) -> u64 {
         self.int_setting("connections.max.idle.ms", 600000).max(1) as u64

@@ -13,6 +13,8 @@ pub enum BrokerError {
     InvalidPartitions(String),
     #[error("invalid replication factor: {0}")]
     InvalidReplicationFactor(String),
+    #[error("{0}")]
+    PolicyViolation(String),
     #[error("invalid replica assignment: {0}")]
     InvalidReplicaAssignment(String),
     #[error("invalid config: {0}")]

@@ -90,10 +90,12 @@ fn run(rx: mpsc::Receiver<FlushJob>, stats: &FlushStats) {
         let mut failed: HashMap<*const Partition, BrokerError> = HashMap::new();
         for (key, (partition, upto)) in targets {
             let files = partition.log().files_to_flush(upto);
-            stats
-                .fsyncs
-                .fetch_add(files.len() as u64, Ordering::Relaxed);
-            let result = files.iter().try_for_each(|f| f.sync_data());
+            let result = files.map_err(std::io::Error::other).and_then(|files| {
+                stats
+                    .fsyncs
+                    .fetch_add(files.len() as u64, Ordering::Relaxed);
+                files.iter().try_for_each(|f| f.sync_data())
+            });
             match result {
                 Ok(()) => {
                     partition.log().mark_flushed(upto);

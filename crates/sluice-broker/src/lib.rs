@@ -30,3 +30,8 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// How many segment files the broker may hold open (the descriptors left for logs).
+pub fn set_segment_file_budget(files: usize) {
+    sluice_log::file_cache::set_budget(files);
+}

@@ -11,6 +11,7 @@ pub fn code(e: &BrokerError) -> i16 {
         BrokerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
         BrokerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         BrokerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        BrokerError::PolicyViolation(_) => ResponseError::PolicyViolation,
         BrokerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
         BrokerError::InvalidConfig(_) => ResponseError::InvalidConfig,
         BrokerError::InvalidRequest(_) => ResponseError::InvalidRequest,

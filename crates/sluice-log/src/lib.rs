@@ -5,6 +5,7 @@ pub mod batch;
 pub mod cleaner;
 pub mod codec;
 mod error;
+pub mod file_cache;
 mod index;
 mod log;
 pub mod producer_state;

@@ -424,12 +424,12 @@ impl Log {
             batch::assign_offsets(&mut owned, base_offset, leader_epoch, Some(now_ms));
             let w = self
                 .active()
-                .prepare_append(&owned, base_offset, leader_epoch, true);
+                .prepare_append(&owned, base_offset, leader_epoch, true)?;
             (w, Some(owned), now_ms)
         } else {
             let w = self
                 .active()
-                .prepare_append(batches, base_offset, leader_epoch, false);
+                .prepare_append(batches, base_offset, leader_epoch, false)?;
             (w, None, -1)
         };
         self.write_in_progress = true;
@@ -492,13 +492,13 @@ impl Log {
     }
 
     /// Files holding data between the flushed point and `upto`, to be synced outside the lock.
-    pub fn files_to_flush(&self, upto: LogPosition) -> Vec<Arc<File>> {
+    pub fn files_to_flush(&self, upto: LogPosition) -> Result<Vec<Arc<File>>> {
         if upto.offset <= self.flushed.offset {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         self.segments
             .range(self.flushed.segment_base..=upto.segment_base)
-            .map(|(_, s)| s.file().clone())
+            .map(|(_, s)| s.file())
             .collect()
     }
 
@@ -565,7 +565,7 @@ impl Log {
                 let first = loc.header.size().min(available);
                 let len = available.min(max_bytes.max(first));
                 return Ok(Some(ReadSlice {
-                    file: seg.file().clone(),
+                    file: seg.file()?,
                     position: loc.position,
                     len,
                 }));
@@ -592,7 +592,7 @@ impl Log {
                 seg.size()
             };
             if let Some(loc) = seg.find_timestamp(ts, end)? {
-                return Ok(Some(self.timestamp_lookup(seg, loc, ts)));
+                return self.timestamp_lookup(seg, loc, ts).map(Some);
             }
         }
         Ok(None)
@@ -610,9 +610,9 @@ impl Log {
             });
         let Some(seg) = best else { return Ok(None) };
         let ts = seg.max_timestamp();
-        Ok(seg
-            .find_timestamp(ts, seg.size())?
-            .map(|loc| self.timestamp_lookup(seg, loc, ts)))
+        seg.find_timestamp(ts, seg.size())?
+            .map(|loc| self.timestamp_lookup(seg, loc, ts))
+            .transpose()
     }
 
     fn timestamp_lookup(
@@ -620,13 +620,13 @@ impl Log {
         seg: &Segment,
         loc: segment::BatchLocation,
         ts: i64,
-    ) -> TimestampLookup {
-        TimestampLookup {
-            file: seg.file().clone(),
+    ) -> Result<TimestampLookup> {
+        Ok(TimestampLookup {
+            file: seg.file()?,
             loc,
             ts,
             limit: self.config.max_uncompressed_bytes(),
-        }
+        })
     }
 
     /// Syncs everything, saves indexes and leaves the clean-shutdown marker.
@@ -635,8 +635,14 @@ impl Log {
             return Ok(());
         }
         self.closed = true;
-        for seg in self.segments.values() {
-            seg.file().sync_all()?;
+        // Segments before the flushed one are synced already; opening them all would cost a
+        // descriptor each.
+        for seg in self
+            .segments
+            .range(self.flushed.segment_base..)
+            .map(|(_, s)| s)
+        {
+            seg.file()?.sync_all()?;
         }
         self.active_mut().save_indexes()?;
         self.write_producer_snapshot()?;
@@ -765,17 +771,24 @@ impl Log {
         if (dirty_bytes as f64) < config.min_cleanable_dirty_ratio * total as f64 && !overdue {
             return None;
         }
-        Some(CleanPlan {
-            segments: cleanable
-                .iter()
-                .map(|s| PlannedSegment {
+        let segments: Result<Vec<PlannedSegment>> = cleanable
+            .iter()
+            .map(|s| {
+                Ok(PlannedSegment {
                     base_offset: s.base_offset,
-                    file: s.file().clone(),
+                    file: s.file()?,
                     size: s.size(),
                     path: s.log_path(),
                 })
-                .collect(),
-        })
+            })
+            .collect();
+        match segments {
+            Ok(segments) => Some(CleanPlan { segments }),
+            Err(e) => {
+                debug!(dir = %self.dir.display(), error = %e, "cannot open segments to clean");
+                None
+            }
+        }
     }
 
     /// Swaps cleaned copies in for their segments (skipping any segment that retention

@@ -1,6 +1,6 @@
 //! One segment: a `.log` file of stored batches plus its sparse indexes.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,7 @@ use tracing::warn;
 
 use crate::batch::{self, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
 use crate::error::Result;
+use crate::file_cache::SegmentFile;
 use crate::index::{OffsetIndex, TimeIndex};
 
 /// Bytes of a header needed to walk batches (base offset, length, last offset delta) and read
@@ -31,7 +32,8 @@ pub struct BatchLocation {
 pub struct Segment {
     pub base_offset: i64,
     dir: PathBuf,
-    file: Arc<File>,
+    /// Opened when used, closed when idle (file_cache.rs).
+    file: Arc<SegmentFile>,
     size: u64,
     /// The offset after the last batch of this segment.
     next_offset: i64,
@@ -53,18 +55,12 @@ impl Segment {
         now_ms: i64,
     ) -> Result<Segment> {
         let path = dir.join(format!("{}.log", file_stem(base_offset)));
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        file.set_len(0)?;
+        let file = SegmentFile::create(&path)?;
         File::open(dir)?.sync_all()?; // the new name must survive a crash too
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
-            file: Arc::new(file),
+            file,
             size: 0,
             next_offset: base_offset,
             index: OffsetIndex::default(),
@@ -89,12 +85,12 @@ impl Segment {
         now_ms: i64,
     ) -> Result<Segment> {
         let path = dir.join(format!("{}.log", file_stem(base_offset)));
-        let file = OpenOptions::new().read(true).append(true).open(&path)?;
-        let size = file.metadata()?.len();
+        // Only the size now: the file is opened if a walk below or a later read needs it.
+        let size = std::fs::metadata(&path)?.len();
         let mut seg = Segment {
             base_offset,
             dir: dir.to_path_buf(),
-            file: Arc::new(file),
+            file: SegmentFile::new(&path),
             size,
             next_offset: base_offset,
             index: OffsetIndex::default(),
@@ -144,12 +140,16 @@ impl Segment {
         let mut header_buf = [0u8; HEADER_SIZE];
         let mut batch_buf = Vec::new();
         let mut expected_min_offset = self.base_offset;
+        if pos >= self.size {
+            return Ok(());
+        }
+        let file = self.file.get()?;
         while pos < self.size {
             let valid = (|| -> io::Result<Option<BatchHeader>> {
                 if self.size - pos < HEADER_SIZE as u64 {
                     return Ok(None);
                 }
-                self.file.read_exact_at(&mut header_buf, pos)?;
+                file.read_exact_at(&mut header_buf, pos)?;
                 let header = BatchHeader::parse(&header_buf);
                 let size = header.size() as u64;
                 if header.batch_length < (HEADER_SIZE - LOG_OVERHEAD) as i32
@@ -163,7 +163,7 @@ impl Segment {
                 }
                 if pos >= verify_from {
                     batch_buf.resize(size as usize, 0);
-                    self.file.read_exact_at(&mut batch_buf, pos)?;
+                    file.read_exact_at(&mut batch_buf, pos)?;
                     if !batch::stored_batch_is_intact(&batch_buf) {
                         return Ok(None);
                     }
@@ -178,8 +178,8 @@ impl Segment {
                         dropped_bytes = self.size - pos,
                         "truncating torn or corrupt tail"
                     );
-                    self.file.set_len(pos)?;
-                    self.file.sync_all()?;
+                    file.set_len(pos)?;
+                    file.sync_all()?;
                     self.size = pos;
                     // Index files are later overwritten in place: replace the ones on disk,
                     // which may describe the dropped tail, before new batches reuse its space.
@@ -229,7 +229,7 @@ impl Segment {
         base_offset: i64,
         leader_epoch: i32,
         assigned: bool,
-    ) -> SegmentWrite {
+    ) -> Result<SegmentWrite> {
         let mut headers = Vec::new();
         let mut pos = 0;
         let mut next = base_offset;
@@ -240,21 +240,21 @@ impl Segment {
             next = header.last_offset() + 1;
             pos += header.size();
         }
-        SegmentWrite {
-            file: self.file.clone(),
+        Ok(SegmentWrite {
+            file: self.file.get()?,
             start: self.size,
             len: batches.len() as u64,
             headers,
             leader_epoch,
             assigned,
-        }
+        })
     }
 
     /// Records a finished write (indexes, end offset, size), or cuts a failed one so the
     /// next append starts on a batch boundary.
     pub fn commit_append(&mut self, write: &SegmentWrite, written: io::Result<()>) -> Result<()> {
         if let Err(e) = written {
-            let _ = self.file.set_len(write.start);
+            let _ = write.file.set_len(write.start);
             return Err(e.into());
         }
         for (pos, header) in &write.headers {
@@ -281,9 +281,13 @@ impl Segment {
     ) -> Result<Option<BatchLocation>> {
         let mut buf = [0u8; HEADER_SIZE];
         let end = end_position.min(self.size);
+        if pos + WALK_HEADER as u64 > end {
+            return Ok(None);
+        }
+        let file = self.file.get()?;
         while pos + WALK_HEADER as u64 <= end {
             let n = ((end - pos) as usize).min(HEADER_SIZE);
-            self.file.read_exact_at(&mut buf[..n], pos)?;
+            file.read_exact_at(&mut buf[..n], pos)?;
             if n < HEADER_SIZE {
                 buf[n..].fill(0);
             }
@@ -306,8 +310,9 @@ impl Segment {
         };
         let mut pos = first.position;
         let mut buf = [0u8; HEADER_SIZE];
+        let file = self.file.get()?;
         while pos + HEADER_SIZE as u64 <= self.size {
-            self.file.read_exact_at(&mut buf, pos)?;
+            file.read_exact_at(&mut buf, pos)?;
             let header = BatchHeader::parse(&buf);
             f(&header);
             pos += header.size().max(LOG_OVERHEAD) as u64;
@@ -322,9 +327,11 @@ impl Segment {
         self.scan(start, end_position, |h| h.max_timestamp >= ts)
     }
 
-    pub fn file(&self) -> &Arc<File> {
-        &self.file
+    /// The segment's file, opened if it was closed.
+    pub fn file(&self) -> Result<Arc<File>> {
+        Ok(self.file.get()?)
     }
+
     pub fn size(&self) -> u64 {
         self.size
     }

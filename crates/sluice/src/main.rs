@@ -66,7 +66,11 @@ fn main() {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = settings::broker_config(&args)?;
-    raise_open_file_limit();
+    let files = raise_open_file_limit();
+    // A quarter of the descriptors (at least 256) stays for connections and everything else;
+    // beyond the rest, the least recently used segment files are closed before another opens.
+    let reserve = (files / 4).max(256);
+    sluice_broker::set_segment_file_budget(files.saturating_sub(reserve).max(64) as usize);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -90,16 +94,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Every segment and every client connection is a file descriptor: take the hard limit
 /// rather than the (often 1024) soft one.
-fn raise_open_file_limit() {
+/// Raises the open file limit to its hard limit; returns the limit in force.
+fn raise_open_file_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: plain system calls on a local struct.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
-        {
-            return;
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur >= limit.rlim_max {
+            return limit.rlim_cur;
         }
         let raised = libc::rlimit {
             rlim_cur: limit.rlim_max,
@@ -111,7 +118,9 @@ fn raise_open_file_limit() {
                 to = limit.rlim_max,
                 "raised the open file limit"
             );
+            return limit.rlim_max;
         }
+        limit.rlim_cur
     }
 }
 

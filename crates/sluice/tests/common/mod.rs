@@ -25,6 +25,8 @@ pub struct Broker {
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     config_file: Option<PathBuf>,
+    /// RLIMIT_NOFILE (soft and hard) for the broker process, when a test sets one.
+    fd_limit: Option<u64>,
 }
 
 fn free_port() -> u16 {
@@ -57,9 +59,26 @@ impl Broker {
             data_dir,
             _tmp: Some(tmp),
             config_file,
+            fd_limit: None,
         };
         b.spawn();
         b
+    }
+
+    /// Starts a broker that may open at most `limit` files (it cannot raise the limit).
+    pub fn start_with_fd_limit(settings: &str, limit: u64) -> Broker {
+        let mut b = Self::start_with_config(settings);
+        b.kill();
+        b.fd_limit = Some(limit);
+        b.spawn();
+        b
+    }
+
+    /// Descriptors the broker process has open.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 
     fn spawn(&mut self) {
@@ -74,6 +93,22 @@ impl Broker {
             .stderr(self.log_file());
         if let Some(c) = &self.config_file {
             cmd.arg("--config").arg(c);
+        }
+        if let Some(limit) = self.fd_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let l = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &l) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         self.child = Some(cmd.spawn().expect("start sluice"));
         let deadline = Instant::now() + Duration::from_secs(30);
