@@ -11,6 +11,7 @@ mod log;
 pub mod producer_state;
 pub mod records;
 mod segment;
+pub mod verify;
 
 pub use error::{LogError, RecordError, Result};
 pub use log::{
@@ -20,3 +21,14 @@ pub use log::{
 
 #[cfg(test)]
 mod tests;
+
+static CORRUPTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Damaged batches and torn tails found (and cut) by recovery since the process started.
+pub fn corruptions_found() -> u64 {
+    CORRUPTIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn note_corruption() {
+    CORRUPTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}

@@ -250,6 +250,9 @@ impl Log {
         if clean {
             fs::remove_file(&marker)?;
         }
+        if !config.compacted {
+            report_gaps(dir, &segments);
+        }
         let first_base = *segments.keys().next().expect("one segment");
         let end_offset = segments
             .values()
@@ -843,6 +846,25 @@ impl Log {
 
     pub fn segment_paths(&self) -> Vec<PathBuf> {
         self.segments.values().map(|s| s.log_path()).collect()
+    }
+}
+
+/// Warns of offsets that no segment holds (a segment file lost or removed by hand). Compacted
+/// logs are skipped: cleaning may legitimately empty the end of a segment.
+fn report_gaps(dir: &Path, segments: &BTreeMap<i64, Segment>) {
+    let mut previous: Option<&Segment> = None;
+    for seg in segments.values() {
+        if let Some(prev) = previous.filter(|p| !p.is_empty()) {
+            if prev.next_offset() < seg.base_offset {
+                crate::note_corruption();
+                tracing::warn!(
+                    dir = %dir.display(),
+                    missing = %format!("{}..{}", prev.next_offset(), seg.base_offset),
+                    "offsets missing between segments (a segment file is gone); consumers skip them"
+                );
+            }
+        }
+        previous = Some(seg);
     }
 }
 

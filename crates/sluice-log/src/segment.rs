@@ -130,75 +130,136 @@ impl Segment {
     }
 
     /// Walks batches from `from` to the end, updating the end offset, indexes and timestamps.
-    /// Batches at or after `verify_from` are checked, and the file is cut at the first bad one.
+    /// Batches at or after `verify_from` are checked. A damaged batch followed by intact ones
+    /// (a flipped bit, not a torn write) is cut out and the rest kept; otherwise the file is
+    /// cut at the first bad batch (a torn or corrupt tail).
     fn rebuild_from(&mut self, from: u64, verify_from: u64) -> Result<()> {
         if from == 0 {
             self.index = OffsetIndex::default();
             self.time_index = TimeIndex::default();
         }
         let mut pos = from;
-        let mut header_buf = [0u8; HEADER_SIZE];
-        let mut batch_buf = Vec::new();
         let mut expected_min_offset = self.base_offset;
         if pos >= self.size {
             return Ok(());
         }
         let file = self.file.get()?;
+        let mut damaged: Vec<(u64, u64)> = Vec::new();
         while pos < self.size {
-            let valid = (|| -> io::Result<Option<BatchHeader>> {
-                if self.size - pos < HEADER_SIZE as u64 {
-                    return Ok(None);
-                }
-                file.read_exact_at(&mut header_buf, pos)?;
-                let header = BatchHeader::parse(&header_buf);
-                let size = header.size() as u64;
-                if header.batch_length < (HEADER_SIZE - LOG_OVERHEAD) as i32
-                    || size > self.size - pos
-                    || header.magic != 2
-                    || header.base_offset < expected_min_offset
-                    || header.last_offset_delta < 0
-                    || header.last_offset() - self.base_offset > u32::MAX as i64
-                {
-                    return Ok(None);
-                }
-                if pos >= verify_from {
-                    batch_buf.resize(size as usize, 0);
-                    file.read_exact_at(&mut batch_buf, pos)?;
-                    if !batch::stored_batch_is_intact(&batch_buf) {
-                        return Ok(None);
+            let checked = pos >= verify_from;
+            let header = match read_batch(
+                &file,
+                (pos, self.size),
+                (self.base_offset, expected_min_offset),
+                checked,
+            )? {
+                BatchCheck::Intact(header) => header,
+                BatchCheck::Damaged(header) if checked => {
+                    let end = pos + header.size() as u64;
+                    let next_is_intact = end < self.size
+                        && matches!(
+                            read_batch(
+                                &file,
+                                (end, self.size),
+                                (self.base_offset, expected_min_offset),
+                                true
+                            )?,
+                            BatchCheck::Intact(_)
+                        );
+                    if !next_is_intact {
+                        self.truncate_tail(&file, pos)?;
+                        break;
                     }
-                }
-                Ok(Some(header))
-            })()?;
-            let Some(header) = valid else {
-                if pos >= verify_from {
+                    crate::note_corruption();
                     warn!(
                         segment = %self.log_path().display(),
-                        valid_bytes = pos,
-                        dropped_bytes = self.size - pos,
-                        "truncating torn or corrupt tail"
+                        position = pos,
+                        offsets = %format!("{}..={}", header.base_offset, header.last_offset()),
+                        "cutting out a damaged batch (CRC mismatch); the batches after it are kept"
                     );
-                    file.set_len(pos)?;
-                    file.sync_all()?;
-                    self.size = pos;
-                    // Index files are later overwritten in place: replace the ones on disk,
-                    // which may describe the dropped tail, before new batches reuse its space.
-                    crate::index::write_file_synced(&self.index_path(), &self.index.to_bytes())?;
-                    crate::index::write_file_synced(
-                        &self.time_index_path(),
-                        &self.time_index.to_bytes(),
-                    )?;
+                    damaged.push((pos, end));
+                    pos = end;
+                    continue;
+                }
+                _ if checked => {
+                    self.truncate_tail(&file, pos)?;
                     break;
                 }
-                return Err(crate::LogError::CorruptRecord(format!(
-                    "unreadable batch at position {pos} of {}",
-                    self.log_path().display()
-                )));
+                _ => {
+                    return Err(crate::LogError::CorruptRecord(format!(
+                        "unreadable batch at position {pos} of {}",
+                        self.log_path().display()
+                    )))
+                }
             };
             self.track_batch(pos, &header);
             expected_min_offset = header.last_offset() + 1;
             pos += header.size() as u64;
         }
+        if !damaged.is_empty() {
+            drop(file);
+            self.cut_out(&damaged)?;
+            self.max_timestamp = -1;
+            self.offset_of_max_timestamp = self.base_offset;
+            self.bytes_since_index = 0;
+            self.next_offset = self.base_offset;
+            self.rebuild_from(0, u64::MAX)?;
+            self.write_index_files()?;
+        }
+        Ok(())
+    }
+
+    /// Cuts the file at `pos`, dropping a torn or corrupt tail.
+    fn truncate_tail(&mut self, file: &File, pos: u64) -> Result<()> {
+        crate::note_corruption();
+        warn!(
+            segment = %self.log_path().display(),
+            valid_bytes = pos,
+            dropped_bytes = self.size - pos,
+            "truncating torn or corrupt tail"
+        );
+        file.set_len(pos)?;
+        file.sync_all()?;
+        self.size = pos;
+        // Index files are later overwritten in place: replace the ones on disk, which may
+        // describe the dropped tail, before new batches reuse its space.
+        self.write_index_files()
+    }
+
+    fn write_index_files(&self) -> Result<()> {
+        crate::index::write_file_synced(&self.index_path(), &self.index.to_bytes())?;
+        crate::index::write_file_synced(&self.time_index_path(), &self.time_index.to_bytes())?;
+        Ok(())
+    }
+
+    /// Rewrites the segment without the byte ranges `damaged` (synced copy, then rename).
+    fn cut_out(&mut self, damaged: &[(u64, u64)]) -> Result<()> {
+        let path = self.log_path();
+        let tmp = path.with_extension("log.tmp");
+        let source = self.file.get()?;
+        let mut out = File::create(&tmp)?;
+        let mut keep_from = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        for &(start, end) in damaged
+            .iter()
+            .chain(std::iter::once(&(self.size, self.size)))
+        {
+            let mut at = keep_from;
+            while at < start {
+                let n = ((start - at) as usize).min(buf.len());
+                source.read_exact_at(&mut buf[..n], at)?;
+                out.write_all(&buf[..n])?;
+                at += n as u64;
+            }
+            keep_from = end;
+        }
+        out.sync_all()?;
+        let new_size = out.metadata()?.len();
+        drop(out);
+        std::fs::rename(&tmp, &path)?;
+        File::open(&self.dir)?.sync_all()?;
+        self.file.close(); // the old handle is the replaced file
+        self.size = new_size;
         Ok(())
     }
 
@@ -394,6 +455,51 @@ impl Segment {
             (self.time_index_path(), self.time_index.to_bytes()),
         ]
     }
+}
+
+/// What a batch's header and bytes say at a position.
+enum BatchCheck {
+    Intact(BatchHeader),
+    /// Framing and offsets plausible, CRC wrong: the batch's bytes are damaged but its
+    /// length can be trusted to find the next one.
+    Damaged(BatchHeader),
+    /// The header itself cannot be trusted.
+    Unreadable,
+}
+
+/// Reads the batch at `pos` (of a file of `size` bytes) of the segment starting at
+/// `segment_base`, where the next offset is at least `expected_min_offset`; checks its CRC
+/// if `check_crc`.
+fn read_batch(
+    file: &File,
+    (pos, size): (u64, u64),
+    (segment_base, expected_min_offset): (i64, i64),
+    check_crc: bool,
+) -> io::Result<BatchCheck> {
+    if size - pos < HEADER_SIZE as u64 {
+        return Ok(BatchCheck::Unreadable);
+    }
+    let mut header_buf = [0u8; HEADER_SIZE];
+    file.read_exact_at(&mut header_buf, pos)?;
+    let header = BatchHeader::parse(&header_buf);
+    let len = header.size() as u64;
+    if header.batch_length < (HEADER_SIZE - LOG_OVERHEAD) as i32
+        || len > size - pos
+        || header.magic != 2
+        || header.base_offset < expected_min_offset
+        || header.last_offset_delta < 0
+        || header.last_offset() - segment_base > u32::MAX as i64
+    {
+        return Ok(BatchCheck::Unreadable);
+    }
+    if check_crc {
+        let mut batch = vec![0u8; len as usize];
+        file.read_exact_at(&mut batch, pos)?;
+        if !batch::stored_batch_is_intact(&batch) {
+            return Ok(BatchCheck::Damaged(header));
+        }
+    }
+    Ok(BatchCheck::Intact(header))
 }
 
 /// An append planned under the log's lock and written without it: the segment's only writer

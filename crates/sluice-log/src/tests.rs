@@ -134,8 +134,50 @@ fn crash_without_clean_close_recovers_torn_tail() {
     );
 }
 
+/// Flips one bit inside batch `n` (0-based) of a log of equal-sized batches.
+fn flip_bit_in_batch(path: &std::path::Path, n: u64) -> u64 {
+    let batch_size = BatchHeader::parse(&std::fs::read(path).unwrap()).size() as u64;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let at = batch_size * n + 65; // inside the batch's records
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+    batch_size
+}
+
 #[test]
-fn bit_flip_in_tail_is_cut_back_to_last_good_batch() {
+fn a_damaged_batch_is_cut_out_and_the_intact_ones_after_it_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    for i in 0..5 {
+        append(&mut log, i, &[b"0123456789"]);
+    }
+    let path = log.segment_paths().pop().unwrap();
+    drop(log); // no clean shutdown: recovery checks every batch
+    let before = crate::corruptions_found();
+    let batch_size = flip_bit_in_batch(&path, 3);
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    assert!(crate::corruptions_found() > before);
+    assert_eq!(log.log_end_offset(), 5, "the fifth batch is kept");
+    let offsets: Vec<i64> = read_all(&log, 0).iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets, vec![0, 1, 2, 4]);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), batch_size * 4);
+    assert_eq!(
+        append(&mut log, 9, &[b"more"]),
+        5,
+        "appends continue after it"
+    );
+    log.close().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    assert_eq!(log.log_end_offset(), 6);
+}
+
+#[test]
+fn a_damaged_last_batch_is_cut_as_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
     for i in 0..5 {
@@ -143,20 +185,10 @@ fn bit_flip_in_tail_is_cut_back_to_last_good_batch() {
     }
     let path = log.segment_paths().pop().unwrap();
     drop(log);
-    let batch_size = BatchHeader::parse(&std::fs::read(&path).unwrap()).size() as u64;
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
-    let at = batch_size * 3 + 65; // inside the fourth batch's records
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, at).unwrap();
-    f.write_all_at(&[b[0] ^ 0x10], at).unwrap();
-    drop(f);
+    let batch_size = flip_bit_in_batch(&path, 4);
     let log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
-    assert_eq!(log.log_end_offset(), 3);
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), batch_size * 3);
+    assert_eq!(log.log_end_offset(), 4);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), batch_size * 4);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The `sluice` binary: `sluice serve` runs a single-node broker.
 
+mod log_cmd;
 mod settings;
 
 use std::path::PathBuf;
@@ -23,6 +24,9 @@ enum Command {
     Serve(ServeArgs),
     /// Measure a Kafka-compatible broker: produce, consume or end-to-end load.
     Bench(sluice_bench::BenchArgs),
+    /// Inspect a data directory's logs.
+    #[command(subcommand)]
+    Log(log_cmd::LogCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -57,6 +61,13 @@ fn main() {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => sluice_bench::run(args),
+        Command::Log(command) => match log_cmd::run(command) {
+            Ok(status) => std::process::exit(status),
+            Err(e) => {
+                eprintln!("sluice: {e:#}");
+                std::process::exit(2);
+            }
+        },
     };
     if let Err(e) = result {
         eprintln!("sluice: {e:#}");

@@ -165,6 +165,11 @@ impl Broker {
         &self.data_dir
     }
 
+    /// What the broker has logged so far (every run of it).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
     pub fn config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", self.bootstrap());
