@@ -211,7 +211,7 @@ mod tests {
         let batch = build_batch(1, &[(Some(b"k"), Some(b"a value")), (None, Some(b"v"))]);
         write_segment(&part, 0, &[batch.clone(), batch.clone()]);
         let second = write_segment(&part, 4, &[batch.clone(), batch.clone(), batch.clone()]);
-        write_segment(&part, 20, &[batch.clone()]); // offsets 10..20 are missing
+        write_segment(&part, 20, std::slice::from_ref(&batch)); // offsets 10..20 are missing
         let report = verify_data_dir(data.path()).unwrap();
         assert_eq!(
             (report.partitions, report.segments, report.batches),
