@@ -13,8 +13,10 @@ use crate::error::Result;
 pub struct Partition {
     pub topic: Arc<str>,
     pub index: i32,
-    /// Held for in-memory work only: appends are planned and committed under it but written
-    /// without it (appender.rs), and fsyncs and data reads happen outside it.
+    /// Held for in-memory work: appends are planned and committed under it but written
+    /// without it (appender.rs), and data fsyncs and record reads happen outside it. Small
+    /// metadata I/O stays under it where it must be ordered with appends: batch-header reads
+    /// of a lookup, a roll's directory fsync, DeleteRecords' `log-start-offset` write.
     log: Mutex<Log>,
     flush_policy: Mutex<FlushPolicy>,
     /// Offsets appended since the last flush was requested (relaxed flush policy only).

@@ -7,6 +7,7 @@ mod connection;
 mod dispatch;
 mod errors;
 mod fetch_frame;
+pub mod fuzzing;
 mod handlers;
 pub mod versions;
 

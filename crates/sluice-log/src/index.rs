@@ -140,13 +140,19 @@ impl TimeIndex {
     }
 }
 
-/// Writes a whole file through a temporary name so a crash never leaves half an index.
+/// Writes a whole file durably through a temporary name (synced, renamed, directory synced),
+/// so a crash leaves the old file or the new one, never half of one.
 pub(crate) fn write_file_synced(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = staged_path(path);
     let mut f = fs::File::create(&tmp)?;
     f.write_all(data)?;
     f.sync_data()?;
-    fs::rename(&tmp, path)
+    fs::rename(&tmp, path)?;
+    // The rename is durable only once the directory is synced.
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => fs::File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
 }
 
 /// Overwrites `path` in place with `data`, unsynced: the caller makes many such files durable

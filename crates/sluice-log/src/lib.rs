@@ -6,6 +6,7 @@ pub mod cleaner;
 pub mod codec;
 mod error;
 pub mod file_cache;
+pub mod fuzzing;
 mod index;
 mod log;
 pub mod producer_state;
