@@ -87,7 +87,8 @@ impl Mutator {
                 }
                 5 => {
                     let at = self.below(len + 1);
-                    let junk: Vec<u8> = (0..self.below(16)).map(|_| self.next_u64() as u8).collect();
+                    let junk: Vec<u8> =
+                        (0..self.below(16)).map(|_| self.next_u64() as u8).collect();
                     out.splice(at..at, junk);
                 }
                 _ => {}

@@ -30,18 +30,36 @@ fn corrupt(what: &str) -> LogError {
     LogError::CorruptRecord(what.to_string())
 }
 
+/// Why a record's bytes do not parse. A static reason keeps the parser's results small
+/// (register-sized) on the hot path; it becomes a `LogError` once, at the end.
+#[derive(Debug, Clone, Copy)]
+struct Malformed(&'static str);
+
+impl From<Malformed> for LogError {
+    fn from(m: Malformed) -> LogError {
+        corrupt(m.0)
+    }
+}
+
 /// Parses the record at the front of `buf`; returns it and the bytes it took. Checks the
 /// record's framing entirely: every field and header lies inside its declared length and
 /// fills it exactly.
 pub fn parse_record<'a>(header: &BatchHeader, buf: &'a [u8]) -> Result<(RecordView<'a>, usize)> {
+    Ok(parse_record_inner(header, buf)?)
+}
+
+#[inline]
+fn parse_record_inner<'a>(
+    header: &BatchHeader,
+    buf: &'a [u8],
+) -> std::result::Result<(RecordView<'a>, usize), Malformed> {
     let mut cur = Cursor { buf, pos: 0 };
-    let len = cur.varint32()?;
-    let len = usize::try_from(len).map_err(|_| corrupt("negative record length"))?;
+    let len = usize::try_from(cur.varint32()?).map_err(|_| Malformed("negative record length"))?;
     let start = cur.pos;
     let end = start
         .checked_add(len)
         .filter(|&e| e <= buf.len())
-        .ok_or_else(|| corrupt("record overruns its batch"))?;
+        .ok_or(Malformed("record overruns its batch"))?;
     let mut body = Cursor {
         buf: &buf[..end],
         pos: start,
@@ -53,16 +71,16 @@ pub fn parse_record<'a>(header: &BatchHeader, buf: &'a [u8]) -> Result<(RecordVi
     let value = body.nullable_bytes()?;
     let headers = body.varint32()?;
     if headers < 0 {
-        return Err(corrupt("negative header count"));
+        return Err(Malformed("negative header count"));
     }
     for _ in 0..headers {
         if body.nullable_bytes()?.is_none() {
-            return Err(corrupt("null header key"));
+            return Err(Malformed("null header key"));
         }
         body.nullable_bytes()?;
     }
     if body.pos != end {
-        return Err(corrupt("record length does not match its fields"));
+        return Err(Malformed("record length does not match its fields"));
     }
     Ok((
         RecordView {
@@ -82,19 +100,23 @@ struct Cursor<'a> {
     pos: usize,
 }
 
+type Parsed<T> = std::result::Result<T, Malformed>;
+
 impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    #[inline]
+    fn take(&mut self, n: usize) -> Parsed<&'a [u8]> {
         let end = self
             .pos
             .checked_add(n)
             .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| corrupt("record truncated"))?;
+            .ok_or(Malformed("record truncated"))?;
         let b = &self.buf[self.pos..end];
         self.pos = end;
         Ok(b)
     }
 
-    fn varint(&mut self, max_bytes: usize) -> Result<i64> {
+    #[inline]
+    fn varint(&mut self, max_bytes: usize) -> Parsed<i64> {
         // Fast path: most varints in a record (deltas, short lengths) are one byte.
         if let Some(&b) = self.buf.get(self.pos) {
             if b & 0x80 == 0 {
@@ -110,24 +132,27 @@ impl<'a> Cursor<'a> {
                 return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
             }
         }
-        Err(corrupt("varint too long"))
+        Err(Malformed("varint too long"))
     }
 
     /// A zigzag varint that fits 32 bits (lengths, counts, offset deltas).
-    fn varint32(&mut self) -> Result<i32> {
+    #[inline]
+    fn varint32(&mut self) -> Parsed<i32> {
         let v = self.varint(5)?;
-        i32::try_from(v).map_err(|_| corrupt("varint out of 32-bit range"))
+        i32::try_from(v).map_err(|_| Malformed("varint out of 32-bit range"))
     }
 
-    fn varint64(&mut self) -> Result<i64> {
+    #[inline]
+    fn varint64(&mut self) -> Parsed<i64> {
         self.varint(10)
     }
 
-    fn nullable_bytes(&mut self) -> Result<Option<&'a [u8]>> {
+    #[inline]
+    fn nullable_bytes(&mut self) -> Parsed<Option<&'a [u8]>> {
         match self.varint32()? {
             -1 => Ok(None),
             n if n >= 0 => Ok(Some(self.take(n as usize)?)),
-            _ => Err(corrupt("negative length")),
+            _ => Err(Malformed("negative length")),
         }
     }
 }
@@ -195,6 +220,7 @@ impl<'a> BatchRecords<'a> {
     }
 
     /// The next record, `None` after `record_count` records.
+    #[inline]
     pub fn next_record(&mut self) -> Result<Option<RecordView<'_>>> {
         if self.left == 0 {
             return Ok(None);
@@ -203,7 +229,7 @@ impl<'a> BatchRecords<'a> {
         let header = self.header;
         match &mut self.source {
             Source::Slice { buf, pos } => {
-                let (view, used) = parse_record(&header, &buf[*pos..])?;
+                let (view, used) = parse_record_inner(&header, &buf[*pos..])?;
                 *pos += used;
                 Ok(Some(view))
             }
@@ -218,7 +244,7 @@ impl<'a> BatchRecords<'a> {
                 if let Some(used) = whole {
                     self.read = self.read.saturating_add(used);
                     *pending = used;
-                    let (view, _) = parse_record(&header, &reader.buffer()[..used])?;
+                    let (view, _) = parse_record_inner(&header, &reader.buffer()[..used])?;
                     return Ok(Some(view));
                 }
                 // One that straddles the buffer's end is gathered into `scratch`.
@@ -364,11 +390,23 @@ fn validate_batch(batch: &[u8], rules: &RecordRules, now_ms: i64) -> Result<()> 
         }
     }
     let limit = rules.max_uncompressed_bytes;
+    // The timestamps the window allows, as one range (-1, "none", is allowed too).
+    let allowed = window.map_or(i64::MIN..=i64::MAX, |(before, after)| {
+        now_ms.saturating_sub(before).max(0)..=now_ms.saturating_add(after)
+    });
     let mut records = BatchRecords::open(batch, limit)?;
     let mut errors = Vec::new();
     let mut timestamp_error = false;
     let mut index = 0i64;
     while let Some(r) = records.next_record()? {
+        let fine = r.offset_delta == index
+            && (!rules.require_keys || r.key.is_some())
+            && r.timestamp
+                .is_some_and(|ts| ts == -1 || allowed.contains(&ts));
+        if fine {
+            index += 1;
+            continue;
+        }
         let mut refuse = |message: String| {
             if errors.len() < MAX_RECORD_ERRORS {
                 errors.push(RecordError {
