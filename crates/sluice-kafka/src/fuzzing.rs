@@ -133,15 +133,9 @@ mod tests {
     /// found (fuzz/regressions/request_decode/).
     #[test]
     fn request_decode_smoke_fuzz() {
-        let regressions = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../fuzz/regressions/request_decode"
-        );
-        if let Ok(dir) = std::fs::read_dir(regressions) {
-            for entry in dir.flatten() {
-                let _ = decode_request(&std::fs::read(entry.path()).unwrap());
-            }
-        }
+        sluice_log::fuzzing::replay_regressions("request_decode", |f| {
+            let _ = decode_request(f);
+        });
         let seeds = seeds();
         for s in &seeds {
             decode_request(s).unwrap_or_else(|e| panic!("a valid seed was refused: {e}"));

@@ -98,6 +98,21 @@ impl Mutator {
     }
 }
 
+/// Runs `target` on every saved crash of a fuzz target (`fuzz/regressions/<target>/` of the
+/// repository), so each crash ever found stays a test.
+pub fn replay_regressions(target_name: &str, mut target: impl FnMut(&[u8])) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/regressions")
+        .join(target_name);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if let Ok(input) = std::fs::read(entry.path()) {
+                target(&input);
+            }
+        }
+    }
+}
+
 /// Runs `target` on mutations of `seeds` until `duration` has passed; returns the count.
 pub fn smoke(
     seeds: &[Vec<u8>],
@@ -148,15 +163,7 @@ mod tests {
     /// (fuzz/regressions/batch_validation/).
     #[test]
     fn batch_validation_smoke_fuzz() {
-        let regressions = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../fuzz/regressions/batch_validation"
-        );
-        if let Ok(dir) = std::fs::read_dir(regressions) {
-            for entry in dir.flatten() {
-                validate_record_set(&std::fs::read(entry.path()).unwrap());
-            }
-        }
+        replay_regressions("batch_validation", validate_record_set);
         let seeds = seeds();
         for s in &seeds {
             validate_record_set(s);

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use common::raw::Raw;
+use common::raw::{served, Raw};
 use common::Broker;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
@@ -49,12 +49,6 @@ fn many_long_polls(topic: &str, wait_ms: i32, count: i32) -> Vec<u8> {
     out
 }
 
-fn rss_kb(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// Sockets on the broker's port that the client closed and the broker has not (CLOSE_WAIT).
 fn close_wait_sockets(port: u16) -> usize {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
@@ -87,11 +81,11 @@ async fn a_connection_has_at_most_sixteen_requests_in_flight() {
     assert!(took >= Duration::from_millis(3500), "answered in {took:?}");
 
     // 30,000 pipelined long polls are not all taken in: the broker's memory stays flat.
-    let before = rss_kb(broker.pid());
+    let before = broker.rss_kb();
     let mut flood = Raw::connect(&broker);
     flood.send_raw(&many_long_polls("quiet", 20_000, 30_000));
     std::thread::sleep(Duration::from_secs(2));
-    let grown = rss_kb(broker.pid()).saturating_sub(before);
+    let grown = broker.rss_kb().saturating_sub(before);
     assert!(grown < 8 * 1024, "RSS grew by {grown} KB");
 }
 
@@ -138,13 +132,6 @@ async fn request_bytes_are_bounded_broker_wide() {
     for _ in 0..16 {
         holder.receive().expect("a fetch response");
     }
-}
-
-/// Connects and reports whether the broker serves an ApiVersions on the connection.
-fn served(broker: &Broker) -> bool {
-    let mut raw = Raw::connect(broker);
-    raw.send_raw(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
-    raw.receive().is_some()
 }
 
 #[tokio::test(flavor = "multi_thread")]

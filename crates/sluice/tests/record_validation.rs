@@ -47,12 +47,6 @@ fn bomb(codec: i16, len: usize) -> Vec<u8> {
     batch_of(&compressed, &header)
 }
 
-fn rss_kb(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 fn list_offsets_by_time(raw: &mut Raw, topic: &str, ts: i64) -> (i16, i64) {
     let req = ListOffsetsRequest::default()
         .with_replica_id(kafka_protocol::messages::BrokerId(-1))
@@ -82,7 +76,7 @@ async fn compression_bombs_are_refused_without_expanding_them() {
         )
         .await;
     let mut raw = Raw::connect(&broker);
-    let before = rss_kb(broker.pid());
+    let before = broker.rss_kb();
     for codec in [ZSTD, GZIP] {
         let b = bomb(codec, 256 << 20);
         assert!(b.len() < 300_000, "{} bytes", b.len());
@@ -94,7 +88,7 @@ async fn compression_bombs_are_refused_without_expanding_them() {
         );
     }
     // 256 MiB bombs were never expanded in memory.
-    let grown = rss_kb(broker.pid()).saturating_sub(before);
+    let grown = broker.rss_kb().saturating_sub(before);
     assert!(grown < 64 * 1024, "RSS grew by {grown} KB");
     // Within the bound, a compressed batch is stored.
     let p = raw.produce("bombs", bomb(ZSTD, 512 << 10));

@@ -6,19 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::raw::Raw;
+use common::raw::{served, Raw};
 use common::Broker;
 use rdkafka::admin::{AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::FutureRecord;
 
 const T: Duration = Duration::from_secs(30);
-
-fn served(broker: &Broker) -> bool {
-    let mut raw = Raw::connect(broker);
-    raw.send_raw(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
-    raw.receive().is_some()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn more_partitions_than_descriptors_are_created_written_and_served() {

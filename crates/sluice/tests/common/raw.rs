@@ -94,6 +94,13 @@ impl Raw {
     }
 }
 
+/// Connects and reports whether the broker answers an ApiVersions on the new connection.
+pub fn served(broker: &Broker) -> bool {
+    let mut raw = Raw::connect(broker);
+    raw.send_raw(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
+    raw.receive().is_some()
+}
+
 /// A Produce request of `records` for partition 0 of `topic`.
 pub fn produce_request(topic: &str, records: Vec<u8>, acks: i16) -> ProduceRequest {
     ProduceRequest::default()
