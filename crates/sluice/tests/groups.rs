@@ -347,3 +347,29 @@ async fn a_stable_group_survives_a_broker_sigkill() {
     std::thread::sleep(Duration::from_millis(300));
     assert_exactly_once(&m.seen(), 30);
 }
+
+/// When the last member leaves, a classic group keeps its protocol type (only the protocol
+/// name is cleared, as Kafka does), so admin clients still see a consumer group, not a
+/// "simple" one, and so after a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_group_keeps_its_protocol_type_across_a_restart() {
+    let mut broker = Broker::start_with_config(BROKER_CONFIG);
+    broker.create_topic("left", 1, &[]).await;
+    produce(&broker, "left", 1, 5, "x").await;
+    let m = Member::start(&broker, "left-group", &["left"], &[]);
+    wait_until(20, "read everything", || m.seen().len() >= 5);
+    m.stop();
+    wait_until(20, "the group is empty", || {
+        describe(&broker, "left-group").0 == "Empty"
+    });
+    let protocol = |broker: &Broker| {
+        let consumer: BaseConsumer = broker.config().create().unwrap();
+        let list = consumer.fetch_group_list(Some("left-group"), T).unwrap();
+        let g = &list.groups()[0];
+        (g.protocol_type().to_string(), g.protocol().to_string())
+    };
+    assert_eq!(protocol(&broker), ("consumer".to_string(), String::new()));
+    broker.kill();
+    broker.restart();
+    assert_eq!(protocol(&broker), ("consumer".to_string(), String::new()));
+}

@@ -243,7 +243,6 @@ impl Group {
         if self.members.is_empty() {
             self.protocol = None;
             self.leader = None;
-            self.protocol_type = None;
             self.rebalance_deadline = None;
             self.set_state(GroupState::Empty);
             return;
