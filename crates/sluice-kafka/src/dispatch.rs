@@ -267,6 +267,13 @@ pub fn dispatch(
             &reply,
             decode(&mut body, &reply)?,
         )),
+        ApiKey::DescribeAcls => ready(handlers::describe_acls::handle(
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::ListPartitionReassignments => ready(
+            handlers::list_partition_reassignments::handle(&reply, decode(&mut body, &reply)?),
+        ),
         other => return Err(format!("{other:?} is not supported")),
     })
 }

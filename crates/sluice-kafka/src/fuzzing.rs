@@ -63,6 +63,8 @@ pub fn decode_request(frame: &[u8]) -> Result<ApiKey, String> {
         InitProducerId => InitProducerIdRequest,
         DeleteRecords => DeleteRecordsRequest,
         DescribeCluster => DescribeClusterRequest,
+        DescribeAcls => DescribeAclsRequest,
+        ListPartitionReassignments => ListPartitionReassignmentsRequest,
     )
     .map_err(|e| format!("body: {e}"))?;
     Ok(api)

@@ -33,6 +33,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 /// Lowest Produce version actually implemented (magic 2 record batches).

@@ -442,3 +442,44 @@ async fn settings_outside_kafkas_ranges_are_refused() {
     }
     assert!(!topic_names(&broker).contains(&"ranged".to_string()));
 }
+
+/// Admin tools call these at start-up: ACLs answer "security disabled" (no authorizer, as
+/// Kafka without one), reassignments "none in progress", and both are advertised.
+#[tokio::test(flavor = "multi_thread")]
+async fn acls_and_reassignments_are_answered_honestly() {
+    use kafka_protocol::messages::{
+        DescribeAclsRequest, DescribeAclsResponse, ListPartitionReassignmentsRequest,
+        ListPartitionReassignmentsResponse,
+    };
+    let broker = Broker::start();
+    let mut raw = Raw::connect(&broker);
+    let c = raw.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let versions: ApiVersionsResponse = raw.receive_response(ApiKey::ApiVersions, 3, c);
+    for api in [ApiKey::DescribeAcls, ApiKey::ListPartitionReassignments] {
+        assert!(
+            versions.api_keys.iter().any(|k| k.api_key == api as i16),
+            "{api:?} is advertised"
+        );
+    }
+    let c = raw.send(
+        ApiKey::DescribeAcls,
+        2,
+        &DescribeAclsRequest::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1),
+    );
+    let acls: DescribeAclsResponse = raw.receive_response(ApiKey::DescribeAcls, 2, c);
+    assert_eq!(acls.error_code, 54, "SECURITY_DISABLED");
+    assert!(acls.resources.is_empty());
+    let c = raw.send(
+        ApiKey::ListPartitionReassignments,
+        0,
+        &ListPartitionReassignmentsRequest::default().with_timeout_ms(1000),
+    );
+    let moving: ListPartitionReassignmentsResponse =
+        raw.receive_response(ApiKey::ListPartitionReassignments, 0, c);
+    assert_eq!(moving.error_code, 0);
+    assert!(moving.topics.is_empty());
+}
