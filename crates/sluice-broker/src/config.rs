@@ -193,6 +193,13 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "longest session timeout a group member may ask for",
     ),
     (
+        "group.initial.rebalance.delay.ms",
+        "3000",
+        ConfigType::Int,
+        Range::AtLeast(0),
+        "the first join into an empty classic group waits this long for more members (each one joining meanwhile extends it, up to the rebalance timeout)",
+    ),
+    (
         "group.consumer.session.timeout.ms",
         "45000",
         ConfigType::Int,
@@ -449,6 +456,10 @@ impl BrokerConfig {
     }
     pub fn group_max_session_timeout_ms(&self) -> i32 {
         self.int_setting("group.max.session.timeout.ms", 1800000) as i32
+    }
+    pub fn group_initial_rebalance_delay_ms(&self) -> u64 {
+        self.int_setting("group.initial.rebalance.delay.ms", 3000)
+            .max(0) as u64
     }
     pub fn group_consumer_session_timeout_ms(&self) -> u64 {
         self.int_setting("group.consumer.session.timeout.ms", 45000)

@@ -373,3 +373,33 @@ async fn an_empty_group_keeps_its_protocol_type_across_a_restart() {
     broker.restart();
     assert_eq!(protocol(&broker), ("consumer".to_string(), String::new()));
 }
+
+/// Consumers that start together share one rebalance: the first join into an empty group
+/// waits group.initial.rebalance.delay.ms (3 s by default) for the others, as Kafka does.
+#[tokio::test(flavor = "multi_thread")]
+async fn consumers_starting_together_share_one_rebalance() {
+    let broker = Broker::start_with_config(BROKER_CONFIG);
+    broker.create_topic("together", 3, &[]).await;
+    let started = std::time::Instant::now();
+    let members: Vec<Member> = (0..3)
+        .map(|_| {
+            let m = Member::start(&broker, "together-group", &["together"], &[]);
+            std::thread::sleep(Duration::from_millis(300));
+            m
+        })
+        .collect();
+    wait_until(30, "each member holds one partition", || {
+        members.iter().all(|m| m.assignment().len() == 1)
+    });
+    assert!(
+        started.elapsed() >= Duration::from_millis(2500),
+        "the first join waited for the others"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let rebalances: Vec<usize> = members.iter().map(|m| m.rebalances()).collect();
+    assert_eq!(
+        rebalances,
+        vec![1, 1, 1],
+        "one assignment each, no revocation"
+    );
+}

@@ -183,7 +183,8 @@ impl Broker {
                 )));
             }
         }
-        group.prepare_rebalance(now);
+        let initial_delay = Duration::from_millis(self.config.group_initial_rebalance_delay_ms());
+        group.prepare_rebalance_with_delay(now, initial_delay);
         if group.maybe_complete_join(now) {
             self.after_join_completed(group);
         }

@@ -100,6 +100,10 @@ pub struct Group {
     pub offsets: HashMap<(String, i32), CommittedOffset>,
     /// When the current rebalance phase gives up on members that have not joined or synced.
     pub rebalance_deadline: Option<Instant>,
+    /// The first join into an empty group waits until then for more members
+    /// (`group.initial.rebalance.delay.ms`), so consumers starting together share one
+    /// rebalance.
+    initial_join_until: Option<Instant>,
     /// Wall-clock ms of the last state change (offset expiry counts from becoming Empty).
     pub state_since_ms: i64,
     next_seq: u64,
@@ -121,6 +125,7 @@ impl Group {
             static_members: HashMap::new(),
             offsets: HashMap::new(),
             rebalance_deadline: None,
+            initial_join_until: None,
             state_since_ms: crate::now_ms(),
             next_seq: 0,
             consumer: None,
@@ -196,9 +201,22 @@ impl Group {
 
     /// Starts a rebalance: members must rejoin within the longest rebalance timeout.
     pub fn prepare_rebalance(&mut self, now: Instant) {
+        self.prepare_rebalance_with_delay(now, Duration::ZERO);
+    }
+
+    /// Starts a join phase. When the group was empty, the phase waits `initial_delay` for
+    /// more members, and each member joining meanwhile extends the wait by `initial_delay`,
+    /// never past the rebalance timeout (Kafka's InitialDelayedJoin).
+    pub fn prepare_rebalance_with_delay(&mut self, now: Instant, initial_delay: Duration) {
         if self.state == GroupState::PreparingRebalance {
+            if let (Some(until), Some(deadline)) =
+                (self.initial_join_until, self.rebalance_deadline)
+            {
+                self.initial_join_until = Some((now + initial_delay).min(deadline).max(until));
+            }
             return;
         }
+        let was_empty = self.state == GroupState::Empty;
         for m in self.members.values_mut() {
             if let Some(w) = m.sync_waiter.take() {
                 let _ = w.send(Err(BrokerError::RebalanceInProgress));
@@ -211,12 +229,18 @@ impl Group {
             .max()
             .unwrap_or_default();
         self.rebalance_deadline = Some(now + timeout);
+        if was_empty && !initial_delay.is_zero() {
+            self.initial_join_until = Some((now + initial_delay).min(now + timeout));
+        }
         self.set_state(GroupState::PreparingRebalance);
     }
 
     /// Completes the join phase once every member has rejoined and no handed-out member id
     /// is still expected. Returns true if the group changed in a way worth persisting.
     pub fn maybe_complete_join(&mut self, now: Instant) -> bool {
+        if self.initial_join_until.is_some_and(|until| now < until) {
+            return false;
+        }
         let all_joined = self.members.values().all(|m| m.join_waiter.is_some())
             && self.pending_members.is_empty();
         if self.state == GroupState::PreparingRebalance && all_joined {
@@ -239,6 +263,7 @@ impl Group {
             self.remove_member(&id);
         }
         self.pending_members.clear();
+        self.initial_join_until = None;
         self.generation += 1;
         if self.members.is_empty() {
             self.protocol = None;
