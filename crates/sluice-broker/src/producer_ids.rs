@@ -31,8 +31,11 @@ impl Broker {
         epoch: i16,
     ) -> Result<(i64, i16)> {
         if transactional_id.is_some() {
+            tracing::info!(
+                "refused a transactional InitProducerId: transactions are not supported yet"
+            );
             return Err(BrokerError::TransactionsUnsupported(
-                "transactions are not supported yet".into(),
+                "transactions are not supported by this broker yet (Sluice): use an idempotent producer".into(),
             ));
         }
         if producer_id >= 0 && epoch >= 0 {

@@ -1,16 +1,24 @@
 //! FindCoordinator (10): on a single node this broker coordinates every group.
-//! Transaction coordinators do not exist yet (COORDINATOR_NOT_AVAILABLE).
+//!
+//! Transactions do not exist yet. A transactional key gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+//! with a message saying so: every client takes it as fatal and stops at once (librdkafka and
+//! so confluent-kafka and quixstreams, aiokafka, KafkaJS, the Java client), where the
+//! retriable COORDINATOR_NOT_AVAILABLE made them retry for minutes or forever.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use tracing::info;
+
 use super::str;
 use crate::dispatch::{Reply, Response};
 use crate::Context;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const TRANSACTIONS_UNSUPPORTED: &str =
+    "transactions are not supported by this broker yet (Sluice): use an idempotent producer";
 
 pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Response {
     let config = &ctx.broker.config;
@@ -21,10 +29,15 @@ pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Resp
                 .with_host(str(&config.advertised.0))
                 .with_port(config.advertised.1 as i32)
         } else {
+            info!(
+                client_id = %reply.client_id,
+                key = %c.key,
+                "refused a transaction coordinator lookup: transactions are not supported yet"
+            );
             c.with_node_id(BrokerId(-1))
                 .with_port(-1)
-                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-                .with_error_message(Some(str("transactions are not supported yet")))
+                .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+                .with_error_message(Some(str(TRANSACTIONS_UNSUPPORTED)))
         }
     };
     if reply.version >= 4 {
