@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use sluice_log::records::TargetCompression;
 use sluice_log::LogConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +80,10 @@ const LONG_MAX: &str = "9223372036854775807";
 /// are enforced by the log lifecycle (see docs/configuration.md for what is enforced today).
 pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef { name: "cleanup.policy", broker_name: "log.cleanup.policy", default: "delete", kind: ConfigType::List, allowed: &["delete", "compact", "compact,delete", "delete,compact"], range: Range::Any, doc: "delete and/or compact old segments" },
-    TopicConfigDef { name: "compression.type", broker_name: "compression.type", default: "producer", kind: ConfigType::String, allowed: &["producer"], range: Range::Any, doc: "batches are stored as the producer compressed them" },
+    TopicConfigDef { name: "compression.type", broker_name: "compression.type", default: "producer", kind: ConfigType::String, allowed: &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"], range: Range::Any, doc: "producer: batches are stored as the producer compressed them; a codec: batches in another codec are recompressed with it" },
+    TopicConfigDef { name: "compression.gzip.level", broker_name: "compression.gzip.level", default: "-1", kind: ConfigType::Int, allowed: &[], range: Range::Between(-1, 9), doc: "gzip level when compression.type=gzip (-1: the default, 6)" },
+    TopicConfigDef { name: "compression.lz4.level", broker_name: "compression.lz4.level", default: "9", kind: ConfigType::Int, allowed: &[], range: Range::Between(1, 17), doc: "lz4 level when compression.type=lz4" },
+    TopicConfigDef { name: "compression.zstd.level", broker_name: "compression.zstd.level", default: "3", kind: ConfigType::Int, allowed: &[], range: Range::Between(-131072, 22), doc: "zstd level when compression.type=zstd" },
     TopicConfigDef { name: "delete.retention.ms", broker_name: "log.cleaner.delete.retention.ms", default: "86400000", kind: ConfigType::Long, allowed: &[], range: Range::AtLeast(0), doc: "how long tombstones are kept in compacted topics" },
     TopicConfigDef { name: "flush.messages", broker_name: "log.flush.interval.messages", default: "1", kind: ConfigType::Long, allowed: &[], range: Range::AtLeast(1), doc: "1: every acknowledged write is fsynced first (group commit); N>1: fsync after N messages or flush.ms, acknowledge on write" },
     TopicConfigDef { name: "flush.ms", broker_name: "log.flush.interval.ms", default: LONG_MAX, kind: ConfigType::Long, allowed: &[], range: Range::AtLeast(0), doc: "with flush.messages>1: fsync at least this often" },
@@ -582,7 +586,27 @@ impl TopicSettings {
             timestamp_after_max_ms: self
                 .get::<i64>(broker, "message.timestamp.after.max.ms", 3_600_000)
                 .max(0),
+            compression: self.target_compression(broker),
         }
+    }
+
+    /// `compression.type` and its level, unless it is `producer`.
+    fn target_compression(&self, broker: &BrokerConfig) -> Option<TargetCompression> {
+        let name = self
+            .value(broker, topic_config_def("compression.type").expect("known"))
+            .0;
+        let (codec, level_setting) = match name.as_str() {
+            "uncompressed" => (0, None),
+            "gzip" => (1, Some("compression.gzip.level")),
+            "snappy" => (2, None),
+            "lz4" => (3, Some("compression.lz4.level")),
+            "zstd" => (4, Some("compression.zstd.level")),
+            _ => return None,
+        };
+        let level = level_setting
+            .map(|s| self.get::<i32>(broker, s, -1))
+            .filter(|&l| l != -1);
+        Some(TargetCompression { codec, level })
     }
 
     fn policy_includes(&self, broker: &BrokerConfig, policy: &str) -> bool {

@@ -42,12 +42,31 @@ impl Broker {
         if !matches!(acks, -1..=1) {
             return Err(BrokerError::InvalidRequiredAcks(acks));
         }
-        let (max_bytes, rules) = {
+        let (max_bytes, rules, compression) = {
             let log = partition.log();
-            (log.config().max_message_bytes, log.config().record_rules())
+            let config = log.config();
+            (
+                config.max_message_bytes,
+                config.record_rules(),
+                config.compression,
+            )
         };
         let summary = batch::validate_batches(&records, max_bytes)?;
         records::validate_records(&records, &rules, crate::now_ms())?;
+        // A topic with its own compression.type stores batches in that codec; batches already
+        // in it (and every batch under `producer`) are stored as sent.
+        let records = match compression {
+            Some(target) => match records::recompress(
+                &records,
+                target,
+                rules.max_uncompressed_bytes,
+                max_bytes,
+            )? {
+                Some(recompressed) => Bytes::from(recompressed),
+                None => records,
+            },
+            None => records,
+        };
         let (done, outcome) = oneshot::channel();
         self.appender.submit(AppendJob {
             partition: partition.clone(),

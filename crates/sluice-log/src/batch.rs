@@ -344,6 +344,22 @@ pub fn rebuild_with_records(original: &[u8], record_count: i32, payload: &[u8]) 
     b
 }
 
+/// A batch with the header of `original` and its records recompressed: `payload` in
+/// `codec`. The codec bits of the attributes, the length and the CRC follow.
+pub fn rebuild_with_codec(original: &[u8], codec: i16, payload: &[u8]) -> Vec<u8> {
+    let header = BatchHeader::parse(original);
+    let mut b = Vec::with_capacity(HEADER_SIZE + payload.len());
+    b.extend_from_slice(&original[..HEADER_SIZE]);
+    b.extend_from_slice(payload);
+    let batch_length = (b.len() - LOG_OVERHEAD) as i32;
+    b[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let attributes = (header.attributes & !COMPRESSION_MASK) | (codec & COMPRESSION_MASK);
+    b[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 /// An uncompressed batch of `records` empty-valued records from an idempotent producer.
 pub fn build_idempotent_batch(
     producer_id: i64,

@@ -8,7 +8,7 @@
 use std::io::{self, Read};
 
 use bytes::BytesMut;
-use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+use kafka_protocol::compression::{Compressor, Snappy};
 
 use crate::error::LogError;
 
@@ -86,26 +86,54 @@ pub fn decompress(codec: i16, payload: &[u8], limit: usize) -> Result<Vec<u8>, L
     Ok(out)
 }
 
-/// `records` compressed with `codec` (0 = none).
+/// `records` compressed with `codec` (0 = none) at its default level.
 pub fn compress(codec: i16, records: &[u8]) -> Result<Vec<u8>, LogError> {
-    let mut out = BytesMut::new();
-    let fill = |b: &mut BytesMut| {
-        b.extend_from_slice(records);
-        Ok(())
-    };
+    compress_at(codec, records, None)
+}
+
+/// `records` compressed with `codec` at `level` (`None`: the codec's default, as Kafka's:
+/// gzip 6, lz4 9, zstd 3; snappy has no levels). lz4 writes independent blocks, as Kafka's
+/// producers do.
+pub fn compress_at(codec: i16, records: &[u8], level: Option<i32>) -> Result<Vec<u8>, LogError> {
+    use std::io::Write;
+    let io_error = |e: io::Error| LogError::InvalidRecord(format!("compressing records: {e}"));
     match codec {
-        0 => return Ok(records.to_vec()),
-        1 => Gzip::compress(&mut out, fill).map_err(codec_error)?,
-        2 => Snappy::compress(&mut out, fill).map_err(codec_error)?,
-        3 => Lz4::compress(&mut out, fill).map_err(codec_error)?,
-        4 => Zstd::compress(&mut out, fill).map_err(codec_error)?,
-        other => {
-            return Err(LogError::InvalidRecord(format!(
-                "unknown compression codec {other}"
-            )))
+        0 => Ok(records.to_vec()),
+        1 => {
+            let level = level.filter(|l| (0..=9).contains(l)).unwrap_or(6) as u32;
+            let mut e = flate2::write::GzEncoder::new(
+                Vec::with_capacity(records.len() / 2),
+                flate2::Compression::new(level),
+            );
+            e.write_all(records).map_err(io_error)?;
+            e.finish().map_err(io_error)
         }
+        2 => {
+            let mut out = BytesMut::new();
+            Snappy::compress(&mut out, |b: &mut BytesMut| {
+                b.extend_from_slice(records);
+                Ok(())
+            })
+            .map_err(codec_error)?;
+            Ok(out.to_vec())
+        }
+        3 => {
+            let level = level.filter(|l| (1..=17).contains(l)).unwrap_or(9) as u32;
+            let mut e = lz4::EncoderBuilder::new()
+                .level(level)
+                .block_mode(lz4::BlockMode::Independent)
+                .build(Vec::with_capacity(records.len() / 2))
+                .map_err(io_error)?;
+            e.write_all(records).map_err(io_error)?;
+            let (out, result) = e.finish();
+            result.map_err(io_error)?;
+            Ok(out)
+        }
+        4 => zstd::bulk::compress(records, level.unwrap_or(3)).map_err(io_error),
+        other => Err(LogError::InvalidRecord(format!(
+            "unknown compression codec {other}"
+        ))),
     }
-    Ok(out.to_vec())
 }
 
 /// Fails the stream once more than `limit` bytes came out of it.
@@ -247,6 +275,26 @@ mod tests {
             }
             // Exactly at the limit is fine.
             assert_eq!(decompress(codec, &c, 4 << 20).unwrap().len(), 4 << 20);
+        }
+    }
+
+    #[test]
+    fn levels_round_trip() {
+        let data: Vec<u8> = (0..50_000).map(|i| (i % 13) as u8).collect();
+        for (codec, level) in [
+            (1, Some(1)),
+            (1, Some(9)),
+            (3, Some(1)),
+            (3, Some(17)),
+            (4, Some(-5)),
+            (4, Some(19)),
+        ] {
+            let c = compress_at(codec, &data, level).unwrap();
+            assert_eq!(
+                decompress(codec, &c, data.len()).unwrap(),
+                data,
+                "codec {codec} level {level:?}"
+            );
         }
     }
 

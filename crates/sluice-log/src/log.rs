@@ -43,6 +43,8 @@ pub struct LogConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`
     pub timestamp_after_max_ms: i64,
+    /// `compression.type` (with its level) when not `producer`.
+    pub compression: Option<crate::records::TargetCompression>,
 }
 
 /// How many times `max.message.bytes` one batch's records may expand to once decompressed.
@@ -77,6 +79,7 @@ impl Default for LogConfig {
             compacted: false,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
+            compression: None,
         }
     }
 }

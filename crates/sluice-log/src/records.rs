@@ -741,3 +741,55 @@ mod tests {
         }
     }
 }
+
+/// A topic's `compression.type` other than `producer`: the codec batches are stored with
+/// and its level (`compression.<codec>.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetCompression {
+    pub codec: i16,
+    pub level: Option<i32>,
+}
+
+/// The record set with every batch in `target`'s codec, or `None` when every batch already
+/// is (the common case: stored as sent, no copy). Batches keep their header (offsets,
+/// timestamps, producer, sequence, record count); only the codec, length and CRC change.
+/// Call on a set that passed `validate_records` with the same `limit`.
+pub fn recompress(
+    set: &[u8],
+    target: TargetCompression,
+    limit: usize,
+    max_batch_bytes: usize,
+) -> Result<Option<Vec<u8>>> {
+    let mut pos = 0;
+    let mut all_match = true;
+    while pos + HEADER_SIZE <= set.len() {
+        let h = BatchHeader::parse(&set[pos..]);
+        all_match &= h.compression() == target.codec;
+        pos += h.size();
+    }
+    if all_match {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(set.len());
+    let mut pos = 0;
+    while pos + HEADER_SIZE <= set.len() {
+        let h = BatchHeader::parse(&set[pos..]);
+        let batch = &set[pos..pos + h.size()];
+        pos += h.size();
+        if h.compression() == target.codec {
+            out.extend_from_slice(batch);
+            continue;
+        }
+        let records = codec::decompress(h.compression(), &batch[HEADER_SIZE..], limit)?;
+        let payload = codec::compress_at(target.codec, &records, target.level)?;
+        let rebuilt = crate::batch::rebuild_with_codec(batch, target.codec, &payload);
+        if rebuilt.len() > max_batch_bytes {
+            return Err(LogError::RecordTooLarge {
+                size: rebuilt.len(),
+                max: max_batch_bytes,
+            });
+        }
+        out.extend_from_slice(&rebuilt);
+    }
+    Ok(Some(out))
+}
