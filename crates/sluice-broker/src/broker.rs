@@ -1,6 +1,6 @@
 //! The broker core: the topic registry, opening and closing logs, and the flush scheduler.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +46,8 @@ pub struct Broker {
     pub(crate) producer_ids: Mutex<crate::producer_ids::ProducerIds>,
     /// Consumer groups; one lock, as group operations are not on the data path.
     pub(crate) groups: Mutex<crate::group::Groups>,
+    /// Group configs (GROUP resources) by group id: overrides of the broker's settings.
+    pub(crate) group_configs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     /// Held for the broker's lifetime: a second broker on the same directory is refused.
     _dir_lock: fs::File,
 }
@@ -94,6 +96,7 @@ impl Broker {
                     node_id: config.node_id,
                     topics: Vec::new(),
                     producer_id_block_end: 0,
+                    group_configs: BTreeMap::new(),
                 };
                 meta.save(&config.data_dir)?;
                 meta
@@ -109,6 +112,7 @@ impl Broker {
             appender: Appender::start(flusher),
             logs_closed: Mutex::new(false),
             groups: Mutex::new(Default::default()),
+            group_configs: Mutex::new(meta.group_configs.clone()),
             producer_ids: Mutex::new(crate::producer_ids::ProducerIds::starting_at(
                 meta.producer_id_block_end,
             )),
@@ -238,6 +242,7 @@ impl Broker {
             node_id: self.config.node_id,
             topics: records,
             producer_id_block_end: self.producer_ids.lock().block_end,
+            group_configs: self.group_configs.lock().clone(),
         }
         .save(&self.config.data_dir)
         .map_err(|e| BrokerError::Storage(format!("writing meta.json: {e}")))

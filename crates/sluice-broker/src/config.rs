@@ -340,6 +340,7 @@ pub fn parse_ip_overrides(text: &str) -> Result<Vec<(std::net::IpAddr, usize)>, 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     TopicOverride,
+    GroupOverride,
     StaticBroker,
     Default,
 }
@@ -515,6 +516,16 @@ impl BrokerConfig {
             .parse::<u64>()
             .unwrap_or(1000)
             .max(10)
+    }
+
+    /// A broker setting's value and whether it was set in the file.
+    pub fn broker_setting(&self, name: &str) -> (String, ConfigSource) {
+        let source = if self.settings.contains_key(name) {
+            ConfigSource::StaticBroker
+        } else {
+            ConfigSource::Default
+        };
+        (self.broker_value(name).to_string(), source)
     }
 
     /// The broker-level value of a topic setting and its source.

@@ -101,6 +101,9 @@ pub struct MetadataFile {
     /// after a restart, so no id is ever given twice.
     #[serde(default)]
     pub producer_id_block_end: i64,
+    /// Group configs by group id (GROUP config resources), overrides only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataFile {

@@ -88,8 +88,8 @@ impl Broker {
             }
         }
         let now = Instant::now();
-        let session = Duration::from_millis(self.config.group_consumer_session_timeout_ms());
-        let interval = self.config.group_consumer_heartbeat_interval_ms();
+        let (session_ms, interval) = self.consumer_group_timing(&req.group_id);
+        let session = Duration::from_millis(session_ms);
         let mut groups = self.groups.lock();
         let group = groups
             .entry(req.group_id.clone())

@@ -1,6 +1,7 @@
 //! Consumer groups (classic protocol): membership and rebalancing, committed offsets in
 //! `__consumer_offsets`, and the read side (list, describe, lag).
 
+mod configs;
 mod consumer;
 mod consumer_coordinator;
 mod coordinator;
@@ -10,6 +11,7 @@ mod state;
 
 use std::collections::HashMap;
 
+pub use configs::{group_config_def, GROUP_CONFIGS};
 pub use consumer::{Assignment, ASSIGNORS};
 pub use consumer_coordinator::{
     ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatResult, ConsumerMemberDescription,

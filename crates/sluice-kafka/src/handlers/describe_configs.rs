@@ -1,4 +1,4 @@
-//! DescribeConfigs (32): every topic or broker setting with its value and source.
+//! DescribeConfigs (32): every topic, broker or group setting with its value and source.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
@@ -14,11 +14,14 @@ use crate::Context;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+/// Kafka 4's GROUP config resource.
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// Kafka's ConfigSource codes.
 pub fn source_code(s: ConfigSource) -> i8 {
     match s {
         ConfigSource::TopicOverride => 1,
+        ConfigSource::GroupOverride => 8,
         ConfigSource::StaticBroker => 4,
         ConfigSource::Default => 5,
     }
@@ -65,6 +68,9 @@ pub fn handle(ctx: &Context, reply: &Reply, req: DescribeConfigsRequest) -> Resp
                         })
                         .collect())
                 }
+                RESOURCE_GROUP => broker
+                    .describe_group_configs(&res.resource_name)
+                    .map_err(|e| (errors::code(&e), e.to_string())),
                 RESOURCE_BROKER => Err((
                     ResponseError::InvalidRequest.code(),
                     format!("unknown broker {}", res.resource_name),

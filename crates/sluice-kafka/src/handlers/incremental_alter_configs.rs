@@ -1,11 +1,11 @@
-//! IncrementalAlterConfigs (44): change topic settings at run time.
+//! IncrementalAlterConfigs (44): change topic and group settings at run time.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use sluice_broker::{BrokerError, ConfigOp};
 
-use super::describe_configs::RESOURCE_TOPIC;
+use super::describe_configs::{RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::str;
 use crate::dispatch::{Reply, Response};
 use crate::errors;
@@ -19,10 +19,10 @@ pub fn handle(ctx: &Context, reply: &Reply, req: IncrementalAlterConfigsRequest)
             let response = AlterConfigsResourceResponse::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
-            if res.resource_type != RESOURCE_TOPIC {
+            if res.resource_type != RESOURCE_TOPIC && res.resource_type != RESOURCE_GROUP {
                 return response
                     .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(str("only topic settings can be changed at run time; broker settings come from the config file")));
+                    .with_error_message(Some(str("only topic and group settings can be changed at run time; broker settings come from the config file")));
             }
             let ops: Result<Vec<ConfigOp>, BrokerError> = res
                 .configs
@@ -44,7 +44,10 @@ pub fn handle(ctx: &Context, reply: &Reply, req: IncrementalAlterConfigsRequest)
                     })
                 })
                 .collect();
-            let result = ops.and_then(|ops| ctx.broker.alter_topic_configs(&res.resource_name, &ops, req.validate_only));
+            let result = ops.and_then(|ops| match res.resource_type {
+                RESOURCE_GROUP => ctx.broker.alter_group_configs(&res.resource_name, &ops, req.validate_only),
+                _ => ctx.broker.alter_topic_configs(&res.resource_name, &ops, req.validate_only),
+            });
             let (code, message) = errors::of(&result);
             response.with_error_code(code).with_error_message(message)
         })
