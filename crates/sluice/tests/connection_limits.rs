@@ -137,7 +137,7 @@ async fn request_bytes_are_bounded_broker_wide() {
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_connections_and_requests_that_never_complete_are_cut() {
     let broker = Broker::start_with_config(
-        "connections.max.idle.ms = 700\nsocket.request.read.timeout.ms = 700\n",
+        "connections.max.idle.ms = 1200\nsocket.request.read.timeout.ms = 700\n",
     );
     // Silent after connecting.
     let mut silent = Raw::connect(&broker);
