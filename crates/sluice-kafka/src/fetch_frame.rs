@@ -4,12 +4,13 @@
 //!
 //! The frame is Kafka's FetchResponse byte for byte: each partition is encoded by the
 //! kafka-protocol crate with null records, and its null marker is replaced by the records'
-//! length and the file range. A test compares the result with the crate's own encoding of the
-//! same response at every version.
+//! length and the file range. Tagged fields (a partition's DivergingEpoch, CurrentLeader and
+//! SnapshotId, the response's NodeEndpoints) are encoded by the crate too. A test compares the
+//! result with the crate's own encoding of the same response at every version.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::{ApiKey, ResponseHeader, TopicName};
+use kafka_protocol::messages::fetch_response::{NodeEndpoint, PartitionData};
+use kafka_protocol::messages::{ApiKey, FetchResponse, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use sluice_log::ReadSlice;
 use uuid::Uuid;
@@ -44,11 +45,13 @@ pub struct TopicAnswer {
 const FIRST_FLEXIBLE_VERSION: i16 = 12;
 const FIRST_TOPIC_ID_VERSION: i16 = 13;
 
-/// Builds the whole response frame (length prefix included) for `version`.
+/// Builds the whole response frame (length prefix included) for `version`. `node_endpoints`
+/// (v16+) names the brokers a CurrentLeader points at (KIP-951).
 pub fn encode(
     version: i16,
     correlation_id: i32,
     topics: Vec<TopicAnswer>,
+    node_endpoints: Vec<NodeEndpoint>,
 ) -> anyhow::Result<Vec<Chunk>> {
     let flexible = version >= FIRST_FLEXIBLE_VERSION;
     let mut out = FrameBuilder::default();
@@ -77,10 +80,14 @@ pub fn encode(
         }
     }
     if flexible {
-        out.buf.put_u8(0); // no tagged fields (node_endpoints is only for leader changes)
+        out.response_tagged_fields(version, node_endpoints)?;
     }
     Ok(out.finish())
 }
+
+/// Bytes of a flexible FetchResponse before its responses array: throttle time, error code,
+/// session id.
+const FLEXIBLE_FIXED_FIELDS: usize = 4 + 2 + 4;
 
 #[derive(Default)]
 struct FrameBuilder {
@@ -98,6 +105,22 @@ impl FrameBuilder {
         let PartitionAnswer { mut data, records } = p;
         data.records = None;
         let start = self.buf.len();
+        // The partition's tagged fields, encoded by the crate: what follows the null records
+        // marker when the partition is encoded with them, against without.
+        let tagged = if flexible && has_tagged_fields(&data) {
+            let mut with = BytesMut::new();
+            data.encode(&mut with, version)?;
+            let mut without = data.clone();
+            clear_tagged_fields(&mut without);
+            let plain_len = without.compute_size(version)?;
+            // `plain_len` ends in the null marker and an empty tagged section (1 byte each).
+            Some(with.split_off(plain_len - 1).freeze())
+        } else {
+            None
+        };
+        if tagged.is_some() {
+            clear_tagged_fields(&mut data);
+        }
         data.encode(&mut self.buf, version)?;
         // With null records the encoding ends in the null marker, then (flexible) an empty
         // tagged-field section: cut both and write the real records in their place.
@@ -114,9 +137,30 @@ impl FrameBuilder {
             self.chunks.push(Chunk::Memory(self.buf.split().freeze()));
             self.chunks.push(Chunk::File(r));
         }
-        if flexible {
-            self.buf.put_u8(0);
+        match tagged {
+            Some(t) => self.buf.put_slice(&t),
+            None if flexible => self.buf.put_u8(0),
+            None => {}
         }
+        Ok(())
+    }
+
+    /// The response's tagged-field section: NodeEndpoints, encoded by the crate.
+    fn response_tagged_fields(
+        &mut self,
+        version: i16,
+        node_endpoints: Vec<NodeEndpoint>,
+    ) -> anyhow::Result<()> {
+        if node_endpoints.is_empty() || version < 16 {
+            self.buf.put_u8(0);
+            return Ok(());
+        }
+        let mut encoded = BytesMut::new();
+        FetchResponse::default()
+            .with_node_endpoints(node_endpoints)
+            .encode(&mut encoded, version)?;
+        // After the fixed fields comes the empty responses array (one byte), then the tags.
+        self.buf.put_slice(&encoded[FLEXIBLE_FIXED_FIELDS + 1..]);
         Ok(())
     }
 
@@ -132,6 +176,22 @@ impl FrameBuilder {
         chunks.extend(self.chunks);
         chunks
     }
+}
+
+fn has_tagged_fields(p: &PartitionData) -> bool {
+    let default = PartitionData::default();
+    p.diverging_epoch != default.diverging_epoch
+        || p.current_leader != default.current_leader
+        || p.snapshot_id != default.snapshot_id
+        || !p.unknown_tagged_fields.is_empty()
+}
+
+fn clear_tagged_fields(p: &mut PartitionData) {
+    let default = PartitionData::default();
+    p.diverging_epoch = default.diverging_epoch;
+    p.current_leader = default.current_leader;
+    p.snapshot_id = default.snapshot_id;
+    p.unknown_tagged_fields.clear();
 }
 
 fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
@@ -162,8 +222,10 @@ fn put_string(buf: &mut BytesMut, s: &StrBytes, flexible: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::fetch_response::FetchableTopicResponse;
-    use kafka_protocol::messages::FetchResponse;
+    use kafka_protocol::messages::fetch_response::{
+        EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch,
+    };
+    use kafka_protocol::messages::BrokerId;
     use std::io::Write;
     use std::sync::Arc;
 
@@ -201,12 +263,32 @@ mod tests {
         ];
         for version in 4..=17i16 {
             let pd = |p: i32, err: i16| {
-                PartitionData::default()
+                let d = PartitionData::default()
                     .with_partition_index(p)
                     .with_error_code(err)
                     .with_high_watermark(1234 + p as i64)
                     .with_last_stable_offset(1200)
-                    .with_log_start_offset(if version >= 5 { 17 } else { -1 })
+                    .with_log_start_offset(if version >= 5 { 17 } else { -1 });
+                match (version >= 12, p) {
+                    // A follower told where its log diverges; a client told the new leader.
+                    (true, 3) => d.with_diverging_epoch(
+                        EpochEndOffset::default().with_epoch(4).with_end_offset(900),
+                    ),
+                    (true, 4) => d.with_current_leader(
+                        LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(2))
+                            .with_leader_epoch(7),
+                    ),
+                    _ => d,
+                }
+            };
+            let endpoints = if version >= 16 {
+                vec![NodeEndpoint::default()
+                    .with_node_id(BrokerId(2))
+                    .with_host(StrBytes::from_static_str("broker-2"))
+                    .with_port(9093)]
+            } else {
+                Vec::new()
             };
             let mut answers: Vec<TopicAnswer> = (0..2)
                 .map(|t| TopicAnswer {
@@ -215,7 +297,7 @@ mod tests {
                     partitions: Vec::new(),
                 })
                 .collect();
-            let mut expected = FetchResponse::default();
+            let mut expected = FetchResponse::default().with_node_endpoints(endpoints.clone());
             for t in 0..2 {
                 let mut ft = FetchableTopicResponse::default();
                 if version >= 13 {
@@ -246,7 +328,7 @@ mod tests {
             expected.encode(&mut want, version).unwrap();
             let len = (want.len() - 4) as i32;
             want[..4].copy_from_slice(&len.to_be_bytes());
-            let got = flatten(&encode(version, 77, answers).unwrap());
+            let got = flatten(&encode(version, 77, answers, endpoints).unwrap());
             assert_eq!(got, want.to_vec(), "Fetch v{version}");
         }
     }

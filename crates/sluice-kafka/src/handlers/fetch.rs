@@ -112,7 +112,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                 .partitions
                 .push(PartitionAnswer { data: pd, records });
         }
-        match fetch_frame::encode(reply.version, reply.correlation_id, answers) {
+        match fetch_frame::encode(reply.version, reply.correlation_id, answers, Vec::new()) {
             Ok(chunks) => Response::Chunks(chunks),
             Err(e) => Response::Close(format!("could not encode Fetch v{}: {e}", reply.version)),
         }
