@@ -23,8 +23,9 @@ use tokio::time::timeout;
 use tracing::{debug, info};
 
 use crate::admission::Admitted;
-use crate::dispatch::{dispatch, sanitize_client_id, Response, ResponseFuture};
+use crate::dispatch::{dispatch, sanitize_client_id};
 use crate::fetch_frame::Chunk;
+use crate::reply::{Response, ResponseFuture};
 use crate::Context;
 
 /// Requests a client may have in flight on one connection before we stop reading.

@@ -9,6 +9,7 @@ mod errors;
 mod fetch_frame;
 pub mod fuzzing;
 mod handlers;
+mod reply;
 pub mod versions;
 
 use std::sync::Arc;

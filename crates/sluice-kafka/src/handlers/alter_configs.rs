@@ -9,9 +9,12 @@ use sluice_broker::BrokerError;
 
 use super::describe_configs::RESOURCE_TOPIC;
 use super::str;
-use crate::dispatch::{Reply, Response};
 use crate::errors;
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 2);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: AlterConfigsRequest) -> Response {
     let responses = req

@@ -4,13 +4,16 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
-use crate::dispatch::{Reply, Response};
+use crate::reply::{Reply, Response};
 use crate::versions::SUPPORTED;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 4);
 
 fn all_versions() -> Vec<ApiVersion> {
     SUPPORTED
         .iter()
-        .map(|(api, min, max)| {
+        .map(|(api, (min, max))| {
             ApiVersion::default()
                 .with_api_key(*api as i16)
                 .with_min_version(*min)

@@ -10,8 +10,11 @@ use kafka_protocol::messages::{
 use sluice_broker::Broker;
 
 use super::{str, AUTHORIZED_OPERATIONS_OMITTED};
-use crate::dispatch::{Reply, Response};
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 1);
 
 const MEMBER_TYPE_CONSUMER: i8 = 1;
 

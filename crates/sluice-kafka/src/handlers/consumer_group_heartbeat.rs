@@ -6,9 +6,12 @@ use sluice_broker::group::ConsumerHeartbeat;
 use sluice_broker::Broker;
 
 use super::{opt_string, str};
-use crate::dispatch::{Reply, Response};
 use crate::errors;
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 1);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: ConsumerGroupHeartbeatRequest) -> Response {
     let broker = &ctx.broker;

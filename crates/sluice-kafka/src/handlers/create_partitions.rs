@@ -3,9 +3,12 @@
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
-use crate::dispatch::{Reply, Response};
 use crate::errors;
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 3);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: CreatePartitionsRequest) -> Response {
     let node = ctx.broker.config.node_id;

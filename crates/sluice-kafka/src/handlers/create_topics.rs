@@ -10,9 +10,12 @@ use sluice_broker::BrokerError;
 
 use super::describe_configs::source_code;
 use super::str;
-use crate::dispatch::{Reply, Response};
 use crate::errors;
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (2, 7);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Response {
     let broker = &ctx.broker;

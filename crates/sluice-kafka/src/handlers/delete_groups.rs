@@ -3,9 +3,12 @@
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
-use crate::dispatch::{Reply, ResponseFuture};
 use crate::errors;
+use crate::reply::{Reply, ResponseFuture};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 2);
 
 pub fn handle(ctx: &Context, reply: Reply, req: DeleteGroupsRequest) -> ResponseFuture {
     let broker = ctx.broker.clone();

@@ -6,9 +6,12 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 use uuid::Uuid;
 
 use super::str;
-use crate::dispatch::{Reply, Response};
 use crate::errors;
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (1, 6);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: DeleteTopicsRequest) -> Response {
     let broker = &ctx.broker;

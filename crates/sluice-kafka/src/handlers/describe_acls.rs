@@ -6,7 +6,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{DescribeAclsRequest, DescribeAclsResponse};
 
 use super::str;
-use crate::dispatch::{Reply, Response};
+use crate::reply::{Reply, Response};
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (1, 3);
 
 pub fn handle(reply: &Reply, _req: DescribeAclsRequest) -> Response {
     reply.encode(

@@ -4,8 +4,11 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
 use super::{str, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS};
-use crate::dispatch::{Reply, Response};
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 2);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: DescribeClusterRequest) -> Response {
     let config = &ctx.broker.config;

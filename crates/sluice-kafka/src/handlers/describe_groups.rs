@@ -5,8 +5,11 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
 use super::{str, AUTHORIZED_OPERATIONS_OMITTED};
-use crate::dispatch::{Reply, Response};
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 6);
 
 /// Group operations allowed without ACLs: READ 3, DELETE 6, DESCRIBE 8.
 const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);

@@ -8,10 +8,13 @@ use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::FetchRequest;
 use sluice_broker::{fetch, BrokerError, FetchTarget};
 
-use crate::dispatch::{Reply, Response, ResponseFuture};
 use crate::errors;
 use crate::fetch_frame::{self, PartitionAnswer, TopicAnswer};
+use crate::reply::{Reply, Response, ResponseFuture};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (4, 17);
 
 /// The longest a fetch may wait, whatever the client asks: clients' request timeout (30 s by
 /// default), past which they stop waiting anyway. Consumers ask for 0.5 s.

@@ -13,8 +13,11 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::info;
 
 use super::str;
-use crate::dispatch::{Reply, Response};
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 6);
 
 const KEY_TYPE_GROUP: i8 = 0;
 const TRANSACTIONS_UNSUPPORTED: &str =

@@ -3,9 +3,12 @@
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use super::opt_string;
-use crate::dispatch::{Reply, Response};
 use crate::errors;
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 4);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: HeartbeatRequest) -> Response {
     let instance = opt_string(&req.group_instance_id);

@@ -7,9 +7,12 @@ use sluice_broker::{BrokerError, ConfigOp};
 
 use super::describe_configs::{RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::str;
-use crate::dispatch::{Reply, Response};
 use crate::errors;
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 1);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: IncrementalAlterConfigsRequest) -> Response {
     let responses = req

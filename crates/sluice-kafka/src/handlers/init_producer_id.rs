@@ -2,9 +2,12 @@
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use crate::dispatch::{Reply, Response};
 use crate::errors;
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 5);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: InitProducerIdRequest) -> Response {
     let (producer_id, epoch) = if reply.version >= 3 {

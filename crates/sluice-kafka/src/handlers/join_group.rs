@@ -5,9 +5,12 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use sluice_broker::group::JoinRequest;
 
 use super::{opt_string, str};
-use crate::dispatch::{Reply, ResponseFuture};
 use crate::errors;
+use crate::reply::{Reply, ResponseFuture};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 9);
 
 pub fn handle(ctx: &Context, reply: Reply, req: JoinGroupRequest) -> ResponseFuture {
     let broker = ctx.broker.clone();

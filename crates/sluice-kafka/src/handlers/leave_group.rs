@@ -4,9 +4,12 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use super::{opt_string, str};
-use crate::dispatch::{Reply, Response};
 use crate::errors;
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 5);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: LeaveGroupRequest) -> Response {
     let batched = reply.version >= 3;

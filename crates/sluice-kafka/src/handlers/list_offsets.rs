@@ -6,9 +6,12 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use sluice_broker::{BrokerError, Partition};
 
-use crate::dispatch::{Reply, Response};
 use crate::errors;
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (1, 10);
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;

@@ -5,7 +5,10 @@ use kafka_protocol::messages::{
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
 };
 
-use crate::dispatch::{Reply, Response};
+use crate::reply::{Reply, Response};
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 0);
 
 pub fn handle(reply: &Reply, _req: ListPartitionReassignmentsRequest) -> Response {
     reply.encode(&ListPartitionReassignmentsResponse::default())

@@ -8,9 +8,12 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use sluice_broker::{BrokerError, Topic};
 
 use super::{str, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS, TOPIC_OPERATIONS};
-use crate::dispatch::{Reply, Response};
 use crate::errors;
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 13);
 
 /// Whether answering may create topics (file work that must not run on an async thread).
 pub fn may_create_topics(ctx: &Context, reply: &Reply, req: &MetadataRequest) -> bool {

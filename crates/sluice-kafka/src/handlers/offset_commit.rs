@@ -7,9 +7,12 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use sluice_broker::group::OffsetCommit;
 
 use super::opt_string;
-use crate::dispatch::{Reply, ResponseFuture};
 use crate::errors;
+use crate::reply::{Reply, ResponseFuture};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (2, 9);
 
 pub fn handle(ctx: &Context, reply: Reply, req: OffsetCommitRequest) -> ResponseFuture {
     let broker = ctx.broker.clone();

@@ -12,9 +12,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::Decodable;
 
-use crate::dispatch::{Reply, ResponseFuture};
 use crate::errors;
+use crate::reply::{Reply, ResponseFuture};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 0);
 
 /// Topics named in a consumer-protocol subscription (`[version i16][subscription]`).
 fn subscribed_topics(metadata: &Bytes) -> Vec<String> {

@@ -9,8 +9,11 @@ use sluice_broker::group::{CommittedOffset, TopicOffsets};
 use sluice_broker::Broker;
 
 use super::str;
-use crate::dispatch::{Reply, Response};
+use crate::reply::{Reply, Response};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (1, 9);
 
 /// (offset, leader epoch, metadata) as the wire wants them; -1s for "nothing committed".
 fn committed(c: Option<CommittedOffset>) -> (i64, i32, String) {

@@ -11,9 +11,13 @@ use sluice_broker::is_internal_topic;
 use sluice_broker::BrokerError;
 use tracing::debug;
 
-use crate::dispatch::{Reply, Response, ResponseFuture};
 use crate::errors;
+use crate::reply::{Reply, Response, ResponseFuture};
 use crate::Context;
+
+/// The versions of this API that are advertised; v0-2 only so librdkafka enables compression
+/// and record batch v2 (see versions.rs), and refused when used.
+pub const VERSIONS: (i16, i16) = (0, 11);
 
 pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFuture {
     let broker = &ctx.broker;

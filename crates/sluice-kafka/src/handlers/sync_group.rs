@@ -4,9 +4,12 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use sluice_broker::group::SyncRequest;
 
 use super::{opt_string, str};
-use crate::dispatch::{Reply, ResponseFuture};
 use crate::errors;
+use crate::reply::{Reply, ResponseFuture};
 use crate::Context;
+
+/// The versions of this API that are advertised (see versions.rs).
+pub const VERSIONS: (i16, i16) = (0, 5);
 
 pub fn handle(ctx: &Context, reply: Reply, req: SyncGroupRequest) -> ResponseFuture {
     let broker = ctx.broker.clone();
