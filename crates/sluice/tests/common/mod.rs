@@ -221,6 +221,25 @@ impl Broker {
             .unwrap();
         r[0].as_ref().expect("topic created");
     }
+
+    /// The error a CreateTopics of `name` gets; panics if the topic is created.
+    pub async fn create_topic_error(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> rdkafka::types::RDKafkaErrorCode {
+        let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (k, v) in configs {
+            t = t.set(k, v);
+        }
+        let r = self
+            .admin()
+            .create_topics([&t], &AdminOptions::new())
+            .await
+            .unwrap();
+        r[0].as_ref().expect_err("the create is refused").1
+    }
 }
 
 impl Drop for Broker {
