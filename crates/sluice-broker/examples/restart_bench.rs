@@ -69,7 +69,11 @@ async fn main() {
             let mut pending = Vec::new();
             for i in 0..batches {
                 let p = &topic.partitions[i % partitions as usize];
-                pending.push(broker.append(p, batch.clone(), 1).unwrap());
+                pending.push(
+                    broker
+                        .append(p, batch.clone(), 1, sluice_broker::AppendOrigin::Client)
+                        .unwrap(),
+                );
                 if pending.len() >= 256 {
                     let ready: Vec<_> = std::mem::take(&mut pending);
                     futures::executor::block_on(futures::future::join_all(
@@ -123,7 +127,9 @@ async fn main() {
                 .collect();
             let b = build_batch(round, &records);
             bytes += b.len();
-            let pending = broker.append(p, b.into(), 1).unwrap();
+            let pending = broker
+                .append(p, b.into(), 1, sluice_broker::AppendOrigin::Client)
+                .unwrap();
             futures::executor::block_on(pending.wait()).unwrap();
         }
     }

@@ -12,7 +12,8 @@ use crate::config::{
     topic_config_def, validate_value, ConfigSource, ConfigType, TopicSettings, TOPIC_CONFIGS,
 };
 use crate::error::{BrokerError, Result};
-use crate::topic::{is_internal_topic, refuse_internal, validate_topic_name, Topic, TopicRecord};
+use crate::topic::{is_internal_topic, refuse_internal, validate_topic_name, Topic};
+use sluice_cluster::{placement, MetadataChange, PartitionMeta, TopicMeta};
 
 /// Largest partition count one request may ask for; bounds what a request can allocate.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
@@ -62,6 +63,18 @@ impl Broker {
         self.create_topic_as_broker(name, partitions, replication_factor, configs, validate_only)
     }
 
+    /// Creates a topic for a client with the replicas of each partition given.
+    pub fn create_topic_assigned(
+        &self,
+        name: &str,
+        assignment: Vec<Vec<i32>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>> {
+        refuse_internal(name, "Creation")?;
+        self.create_topic_placed(name, -1, -1, Some(assignment), configs, validate_only)
+    }
+
     /// Creates any topic, internal ones included (the broker's own path).
     pub(crate) fn create_topic_as_broker(
         &self,
@@ -71,33 +84,51 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<Topic>> {
+        self.create_topic_placed(
+            name,
+            partitions,
+            replication_factor,
+            None,
+            configs,
+            validate_only,
+        )
+    }
+
+    /// Creates a topic, with the replicas of each partition given (`assignment`) or placed
+    /// over the live brokers. The controller's work: others answer NOT_CONTROLLER. The
+    /// replicas placed here are made before the metadata is committed, so a create that
+    /// cannot make its files changes nothing.
+    fn create_topic_placed(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        assignment: Option<Vec<Vec<i32>>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>> {
         validate_topic_name(name)?;
-        let partitions = if partitions == -1 {
-            self.config.num_partitions()
-        } else {
-            partitions
+        let partitions = match (&assignment, partitions) {
+            (Some(a), -1) => a.len() as i32,
+            (_, -1) => self.config.num_partitions(),
+            (_, n) => n,
         };
         if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
             return Err(BrokerError::InvalidPartitions(format!(
                 "{partitions}: a topic has 1 to {MAX_PARTITIONS_PER_TOPIC} partitions"
             )));
         }
-        if replication_factor != -1 && replication_factor != 1 {
-            return Err(BrokerError::InvalidReplicationFactor(format!(
-                "replication factor {replication_factor} is larger than the 1 available broker"
-            )));
-        }
         validate_topic_configs(&configs)?;
         let _admin = self.admin.lock();
-        if let Some(existing) = self.topic(name) {
-            if validate_only {
-                return Err(BrokerError::TopicAlreadyExists(name.to_string()));
-            }
-            return Err(BrokerError::TopicAlreadyExists(existing.name.to_string()));
+        if !self.coordinator.is_controller() {
+            return Err(BrokerError::NotController);
         }
-        if self
+        let image = self.coordinator.image();
+        if image.topic(name).is_some() {
+            return Err(BrokerError::TopicAlreadyExists(name.to_string()));
+        }
+        if image
             .topics
-            .read()
             .keys()
             .any(|t| t.replace('.', "_") == name.replace('.', "_"))
         {
@@ -105,44 +136,108 @@ impl Broker {
                 "{name:?} collides with an existing topic ('.' and '_' are interchangeable in metric names)"
             )));
         }
-        let record = TopicRecord {
+        let placed = match assignment {
+            Some(a) => {
+                placement::check_assignment(&image, &a)
+                    .map_err(BrokerError::InvalidReplicaAssignment)?;
+                if a.len() as i32 != partitions {
+                    return Err(BrokerError::InvalidReplicaAssignment(format!(
+                        "{} partitions assigned for {partitions} partitions",
+                        a.len()
+                    )));
+                }
+                a
+            }
+            None => {
+                let rf = match replication_factor {
+                    -1 if name == crate::group::OFFSETS_TOPIC => {
+                        self.config.offsets_topic_replication_factor()
+                    }
+                    -1 => self.config.default_replication_factor(),
+                    n => n,
+                };
+                if rf < 1 {
+                    return Err(BrokerError::InvalidReplicationFactor(format!(
+                        "{rf}: the replication factor is at least 1"
+                    )));
+                }
+                placement::place(&image, 0, partitions, rf as usize)
+                    .map_err(BrokerError::InvalidReplicationFactor)?
+            }
+        };
+        let me = self.config.node_id;
+        let mine: Vec<i32> = (0..partitions)
+            .filter(|&p| placed[p as usize].contains(&me))
+            .collect();
+        self.check_partition_budget(mine.len() as i32)?;
+        let meta = TopicMeta {
             name: name.to_string(),
             id: Uuid::new_v4(),
-            partitions,
             configs,
+            partitions: placed.into_iter().map(PartitionMeta::new).collect(),
+            revision: 0,
         };
-        self.check_partition_budget(partitions)?;
         if validate_only {
             return Ok(Arc::new(Topic {
                 name: Arc::from(name),
-                id: record.id,
+                id: meta.id,
                 settings: TopicSettings {
-                    overrides: record.configs,
+                    overrides: meta.configs,
                 },
+                partition_count: partitions,
                 partitions: Vec::new(),
             }));
         }
-        let name: Arc<str> = Arc::from(name);
         let settings = TopicSettings {
-            overrides: record.configs.clone(),
+            overrides: meta.configs.clone(),
         };
-        let topic = Arc::new(Topic {
-            partitions: self.create_partitions_files(&name, 0, partitions, &settings)?,
-            name,
-            id: record.id,
-            settings,
-        });
-        let mut next = self.topics.read().clone();
-        next.insert(topic.name.clone(), topic.clone());
-        if let Err(e) = self.save_metadata(&next) {
-            for p in &topic.partitions {
-                let _ = p.log().delete();
-            }
-            return Err(e);
+        self.commit_with_replicas(
+            Arc::from(name),
+            &mine,
+            &settings,
+            MetadataChange::CreateTopic(meta),
+        )?;
+        info!(topic = name, partitions, "created topic");
+        self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)
+    }
+
+    /// Makes this broker's new replicas `indexes` of `topic`, commits `change` and applies the
+    /// image that has it; if the commit fails, the new replicas are removed.
+    fn commit_with_replicas(
+        &self,
+        topic: Arc<str>,
+        indexes: &[i32],
+        settings: &TopicSettings,
+        change: MetadataChange,
+    ) -> Result<()> {
+        let mut prepared = self.apply.lock();
+        let made = self.create_partitions_files(&topic, indexes, settings)?;
+        for p in &made {
+            prepared.insert((topic.clone(), p.index), p.clone());
         }
-        *self.topics.write() = next;
-        info!(topic = %topic.name, partitions, "created topic");
-        Ok(topic)
+        match futures::executor::block_on(self.coordinator.commit(vec![change])) {
+            Ok(image) => {
+                self.apply_image_locked(image, &mut prepared);
+                Ok(())
+            }
+            Err(e) => {
+                prepared.clear();
+                for p in &made {
+                    let _ = p.log().delete();
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Commits a change that makes no replicas here, and applies the image that has it.
+    pub(crate) fn commit_change(&self, change: MetadataChange) -> Result<()> {
+        if !self.coordinator.is_controller() {
+            return Err(BrokerError::NotController);
+        }
+        let image = futures::executor::block_on(self.coordinator.commit(vec![change]))?;
+        self.apply_image(image);
+        Ok(())
     }
 
     /// The topic, created with the broker defaults if it does not exist and auto-creation is on.
@@ -173,29 +268,32 @@ impl Broker {
             )));
         }
         let _admin = self.admin.lock();
-        let mut next = self.topics.read().clone();
-        let topic = next
-            .remove(name)
+        let id = self
+            .coordinator
+            .image()
+            .topic(name)
+            .map(|t| t.id)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        self.save_metadata(&next)?;
-        *self.topics.write() = next;
-        for p in &topic.partitions {
-            p.log().delete()?;
-        }
+        self.commit_change(MetadataChange::DeleteTopic(name.to_string()))?;
         info!(topic = name, "deleted topic");
-        Ok(topic.id)
+        Ok(id)
     }
 
-    /// Grows a topic to `count` partitions (partitions are never removed).
+    /// Grows a topic to `count` partitions (partitions are never removed), placing the new
+    /// ones as a create would, with as many replicas as the topic's first partition.
     pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
         // A group's offsets partition is its id's hash modulo the count: the count never
         // changes under existing groups.
         refuse_internal(name, "Adding partitions")?;
         let _admin = self.admin.lock();
-        let topic = self
+        if !self.coordinator.is_controller() {
+            return Err(BrokerError::NotController);
+        }
+        let image = self.coordinator.image();
+        let topic = image
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        let current = topic.partitions.len() as i32;
+        let current = topic.partition_count();
         if count <= current {
             return Err(BrokerError::InvalidPartitions(format!(
                 "topic currently has {current} partitions, {count} would not be an increase"
@@ -206,23 +304,29 @@ impl Broker {
                 "at most {MAX_PARTITIONS_PER_TOPIC} partitions"
             )));
         }
+        let rf = topic.partitions.first().map_or(1, |p| p.replicas.len());
+        let placed = placement::place(&image, current, count - current, rf)
+            .map_err(BrokerError::InvalidReplicationFactor)?;
         if validate_only {
             return Ok(());
         }
-        self.check_partition_budget(count - current)?;
-        let mut partitions = topic.partitions.clone();
-        partitions.extend(self.create_partitions_files(
-            &topic.name,
-            current,
-            count,
-            &topic.settings,
-        )?);
-        self.replace_topic(Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            settings: topic.settings.clone(),
-            partitions,
-        })?;
+        let me = self.config.node_id;
+        let mine: Vec<i32> = (current..count)
+            .filter(|&p| placed[(p - current) as usize].contains(&me))
+            .collect();
+        self.check_partition_budget(mine.len() as i32)?;
+        let mut next = (**topic).clone();
+        next.partitions
+            .extend(placed.into_iter().map(PartitionMeta::new));
+        let settings = TopicSettings {
+            overrides: next.configs.clone(),
+        };
+        self.commit_with_replicas(
+            Arc::from(name),
+            &mine,
+            &settings,
+            MetadataChange::UpdateTopic(next),
+        )?;
         info!(topic = name, from = current, to = count, "added partitions");
         Ok(())
     }
@@ -237,14 +341,6 @@ impl Broker {
                 hosted + more as usize
             )));
         }
-        Ok(())
-    }
-
-    fn replace_topic(&self, topic: Topic) -> Result<()> {
-        let mut next = self.topics.read().clone();
-        next.insert(topic.name.clone(), Arc::new(topic));
-        self.save_metadata(&next)?;
-        *self.topics.write() = next;
         Ok(())
     }
 
@@ -339,7 +435,8 @@ impl Broker {
         self.apply_topic_overrides(&topic, overrides, validate_only)
     }
 
-    /// Validates and installs new overrides; partitions pick them up at once.
+    /// Validates and commits new overrides; the replicas pick them up when the image is
+    /// applied, on every broker.
     fn apply_topic_overrides(
         &self,
         topic: &Topic,
@@ -350,17 +447,14 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let settings = TopicSettings { overrides };
-        let log_config = settings.log_config(&self.config);
-        let policy = settings.flush_policy(&self.config);
-        for p in &topic.partitions {
-            p.reconfigure(log_config.clone(), policy);
-        }
-        self.replace_topic(Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            settings,
-            partitions: topic.partitions.clone(),
-        })
+        let mut next = self
+            .coordinator
+            .image()
+            .topic(&topic.name)
+            .filter(|t| t.id == topic.id)
+            .map(|t| (**t).clone())
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        next.configs = overrides;
+        self.commit_change(MetadataChange::UpdateTopic(next))
     }
 }

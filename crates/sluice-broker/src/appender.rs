@@ -86,9 +86,12 @@ fn run(rx: mpsc::Receiver<Job>, flusher: &Flusher) {
         } = job;
         // Plan under the lock, write the page cache without it (readers never look past the
         // committed end), commit under it again.
-        let prepared = partition
-            .log()
-            .prepare_append(&records, &summary, 0, crate::now_ms());
+        let prepared = partition.log().prepare_append(
+            &records,
+            &summary,
+            partition.leader_epoch(),
+            crate::now_ms(),
+        );
         let appended = match prepared {
             Ok(PreparedAppend::Duplicate(info)) => Ok(info),
             Ok(PreparedAppend::Write(pending)) => {

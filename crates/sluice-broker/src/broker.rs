@@ -1,11 +1,12 @@
 //! The broker core: the topic registry, opening and closing logs, and the flush scheduler.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
+use sluice_cluster::{Coordinator, EmbeddedCoordinator, MetadataImage};
 use sluice_log::Log;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -15,7 +16,8 @@ use crate::config::{BrokerConfig, FlushPolicy, TopicSettings};
 use crate::error::{BrokerError, Result};
 use crate::flusher::Flusher;
 use crate::partition::Partition;
-use crate::topic::{partition_dir, MetadataFile, Topic, TopicRecord};
+use crate::replicas::Prepared;
+use crate::topic::{partition_dir, Topic};
 
 /// Unlinks deleted segments' files (outside any lock; open readers keep their data).
 fn remove_files(files: &[std::path::PathBuf]) {
@@ -28,26 +30,42 @@ fn remove_files(files: &[std::path::PathBuf]) {
     }
 }
 
+/// Takes the data directory for this process: a second broker on it is refused.
+pub fn lock_data_dir(dir: &std::path::Path) -> Result<fs::File> {
+    fs::create_dir_all(dir)?;
+    let lock = fs::File::create(dir.join(".lock"))?;
+    if lock.try_lock().is_err() {
+        return Err(BrokerError::Storage(format!(
+            "data directory {} is in use by another broker",
+            dir.display()
+        )));
+    }
+    Ok(lock)
+}
+
 /// How often group sessions and rebalance deadlines are checked.
 const GROUP_TIMER_TICK: Duration = Duration::from_millis(100);
 
 pub struct Broker {
     pub config: BrokerConfig,
-    pub cluster_id: String,
+    /// Publishes the metadata image and applies the controller's changes (embedded or etcd).
+    pub(crate) coordinator: Arc<dyn Coordinator>,
+    /// The image the hosted replicas match (replicas.rs).
+    pub(crate) image: RwLock<Arc<MetadataImage>>,
+    /// The replicas this broker hosts, by topic.
     pub(crate) topics: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
-    /// Serialises topic admin (create, delete, alter) and the metadata file writes it makes.
+    /// Serialises image applies, and holds replicas made ahead of the commit placing them.
+    pub(crate) apply: Mutex<Prepared>,
+    /// Serialises the controller's metadata changes (topic admin, group configs).
     pub(crate) admin: Mutex<()>,
     pub(crate) flusher: Flusher,
     pub(crate) appender: Appender,
     /// Set at shutdown; held while recovery points are saved, so the two never overlap.
     logs_closed: Mutex<bool>,
-    /// Producer ids for idempotent producers: next to give out, and the end of the block
-    /// recorded in meta.json.
+    /// Producer ids for idempotent producers: the rest of the block the coordinator gave.
     pub(crate) producer_ids: Mutex<crate::producer_ids::ProducerIds>,
     /// Consumer groups; one lock, as group operations are not on the data path.
     pub(crate) groups: Mutex<crate::group::Groups>,
-    /// Group configs (GROUP resources) by group id: overrides of the broker's settings.
-    pub(crate) group_configs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     /// Held for the broker's lifetime: a second broker on the same directory is refused.
     _dir_lock: fs::File,
 }
@@ -68,102 +86,62 @@ const SEGMENT_FILE_SWEEP: Duration = Duration::from_secs(10);
 const SEGMENT_FILE_IDLE: Duration = Duration::from_secs(60);
 
 impl Broker {
-    /// Opens the data directory: metadata, then every partition's log (recovering after a crash).
+    /// Opens a single node: the embedded coordinator keeps its metadata in the data directory.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>> {
-        fs::create_dir_all(&config.data_dir)?;
-        let dir_lock = fs::File::create(config.data_dir.join(".lock"))?;
-        if dir_lock.try_lock().is_err() {
-            return Err(BrokerError::Storage(format!(
-                "data directory {} is in use by another broker",
-                config.data_dir.display()
-            )));
-        }
-        let meta = match MetadataFile::load(&config.data_dir)? {
-            Some(meta) => {
-                if meta.node_id != config.node_id {
-                    return Err(BrokerError::Storage(format!(
-                        "data directory {} belongs to node {}, not node {}",
-                        config.data_dir.display(),
-                        meta.node_id,
-                        config.node_id
-                    )));
-                }
-                meta
-            }
-            None => {
-                let meta = MetadataFile {
-                    cluster_id: Uuid::new_v4().simple().to_string()[..22].to_string(),
-                    node_id: config.node_id,
-                    topics: Vec::new(),
-                    producer_id_block_end: 0,
-                    group_configs: BTreeMap::new(),
-                };
-                meta.save(&config.data_dir)?;
-                meta
-            }
-        };
+        let dir_lock = lock_data_dir(&config.data_dir)?;
+        let coordinator = EmbeddedCoordinator::open(&config.data_dir, config.broker_info())
+            .map_err(BrokerError::Storage)?;
+        Broker::open_with(config, dir_lock, Arc::new(coordinator))
+    }
+
+    /// Opens the data directory (locked by `lock_data_dir`) as one broker of the cluster that
+    /// `coordinator` describes: the replicas placed here are opened (recovering after a
+    /// crash), directories of replicas no longer placed here are removed.
+    pub fn open_with(
+        config: BrokerConfig,
+        dir_lock: fs::File,
+        coordinator: Arc<dyn Coordinator>,
+    ) -> Result<Arc<Broker>> {
         let flusher = Flusher::start();
         let broker = Broker {
             config,
-            cluster_id: meta.cluster_id.clone(),
+            image: RwLock::new(Arc::new(MetadataImage {
+                revision: i64::MIN,
+                ..Default::default()
+            })),
+            coordinator,
             topics: RwLock::new(HashMap::new()),
+            apply: Mutex::new(Prepared::new()),
             admin: Mutex::new(()),
             flusher: flusher.clone(),
             appender: Appender::start(flusher),
             logs_closed: Mutex::new(false),
             groups: Mutex::new(Default::default()),
-            group_configs: Mutex::new(meta.group_configs.clone()),
-            producer_ids: Mutex::new(crate::producer_ids::ProducerIds::starting_at(
-                meta.producer_id_block_end,
-            )),
+            producer_ids: Mutex::new(Default::default()),
             _dir_lock: dir_lock,
         };
-        let mut topics = HashMap::new();
-        for record in &meta.topics {
-            let topic = broker.open_topic(record)?;
-            topics.insert(topic.name.clone(), Arc::new(topic));
-        }
-        broker.remove_orphan_dirs(&topics);
-        info!(topics = topics.len(), cluster_id = %broker.cluster_id, "broker state loaded");
-        *broker.topics.write() = topics;
+        broker.apply_image(broker.coordinator.image());
+        broker.remove_orphan_dirs(&broker.topics.read());
+        info!(topics = broker.topics.read().len(), cluster_id = %broker.cluster_id(), "broker state loaded");
         broker.load_groups()?;
         Ok(Arc::new(broker))
     }
 
-    /// Opens the logs of a topic described by `record`, creating missing partitions.
-    pub(crate) fn open_topic(&self, record: &TopicRecord) -> Result<Topic> {
-        let settings = TopicSettings {
-            overrides: record.configs.clone(),
-        };
-        let name: Arc<str> = Arc::from(record.name.as_str());
-        let mut partitions = Vec::with_capacity(record.partitions as usize);
-        for index in 0..record.partitions {
-            partitions.push(self.open_partition(&name, index, &settings)?);
-        }
-        Ok(Topic {
-            name,
-            id: record.id,
-            settings,
-            partitions,
-        })
-    }
-
-    /// Creates the logs of new partitions `from..to` of a topic. If one fails, the
+    /// Creates the logs of new partitions `indexes` of a topic. If one fails, the
     /// directories made so far are removed: a failed create leaves nothing behind.
     pub(crate) fn create_partitions_files(
         &self,
         topic: &Arc<str>,
-        from: i32,
-        to: i32,
+        indexes: &[i32],
         settings: &TopicSettings,
     ) -> Result<Vec<Arc<Partition>>> {
-        let mut created = Vec::with_capacity((to - from).max(0) as usize);
-        for index in from..to {
+        let mut created = Vec::with_capacity(indexes.len());
+        for (i, &index) in indexes.iter().enumerate() {
             match self.open_partition(topic, index, settings) {
                 Ok(p) => created.push(p),
                 Err(e) => {
                     drop(created);
-                    for index in from..=index {
+                    for &index in &indexes[..=i] {
                         let _ =
                             fs::remove_dir_all(partition_dir(&self.config.data_dir, topic, index));
                     }
@@ -201,12 +179,12 @@ impl Broker {
             let Some((topic, partition)) = name.rsplit_once('-') else {
                 continue;
             };
-            let Ok(partition) = partition.parse::<usize>() else {
+            let Ok(partition) = partition.parse::<i32>() else {
                 continue;
             };
             let known = topics
                 .get(topic)
-                .is_some_and(|t| partition < t.partitions.len());
+                .is_some_and(|t| t.partition(partition).is_some());
             if !known && entry.path().is_dir() {
                 warn!(dir = %name, "removing the directory of a deleted topic");
                 let _ = fs::remove_dir_all(entry.path());
@@ -227,6 +205,29 @@ impl Broker {
         self.topics.read().values().find(|t| t.id == id).cloned()
     }
 
+    /// Whether this broker is the controller, which alone changes metadata.
+    pub fn is_controller(&self) -> bool {
+        self.coordinator.is_controller()
+    }
+
+    pub fn coordinator_status(&self) -> sluice_cluster::CoordinatorStatus {
+        self.coordinator.status()
+    }
+
+    /// Follows the coordinator's images until the broker is dropped: each is applied to the
+    /// hosted replicas (on the blocking pool: it opens and deletes files).
+    fn follow_images(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let mut images = self.coordinator.watch();
+        tokio::spawn(async move {
+            while images.changed().await.is_ok() {
+                let image = images.borrow_and_update().clone();
+                let Some(broker) = weak.upgrade() else { return };
+                let _ = tokio::task::spawn_blocking(move || broker.apply_image(image)).await;
+            }
+        });
+    }
+
     /// All topics, sorted by name.
     pub fn topics(&self) -> Vec<Arc<Topic>> {
         let mut all: Vec<_> = self.topics.read().values().cloned().collect();
@@ -234,23 +235,10 @@ impl Broker {
         all
     }
 
-    pub(crate) fn save_metadata(&self, topics: &HashMap<Arc<str>, Arc<Topic>>) -> Result<()> {
-        let mut records: Vec<_> = topics.values().map(|t| t.record()).collect();
-        records.sort_by(|a, b| a.name.cmp(&b.name));
-        MetadataFile {
-            cluster_id: self.cluster_id.clone(),
-            node_id: self.config.node_id,
-            topics: records,
-            producer_id_block_end: self.producer_ids.lock().block_end,
-            group_configs: self.group_configs.lock().clone(),
-        }
-        .save(&self.config.data_dir)
-        .map_err(|e| BrokerError::Storage(format!("writing meta.json: {e}")))
-    }
-
     /// Starts the background work: relaxed-policy flushes, group session and rebalance
     /// timers, offset expiry. Each task ends when the broker is dropped.
     pub fn spawn_background_tasks(self: &Arc<Self>) {
+        self.follow_images();
         let ms = Duration::from_millis;
         self.every(ms(self.config.flush_scheduler_interval_ms()), false, |b| {
             b.flush_due_partitions()
@@ -421,6 +409,12 @@ impl Broker {
         }
     }
 
+    /// Leaves the cluster: the registration (and the controller role, if held) goes at once,
+    /// so the others need not wait for it to expire.
+    pub async fn leave_cluster(&self) {
+        self.coordinator.leave().await;
+    }
+
     /// Syncs and closes every log, leaving clean-shutdown markers.
     pub fn shutdown(&self) {
         // Appends already accepted reach their logs before the logs close, and no checkpoint
@@ -490,7 +484,11 @@ pub(crate) mod tests {
         let p = topic.partitions[0].clone();
         let batch = sluice_log::batch::build_batch(1, &[(None, Some(b"v"))]);
         let pending: Vec<_> = (0..200)
-            .map(|_| broker.append(&p, batch.clone().into(), -1).unwrap())
+            .map(|_| {
+                broker
+                    .append(&p, batch.clone().into(), -1, crate::AppendOrigin::Client)
+                    .unwrap()
+            })
             .collect();
         let mut offsets = Vec::new();
         for w in pending {
@@ -523,7 +521,9 @@ pub(crate) mod tests {
             .unwrap();
         let p = topic.partitions[0].clone();
         let batch = sluice_log::batch::build_batch(1, &[(None, Some(b"v"))]);
-        let pending = broker.append(&p, batch.into(), 1).unwrap();
+        let pending = broker
+            .append(&p, batch.into(), 1, crate::AppendOrigin::Client)
+            .unwrap();
         let info = pending.wait().await.unwrap();
         // Once acknowledged, the log's flushed point covers the record.
         assert!(p.log().flushed_offset() > info.last_offset);

@@ -113,6 +113,34 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "create unknown topics when clients ask for their metadata",
     ),
     (
+        "default.replication.factor",
+        "1",
+        ConfigType::Int,
+        Range::Between(1, 32767),
+        "replicas of a topic created without a replication factor (auto-created ones too)",
+    ),
+    (
+        "offsets.topic.replication.factor",
+        "1",
+        ConfigType::Int,
+        Range::Between(1, 32767),
+        "replicas of each __consumer_offsets partition",
+    ),
+    (
+        "broker.session.timeout.ms",
+        "9000",
+        ConfigType::Int,
+        Range::Between(2000, 3_600_000),
+        "in a cluster: how long a broker that stopped answering the coordination service stays registered (whole seconds)",
+    ),
+    (
+        "broker.rack",
+        "",
+        ConfigType::String,
+        Range::Any,
+        "this broker's rack: replicas of a partition go to different racks where they can",
+    ),
+    (
         "num.partitions",
         "1",
         ConfigType::Int,
@@ -410,6 +438,30 @@ impl BrokerConfig {
             .unwrap_or_else(|| panic!("{name} is not a known setting"))
     }
 
+    /// What this broker registers as: node id, advertised address, rack.
+    pub fn broker_info(&self) -> sluice_cluster::BrokerInfo {
+        let rack = self.broker_value("broker.rack");
+        sluice_cluster::BrokerInfo {
+            node_id: self.node_id,
+            host: self.advertised.0.clone(),
+            port: self.advertised.1,
+            rack: (!rack.is_empty()).then(|| rack.to_string()),
+        }
+    }
+    pub fn broker_session_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.int_setting("broker.session.timeout.ms", 9000)
+                .max(2000) as u64,
+        )
+    }
+    pub fn default_replication_factor(&self) -> i16 {
+        self.int_setting("default.replication.factor", 1)
+            .clamp(1, i16::MAX as i64) as i16
+    }
+    pub fn offsets_topic_replication_factor(&self) -> i16 {
+        self.int_setting("offsets.topic.replication.factor", 1)
+            .clamp(1, i16::MAX as i64) as i16
+    }
     pub fn auto_create_topics(&self) -> bool {
         self.broker_value("auto.create.topics.enable") == "true"
     }

@@ -5,6 +5,21 @@ use sluice_log::{LogError, RecordError};
 pub enum BrokerError {
     #[error("unknown topic or partition")]
     UnknownTopicOrPartition,
+    /// Another broker leads the partition (-1: it is not known which).
+    #[error("this broker does not lead the partition (its leader is broker {leader})")]
+    NotLeaderOrFollower { leader: i32, leader_epoch: i32 },
+    #[error("the partition has no live leader")]
+    LeaderNotAvailable,
+    #[error("leader epoch {0} is older than the partition's")]
+    FencedLeaderEpoch(i32),
+    #[error("leader epoch {0} is newer than this broker knows")]
+    UnknownLeaderEpoch(i32),
+    /// Metadata changes are the controller's: this broker is not it.
+    #[error("this broker is not the controller")]
+    NotController,
+    #[error("this broker is not the group's coordinator")]
+    NotCoordinator,
+
     #[error("topic {0} already exists")]
     TopicAlreadyExists(String),
     #[error("invalid topic name: {0}")]
@@ -122,3 +137,16 @@ impl From<std::io::Error> for BrokerError {
 }
 
 pub type Result<T> = std::result::Result<T, BrokerError>;
+
+impl From<sluice_cluster::CoordinatorError> for BrokerError {
+    fn from(e: sluice_cluster::CoordinatorError) -> Self {
+        use sluice_cluster::CoordinatorError as C;
+        match e {
+            C::NotController => BrokerError::NotController,
+            // Another change won the race: the client retries against the new state.
+            C::Conflict(m) => BrokerError::InvalidRequest(m),
+            C::Unavailable(m) => BrokerError::Storage(format!("coordination service: {m}")),
+            C::Storage(m) => BrokerError::Storage(m),
+        }
+    }
+}

@@ -12,15 +12,16 @@ pub mod group;
 mod partition;
 mod produce;
 mod producer_ids;
+mod replicas;
 mod topic;
 
 pub use admin::{ConfigEntry, ConfigOp, MAX_PARTITIONS_PER_TOPIC};
-pub use broker::Broker;
+pub use broker::{lock_data_dir, Broker};
 pub use config::{BrokerConfig, ConfigSource, ConfigType, FlushPolicy};
 pub use error::{BrokerError, Result};
 pub use fetch::{fetch, FetchTarget, FetchedPartition};
 pub use partition::{Partition, PartitionOffsets};
-pub use produce::PendingAppend;
+pub use produce::{AppendOrigin, PendingAppend};
 pub use topic::{is_internal_topic, validate_topic_name, Topic};
 
 /// Wall-clock milliseconds since the Unix epoch.

@@ -1,6 +1,6 @@
 //! One partition: its log behind a mutex, and a watch channel that wakes long-polling fetches.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -24,6 +24,8 @@ pub struct Partition {
     /// Last time a flush of this partition was requested, in ms since the Unix epoch.
     last_flush_ms: AtomicU64,
     high_watermark: watch::Sender<i64>,
+    /// The leader epoch this replica was last told (stamped on the batches it appends).
+    leader_epoch: AtomicI32,
 }
 
 /// What a fetch needs to know about a partition besides its data.
@@ -45,11 +47,20 @@ impl Partition {
             unflushed_messages: AtomicU64::new(0),
             last_flush_ms: AtomicU64::new(crate::now_ms() as u64),
             high_watermark: watch::channel(hw).0,
+            leader_epoch: AtomicI32::new(0),
         }
     }
 
     pub fn log(&self) -> parking_lot::MutexGuard<'_, Log> {
         self.log.lock()
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Relaxed)
+    }
+
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.leader_epoch.store(epoch, Ordering::Relaxed);
     }
 
     pub fn flush_policy(&self) -> FlushPolicy {

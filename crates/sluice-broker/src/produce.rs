@@ -29,6 +29,14 @@ impl PendingAppend {
     }
 }
 
+/// Who appends: a client's Produce, or the broker itself for an internal topic (group
+/// records). Part 2 adds the follower path, which keeps the leader's offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    Client,
+    Coordinator,
+}
+
 impl Broker {
     /// Checks `records` now (framing, CRC, size, then every record as Kafka's LogValidator
     /// does) and queues them for the append stage. Invalid batches are refused here, on the
@@ -38,9 +46,16 @@ impl Broker {
         partition: &Arc<Partition>,
         records: Bytes,
         acks: i16,
+        origin: AppendOrigin,
     ) -> Result<PendingAppend> {
         if !matches!(acks, -1..=1) {
             return Err(BrokerError::InvalidRequiredAcks(acks));
+        }
+        if origin == AppendOrigin::Client && crate::topic::is_internal_topic(&partition.topic) {
+            return Err(BrokerError::InvalidTopic(format!(
+                "{} is internal: only the broker writes to it",
+                partition.topic
+            )));
         }
         let (max_bytes, rules, compression) = {
             let log = partition.log();

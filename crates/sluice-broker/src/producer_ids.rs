@@ -1,24 +1,16 @@
-//! InitProducerId for idempotent producers: unique producer ids, handed out in blocks whose
-//! end is recorded in meta.json before any id of the block is used.
+//! InitProducerId for idempotent producers: unique producer ids, taken in blocks that the
+//! coordinator reserves (durably, cluster-wide) before any id of the block is used.
 
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
 
 const BLOCK: i64 = 1000;
 
+/// The rest of this broker's current block: `next..block_end` (empty at start).
+#[derive(Default)]
 pub struct ProducerIds {
     next: i64,
-    pub(crate) block_end: i64,
-}
-
-impl ProducerIds {
-    /// After a restart, continue after every id that may have been given out.
-    pub fn starting_at(block_end: i64) -> ProducerIds {
-        ProducerIds {
-            next: block_end,
-            block_end,
-        }
-    }
+    block_end: i64,
 }
 
 impl Broker {
@@ -39,7 +31,10 @@ impl Broker {
             ));
         }
         if producer_id >= 0 && epoch >= 0 {
-            if producer_id >= self.producer_ids.lock().next {
+            // Ids from before a restart, or from another broker, are not known here: Kafka
+            // only checks the epoch against the producer's state, which this broker may not have.
+            let ids = self.producer_ids.lock();
+            if (ids.next..ids.block_end).contains(&producer_id) {
                 return Err(BrokerError::InvalidRequest(format!(
                     "producer id {producer_id} was never given out"
                 )));
@@ -48,17 +43,13 @@ impl Broker {
                 return Ok((producer_id, epoch + 1));
             }
         }
-        let _admin = self.admin.lock();
-        let extend = {
-            let ids = self.producer_ids.lock();
-            ids.next >= ids.block_end
-        };
-        if extend {
-            self.producer_ids.lock().block_end += BLOCK;
-            let topics = self.topics.read().clone();
-            self.save_metadata(&topics)?;
-        }
         let mut ids = self.producer_ids.lock();
+        if ids.next >= ids.block_end {
+            // Reserving is one small durable write; rare enough to hold the lock across.
+            let start = futures::executor::block_on(self.coordinator.allocate_producer_ids(BLOCK))?;
+            ids.next = start;
+            ids.block_end = start + BLOCK;
+        }
         let id = ids.next;
         ids.next += 1;
         Ok((id, 0))
@@ -78,7 +69,7 @@ mod tests {
         assert_ne!(a, c);
         assert_eq!(ea, 0);
         assert_eq!(b.init_producer_id(None, a, 0).unwrap(), (a, 1));
-        assert!(b.init_producer_id(None, 999_999, 0).is_err());
+        assert!(b.init_producer_id(None, c + 1, 0).is_err());
         assert!(b.init_producer_id(Some("tx"), -1, -1).is_err());
         drop(b);
         let b = broker(dir.path());

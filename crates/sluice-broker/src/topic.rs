@@ -1,12 +1,8 @@
-//! Topics: their partitions and settings, and the metadata file that makes them durable.
+//! A topic as this broker hosts it: its settings and the replicas placed here.
 
-use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::TopicSettings;
@@ -17,27 +13,23 @@ pub struct Topic {
     pub name: Arc<str>,
     pub id: Uuid,
     pub settings: TopicSettings,
+    /// How many partitions the topic has, cluster-wide.
+    pub partition_count: i32,
+    /// The replicas this broker hosts, by partition index (all of them on a single node).
     pub partitions: Vec<Arc<Partition>>,
 }
 
 impl Topic {
+    /// The hosted replica of partition `index`, if this broker has one.
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index)
+        self.partitions
+            .binary_search_by_key(&index, |p| p.index)
             .ok()
-            .and_then(|i| self.partitions.get(i))
+            .map(|i| &self.partitions[i])
     }
 
     pub fn is_internal(&self) -> bool {
         is_internal_topic(&self.name)
-    }
-
-    pub fn record(&self) -> TopicRecord {
-        TopicRecord {
-            name: self.name.to_string(),
-            id: self.id,
-            partitions: self.partitions.len() as i32,
-            configs: self.settings.overrides.clone(),
-        }
     }
 }
 
@@ -79,59 +71,6 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
 
 pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
-}
-
-/// What the metadata file keeps of a topic.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TopicRecord {
-    pub name: String,
-    pub id: Uuid,
-    pub partitions: i32,
-    #[serde(default)]
-    pub configs: BTreeMap<String, String>,
-}
-
-/// The single-node metadata: cluster identity and topics, in `<data-dir>/meta.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MetadataFile {
-    pub cluster_id: String,
-    pub node_id: i32,
-    pub topics: Vec<TopicRecord>,
-    /// Producer ids below this may have been handed out; allocation continues from here
-    /// after a restart, so no id is ever given twice.
-    #[serde(default)]
-    pub producer_id_block_end: i64,
-    /// Group configs by group id (GROUP config resources), overrides only.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
-}
-
-impl MetadataFile {
-    pub fn path(data_dir: &Path) -> PathBuf {
-        data_dir.join("meta.json")
-    }
-
-    pub fn load(data_dir: &Path) -> std::io::Result<Option<MetadataFile>> {
-        match fs::read(Self::path(data_dir)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("meta.json: {e}"))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Writes through a temporary file and a rename, both synced, so a crash leaves either
-    /// the old or the new file.
-    pub fn save(&self, data_dir: &Path) -> std::io::Result<()> {
-        let path = Self::path(data_dir);
-        let tmp = path.with_extension("json.tmp");
-        let mut f = File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(self).expect("metadata serializes"))?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        File::open(data_dir)?.sync_all()
-    }
 }
 
 #[cfg(test)]

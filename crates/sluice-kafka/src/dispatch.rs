@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, MetadataRequest, RequestHeader};
 use kafka_protocol::protocol::Decodable;
 
 use crate::handlers;
@@ -29,6 +29,35 @@ fn blocking(
             .await
             .unwrap_or_else(|e| Response::Close(format!("request handler failed: {e}")))
     })
+}
+
+/// The controller's address if this request must be served there: metadata changes, and
+/// requests that would create a topic (Metadata with auto-creation, FindCoordinator before
+/// `__consumer_offsets` exists) on a broker that is not the controller.
+fn needs_forwarding(
+    ctx: &Context,
+    api: ApiKey,
+    version: i16,
+    body: &Bytes,
+) -> Option<(String, u16)> {
+    if ctx.broker.is_controller() {
+        return None;
+    }
+    let creates = match api {
+        _ if crate::forward::is_controller_api(api) => true,
+        ApiKey::Metadata => {
+            let probe = Reply::probe(api, version);
+            MetadataRequest::decode(&mut body.clone(), version)
+                .is_ok_and(|req| handlers::metadata::may_create_topics(ctx, &probe, &req))
+        }
+        ApiKey::FindCoordinator => FindCoordinatorRequest::decode(&mut body.clone(), version)
+            .is_ok_and(|req| handlers::find_coordinator::may_create_offsets_topic(ctx, &req)),
+        _ => false,
+    };
+    if !creates {
+        return None;
+    }
+    crate::forward::controller_elsewhere(ctx)
 }
 
 /// Kafka accepts any bytes as a client id; the header decoder wants UTF-8. An invalid client
@@ -65,6 +94,7 @@ pub fn dispatch(
     mut frame: Bytes,
 ) -> Result<ResponseFuture, String> {
     // The connection only hands over frames of at least 8 bytes.
+    let original = frame.clone();
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let api = ApiKey::try_from(key).map_err(|_| format!("unknown API key {key}"))?;
@@ -84,6 +114,9 @@ pub fn dispatch(
     if !versions::implemented(api, version) {
         return Err(format!("{api:?} v{version} is not supported"));
     }
+    if let Some(controller) = needs_forwarding(ctx, api, version, &body) {
+        return Ok(crate::forward::to_controller(controller, api, original));
+    }
     Ok(match api {
         ApiKey::ApiVersions => ready(handlers::api_versions::handle(
             &reply,
@@ -101,11 +134,16 @@ pub fn dispatch(
             handlers::produce::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
         }
         ApiKey::Fetch => handlers::fetch::handle(ctx, reply.clone(), decode(&mut body, &reply)?),
-        ApiKey::FindCoordinator => ready(handlers::find_coordinator::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
+        ApiKey::FindCoordinator => {
+            let req = decode(&mut body, &reply)?;
+            if handlers::find_coordinator::may_create_offsets_topic(ctx, &req) {
+                blocking(ctx, move |ctx| {
+                    handlers::find_coordinator::handle(ctx, &reply, req)
+                })
+            } else {
+                ready(handlers::find_coordinator::handle(ctx, &reply, req))
+            }
+        }
         ApiKey::ListOffsets => ready(handlers::list_offsets::handle(
             ctx,
             &reply,

@@ -7,6 +7,12 @@ use sluice_broker::BrokerError;
 pub fn code(e: &BrokerError) -> i16 {
     let r = match e {
         BrokerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        BrokerError::NotLeaderOrFollower { .. } => ResponseError::NotLeaderOrFollower,
+        BrokerError::LeaderNotAvailable => ResponseError::LeaderNotAvailable,
+        BrokerError::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch,
+        BrokerError::UnknownLeaderEpoch(_) => ResponseError::UnknownLeaderEpoch,
+        BrokerError::NotController => ResponseError::NotController,
+        BrokerError::NotCoordinator => ResponseError::NotCoordinator,
         BrokerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
         BrokerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
         BrokerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,

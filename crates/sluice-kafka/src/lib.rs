@@ -7,8 +7,10 @@ mod connection;
 mod dispatch;
 mod errors;
 mod fetch_frame;
+mod forward;
 pub mod fuzzing;
 mod handlers;
+mod leaders;
 mod reply;
 pub mod versions;
 

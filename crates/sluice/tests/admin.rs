@@ -26,10 +26,17 @@ use rdkafka::types::RDKafkaErrorCode;
 
 const T: Duration = Duration::from_secs(10);
 
+/// The client topics a listing shows (the consumer's FindCoordinator creates
+/// `__consumer_offsets`, which Kafka lists too).
 fn topic_names(broker: &Broker) -> Vec<String> {
     let consumer = broker.consumer(&[]);
     let md = consumer.fetch_metadata(None, T).unwrap();
-    let mut names: Vec<String> = md.topics().iter().map(|t| t.name().to_string()).collect();
+    let mut names: Vec<String> = md
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .filter(|n| n != "__consumer_offsets")
+        .collect();
     names.sort();
     names
 }

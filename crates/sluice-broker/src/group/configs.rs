@@ -8,6 +8,7 @@ use crate::admin::{ConfigEntry, ConfigOp};
 use crate::broker::Broker;
 use crate::config::{validate_value, BrokerConfig, ConfigSource, ConfigType, Range};
 use crate::error::{BrokerError, Result};
+use sluice_cluster::MetadataChange;
 
 /// One group setting: its name, where its default comes from, and its allowed values.
 pub struct GroupConfigDef {
@@ -57,7 +58,8 @@ impl Broker {
         if group.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
-        let all = self.group_configs.lock();
+        let image = self.image();
+        let all = &image.group_configs;
         Ok(GROUP_CONFIGS
             .iter()
             .map(|def| {
@@ -84,8 +86,13 @@ impl Broker {
             return Err(BrokerError::InvalidGroupId);
         }
         let _admin = self.admin.lock();
-        let mut all = self.group_configs.lock().clone();
-        let overrides = all.entry(group.to_string()).or_default();
+        let mut overrides = self
+            .coordinator
+            .image()
+            .group_configs
+            .get(group)
+            .cloned()
+            .unwrap_or_default();
         for op in ops {
             match op {
                 ConfigOp::Set(name, v) => {
@@ -113,7 +120,7 @@ impl Broker {
         let get = |name| {
             value(
                 &self.config,
-                Some(overrides),
+                Some(&overrides),
                 group_config_def(name).expect("known"),
             )
             .0
@@ -133,20 +140,19 @@ impl Broker {
                 )));
             }
         }
-        if overrides.is_empty() {
-            all.remove(group);
-        }
         if validate_only {
             return Ok(());
         }
-        *self.group_configs.lock() = all;
-        let topics = self.topics.read().clone();
-        self.save_metadata(&topics)
+        self.commit_change(MetadataChange::SetGroupConfigs(
+            group.to_string(),
+            overrides,
+        ))
     }
 
     /// The KIP-848 session timeout and heartbeat interval of `group`, in ms.
     pub(crate) fn consumer_group_timing(&self, group: &str) -> (u64, i32) {
-        let all = self.group_configs.lock();
+        let image = self.image();
+        let all = &image.group_configs;
         let get = |name: &str| {
             value(
                 &self.config,

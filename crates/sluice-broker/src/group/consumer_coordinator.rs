@@ -68,7 +68,7 @@ impl Broker {
             .iter()
             .filter_map(|t| {
                 self.topic(t)
-                    .map(|topic| (t.clone(), topic.partitions.len() as i32))
+                    .map(|topic| (t.clone(), topic.partition_count))
             })
             .collect()
     }
@@ -80,6 +80,7 @@ impl Broker {
         if req.group_id.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
+        self.check_coordinator(&req.group_id)?;
         if let Some(a) = &req.server_assignor {
             if !ASSIGNORS.contains(&a.as_str()) {
                 return Err(BrokerError::UnsupportedAssignor(format!(

@@ -55,6 +55,9 @@ impl Broker {
     }
 
     pub async fn join_group(&self, req: JoinRequest) -> JoinOutcome {
+        if let Err(e) = self.check_coordinator(&req.group_id) {
+            return Err((e, req.member_id));
+        }
         let step = {
             let mut groups = self.groups.lock();
             self.join_locked(&mut groups, req)
@@ -199,6 +202,7 @@ impl Broker {
     }
 
     pub async fn sync_group(&self, req: SyncRequest) -> SyncOutcome {
+        self.check_coordinator(&req.group_id)?;
         let step = {
             let mut groups = self.groups.lock();
             self.sync_locked(&mut groups, req)
@@ -265,6 +269,7 @@ impl Broker {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<()> {
+        self.check_coordinator(group_id)?;
         let mut groups = self.groups.lock();
         let group = groups
             .get_mut(group_id)
@@ -289,6 +294,7 @@ impl Broker {
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Result<()>>> {
+        self.check_coordinator(group_id)?;
         let mut groups = self.groups.lock();
         let group = groups
             .get_mut(group_id)

@@ -85,7 +85,7 @@ fn record(key: Vec<u8>, value: Option<Vec<u8>>) -> (Vec<u8>, Option<Vec<u8>>) {
 
 impl Broker {
     /// The `__consumer_offsets` topic, created on first use with the broker's settings.
-    pub(crate) fn offsets_topic(&self) -> Result<Arc<Topic>> {
+    pub fn offsets_topic(&self) -> Result<Arc<Topic>> {
         if let Some(t) = self.topic(OFFSETS_TOPIC) {
             return Ok(t);
         }
@@ -97,7 +97,7 @@ impl Broker {
         match self.create_topic_as_broker(
             OFFSETS_TOPIC,
             self.config.offsets_topic_num_partitions(),
-            1,
+            -1,
             configs,
             false,
         ) {
@@ -105,17 +105,56 @@ impl Broker {
             Err(BrokerError::TopicAlreadyExists(_)) => self
                 .topic(OFFSETS_TOPIC)
                 .ok_or(BrokerError::CoordinatorNotAvailable),
+            // Another broker creates it (the Kafka front end asks the controller).
+            Err(BrokerError::NotController) => Err(BrokerError::CoordinatorNotAvailable),
             Err(e) => Err(e),
         }
     }
 
-    fn offsets_partition(&self, group: &str) -> Result<Arc<Partition>> {
-        let topic = self.offsets_topic()?;
-        let index = records::partition_for(group, topic.partitions.len() as i32);
-        topic
-            .partition(index)
+    /// The broker that coordinates `group`: the leader of its `__consumer_offsets`
+    /// partition. COORDINATOR_NOT_AVAILABLE while the topic does not exist or the
+    /// partition has no live leader.
+    pub fn group_coordinator(&self, group: &str) -> Result<sluice_cluster::BrokerInfo> {
+        let image = self.image();
+        let topic = image
+            .topic(OFFSETS_TOPIC)
+            .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        let index = records::partition_for(group, topic.partition_count());
+        image
+            .live_leader(OFFSETS_TOPIC, index)
             .cloned()
             .ok_or(BrokerError::CoordinatorNotAvailable)
+    }
+
+    /// Ok if this broker coordinates `group` (or `__consumer_offsets` does not exist yet:
+    /// the group's first write creates it); NOT_COORDINATOR if another broker does,
+    /// COORDINATOR_NOT_AVAILABLE while its partition has no live leader.
+    pub fn check_coordinator(&self, group: &str) -> Result<()> {
+        let image = self.image();
+        let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
+        let index = records::partition_for(group, topic.partition_count());
+        match topic.partition(index) {
+            Some(p) if p.leader == self.config.node_id => Ok(()),
+            Some(p) if image.brokers.contains_key(&p.leader) => Err(BrokerError::NotCoordinator),
+            _ => Err(BrokerError::CoordinatorNotAvailable),
+        }
+    }
+
+    /// The offsets partition of `group`, if this broker leads it (NOT_COORDINATOR if another
+    /// does).
+    fn offsets_partition(&self, group: &str) -> Result<Arc<Partition>> {
+        let topic = self.offsets_topic()?;
+        let index = records::partition_for(group, topic.partition_count);
+        self.local_leader(OFFSETS_TOPIC, index, -1)
+            .map_err(|e| match e {
+                BrokerError::NotLeaderOrFollower { .. } => BrokerError::NotCoordinator,
+                BrokerError::LeaderNotAvailable | BrokerError::UnknownTopicOrPartition => {
+                    BrokerError::CoordinatorNotAvailable
+                }
+                e => e,
+            })
     }
 
     /// Appends records for `group` to its `__consumer_offsets` partition (one batch).
@@ -130,7 +169,12 @@ impl Broker {
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
             .collect();
         let batch = batch::build_batch(crate::now_ms(), &kv);
-        self.append(&partition, batch.into(), -1)
+        self.append(
+            &partition,
+            batch.into(),
+            -1,
+            crate::AppendOrigin::Coordinator,
+        )
     }
 
     /// Writes the group's metadata (after a rebalance, or when it empties). Not awaited: a
@@ -157,6 +201,7 @@ impl Broker {
         if group_id.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
+        self.check_coordinator(group_id)?;
         let max_metadata = self.config.offset_metadata_max_bytes();
         let (results, pending) = {
             let mut groups = self.groups.lock();
@@ -197,7 +242,7 @@ impl Broker {
                 .map(|c| {
                     let known = self
                         .topic(&c.topic)
-                        .is_some_and(|t| t.partition(c.partition).is_some());
+                        .is_some_and(|t| (0..t.partition_count).contains(&c.partition));
                     if !known {
                         return Err(BrokerError::UnknownTopicOrPartition);
                     }
@@ -366,6 +411,7 @@ impl Broker {
 
     /// DeleteGroups: only groups without members; their offsets and metadata get tombstones.
     pub async fn delete_group(&self, group_id: &str) -> Result<()> {
+        self.check_coordinator(group_id)?;
         let pending = {
             let mut groups = self.groups.lock();
             let g = groups.get(group_id).ok_or(BrokerError::GroupIdNotFound)?;
@@ -395,6 +441,7 @@ impl Broker {
         partitions: Vec<(String, i32)>,
         subscribed: &HashSet<String>,
     ) -> Result<Vec<Result<()>>> {
+        self.check_coordinator(group_id)?;
         let (results, pending) = {
             let mut groups = self.groups.lock();
             let g = groups
@@ -596,11 +643,16 @@ mod tests {
             1,
             &[(None, Some(b"v")), (None, Some(b"w")), (None, Some(b"x"))],
         );
-        b.append(&t.partitions[0], batch.into(), -1)
-            .unwrap()
-            .wait()
-            .await
-            .unwrap();
+        b.append(
+            &t.partitions[0],
+            batch.into(),
+            -1,
+            crate::AppendOrigin::Client,
+        )
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
         let r = b
             .commit_offsets(
                 "g",

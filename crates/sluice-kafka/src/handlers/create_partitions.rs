@@ -11,20 +11,15 @@ use crate::Context;
 pub const VERSIONS: (i16, i16) = (0, 3);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: CreatePartitionsRequest) -> Response {
-    let node = ctx.broker.config.node_id;
     let results = req
         .topics
         .into_iter()
         .map(|t| {
-            let bad_assignment = t
-                .assignments
-                .iter()
-                .flatten()
-                .any(|a| a.broker_ids.iter().any(|b| b.0 != node));
-            let result = if bad_assignment {
-                Err(sluice_broker::BrokerError::InvalidRequest(format!(
-                    "new partitions can only be placed on this broker ({node})"
-                )))
+            let result = if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
+                // Placement of new partitions is the controller's; explicit ones come later.
+                Err(sluice_broker::BrokerError::InvalidReplicaAssignment(
+                    "explicit assignments of new partitions are not supported yet: leave them to the controller".into(),
+                ))
             } else {
                 ctx.broker
                     .create_partitions(&t.name, t.count, req.validate_only)

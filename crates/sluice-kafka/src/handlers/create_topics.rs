@@ -19,34 +19,12 @@ pub const VERSIONS: (i16, i16) = (2, 7);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Response {
     let broker = &ctx.broker;
-    let node = broker.config.node_id;
     let results = req
         .topics
         .into_iter()
         .map(|t| {
             let mut result = CreatableTopicResult::default().with_name(t.name.clone());
             let created = (|| {
-                let mut partitions = t.num_partitions;
-                if !t.assignments.is_empty() {
-                    if partitions != -1 || t.replication_factor != -1 {
-                        return Err(BrokerError::InvalidReplicaAssignment(
-                            "give either assignments or partitions and replication factor".into(),
-                        ));
-                    }
-                    let mut seen: Vec<i32> =
-                        t.assignments.iter().map(|a| a.partition_index).collect();
-                    seen.sort_unstable();
-                    if seen != (0..seen.len() as i32).collect::<Vec<_>>()
-                        || t.assignments.iter().any(|a| {
-                            a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() != 1
-                        })
-                    {
-                        return Err(BrokerError::InvalidReplicaAssignment(format!(
-                            "assignments must place partitions 0..n on this broker ({node}) only"
-                        )));
-                    }
-                    partitions = t.assignments.len() as i32;
-                }
                 let mut configs = BTreeMap::new();
                 for c in &t.configs {
                     let value = c.value.as_ref().ok_or_else(|| {
@@ -54,13 +32,42 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Respons
                     })?;
                     configs.insert(c.name.to_string(), value.to_string());
                 }
-                broker.create_topic(
-                    &t.name,
-                    partitions,
-                    t.replication_factor,
-                    configs,
-                    req.validate_only,
-                )
+                if t.assignments.is_empty() {
+                    return broker.create_topic(
+                        &t.name,
+                        t.num_partitions,
+                        t.replication_factor,
+                        configs,
+                        req.validate_only,
+                    );
+                }
+                if t.num_partitions != -1 || t.replication_factor != -1 {
+                    return Err(BrokerError::InvalidRequest(
+                        "give either assignments or partitions and replication factor".into(),
+                    ));
+                }
+                let mut assignments: Vec<_> = t
+                    .assignments
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.partition_index,
+                            a.broker_ids.iter().map(|b| b.0).collect(),
+                        )
+                    })
+                    .collect();
+                assignments.sort_by_key(|(p, _)| *p);
+                if assignments
+                    .iter()
+                    .enumerate()
+                    .any(|(i, (p, _))| *p != i as i32)
+                {
+                    return Err(BrokerError::InvalidReplicaAssignment(
+                        "assignments must name partitions 0..n, each once".into(),
+                    ));
+                }
+                let replicas = assignments.into_iter().map(|(_, r)| r).collect();
+                broker.create_topic_assigned(&t.name, replicas, configs, req.validate_only)
             })();
             match created {
                 Ok(topic) => {
@@ -72,9 +79,13 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Respons
                             t.num_partitions
                         }
                     } else {
-                        topic.partitions.len() as i32
+                        topic.partition_count
                     };
-                    result.replication_factor = 1;
+                    result.replication_factor = broker
+                        .image()
+                        .topic(&t.name)
+                        .and_then(|m| m.partitions.first())
+                        .map_or(1, |p| p.replicas.len() as i16);
                     if !req.validate_only {
                         if let Ok(entries) = broker.describe_topic_configs(&t.name) {
                             result.configs = Some(

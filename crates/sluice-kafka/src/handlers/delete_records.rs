@@ -4,7 +4,6 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
-use sluice_broker::BrokerError;
 
 use crate::errors;
 use crate::reply::{Reply, Response};
@@ -19,16 +18,13 @@ pub fn handle(ctx: &Context, reply: &Reply, req: DeleteRecordsRequest) -> Respon
         .topics
         .into_iter()
         .map(|t| {
-            let topic = broker.topic(&t.name);
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let result = topic
-                        .as_ref()
-                        .and_then(|topic| topic.partition(p.partition_index))
-                        .ok_or(BrokerError::UnknownTopicOrPartition)
-                        .and_then(|part| broker.delete_records(part, p.offset));
+                    let result = broker
+                        .local_leader(&t.name, p.partition_index, -1)
+                        .and_then(|part| broker.delete_records(&part, p.offset));
                     let r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
                     match result {

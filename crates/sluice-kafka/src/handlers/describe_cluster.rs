@@ -1,4 +1,4 @@
-//! DescribeCluster (60): this broker, as the whole cluster and its controller.
+//! DescribeCluster (60): the live brokers and the controller.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -11,20 +11,27 @@ use crate::Context;
 pub const VERSIONS: (i16, i16) = (0, 2);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: DescribeClusterRequest) -> Response {
-    let config = &ctx.broker.config;
-    let broker = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(config.node_id))
-        .with_host(str(&config.advertised.0))
-        .with_port(config.advertised.1 as i32);
+    let image = ctx.broker.image();
+    let brokers = image
+        .brokers
+        .values()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.node_id))
+                .with_host(str(&b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.as_deref().map(str))
+        })
+        .collect();
     let ops = if req.include_cluster_authorized_operations {
         CLUSTER_OPERATIONS
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };
     let mut response = DescribeClusterResponse::default()
-        .with_cluster_id(str(&ctx.broker.cluster_id))
-        .with_controller_id(BrokerId(config.node_id))
-        .with_brokers(vec![broker])
+        .with_cluster_id(str(&image.cluster_id))
+        .with_controller_id(BrokerId(image.controller_id))
+        .with_brokers(brokers)
         .with_cluster_authorized_operations(ops);
     if reply.version >= 1 {
         response.endpoint_type = req.endpoint_type;

@@ -28,6 +28,10 @@ pub fn handle(ctx: &Context, reply: &Reply, req: DescribeGroupsRequest) -> Respo
             if reply.version >= 3 {
                 described.authorized_operations = ops;
             }
+            if let Err(e) = ctx.broker.check_coordinator(&id) {
+                described.error_code = crate::errors::code(&e);
+                return described;
+            }
             match ctx.broker.describe_group(&id) {
                 None => {
                     described.group_state = str("Dead");

@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::FetchRequest;
+use kafka_protocol::messages::fetch_response::{LeaderIdAndEpoch, NodeEndpoint, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest};
 use sluice_broker::{fetch, BrokerError, FetchTarget};
 
 use crate::errors;
 use crate::fetch_frame::{self, PartitionAnswer, TopicAnswer};
+use crate::leaders::LeaderHints;
 use crate::reply::{Reply, Response, ResponseFuture};
 use crate::Context;
 
@@ -24,42 +25,43 @@ const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 struct Slot {
     topic: usize,
     partition: i32,
-    target: Result<usize, i16>,
+    /// The target's index, or the error code and the current leader to tell the client.
+    target: Result<usize, (i16, Option<(i32, i32)>)>,
 }
 
 pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture {
     let broker = &ctx.broker;
+    let image = broker.image();
+    let mut hints = LeaderHints::default();
     let by_id = reply.version >= 13;
     let mut topics = Vec::with_capacity(req.topics.len());
     let mut slots = Vec::new();
     let mut targets = Vec::new();
     for (ti, ft) in req.topics.iter().enumerate() {
-        let topic = if by_id {
-            broker.topic_by_id(ft.topic_id)
+        let name = if by_id {
+            image.topic_by_id(ft.topic_id).map(|t| t.name.as_str())
         } else {
-            broker.topic(&ft.topic)
-        };
-        let missing = if by_id {
-            ResponseError::UnknownTopicId.code()
-        } else {
-            ResponseError::UnknownTopicOrPartition.code()
+            Some(ft.topic.0.as_str())
         };
         topics.push((ft.topic.clone(), ft.topic_id));
         for fp in &ft.partitions {
-            let target = match topic.as_ref().and_then(|t| t.partition(fp.partition)) {
-                Some(p) => {
+            let leader = match name {
+                Some(name) => broker.local_leader(name, fp.partition, fp.current_leader_epoch),
+                None => Err(BrokerError::UnknownTopicOrPartition),
+            };
+            let target = match leader {
+                Ok(p) => {
                     targets.push(FetchTarget {
-                        partition: p.clone(),
+                        partition: p,
                         offset: fp.fetch_offset,
                         max_bytes: fp.partition_max_bytes.max(0) as usize,
                     });
                     Ok(targets.len() - 1)
                 }
-                None => Err(if topic.is_some() {
-                    ResponseError::UnknownTopicOrPartition.code()
-                } else {
-                    missing
-                }),
+                Err(BrokerError::UnknownTopicOrPartition) if name.is_none() => {
+                    Err((ResponseError::UnknownTopicId.code(), None))
+                }
+                Err(e) => Err((errors::code(&e), hints.note(&image, &e))),
             };
             slots.push(Slot {
                 topic: ti,
@@ -76,6 +78,16 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
         (req.max_bytes as usize).min(broker_max)
     };
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    let endpoints = hints
+        .brokers()
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(super::str(&b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.as_deref().map(super::str))
+        })
+        .collect();
     Box::pin(async move {
         let mut fetched = fetch(&targets, min_bytes, max_bytes, max_wait).await;
         let mut answers: Vec<TopicAnswer> = topics
@@ -90,7 +102,14 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
             let mut pd = PartitionData::default().with_partition_index(slot.partition);
             let mut records = None;
             match slot.target {
-                Err(code) => pd.error_code = code,
+                Err((code, leader)) => {
+                    pd.error_code = code;
+                    if let Some((id, epoch)) = leader {
+                        pd.current_leader = LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(id))
+                            .with_leader_epoch(epoch);
+                    }
+                }
                 Ok(i) => match std::mem::replace(
                     &mut fetched[i].result,
                     Err(BrokerError::Storage(String::new())),
@@ -115,7 +134,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                 .partitions
                 .push(PartitionAnswer { data: pd, records });
         }
-        match fetch_frame::encode(reply.version, reply.correlation_id, answers, Vec::new()) {
+        match fetch_frame::encode(reply.version, reply.correlation_id, answers, endpoints) {
             Ok(chunks) => Response::Chunks(chunks),
             Err(e) => Response::Close(format!("could not encode Fetch v{}: {e}", reply.version)),
         }

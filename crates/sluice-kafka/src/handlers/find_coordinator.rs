@@ -1,4 +1,5 @@
-//! FindCoordinator (10): on a single node this broker coordinates every group.
+//! FindCoordinator (10): a group's coordinator is the broker that leads its
+//! `__consumer_offsets` partition; the topic is created on the first lookup.
 //!
 //! Transactions do not exist yet. A transactional key gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 //! with a message saying so: every client takes it as fatal and stops at once (librdkafka and
@@ -23,14 +24,37 @@ const KEY_TYPE_GROUP: i8 = 0;
 const TRANSACTIONS_UNSUPPORTED: &str =
     "transactions are not supported by this broker yet (Sluice): use an idempotent producer";
 
+/// Whether answering would create `__consumer_offsets` (file work, and the controller's).
+pub fn may_create_offsets_topic(ctx: &Context, req: &FindCoordinatorRequest) -> bool {
+    req.key_type == KEY_TYPE_GROUP
+        && ctx
+            .broker
+            .image()
+            .topic(sluice_broker::group::OFFSETS_TOPIC)
+            .is_none()
+}
+
 pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Response {
-    let config = &ctx.broker.config;
+    if may_create_offsets_topic(ctx, &req) {
+        // Here only on the controller (others forward): a failure shows in the lookups.
+        if let Err(e) = ctx.broker.offsets_topic() {
+            info!(error = %e, "could not create __consumer_offsets yet");
+        }
+    }
     let coordinator = |key: StrBytes| {
         let c = Coordinator::default().with_key(key);
         if req.key_type == KEY_TYPE_GROUP {
-            c.with_node_id(BrokerId(config.node_id))
-                .with_host(str(&config.advertised.0))
-                .with_port(config.advertised.1 as i32)
+            match ctx.broker.group_coordinator(&c.key) {
+                Ok(b) => c
+                    .with_node_id(BrokerId(b.node_id))
+                    .with_host(str(&b.host))
+                    .with_port(b.port as i32),
+                Err(e) => c
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1)
+                    .with_error_code(crate::errors::code(&e))
+                    .with_error_message(crate::errors::message(&e)),
+            }
         } else {
             info!(
                 client_id = %reply.client_id,

@@ -25,23 +25,21 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ListOffsetsRequest) -> Response
         .topics
         .into_iter()
         .map(|t| {
-            let topic = ctx.broker.topic(&t.name);
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let r = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let found = topic
-                        .as_ref()
-                        .and_then(|t| t.partition(p.partition_index))
-                        .ok_or(BrokerError::UnknownTopicOrPartition)
-                        .and_then(|part| lookup(part, p.timestamp));
+                    let found = ctx
+                        .broker
+                        .local_leader(&t.name, p.partition_index, p.current_leader_epoch)
+                        .and_then(|part| lookup(&part, p.timestamp).map(|f| (f, part)));
                     match found {
-                        Ok((timestamp, offset)) => {
+                        Ok(((timestamp, offset), part)) => {
                             let r = r.with_timestamp(timestamp).with_offset(offset);
                             if with_epoch {
-                                r.with_leader_epoch(0)
+                                r.with_leader_epoch(part.leader_epoch())
                             } else {
                                 r
                             }

@@ -5,7 +5,8 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
-use sluice_broker::{BrokerError, Topic};
+use sluice_broker::BrokerError;
+use sluice_cluster::{MetadataImage, TopicMeta};
 
 use super::{str, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS, TOPIC_OPERATIONS};
 use crate::errors;
@@ -23,14 +24,13 @@ pub fn may_create_topics(ctx: &Context, reply: &Reply, req: &MetadataRequest) ->
             topics.iter().any(|t| {
                 t.name
                     .as_ref()
-                    .is_some_and(|n| ctx.broker.topic(n).is_none())
+                    .is_some_and(|n| ctx.broker.image().topic(n).is_none())
             })
         })
 }
 
 pub fn handle(ctx: &Context, reply: &Reply, req: MetadataRequest) -> Response {
     let broker = &ctx.broker;
-    let node = broker.config.node_id;
     let topic_ops = if req.include_topic_authorized_operations {
         TOPIC_OPERATIONS
     } else {
@@ -42,28 +42,40 @@ pub fn handle(ctx: &Context, reply: &Reply, req: MetadataRequest) -> Response {
         _ => None,
     };
     let allow_auto_create = reply.version < 4 || req.allow_auto_topic_creation;
+    let mut image = broker.image();
     let topics = match requested {
-        None => broker
-            .topics()
-            .iter()
-            .map(|t| describe_topic(t, node, topic_ops))
+        None => image
+            .topics
+            .values()
+            .map(|t| describe_topic(&image, t, topic_ops))
             .collect(),
         Some(wanted) => wanted
             .into_iter()
             .map(|w| {
                 let found = match &w.name {
-                    Some(name) if allow_auto_create => broker.topic_or_auto_create(name),
-                    Some(name) => sluice_broker::validate_topic_name(name).and_then(|_| {
-                        broker
-                            .topic(name)
-                            .ok_or(BrokerError::UnknownTopicOrPartition)
-                    }),
-                    None => broker
+                    Some(name) if allow_auto_create => {
+                        auto_create(ctx, name).map(|_| name.to_string())
+                    }
+                    Some(name) => {
+                        sluice_broker::validate_topic_name(name).map(|_| name.to_string())
+                    }
+                    None => image
                         .topic_by_id(w.topic_id)
+                        .map(|t| t.name.clone())
                         .ok_or(BrokerError::UnknownTopicOrPartition),
                 };
-                match found {
-                    Ok(t) => describe_topic(&t, node, topic_ops),
+                // A topic just created here is in a newer image.
+                if found.as_ref().is_ok_and(|name| image.topic(name).is_none()) {
+                    image = broker.image();
+                }
+                let meta = found.and_then(|name| {
+                    image
+                        .topic(&name)
+                        .cloned()
+                        .ok_or(BrokerError::UnknownTopicOrPartition)
+                });
+                match meta {
+                    Ok(t) => describe_topic(&image, &t, topic_ops),
                     Err(e) => {
                         let code = if w.name.is_none() {
                             ResponseError::UnknownTopicId.code()
@@ -80,11 +92,17 @@ pub fn handle(ctx: &Context, reply: &Reply, req: MetadataRequest) -> Response {
             })
             .collect(),
     };
-    let config = &broker.config;
-    let me = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(node))
-        .with_host(str(&config.advertised.0))
-        .with_port(config.advertised.1 as i32);
+    let brokers = image
+        .brokers
+        .values()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(str(&b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.as_deref().map(str))
+        })
+        .collect();
     let cluster_ops = if req.include_cluster_authorized_operations {
         CLUSTER_OPERATIONS
     } else {
@@ -92,31 +110,55 @@ pub fn handle(ctx: &Context, reply: &Reply, req: MetadataRequest) -> Response {
     };
     reply.encode(
         &MetadataResponse::default()
-            .with_brokers(vec![me])
-            .with_cluster_id(Some(str(&broker.cluster_id)))
-            .with_controller_id(BrokerId(node))
+            .with_brokers(brokers)
+            .with_cluster_id(Some(str(&image.cluster_id)))
+            .with_controller_id(BrokerId(image.controller_id))
             .with_topics(topics)
             .with_cluster_authorized_operations(cluster_ops),
     )
 }
 
-fn describe_topic(topic: &Topic, node: i32, topic_ops: i32) -> MetadataResponseTopic {
+/// The topic, created if it does not exist. Requests that may create topics reach the
+/// controller (dispatch forwards them); if it moved meanwhile, the client is told
+/// LEADER_NOT_AVAILABLE and asks again.
+fn auto_create(ctx: &Context, name: &str) -> Result<(), BrokerError> {
+    match ctx.broker.topic_or_auto_create(name) {
+        Ok(_) => Ok(()),
+        Err(BrokerError::NotController) => Err(BrokerError::LeaderNotAvailable),
+        Err(e) => Err(e),
+    }
+}
+
+fn describe_topic(
+    image: &MetadataImage,
+    topic: &TopicMeta,
+    topic_ops: i32,
+) -> MetadataResponseTopic {
+    let ids = |v: &[i32]| v.iter().map(|&id| BrokerId(id)).collect::<Vec<_>>();
     let partitions = topic
         .partitions
         .iter()
-        .map(|p| {
-            MetadataResponsePartition::default()
-                .with_partition_index(p.index)
-                .with_leader_id(BrokerId(node))
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![BrokerId(node)])
-                .with_isr_nodes(vec![BrokerId(node)])
+        .enumerate()
+        .map(|(index, p)| {
+            let live = image.brokers.contains_key(&p.leader);
+            let r = MetadataResponsePartition::default()
+                .with_partition_index(index as i32)
+                .with_leader_id(BrokerId(if live { p.leader } else { -1 }))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr));
+            if live {
+                r
+            } else {
+                r.with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_offline_replicas(ids(&p.replicas))
+            }
         })
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str(&topic.name))))
         .with_topic_id(topic.id)
-        .with_is_internal(topic.is_internal())
+        .with_is_internal(sluice_broker::is_internal_topic(&topic.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(topic_ops)
 }

@@ -9,6 +9,7 @@ use sluice_broker::group::{CommittedOffset, TopicOffsets};
 use sluice_broker::Broker;
 
 use super::str;
+use crate::errors;
 use crate::reply::{Reply, Response};
 use crate::Context;
 
@@ -38,6 +39,11 @@ pub fn handle(ctx: &Context, reply: &Reply, req: OffsetFetchRequest) -> Response
             .groups
             .iter()
             .map(|g| {
+                if let Err(e) = broker.check_coordinator(&g.group_id) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id.clone())
+                        .with_error_code(errors::code(&e));
+                }
                 let wanted = g.topics.as_ref().map(|ts| {
                     ts.iter()
                         .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
@@ -68,6 +74,9 @@ pub fn handle(ctx: &Context, reply: &Reply, req: OffsetFetchRequest) -> Response
             })
             .collect();
         return reply.encode(&OffsetFetchResponse::default().with_groups(groups));
+    }
+    if let Err(e) = broker.check_coordinator(&req.group_id) {
+        return reply.encode(&OffsetFetchResponse::default().with_error_code(errors::code(&e)));
     }
     let wanted = req.topics.as_ref().map(|ts| {
         ts.iter()

@@ -3,15 +3,16 @@
 
 use futures::future::join_all;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use sluice_broker::is_internal_topic;
-use sluice_broker::BrokerError;
+use sluice_broker::{AppendOrigin, BrokerError};
 use tracing::debug;
 
 use crate::errors;
+use crate::leaders::LeaderHints;
 use crate::reply::{Reply, Response, ResponseFuture};
 use crate::Context;
 
@@ -22,66 +23,81 @@ pub const VERSIONS: (i16, i16) = (0, 11);
 pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFuture {
     let broker = &ctx.broker;
     let acks = req.acks;
+    let image = broker.image();
+    let mut hints = LeaderHints::default();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
-        let topic = broker.topic(&topic_data.name);
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for pd in topic_data.partition_data {
             let result = if req.transactional_id.is_some() {
                 Err(BrokerError::InvalidRequest(
                     "transactions are not supported yet".into(),
                 ))
-            } else if is_internal_topic(topic_data.name.0.as_str()) {
-                Err(BrokerError::InvalidTopic(format!(
-                    "{} is internal: only the broker writes to it",
-                    topic_data.name.0
-                )))
             } else {
-                topic
-                    .as_ref()
-                    .and_then(|t| t.partition(pd.index))
-                    .ok_or(BrokerError::UnknownTopicOrPartition)
+                broker
+                    .local_leader(&topic_data.name, pd.index, -1)
                     .and_then(|p| {
                         let records = pd.records.clone().unwrap_or_default();
                         broker
-                            .append(p, records, acks)
-                            .map(|pending| (pending, p.clone()))
+                            .append(&p, records, acks, AppendOrigin::Client)
+                            .map(|pending| (pending, p))
                     })
             };
-            if let Err(e) = &result {
-                debug!(topic = %topic_data.name.0, partition = pd.index, error = %e, "produce rejected");
-            }
-            partitions.push((pd.index, result));
+            let leader = match &result {
+                Err(e) => {
+                    debug!(topic = %topic_data.name.0, partition = pd.index, error = %e, "produce rejected");
+                    hints.note(&image, e)
+                }
+                Ok(_) => None,
+            };
+            partitions.push((pd.index, result, leader));
         }
         topics.push((topic_data.name, partitions));
     }
+    let endpoints: Vec<NodeEndpoint> = hints
+        .brokers()
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
     Box::pin(async move {
         let mut responses = Vec::with_capacity(topics.len());
         for (name, partitions) in topics {
-            let waits = partitions.into_iter().map(|(index, result)| async move {
-                let outcome = match result {
-                    Ok((pending, partition)) => pending
-                        .wait()
-                        .await
-                        .map(|info| (info, partition.offsets().log_start_offset)),
-                    Err(e) => Err(e),
-                };
-                let mut r = PartitionProduceResponse::default().with_index(index);
-                match outcome {
-                    Ok((info, log_start)) => {
-                        r.base_offset = info.base_offset;
-                        r.log_append_time_ms = info.log_append_time;
-                        r.log_start_offset = log_start;
+            let waits = partitions
+                .into_iter()
+                .map(|(index, result, leader)| async move {
+                    let outcome = match result {
+                        Ok((pending, partition)) => pending
+                            .wait()
+                            .await
+                            .map(|info| (info, partition.offsets().log_start_offset)),
+                        Err(e) => Err(e),
+                    };
+                    let mut r = PartitionProduceResponse::default().with_index(index);
+                    match outcome {
+                        Ok((info, log_start)) => {
+                            r.base_offset = info.base_offset;
+                            r.log_append_time_ms = info.log_append_time;
+                            r.log_start_offset = log_start;
+                        }
+                        Err(e) => {
+                            r.error_code = errors::code(&e);
+                            r.error_message = errors::message(&e);
+                            r.base_offset = -1;
+                            r.record_errors = record_errors(&e);
+                            if let Some((id, epoch)) = leader {
+                                r.current_leader = LeaderIdAndEpoch::default()
+                                    .with_leader_id(BrokerId(id))
+                                    .with_leader_epoch(epoch);
+                            }
+                        }
                     }
-                    Err(e) => {
-                        r.error_code = errors::code(&e);
-                        r.error_message = errors::message(&e);
-                        r.base_offset = -1;
-                        r.record_errors = record_errors(&e);
-                    }
-                }
-                r
-            });
+                    r
+                });
             let partition_responses = join_all(waits).await;
             responses.push(
                 TopicProduceResponse::default()
@@ -92,7 +108,11 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
         if acks == 0 {
             return Response::Nothing;
         }
-        reply.encode(&ProduceResponse::default().with_responses(responses))
+        reply.encode(
+            &ProduceResponse::default()
+                .with_responses(responses)
+                .with_node_endpoints(endpoints),
+        )
     })
 }
 

@@ -1,0 +1,156 @@
+//! The replica manager: the partitions this broker hosts, kept in step with the metadata
+//! image, and the one lookup that answers "the local leader of this partition" or the error a
+//! client must see.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sluice_cluster::{MetadataImage, TopicMeta};
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+use crate::config::TopicSettings;
+use crate::error::{BrokerError, Result};
+use crate::partition::Partition;
+use crate::topic::Topic;
+
+/// Replicas created ahead of the commit that places them (by the controller, so that a create
+/// that cannot make its files changes nothing); the apply that follows takes them over.
+pub(crate) type Prepared = HashMap<(Arc<str>, i32), Arc<Partition>>;
+
+impl Broker {
+    /// The image the hosted replicas match: what handlers answer from.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().clone()
+    }
+
+    pub fn cluster_id(&self) -> String {
+        self.image.read().cluster_id.clone()
+    }
+
+    /// Makes the hosted replicas match `image`: opens (creating) the partitions placed on this
+    /// broker, reconfigures changed topics, deletes the logs of topics gone. Images older than
+    /// the applied one are ignored. File work: call it off the async threads.
+    pub(crate) fn apply_image(&self, image: Arc<MetadataImage>) {
+        let mut prepared = self.apply.lock();
+        self.apply_image_locked(image, &mut prepared);
+    }
+
+    pub(crate) fn apply_image_locked(&self, image: Arc<MetadataImage>, prepared: &mut Prepared) {
+        if image.revision < self.image.read().revision {
+            return;
+        }
+        let me = self.config.node_id;
+        let current = self.topics.read().clone();
+        // Gone topics first: a topic deleted and created again reuses its directories.
+        for topic in current.values() {
+            let kept = image.topic(&topic.name).is_some_and(|t| t.id == topic.id);
+            if !kept {
+                for p in &topic.partitions {
+                    if let Err(e) = p.log().delete() {
+                        warn!(topic = %topic.name, partition = p.index, error = %e, "could not delete a partition's log");
+                    }
+                }
+                info!(topic = %topic.name, "deleted topic's replicas");
+            }
+        }
+        let mut next = HashMap::with_capacity(image.topics.len());
+        for meta in image.topics.values() {
+            let existing = current.get(meta.name.as_str()).filter(|t| t.id == meta.id);
+            let topic = self.hosted_topic(meta, existing.map(|t| &**t), prepared, me);
+            next.insert(topic.name.clone(), Arc::new(topic));
+        }
+        prepared.clear();
+        *self.topics.write() = next;
+        *self.image.write() = image;
+    }
+
+    /// The replicas of `meta` this broker hosts: kept, taken from `prepared`, or opened.
+    fn hosted_topic(
+        &self,
+        meta: &TopicMeta,
+        existing: Option<&Topic>,
+        prepared: &mut Prepared,
+        me: i32,
+    ) -> Topic {
+        let name: Arc<str> = existing
+            .map(|t| t.name.clone())
+            .unwrap_or_else(|| Arc::from(meta.name.as_str()));
+        let settings = TopicSettings {
+            overrides: meta.configs.clone(),
+        };
+        let reconfigure = existing.is_some_and(|t| t.settings.overrides != meta.configs);
+        let mut partitions = Vec::new();
+        for (index, placement) in meta.partitions.iter().enumerate() {
+            let index = index as i32;
+            if !placement.replicas.contains(&me) {
+                continue;
+            }
+            let hosted = existing
+                .and_then(|t| t.partition(index).cloned())
+                .or_else(|| prepared.remove(&(name.clone(), index)))
+                .map(Ok)
+                .unwrap_or_else(|| self.open_partition(&name, index, &settings));
+            match hosted {
+                Ok(p) => {
+                    p.set_leader_epoch(placement.leader_epoch);
+                    if reconfigure {
+                        p.reconfigure(
+                            settings.log_config(&self.config),
+                            settings.flush_policy(&self.config),
+                        );
+                    }
+                    partitions.push(p);
+                }
+                // Not hosted: clients are told NOT_LEADER_OR_FOLLOWER and the log says why.
+                Err(e) => {
+                    warn!(topic = %name, partition = index, error = %e, "could not open a partition placed on this broker")
+                }
+            }
+        }
+        Topic {
+            name,
+            id: meta.id,
+            settings,
+            partition_count: meta.partition_count(),
+            partitions,
+        }
+    }
+    /// The partition if this broker leads it; otherwise the error for the client. With
+    /// `leader_epoch` (the request's current leader epoch, -1 for none) a stale or future
+    /// epoch is FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH.
+    pub fn local_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+        leader_epoch: i32,
+    ) -> Result<Arc<Partition>> {
+        let image = self.image();
+        let placement = image
+            .topic(topic)
+            .and_then(|t| t.partition(partition))
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        if leader_epoch >= 0 && leader_epoch < placement.leader_epoch {
+            return Err(BrokerError::FencedLeaderEpoch(leader_epoch));
+        }
+        if leader_epoch > placement.leader_epoch {
+            return Err(BrokerError::UnknownLeaderEpoch(leader_epoch));
+        }
+        if placement.leader != self.config.node_id {
+            return Err(if image.brokers.contains_key(&placement.leader) {
+                BrokerError::NotLeaderOrFollower {
+                    leader: placement.leader,
+                    leader_epoch: placement.leader_epoch,
+                }
+            } else {
+                BrokerError::LeaderNotAvailable
+            });
+        }
+        self.topic(topic)
+            .and_then(|t| t.partition(partition).cloned())
+            .ok_or(BrokerError::NotLeaderOrFollower {
+                leader: -1,
+                leader_epoch: placement.leader_epoch,
+            })
+    }
+}
