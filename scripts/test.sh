@@ -6,15 +6,16 @@
 #   scripts/test.sh --setup-only  # install, run nothing
 #
 # The end-to-end tests talk to the real broker with kcat and Python clients (kafka-python,
-# confluent-kafka), and build librdkafka from source (the rdkafka crate): this installs the
+# confluent-kafka), run clusters against a real etcd, and build librdkafka from source (the
+# rdkafka crate): this installs the
 # Debian packages and Python packages for that (with sudo when not root), then runs
 # `cargo test --workspace`. Safe to run again: installed packages are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: kcat for the smoke tests; a C toolchain, make and pkg-config to build
-# librdkafka.
-packages=(kcat build-essential pkg-config)
+# librdkafka; etcd-server for the cluster tests (each starts its own etcd on free ports).
+packages=(kcat build-essential pkg-config etcd-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -46,6 +46,14 @@ pub struct ServeArgs {
     /// TOML file of broker settings by their Kafka names (see docs/configuration.md).
     #[arg(long, env = "SLUICE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Join a cluster coordinated by etcd at these endpoints (comma-separated); without it
+    /// the broker runs as a single node. See docs/cluster.md.
+    #[arg(long, env = "SLUICE_ETCD", value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// The cluster's name in etcd (its keys' prefix): brokers with the same name form one
+    /// cluster.
+    #[arg(long, env = "SLUICE_CLUSTER_NAME", default_value = "sluice")]
+    pub cluster_name: String,
 }
 
 fn main() {
@@ -89,8 +97,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        let broker = sluice_broker::Broker::open(config)
-            .map_err(|e| anyhow::anyhow!("cannot open the data directory: {e}"))?;
+        let broker = open_broker(config, &args).await?;
         broker.spawn_background_tasks();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(sluice_kafka::serve(listener, broker.clone(), stop_rx));
@@ -98,9 +105,38 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         let _ = server.await;
+        broker.leave_cluster().await;
         broker.shutdown();
         Ok(())
     })
+}
+
+/// Opens the broker: a single node, or a member of the etcd cluster `args` names.
+async fn open_broker(
+    config: sluice_broker::BrokerConfig,
+    args: &ServeArgs,
+) -> anyhow::Result<std::sync::Arc<sluice_broker::Broker>> {
+    use anyhow::anyhow;
+    if args.etcd.is_empty() {
+        return sluice_broker::Broker::open(config)
+            .map_err(|e| anyhow!("cannot open the data directory: {e}"));
+    }
+    let dir_lock = sluice_broker::lock_data_dir(&config.data_dir)
+        .map_err(|e| anyhow!("cannot open the data directory: {e}"))?;
+    let settings = sluice_etcd::EtcdSettings {
+        endpoints: args.etcd.clone(),
+        cluster_name: args.cluster_name.clone(),
+        session_timeout: config.broker_session_timeout(),
+    };
+    let coordinator = sluice_etcd::EtcdCoordinator::join(settings, config.broker_info())
+        .await
+        .map_err(|e| anyhow!("cannot join the cluster: {e}"))?;
+    let cluster_id = coordinator.cluster_id();
+    sluice_cluster::MetadataFile::identity(&config.data_dir, config.node_id, Some(&cluster_id))
+        .map_err(|e| anyhow!("cannot join the cluster: {e}"))?;
+    tracing::info!(cluster = %args.cluster_name, %cluster_id, node_id = config.node_id, "joined the cluster");
+    sluice_broker::Broker::open_with(config, dir_lock, coordinator)
+        .map_err(|e| anyhow!("cannot open the data directory: {e}"))
 }
 
 /// Every segment and every client connection is a file descriptor: take the hard limit

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod group;
 pub mod raw;
 
@@ -27,9 +28,11 @@ pub struct Broker {
     config_file: Option<PathBuf>,
     /// RLIMIT_NOFILE (soft and hard) for the broker process, when a test sets one.
     fd_limit: Option<u64>,
+    /// More `sluice serve` arguments (a cluster member's node id and etcd).
+    pub extra_args: Vec<String>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -60,9 +63,45 @@ impl Broker {
             _tmp: Some(tmp),
             config_file,
             fd_limit: None,
+            extra_args: Vec::new(),
         };
         b.spawn();
         b
+    }
+
+    /// A broker that is not started yet (`restart` starts it), with these extra arguments.
+    pub fn unstarted(settings: &str, extra_args: Vec<String>) -> Broker {
+        let tmp = tempfile::tempdir().unwrap();
+        let config_file = tmp.path().join("sluice.toml");
+        std::fs::write(&config_file, settings).unwrap();
+        Broker {
+            child: None,
+            port: free_port(),
+            data_dir: tmp.path().join("data"),
+            _tmp: Some(tmp),
+            config_file: Some(config_file),
+            fd_limit: None,
+            extra_args,
+        }
+    }
+
+    /// Starts the process without waiting for it to listen; `wait_listening` waits.
+    pub fn spawn_only(&mut self) {
+        assert!(self.child.is_none(), "stop or kill first");
+        let mut cmd = self.command();
+        self.child = Some(cmd.spawn().expect("start sluice"));
+    }
+
+    /// Waits until the broker listens; panics if its process exits first.
+    pub fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("broker exited with {status}:\n{}", self.log_text());
+            }
+            assert!(Instant::now() < deadline, "broker did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Starts a broker that may open at most `limit` files (it cannot raise the limit).
@@ -89,6 +128,11 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
+        self.spawn_only();
+        self.wait_listening();
+    }
+
+    fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
         cmd.arg("serve")
             .arg("--listen")
@@ -97,7 +141,8 @@ impl Broker {
             .arg(&self.data_dir)
             .env("SLUICE_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(self.log_file());
+            .stderr(self.log_file())
+            .args(&self.extra_args);
         if let Some(c) = &self.config_file {
             cmd.arg("--config").arg(c);
         }
@@ -117,12 +162,7 @@ impl Broker {
                 });
             }
         }
-        self.child = Some(cmd.spawn().expect("start sluice"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "broker did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        cmd
     }
 
     /// The broker's log goes to a file beside its data; it is printed if the test fails.

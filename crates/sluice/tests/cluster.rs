@@ -1,0 +1,322 @@
+//! Three brokers and a real etcd: placement, routing, forwarding to the controller,
+//! controller failover, restarts, duplicate node ids and etcd outages, driven with rdkafka.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::cluster::{describe_cluster, leaders, metadata, wait_until, Cluster};
+use common::raw::Raw;
+use common::Broker;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, OffsetFetchRequest, OffsetFetchResponse,
+    TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::FutureRecord;
+use rdkafka::Message;
+use rdkafka::Offset;
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// CreateTopics sent to `b` itself (not to the controller, as rdkafka would): the error code.
+fn create_topic_at(b: &Broker, topic: &str, partitions: i32) -> i16 {
+    let mut raw = Raw::connect(b);
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1)])
+        .with_timeout_ms(10_000);
+    let c = raw.send(ApiKey::CreateTopics, 5, &req);
+    let r: CreateTopicsResponse = raw.receive_response(ApiKey::CreateTopics, 5, c);
+    r.topics[0].error_code
+}
+
+fn delete_topic_at(b: &Broker, topic: &str) -> i16 {
+    let mut raw = Raw::connect(b);
+    let req = DeleteTopicsRequest::default()
+        .with_topics(vec![
+            DeleteTopicState::default().with_name(Some(name(topic)))
+        ])
+        .with_timeout_ms(10_000);
+    let c = raw.send(ApiKey::DeleteTopics, 6, &req);
+    let r: DeleteTopicsResponse = raw.receive_response(ApiKey::DeleteTopics, 6, c);
+    r.responses[0].error_code
+}
+
+/// The coordinator `b` names for `group` (after the offsets topic exists).
+fn coordinator_of(b: &Broker, group: &str) -> i32 {
+    let mut node = -1;
+    wait_until("the group has a coordinator", || {
+        let mut raw = Raw::connect(b);
+        let req = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.into()));
+        let c = raw.send(ApiKey::FindCoordinator, 3, &req);
+        let r: FindCoordinatorResponse = raw.receive_response(ApiKey::FindCoordinator, 3, c);
+        node = r.node_id.0;
+        r.error_code == 0
+    });
+    node
+}
+
+async fn produce(b: &Broker, topic: &str, count: usize, tag: &str) {
+    let producer = b.producer(&[]);
+    let sends = (0..count).map(|i| {
+        let value = format!("{tag}-{i}");
+        let producer = &producer;
+        async move {
+            producer
+                .send(
+                    FutureRecord::to(topic).key(&value).payload(&value),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| e)
+        }
+    });
+    for r in futures::future::join_all(sends).await {
+        r.expect("acknowledged");
+    }
+}
+
+/// Every value in `topic`'s `partitions` partitions, read through `b` from the beginning.
+fn read_all(b: &Broker, topic: &str, partitions: i32, count: usize) -> BTreeSet<String> {
+    let consumer: BaseConsumer = b.consumer(&[]);
+    let mut values = BTreeSet::new();
+    let all: Vec<i32> = (0..partitions).collect();
+    common::consume(&consumer, topic, &all, Offset::Beginning, count, |m| {
+        values.insert(String::from_utf8(common::payload(m)).unwrap());
+    });
+    values
+}
+
+fn expected(tag: &str, count: usize) -> BTreeSet<String> {
+    (0..count).map(|i| format!("{tag}-{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partitions_spread_evenly_and_clients_find_their_leaders() {
+    let c = Cluster::start(3);
+    let [b1, b2, b3] = [&c.brokers[0], &c.brokers[1], &c.brokers[2]];
+    b3.create_topic("spread", 12, &[]).await;
+    let placed = leaders(b3, "spread");
+    let mut per_broker = BTreeMap::new();
+    for leader in &placed {
+        *per_broker.entry(*leader).or_insert(0) += 1;
+    }
+    assert_eq!(per_broker, BTreeMap::from([(1, 4), (2, 4), (3, 4)]));
+    for b in [b1, b2] {
+        wait_until("every broker sees the same leaders", || {
+            leaders(b, "spread") == placed
+        });
+    }
+    // Each client knows one broker only; Metadata leads it to all three.
+    produce(b1, "spread", 1200, "v").await;
+    assert_eq!(read_all(b2, "spread", 12, 1200), expected("v", 1200));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_is_coordinated_by_its_offsets_partition_leader() {
+    let c = Cluster::start(3);
+    let b1 = &c.brokers[0];
+    b1.create_topic("orders", 3, &[]).await;
+    produce(b1, "orders", 300, "o").await;
+    // A group whose coordinator is not the broker the client bootstraps from.
+    let group = (0..100)
+        .map(|i| format!("group-{i}"))
+        .find(|g| coordinator_of(b1, g) != 1)
+        .unwrap();
+    let coordinator = coordinator_of(b1, &group);
+    let consumer: BaseConsumer =
+        b1.consumer(&[("group.id", &group), ("auto.offset.reset", "earliest")]);
+    consumer.subscribe(&["orders"]).unwrap();
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < 300 {
+        assert!(Instant::now() < deadline, "consumed {} of 300", seen.len());
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.expect("consume");
+            seen.insert(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    assert_eq!(seen, expected("o", 300));
+    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    drop(consumer);
+    // The committed offsets are there, on the coordinator; another broker says so.
+    let other = c
+        .brokers
+        .iter()
+        .find(|b| b.port != c.brokers[(coordinator - 1) as usize].port)
+        .unwrap();
+    let fetch = |b: &Broker| {
+        let mut raw = Raw::connect(b);
+        let req = OffsetFetchRequest::default()
+            .with_group_id(kafka_protocol::messages::GroupId(StrBytes::from_string(
+                group.clone(),
+            )))
+            .with_topics(None);
+        let corr = raw.send(ApiKey::OffsetFetch, 7, &req);
+        raw.receive_response::<OffsetFetchResponse>(ApiKey::OffsetFetch, 7, corr)
+    };
+    let at_coordinator = fetch(&c.brokers[(coordinator - 1) as usize]);
+    assert_eq!(at_coordinator.error_code, 0);
+    let committed: i64 = at_coordinator.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.committed_offset)
+        .sum();
+    assert_eq!(committed, 300, "every record's offset is committed");
+    assert_eq!(fetch(other).error_code, 16, "NOT_COORDINATOR elsewhere");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn topics_created_and_deleted_at_any_broker_are_seen_by_all() {
+    let c = Cluster::start(3);
+    let controller = c.controller(&c.brokers[0]);
+    assert!(controller > 0);
+    let others: Vec<&Broker> = c
+        .brokers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i as i32 + 1 != controller)
+        .map(|(_, b)| b)
+        .collect();
+    // Sent to a broker that is not the controller: forwarded to it.
+    assert_eq!(create_topic_at(others[0], "forwarded", 6), 0);
+    assert_eq!(
+        create_topic_at(others[1], "forwarded", 6),
+        36,
+        "TOPIC_ALREADY_EXISTS"
+    );
+    for b in &c.brokers {
+        wait_until("every broker sees the new topic", || {
+            leaders(b, "forwarded").len() == 6
+        });
+    }
+    let hosted = |b: &Broker| {
+        std::fs::read_dir(b.data_dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("forwarded-")
+            })
+            .count()
+    };
+    let total: usize = c.brokers.iter().map(hosted).sum();
+    assert_eq!(total, 6, "each partition has one replica, on its leader");
+    assert_eq!(delete_topic_at(others[1], "forwarded"), 0);
+    for b in &c.brokers {
+        wait_until("every broker drops the deleted topic", || {
+            leaders(b, "forwarded").is_empty() && hosted(b) == 0
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_controller_is_replaced_and_topics_can_be_created_again() {
+    let mut c = Cluster::start(3);
+    let controller = c.controller(&c.brokers[0]);
+    let killed_at = Instant::now();
+    c.broker(controller).kill();
+    let survivor = c.brokers.iter().find(|b| b.child.is_some()).unwrap();
+    wait_until("another controller is elected", || {
+        let now = c.controller(survivor);
+        now > 0 && now != controller
+    });
+    let elected = killed_at.elapsed();
+    let mut created = Duration::ZERO;
+    wait_until("a topic can be created", || {
+        let code = create_topic_at(survivor, "after-failover", 2);
+        created = killed_at.elapsed();
+        code == 0
+    });
+    eprintln!(
+        "controller SIGKILL -> new controller {:?}, -> CreateTopics succeeded {:?}",
+        elected, created
+    );
+    assert!(elected < Duration::from_secs(15), "took {elected:?}");
+    let md = describe_cluster(survivor);
+    assert_eq!(
+        md.brokers.len(),
+        2,
+        "the killed broker is gone from the cluster"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_stopped_and_restarted_brings_its_partitions_back() {
+    let mut c = Cluster::start(3);
+    c.brokers[0].create_topic("durable", 6, &[]).await;
+    produce(&c.brokers[0], "durable", 600, "d").await;
+    c.broker(2).stop();
+    let b1 = &c.brokers[0];
+    wait_until("broker 2's partitions are offline", || {
+        let md = metadata(b1);
+        md.brokers.len() == 2 && leaders(b1, "durable").contains(&-1)
+    });
+    c.broker(2).restart();
+    let b1 = &c.brokers[0];
+    wait_until("every partition has its leader back", || {
+        !leaders(b1, "durable").contains(&-1)
+    });
+    assert_eq!(read_all(b1, "durable", 6, 600), expected("d", 600));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_broker_with_a_live_node_id_is_refused() {
+    let c = Cluster::start(2);
+    let mut twin = c.member(2);
+    twin.spawn_only();
+    let status = twin.child.as_mut().unwrap().wait().unwrap();
+    assert!(!status.success());
+    let log = twin.log_text();
+    assert!(
+        log.contains("node id 2 is already registered"),
+        "the error names the problem:\n{log}"
+    );
+    twin.child = None;
+    // The first broker 2 is undisturbed.
+    assert_eq!(metadata(&c.brokers[1]).brokers.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn brokers_serve_through_an_etcd_outage_and_recover_after_it() {
+    let mut c = Cluster::start(3);
+    c.brokers[0].create_topic("steady", 3, &[]).await;
+    produce(&c.brokers[0], "steady", 300, "before").await;
+    c.etcd.kill();
+    // What each broker leads is still served: produce and consume go on.
+    produce(&c.brokers[1], "steady", 300, "during").await;
+    let mut both = expected("before", 300);
+    both.extend(expected("during", 300));
+    assert_eq!(read_all(&c.brokers[2], "steady", 3, 600), both);
+    // Metadata changes wait for etcd, and fail meanwhile without harm.
+    let controller = c.controller(&c.brokers[0]);
+    assert_ne!(
+        create_topic_at(&c.brokers[(controller - 1) as usize], "during-outage", 1),
+        0
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    c.etcd.restart();
+    wait_until("the cluster takes metadata changes again", || {
+        let controller = c.controller(&c.brokers[0]);
+        controller > 0
+            && create_topic_at(&c.brokers[(controller - 1) as usize], "after-outage", 1) == 0
+    });
+    for b in &c.brokers {
+        wait_until("every broker is back in the cluster", || {
+            metadata(b).brokers.len() == 3 && leaders(b, "after-outage").len() == 1
+        });
+    }
+}

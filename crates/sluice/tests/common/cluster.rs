@@ -1,0 +1,205 @@
+//! Cluster harness: a real etcd (Debian's etcd-server) on free loopback ports with its own
+//! directory, and `sluice serve` processes joined to it.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::{
+    ApiKey, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
+};
+
+use super::raw::Raw;
+use super::{free_port, Broker};
+
+/// Brokers of the test clusters drop out of the cluster this long after they stop answering.
+pub const SESSION_TIMEOUT_MS: u64 = 3000;
+
+pub struct Etcd {
+    child: Option<Child>,
+    pub client_port: u16,
+    peer_port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn etcd_binary() -> PathBuf {
+    for candidate in ["/usr/bin/etcd", "/usr/local/bin/etcd"] {
+        if std::path::Path::new(candidate).exists() {
+            return candidate.into();
+        }
+    }
+    panic!("etcd is not installed: scripts/test.sh installs Debian's etcd-server");
+}
+
+impl Etcd {
+    pub fn start() -> Etcd {
+        let mut etcd = Etcd {
+            child: None,
+            client_port: free_port(),
+            peer_port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        etcd.restart();
+        etcd
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// Starts etcd (again, on the same ports and data) and waits until it is healthy.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none());
+        let client = self.url();
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let log = std::fs::File::create(self.dir.path().join("etcd.log")).unwrap();
+        let child = Command::new(etcd_binary())
+            .args(["--name", "test", "--data-dir"])
+            .arg(self.dir.path().join("data"))
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("test={peer}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start etcd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.healthy() {
+            assert!(Instant::now() < deadline, "etcd did not become healthy");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn healthy(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.client_port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let request = "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+        let mut answer = String::new();
+        s.write_all(request.as_bytes()).is_ok()
+            && s.read_to_string(&mut answer).is_ok()
+            && answer.contains("\"health\":\"true\"")
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Cluster {
+    pub brokers: Vec<Broker>,
+    pub name: String,
+    // Dropped last: brokers go before their coordination service.
+    pub etcd: Etcd,
+}
+
+impl Cluster {
+    /// `n` brokers, node ids 1..=n, in one cluster; waits until each sees all of them.
+    pub fn start(n: i32) -> Cluster {
+        let etcd = Etcd::start();
+        let mut cluster = Cluster {
+            brokers: Vec::new(),
+            name: "test".into(),
+            etcd,
+        };
+        for id in 1..=n {
+            let mut b = cluster.member(id);
+            b.restart();
+            cluster.brokers.push(b);
+        }
+        for b in &cluster.brokers {
+            wait_until("every broker sees the others", || {
+                metadata(b).brokers.len() == n as usize
+            });
+        }
+        cluster
+    }
+
+    /// A broker (not started) that joins this cluster as `node_id`.
+    pub fn member(&self, node_id: i32) -> Broker {
+        Broker::unstarted(
+            &format!("\"broker.session.timeout.ms\" = {SESSION_TIMEOUT_MS}\n"),
+            vec![
+                "--node-id".into(),
+                node_id.to_string(),
+                "--etcd".into(),
+                self.etcd.url(),
+                "--cluster-name".into(),
+                self.name.clone(),
+            ],
+        )
+    }
+
+    /// The broker with `node_id`.
+    pub fn broker(&mut self, node_id: i32) -> &mut Broker {
+        &mut self.brokers[(node_id - 1) as usize]
+    }
+
+    /// The controller as `via` sees it (-1: none).
+    pub fn controller(&self, via: &Broker) -> i32 {
+        describe_cluster(via).controller_id.0
+    }
+}
+
+pub fn metadata(b: &Broker) -> MetadataResponse {
+    let mut raw = Raw::connect(b);
+    let c = raw.send(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    );
+    raw.receive_response(ApiKey::Metadata, 12, c)
+}
+
+pub fn describe_cluster(b: &Broker) -> DescribeClusterResponse {
+    let mut raw = Raw::connect(b);
+    let c = raw.send(
+        ApiKey::DescribeCluster,
+        0,
+        &DescribeClusterRequest::default(),
+    );
+    raw.receive_response(ApiKey::DescribeCluster, 0, c)
+}
+
+/// Leaders of a topic's partitions, by partition index, as `b` reports them.
+pub fn leaders(b: &Broker, topic: &str) -> Vec<i32> {
+    let md = metadata(b);
+    let Some(t) = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+    else {
+        return Vec::new();
+    };
+    let mut parts: Vec<_> = t
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.leader_id.0))
+        .collect();
+    parts.sort();
+    parts.into_iter().map(|(_, l)| l).collect()
+}
+
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
