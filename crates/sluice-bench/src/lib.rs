@@ -4,7 +4,7 @@
 //! client. See docs/benchmarks.md.
 
 mod args;
-mod client;
+pub mod client;
 mod cluster;
 mod consume;
 mod produce;

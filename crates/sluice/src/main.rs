@@ -1,5 +1,7 @@
-//! The `sluice` binary: `sluice serve` runs a single-node broker.
+//! The `sluice` binary: `sluice serve` runs a broker (a single node, or a cluster member with
+//! `--etcd`); `bench`, `log` and `cluster` are tools.
 
+mod cluster_cmd;
 mod log_cmd;
 mod settings;
 
@@ -27,6 +29,9 @@ enum Command {
     /// Inspect a data directory's logs.
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
+    /// Inspect a running cluster (any Kafka-compatible one) through one of its brokers.
+    #[command(subcommand)]
+    Cluster(cluster_cmd::ClusterCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,6 +74,13 @@ fn main() {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => sluice_bench::run(args),
+        Command::Cluster(command) => match cluster_cmd::run(command) {
+            Ok(status) => std::process::exit(status),
+            Err(e) => {
+                eprintln!("sluice: {e:#}");
+                std::process::exit(2);
+            }
+        },
         Command::Log(command) => match log_cmd::run(command) {
             Ok(status) => std::process::exit(status),
             Err(e) => {

@@ -98,6 +98,23 @@ fn read_all(b: &Broker, topic: &str, partitions: i32, count: usize) -> BTreeSet<
     values
 }
 
+/// `sluice cluster status --output json` asked of `b`: exit status and the report.
+fn cluster_status(b: &Broker) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["cluster", "status", "--output", "json", "--bootstrap"])
+        .arg(b.bootstrap())
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap(), report)
+}
+
 fn expected(tag: &str, count: usize) -> BTreeSet<String> {
     (0..count).map(|i| format!("{tag}-{i}")).collect()
 }
@@ -259,12 +276,36 @@ async fn a_broker_stopped_and_restarted_brings_its_partitions_back() {
     let mut c = Cluster::start(3);
     c.brokers[0].create_topic("durable", 6, &[]).await;
     produce(&c.brokers[0], "durable", 600, "d").await;
+    let (status, report) = cluster_status(&c.brokers[2]);
+    assert_eq!(status, 0, "{report}");
+    assert_eq!(report["brokers"].as_array().unwrap().len(), 3);
+    let controller = report["controller_id"].as_i64().unwrap();
+    assert_eq!(controller, c.controller(&c.brokers[0]) as i64);
+    let leads: Vec<i64> = report["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["leader_partitions"].as_i64().unwrap())
+        .collect();
+    assert_eq!(leads.iter().sum::<i64>(), 6, "{report}");
     c.broker(2).stop();
     let b1 = &c.brokers[0];
     wait_until("broker 2's partitions are offline", || {
         let md = metadata(b1);
         md.brokers.len() == 2 && leaders(b1, "durable").contains(&-1)
     });
+    let (status, report) = cluster_status(b1);
+    assert_eq!(
+        status, 1,
+        "offline partitions make the status fail: {report}"
+    );
+    let offline = report["offline_partitions"].as_array().unwrap();
+    let led_by_2 = leaders(&c.brokers[2], "durable")
+        .iter()
+        .filter(|&&l| l == -1)
+        .count();
+    assert_eq!(offline.len(), led_by_2, "{report}");
+    assert!(offline.len() >= 2, "broker 2 led some partitions: {report}");
     c.broker(2).restart();
     let b1 = &c.brokers[0];
     wait_until("every partition has its leader back", || {
@@ -319,4 +360,26 @@ async fn brokers_serve_through_an_etcd_outage_and_recover_after_it() {
             metadata(b).brokers.len() == 3 && leaders(b, "after-outage").len() == 1
         });
     }
+}
+
+#[test]
+fn cluster_status_reports_an_unreachable_broker() {
+    let port = common::free_port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["cluster", "status", "--bootstrap"])
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+}
+
+#[test]
+fn cluster_status_of_a_single_node() {
+    let b = Broker::start();
+    let (status, report) = cluster_status(&b);
+    assert_eq!(status, 0, "{report}");
+    assert_eq!(report["controller_id"], 1);
+    assert_eq!(report["brokers"][0]["address"], b.bootstrap());
 }

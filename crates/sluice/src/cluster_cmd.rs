@@ -1,0 +1,138 @@
+//! `sluice cluster status`: the brokers, the controller, how many partitions each broker
+//! leads and which partitions are offline, asked of any broker over the Kafka protocol (so it
+//! works against any Kafka-compatible cluster). Exit status 0: every partition has a leader;
+//! 1: some are offline; 2: the broker could not be asked.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
+use sluice_bench::client::Conn;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Show the brokers, the controller, partitions per broker and offline partitions.
+    Status(StatusArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// Any broker of the cluster (host:port).
+    #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// `text` for people, `json` for scripts.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+}
+
+struct BrokerRow {
+    node_id: i32,
+    address: String,
+    rack: Option<String>,
+    leads: usize,
+}
+
+/// Runs the command; returns the process exit status.
+pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
+    let ClusterCommand::Status(args) = command;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let metadata: MetadataResponse = runtime.block_on(async {
+        let conn = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            Conn::connect(&args.bootstrap),
+        )
+        .await
+        .with_context(|| format!("{} did not answer in 10 s", args.bootstrap))??;
+        conn.call(
+            ApiKey::Metadata,
+            &MetadataRequest::default().with_topics(None),
+        )
+        .await
+    })?;
+    let mut brokers: BTreeMap<i32, BrokerRow> = metadata
+        .brokers
+        .iter()
+        .map(|b| {
+            let row = BrokerRow {
+                node_id: b.node_id.0,
+                address: format!("{}:{}", b.host.as_str(), b.port),
+                rack: b.rack.as_ref().map(|r| r.to_string()),
+                leads: 0,
+            };
+            (b.node_id.0, row)
+        })
+        .collect();
+    let mut offline = Vec::new();
+    let mut partitions = 0;
+    for topic in &metadata.topics {
+        let name = topic.name.as_ref().map_or("?", |n| n.0.as_str());
+        for p in &topic.partitions {
+            partitions += 1;
+            match brokers.get_mut(&p.leader_id.0) {
+                Some(row) => row.leads += 1,
+                None => offline.push(format!("{name}-{}", p.partition_index)),
+            }
+        }
+    }
+    offline.sort();
+    let controller = metadata.controller_id.0;
+    let cluster_id = metadata.cluster_id.as_ref().map(|c| c.to_string());
+    if args.output == "json" {
+        let rows: Vec<_> = brokers
+            .values()
+            .map(|b| {
+                serde_json::json!({
+                    "node_id": b.node_id,
+                    "address": b.address,
+                    "rack": b.rack,
+                    "controller": b.node_id == controller,
+                    "leader_partitions": b.leads,
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "cluster_id": cluster_id,
+            "controller_id": controller,
+            "brokers": rows,
+            "partitions": partitions,
+            "offline_partitions": offline,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "cluster {}  controller {}  {} brokers  {partitions} partitions  {} offline",
+            cluster_id.as_deref().unwrap_or("-"),
+            if controller >= 0 {
+                controller.to_string()
+            } else {
+                "none".into()
+            },
+            brokers.len(),
+            offline.len()
+        );
+        println!();
+        println!(
+            "{:<8} {:<28} {:<12} {:>8}",
+            "BROKER", "ADDRESS", "RACK", "LEADS"
+        );
+        for b in brokers.values() {
+            let id = if b.node_id == controller {
+                format!("{}*", b.node_id)
+            } else {
+                b.node_id.to_string()
+            };
+            let rack = b.rack.as_deref().unwrap_or("-");
+            println!("{id:<8} {:<28} {rack:<12} {:>8}", b.address, b.leads);
+        }
+        if controller >= 0 {
+            println!("(* controller)");
+        }
+        if !offline.is_empty() {
+            println!();
+            println!("offline partitions (no live leader): {}", offline.join(" "));
+        }
+    }
+    Ok(if offline.is_empty() { 0 } else { 1 })
+}
