@@ -148,13 +148,6 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "partitions of an auto-created topic",
     ),
     (
-        "default.replication.factor",
-        "1",
-        ConfigType::Int,
-        Range::AtLeast(1),
-        "replicas of an auto-created topic",
-    ),
-    (
         "socket.request.max.bytes",
         "104857600",
         ConfigType::Int,

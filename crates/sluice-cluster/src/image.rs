@@ -32,12 +32,15 @@ pub struct PartitionMeta {
 }
 
 impl PartitionMeta {
-    /// A new partition on `replicas`, led by the first.
+    /// A new partition on `replicas`, led by the first. Its ISR is the leader alone: no
+    /// follower copies the leader's log yet (replication is the next step), so none is in
+    /// sync once the leader has data.
     pub fn new(replicas: Vec<i32>) -> PartitionMeta {
+        let leader = replicas.first().copied().unwrap_or(-1);
         PartitionMeta {
-            leader: replicas.first().copied().unwrap_or(-1),
+            leader,
             leader_epoch: 0,
-            isr: replicas.clone(),
+            isr: vec![leader],
             replicas,
             partition_epoch: 0,
         }
