@@ -77,6 +77,11 @@ pub async fn discover(
             };
             leaders.push(conn);
         }
+        // In a cluster a new topic reaches each broker a moment after the controller: wait
+        // until every leader knows it, so the first requests are not refused.
+        for conn in conns.values() {
+            wait_for_leaders(conn, &name).await?;
+        }
         layouts.push(Layout {
             topic: name.clone(),
             leaders,

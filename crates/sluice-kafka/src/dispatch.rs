@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, MetadataRequest, RequestHeader};
+use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, RequestHeader};
 use kafka_protocol::protocol::Decodable;
 
 use crate::handlers;
@@ -31,9 +31,9 @@ fn blocking(
     })
 }
 
-/// The controller's address if this request must be served there: metadata changes, and
-/// requests that would create a topic (Metadata with auto-creation, FindCoordinator before
-/// `__consumer_offsets` exists) on a broker that is not the controller.
+/// The controller's address if this request must be served there: metadata changes, and a
+/// FindCoordinator that would create `__consumer_offsets`, on a broker that is not the
+/// controller.
 fn needs_forwarding(
     ctx: &Context,
     api: ApiKey,
@@ -45,11 +45,6 @@ fn needs_forwarding(
     }
     let creates = match api {
         _ if crate::forward::is_controller_api(api) => true,
-        ApiKey::Metadata => {
-            let probe = Reply::probe(api, version);
-            MetadataRequest::decode(&mut body.clone(), version)
-                .is_ok_and(|req| handlers::metadata::may_create_topics(ctx, &probe, &req))
-        }
         ApiKey::FindCoordinator => FindCoordinatorRequest::decode(&mut body.clone(), version)
             .is_ok_and(|req| handlers::find_coordinator::may_create_offsets_topic(ctx, &req)),
         _ => false,

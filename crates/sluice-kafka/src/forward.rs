@@ -1,11 +1,17 @@
-//! Requests only the controller may serve (topic and config changes, creating topics on
-//! first use) are forwarded to it when they reach another broker, as Kafka brokers do: the
-//! request frame goes to the controller unchanged and its response comes back unchanged.
+//! Requests only the controller may serve (topic and config changes, the first
+//! FindCoordinator, which creates `__consumer_offsets`) are forwarded to it when they reach
+//! another broker, as Kafka brokers do: the request frame goes to the controller unchanged and
+//! its response comes back unchanged. A Metadata request that auto-creates a topic asks the
+//! controller with a CreateTopics of its own, then answers from this broker's image.
 
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -58,6 +64,53 @@ pub fn to_controller(to: (String, u16), api: ApiKey, frame: Bytes) -> ResponseFu
             )),
         }
     })
+}
+
+/// Asks the controller at `to` to create `topic` with the defaults (auto-creation); Ok if it
+/// exists afterwards.
+pub async fn create_topic_at_controller(
+    to: &(String, u16),
+    node_id: i32,
+    topic: &str,
+) -> Result<(), String> {
+    const VERSION: i16 = 5;
+    const TOPIC_ALREADY_EXISTS: i16 = 36;
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::CreateTopics as i16)
+        .with_request_api_version(VERSION)
+        .with_client_id(Some(StrBytes::from_string(format!(
+            "sluice-broker-{node_id}"
+        ))));
+    let body = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)])
+        .with_timeout_ms(FORWARD_TIMEOUT.as_millis() as i32);
+    let mut frame = BytesMut::new();
+    header
+        .encode(
+            &mut frame,
+            ApiKey::CreateTopics.request_header_version(VERSION),
+        )
+        .and_then(|_| body.encode(&mut frame, VERSION))
+        .map_err(|e| e.to_string())?;
+    let answer = tokio::time::timeout(FORWARD_TIMEOUT, round_trip(to, &frame))
+        .await
+        .map_err(|_| "the controller did not answer in time".to_string())?
+        .map_err(|e| e.to_string())?;
+    let mut answer = answer.freeze().slice(4..);
+    ResponseHeader::decode(
+        &mut answer,
+        ApiKey::CreateTopics.response_header_version(VERSION),
+    )
+    .map_err(|e| e.to_string())?;
+    let response = CreateTopicsResponse::decode(&mut answer, VERSION).map_err(|e| e.to_string())?;
+    match response.topics.first().map(|t| t.error_code) {
+        Some(0) | Some(TOPIC_ALREADY_EXISTS) => Ok(()),
+        Some(code) => Err(format!("the controller answered error code {code}")),
+        None => Err("the controller's answer names no topic".into()),
+    }
 }
 
 /// One request and its response on a connection of its own (forwarded requests are rare).

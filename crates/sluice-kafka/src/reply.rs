@@ -38,18 +38,6 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// A reply that only names an API and version (to ask a handler about a request
-    /// before serving it).
-    pub fn probe(api: ApiKey, version: i16) -> Reply {
-        Reply {
-            api,
-            version,
-            correlation_id: 0,
-            client_id: String::new(),
-            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
-        }
-    }
-
     /// Encodes a length-prefixed response frame.
     pub fn encode<R: Encodable>(&self, body: &R) -> Response {
         self.encode_at(body, self.version)

@@ -11,10 +11,11 @@ use common::raw::Raw;
 use common::Broker;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, OffsetFetchRequest, OffsetFetchResponse,
-    TopicName,
+    FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse,
+    OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -232,6 +233,23 @@ async fn topics_created_and_deleted_at_any_broker_are_seen_by_all() {
     };
     let total: usize = c.brokers.iter().map(hosted).sum();
     assert_eq!(total, 6, "each partition has one replica, on its leader");
+    // Auto-creation at a broker that is not the controller: the controller creates the topic
+    // and the Metadata answer, from the asking broker, already has it.
+    let mut raw = Raw::connect(others[1]);
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name("auto")))
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let corr = raw.send(ApiKey::Metadata, 12, &req);
+    let md: MetadataResponse = raw.receive_response(ApiKey::Metadata, 12, corr);
+    assert_eq!(md.topics[0].error_code, 0);
+    assert_eq!(md.topics[0].partitions.len(), 1);
+    let leader = md.topics[0].partitions[0].leader_id.0;
+    assert!(leader > 0);
+    wait_until("the leader has the auto-created topic", || {
+        leaders(&c.brokers[(leader - 1) as usize], "auto") == vec![leader]
+    });
     assert_eq!(delete_topic_at(others[1], "forwarded"), 0);
     for b in &c.brokers {
         wait_until("every broker drops the deleted topic", || {

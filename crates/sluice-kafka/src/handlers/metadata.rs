@@ -118,15 +118,38 @@ pub fn handle(ctx: &Context, reply: &Reply, req: MetadataRequest) -> Response {
     )
 }
 
-/// The topic, created if it does not exist. Requests that may create topics reach the
-/// controller (dispatch forwards them); if it moved meanwhile, the client is told
-/// LEADER_NOT_AVAILABLE and asks again.
+/// How long a Metadata request waits for a topic another broker (the controller) creates.
+const AUTO_CREATE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The topic, created if it does not exist: here on the controller; elsewhere the controller
+/// is asked (a CreateTopics) and the answer waits, briefly, until this broker has the topic.
+/// Meanwhile the client is told LEADER_NOT_AVAILABLE and asks again, as with Kafka. Runs on
+/// the blocking pool (dispatch sees to it).
 fn auto_create(ctx: &Context, name: &str) -> Result<(), BrokerError> {
     match ctx.broker.topic_or_auto_create(name) {
-        Ok(_) => Ok(()),
-        Err(BrokerError::NotController) => Err(BrokerError::LeaderNotAvailable),
-        Err(e) => Err(e),
+        Err(BrokerError::NotController) => {}
+        other => return other.map(|_| ()),
     }
+    let Some(controller) = crate::forward::controller_elsewhere(ctx) else {
+        return Err(BrokerError::LeaderNotAvailable);
+    };
+    let asked = futures::executor::block_on(crate::forward::create_topic_at_controller(
+        &controller,
+        ctx.broker.config.node_id,
+        name,
+    ));
+    if let Err(e) = asked {
+        tracing::info!(topic = name, error = %e, "the controller did not create the topic");
+        return Err(BrokerError::LeaderNotAvailable);
+    }
+    let deadline = std::time::Instant::now() + AUTO_CREATE_WAIT;
+    while ctx.broker.image().topic(name).is_none() {
+        if std::time::Instant::now() > deadline {
+            return Err(BrokerError::LeaderNotAvailable);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 fn describe_topic(
