@@ -37,6 +37,18 @@ pub struct ConfigEntry {
     pub doc: &'static str,
 }
 
+/// Topic administration, the controller's work: a room of its own over the broker's state
+/// (`Broker::admin`).
+pub struct TopicAdmin<'a> {
+    pub(crate) broker: &'a Broker,
+}
+
+impl Broker {
+    pub fn admin(&self) -> TopicAdmin<'_> {
+        TopicAdmin { broker: self }
+    }
+}
+
 fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<()> {
     for (name, value) in configs {
         let def = topic_config_def(name)
@@ -48,7 +60,7 @@ fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
-impl Broker {
+impl TopicAdmin<'_> {
     /// Creates a topic for a client. `partitions` and `replication_factor` of -1 take the
     /// broker defaults. Internal topics are refused: the broker creates them itself.
     pub fn create_topic(
@@ -110,7 +122,7 @@ impl Broker {
         validate_topic_name(name)?;
         let partitions = match (&assignment, partitions) {
             (Some(a), -1) => a.len() as i32,
-            (_, -1) => self.config.num_partitions(),
+            (_, -1) => self.broker.config.num_partitions(),
             (_, n) => n,
         };
         if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
@@ -119,11 +131,11 @@ impl Broker {
             )));
         }
         validate_topic_configs(&configs)?;
-        let _admin = self.admin.lock();
-        if !self.coordinator.is_controller() {
+        let _admin = self.broker.admin_lock.lock();
+        if !self.broker.coordinator.is_controller() {
             return Err(BrokerError::NotController);
         }
-        let image = self.coordinator.image();
+        let image = self.broker.coordinator.image();
         if image.topic(name).is_some() {
             return Err(BrokerError::TopicAlreadyExists(name.to_string()));
         }
@@ -151,9 +163,9 @@ impl Broker {
             None => {
                 let rf = match replication_factor {
                     -1 if name == crate::group::OFFSETS_TOPIC => {
-                        self.config.offsets_topic_replication_factor()
+                        self.broker.config.offsets_topic_replication_factor()
                     }
-                    -1 => self.config.default_replication_factor(),
+                    -1 => self.broker.config.default_replication_factor(),
                     n => n,
                 };
                 if rf < 1 {
@@ -165,7 +177,7 @@ impl Broker {
                     .map_err(BrokerError::InvalidReplicationFactor)?
             }
         };
-        let me = self.config.node_id;
+        let me = self.broker.config.node_id;
         let mine: Vec<i32> = (0..partitions)
             .filter(|&p| placed[p as usize].contains(&me))
             .collect();
@@ -198,7 +210,9 @@ impl Broker {
             MetadataChange::CreateTopic(meta),
         )?;
         info!(topic = name, partitions, "created topic");
-        self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)
+        self.broker
+            .topic(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)
     }
 
     /// Makes this broker's new replicas `indexes` of `topic`, commits `change` and applies the
@@ -210,14 +224,16 @@ impl Broker {
         settings: &TopicSettings,
         change: MetadataChange,
     ) -> Result<()> {
-        let mut prepared = self.apply.lock();
-        let made = self.create_partitions_files(&topic, indexes, settings)?;
+        let mut prepared = self.broker.apply.lock();
+        let made = self
+            .broker
+            .create_partitions_files(&topic, indexes, settings)?;
         for p in &made {
             prepared.insert((topic.clone(), p.index), p.clone());
         }
-        match futures::executor::block_on(self.coordinator.commit(vec![change])) {
+        match crate::wait_for(self.broker.coordinator.commit(vec![change])) {
             Ok(image) => {
-                self.apply_image_locked(image, &mut prepared);
+                self.broker.apply_image_locked(image, &mut prepared);
                 Ok(())
             }
             Err(e) => {
@@ -232,30 +248,31 @@ impl Broker {
 
     /// Commits a change that makes no replicas here, and applies the image that has it.
     pub(crate) fn commit_change(&self, change: MetadataChange) -> Result<()> {
-        if !self.coordinator.is_controller() {
+        if !self.broker.coordinator.is_controller() {
             return Err(BrokerError::NotController);
         }
-        let image = futures::executor::block_on(self.coordinator.commit(vec![change]))?;
-        self.apply_image(image);
+        let image = crate::wait_for(self.broker.coordinator.commit(vec![change]))?;
+        self.broker.apply_image(image);
         Ok(())
     }
 
     /// The topic, created with the broker defaults if it does not exist and auto-creation is on.
     pub fn topic_or_auto_create(&self, name: &str) -> Result<Arc<Topic>> {
-        if let Some(t) = self.topic(name) {
+        if let Some(t) = self.broker.topic(name) {
             return Ok(t);
         }
         if name == crate::group::OFFSETS_TOPIC {
-            return self.offsets_topic(); // with the broker's settings, never the defaults
+            return self.broker.groups().offsets_topic(); // with the broker's settings, never the defaults
         }
-        if is_internal_topic(name) || !self.config.auto_create_topics() {
+        if is_internal_topic(name) || !self.broker.config.auto_create_topics() {
             return Err(BrokerError::UnknownTopicOrPartition);
         }
         match self.create_topic(name, -1, -1, BTreeMap::new(), false) {
             Ok(t) => Ok(t),
-            Err(BrokerError::TopicAlreadyExists(_)) => {
-                self.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)
-            }
+            Err(BrokerError::TopicAlreadyExists(_)) => self
+                .broker
+                .topic(name)
+                .ok_or(BrokerError::UnknownTopicOrPartition),
             Err(e) => Err(e),
         }
     }
@@ -267,8 +284,9 @@ impl Broker {
                 "internal topic {name} cannot be deleted"
             )));
         }
-        let _admin = self.admin.lock();
+        let _admin = self.broker.admin_lock.lock();
         let id = self
+            .broker
             .coordinator
             .image()
             .topic(name)
@@ -285,11 +303,11 @@ impl Broker {
         // A group's offsets partition is its id's hash modulo the count: the count never
         // changes under existing groups.
         refuse_internal(name, "Adding partitions")?;
-        let _admin = self.admin.lock();
-        if !self.coordinator.is_controller() {
+        let _admin = self.broker.admin_lock.lock();
+        if !self.broker.coordinator.is_controller() {
             return Err(BrokerError::NotController);
         }
-        let image = self.coordinator.image();
+        let image = self.broker.coordinator.image();
         let topic = image
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
@@ -310,7 +328,7 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let me = self.config.node_id;
+        let me = self.broker.config.node_id;
         let mine: Vec<i32> = (current..count)
             .filter(|&p| placed[(p - current) as usize].contains(&me))
             .collect();
@@ -333,8 +351,13 @@ impl Broker {
 
     /// Refuses `more` partitions beyond `max.broker.partitions` (POLICY_VIOLATION).
     fn check_partition_budget(&self, more: i32) -> Result<()> {
-        let hosted: usize = self.topics().iter().map(|t| t.partitions.len()).sum();
-        let max = self.config.max_broker_partitions();
+        let hosted: usize = self
+            .broker
+            .topics()
+            .iter()
+            .map(|t| t.partitions.len())
+            .sum();
+        let max = self.broker.config.max_broker_partitions();
         if hosted + more.max(0) as usize > max {
             return Err(BrokerError::PolicyViolation(format!(
                 "{more} more partitions would make {} on this broker, above max.broker.partitions ({max})",
@@ -347,12 +370,13 @@ impl Broker {
     /// Every topic setting with its effective value and source.
     pub fn describe_topic_configs(&self, name: &str) -> Result<Vec<ConfigEntry>> {
         let topic = self
+            .broker
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
         Ok(TOPIC_CONFIGS
             .iter()
             .map(|def| {
-                let (value, source) = topic.settings.value(&self.config, def);
+                let (value, source) = topic.settings.value(&self.broker.config, def);
                 ConfigEntry {
                     name: def.name.to_string(),
                     value,
@@ -372,8 +396,9 @@ impl Broker {
         validate_only: bool,
     ) -> Result<()> {
         refuse_internal(name, "Altering the configs")?;
-        let _admin = self.admin.lock();
+        let _admin = self.broker.admin_lock.lock();
         let topic = self
+            .broker
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let mut overrides = topic.settings.overrides.clone();
@@ -400,7 +425,7 @@ impl Broker {
                             "{k} is not a list setting"
                         )));
                     }
-                    let current = topic.settings.value(&self.config, def).0;
+                    let current = topic.settings.value(&self.broker.config, def).0;
                     let mut items: Vec<String> = current
                         .split(',')
                         .filter(|s| !s.is_empty())
@@ -428,8 +453,9 @@ impl Broker {
         validate_only: bool,
     ) -> Result<()> {
         refuse_internal(name, "Altering the configs")?;
-        let _admin = self.admin.lock();
+        let _admin = self.broker.admin_lock.lock();
         let topic = self
+            .broker
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
         self.apply_topic_overrides(&topic, overrides, validate_only)
@@ -448,6 +474,7 @@ impl Broker {
             return Ok(());
         }
         let mut next = self
+            .broker
             .coordinator
             .image()
             .topic(&topic.name)

@@ -16,6 +16,7 @@ use crate::config::{BrokerConfig, FlushPolicy, TopicSettings};
 use crate::error::{BrokerError, Result};
 use crate::flusher::Flusher;
 use crate::partition::Partition;
+use crate::producer_ids::ProducerIds;
 use crate::replicas::Prepared;
 use crate::topic::{partition_dir, Topic};
 
@@ -57,15 +58,16 @@ pub struct Broker {
     /// Serialises image applies, and holds replicas made ahead of the commit placing them.
     pub(crate) apply: Mutex<Prepared>,
     /// Serialises the controller's metadata changes (topic admin, group configs).
-    pub(crate) admin: Mutex<()>,
+    pub(crate) admin_lock: Mutex<()>,
     pub(crate) flusher: Flusher,
     pub(crate) appender: Appender,
     /// Set at shutdown; held while recovery points are saved, so the two never overlap.
     logs_closed: Mutex<bool>,
-    /// Producer ids for idempotent producers: the rest of the block the coordinator gave.
-    pub(crate) producer_ids: Mutex<crate::producer_ids::ProducerIds>,
-    /// Consumer groups; one lock, as group operations are not on the data path.
-    pub(crate) groups: Mutex<crate::group::Groups>,
+    /// InitProducerId's producer ids, from blocks the coordinator reserves.
+    pub producer_ids: ProducerIds,
+    /// Consumer groups (`groups()` works on them); one lock, as group operations are not on
+    /// the data path.
+    pub(crate) group_state: Mutex<crate::group::Groups>,
     /// Held for the broker's lifetime: a second broker on the same directory is refused.
     _dir_lock: fs::File,
 }
@@ -109,21 +111,21 @@ impl Broker {
                 revision: i64::MIN,
                 ..Default::default()
             })),
-            coordinator,
+            coordinator: coordinator.clone(),
             topics: RwLock::new(HashMap::new()),
             apply: Mutex::new(Prepared::new()),
-            admin: Mutex::new(()),
+            admin_lock: Mutex::new(()),
             flusher: flusher.clone(),
             appender: Appender::start(flusher),
             logs_closed: Mutex::new(false),
-            groups: Mutex::new(Default::default()),
-            producer_ids: Mutex::new(Default::default()),
+            group_state: Mutex::new(Default::default()),
+            producer_ids: ProducerIds::new(coordinator.clone()),
             _dir_lock: dir_lock,
         };
         broker.apply_image(broker.coordinator.image());
         broker.remove_orphan_dirs(&broker.topics.read());
         info!(topics = broker.topics.read().len(), cluster_id = %broker.cluster_id(), "broker state loaded");
-        broker.load_groups()?;
+        broker.groups().load_groups()?;
         Ok(Arc::new(broker))
     }
 
@@ -243,11 +245,13 @@ impl Broker {
         self.every(ms(self.config.flush_scheduler_interval_ms()), false, |b| {
             b.flush_due_partitions()
         });
-        self.every(GROUP_TIMER_TICK, false, |b| b.expire_group_timers());
+        self.every(GROUP_TIMER_TICK, false, |b| {
+            b.groups().expire_group_timers()
+        });
         self.every(
             ms(self.config.offsets_retention_check_interval_ms()),
             false,
-            |b| b.expire_offsets(),
+            |b| b.groups().expire_offsets(),
         );
         self.every(ms(self.config.retention_check_interval_ms()), false, |b| {
             b.apply_retention()
@@ -479,6 +483,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let broker = broker(dir.path());
         let topic = broker
+            .admin()
             .create_topic("gc", 1, 1, BTreeMap::new(), false)
             .unwrap();
         let p = topic.partitions[0].clone();
@@ -517,6 +522,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let broker = broker(dir.path());
         let topic = broker
+            .admin()
             .create_topic("w", 1, 1, BTreeMap::new(), false)
             .unwrap();
         let p = topic.partitions[0].clone();

@@ -15,14 +15,33 @@ mod producer_ids;
 mod replicas;
 mod topic;
 
-pub use admin::{ConfigEntry, ConfigOp, MAX_PARTITIONS_PER_TOPIC};
+pub use admin::{ConfigEntry, ConfigOp, TopicAdmin, MAX_PARTITIONS_PER_TOPIC};
 pub use broker::{lock_data_dir, Broker};
 pub use config::{BrokerConfig, ConfigSource, ConfigType, FlushPolicy};
 pub use error::{BrokerError, Result};
 pub use fetch::{fetch, FetchTarget, FetchedPartition};
 pub use partition::{Partition, PartitionOffsets};
 pub use produce::{AppendOrigin, PendingAppend};
+pub use producer_ids::ProducerIds;
 pub use topic::{is_internal_topic, validate_topic_name, Topic};
+
+/// Waits, from synchronous code, for a coordinator call. Embedded calls are ready at once; an
+/// etcd call is a network round trip: on a tokio worker thread the worker is handed over
+/// first (`block_in_place`), so the runtime's other tasks and its I/O go on meanwhile.
+pub(crate) fn wait_for<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll};
+    let mut future = std::pin::pin!(future);
+    let waker = futures::task::noop_waker();
+    if let Poll::Ready(v) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+        return v;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| h.block_on(future))
+        }
+        _ => futures::executor::block_on(future),
+    }
+}
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

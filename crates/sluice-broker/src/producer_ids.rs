@@ -1,19 +1,36 @@
 //! InitProducerId for idempotent producers: unique producer ids, taken in blocks that the
 //! coordinator reserves (durably, cluster-wide) before any id of the block is used.
 
-use crate::broker::Broker;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use sluice_cluster::Coordinator;
+
 use crate::error::{BrokerError, Result};
 
 const BLOCK: i64 = 1000;
 
 /// The rest of this broker's current block: `next..block_end` (empty at start).
 #[derive(Default)]
-pub struct ProducerIds {
+struct Block {
     next: i64,
-    block_end: i64,
+    end: i64,
 }
 
-impl Broker {
+/// Hands out producer ids from blocks the coordinator reserves.
+pub struct ProducerIds {
+    coordinator: Arc<dyn Coordinator>,
+    block: Mutex<Block>,
+}
+
+impl ProducerIds {
+    pub(crate) fn new(coordinator: Arc<dyn Coordinator>) -> ProducerIds {
+        ProducerIds {
+            coordinator,
+            block: Mutex::new(Block::default()),
+        }
+    }
+
     /// A producer id and epoch. With an existing id and epoch (a producer recovering, KIP-360)
     /// the same id comes back with the next epoch; a transactional id is refused.
     pub fn init_producer_id(
@@ -33,8 +50,8 @@ impl Broker {
         if producer_id >= 0 && epoch >= 0 {
             // Ids from before a restart, or from another broker, are not known here: Kafka
             // only checks the epoch against the producer's state, which this broker may not have.
-            let ids = self.producer_ids.lock();
-            if (ids.next..ids.block_end).contains(&producer_id) {
+            let block = self.block.lock();
+            if (block.next..block.end).contains(&producer_id) {
                 return Err(BrokerError::InvalidRequest(format!(
                     "producer id {producer_id} was never given out"
                 )));
@@ -43,15 +60,15 @@ impl Broker {
                 return Ok((producer_id, epoch + 1));
             }
         }
-        let mut ids = self.producer_ids.lock();
-        if ids.next >= ids.block_end {
+        let mut block = self.block.lock();
+        if block.next >= block.end {
             // Reserving is one small durable write; rare enough to hold the lock across.
-            let start = futures::executor::block_on(self.coordinator.allocate_producer_ids(BLOCK))?;
-            ids.next = start;
-            ids.block_end = start + BLOCK;
+            let start = crate::wait_for(self.coordinator.allocate_producer_ids(BLOCK))?;
+            block.next = start;
+            block.end = start + BLOCK;
         }
-        let id = ids.next;
-        ids.next += 1;
+        let id = block.next;
+        block.next += 1;
         Ok((id, 0))
     }
 }
@@ -64,16 +81,16 @@ mod tests {
     fn ids_are_unique_across_restarts_and_epochs_bump() {
         let dir = tempfile::tempdir().unwrap();
         let b = broker(dir.path());
-        let (a, ea) = b.init_producer_id(None, -1, -1).unwrap();
-        let (c, _) = b.init_producer_id(None, -1, -1).unwrap();
+        let (a, ea) = b.producer_ids.init_producer_id(None, -1, -1).unwrap();
+        let (c, _) = b.producer_ids.init_producer_id(None, -1, -1).unwrap();
         assert_ne!(a, c);
         assert_eq!(ea, 0);
-        assert_eq!(b.init_producer_id(None, a, 0).unwrap(), (a, 1));
-        assert!(b.init_producer_id(None, c + 1, 0).is_err());
-        assert!(b.init_producer_id(Some("tx"), -1, -1).is_err());
+        assert_eq!(b.producer_ids.init_producer_id(None, a, 0).unwrap(), (a, 1));
+        assert!(b.producer_ids.init_producer_id(None, c + 1, 0).is_err());
+        assert!(b.producer_ids.init_producer_id(Some("tx"), -1, -1).is_err());
         drop(b);
         let b = broker(dir.path());
-        let (d, _) = b.init_producer_id(None, -1, -1).unwrap();
+        let (d, _) = b.producer_ids.init_producer_id(None, -1, -1).unwrap();
         assert!(d > c, "no id is reused after a restart");
     }
 }

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use super::GroupCoordinator;
 use crate::admin::{ConfigEntry, ConfigOp};
-use crate::broker::Broker;
 use crate::config::{validate_value, BrokerConfig, ConfigSource, ConfigType, Range};
 use crate::error::{BrokerError, Result};
 use sluice_cluster::MetadataChange;
@@ -51,19 +51,19 @@ fn value(
     }
 }
 
-impl Broker {
+impl GroupCoordinator<'_> {
     /// Every group setting of `group` with its effective value and source. Like Kafka, a
     /// group need not exist to have (or be given) configs.
     pub fn describe_group_configs(&self, group: &str) -> Result<Vec<ConfigEntry>> {
         if group.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
-        let image = self.image();
+        let image = self.broker.image();
         let all = &image.group_configs;
         Ok(GROUP_CONFIGS
             .iter()
             .map(|def| {
-                let (value, source) = value(&self.config, all.get(group), def);
+                let (value, source) = value(&self.broker.config, all.get(group), def);
                 ConfigEntry {
                     name: def.name.to_string(),
                     value,
@@ -85,8 +85,9 @@ impl Broker {
         if group.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
-        let _admin = self.admin.lock();
+        let _admin = self.broker.admin_lock.lock();
         let mut overrides = self
+            .broker
             .coordinator
             .image()
             .group_configs
@@ -119,7 +120,7 @@ impl Broker {
         }
         let get = |name| {
             value(
-                &self.config,
+                &self.broker.config,
                 Some(&overrides),
                 group_config_def(name).expect("known"),
             )
@@ -143,19 +144,21 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        self.commit_change(MetadataChange::SetGroupConfigs(
-            group.to_string(),
-            overrides,
-        ))
+        self.broker
+            .admin()
+            .commit_change(MetadataChange::SetGroupConfigs(
+                group.to_string(),
+                overrides,
+            ))
     }
 
     /// The KIP-848 session timeout and heartbeat interval of `group`, in ms.
     pub(crate) fn consumer_group_timing(&self, group: &str) -> (u64, i32) {
-        let image = self.image();
+        let image = self.broker.image();
         let all = &image.group_configs;
         let get = |name: &str| {
             value(
-                &self.config,
+                &self.broker.config,
                 all.get(group),
                 group_config_def(name).expect("known"),
             )

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::consumer::{Assignment, ConsumerGroup, ConsumerMember, ASSIGNORS};
 use super::state::Group;
-use crate::broker::Broker;
+use super::GroupCoordinator;
 use crate::error::{BrokerError, Result};
 
 /// A ConsumerGroupHeartbeat in protocol-neutral form (topics by name).
@@ -62,12 +62,13 @@ pub struct ConsumerMemberDescription {
 const LEAVE: i32 = -1;
 const STATIC_LEAVE: i32 = -2;
 
-impl Broker {
+impl GroupCoordinator<'_> {
     pub(crate) fn partition_counts(&self, topics: &BTreeSet<String>) -> BTreeMap<String, i32> {
         topics
             .iter()
             .filter_map(|t| {
-                self.topic(t)
+                self.broker
+                    .topic(t)
                     .map(|topic| (t.clone(), topic.partition_count))
             })
             .collect()
@@ -91,7 +92,7 @@ impl Broker {
         let now = Instant::now();
         let (session_ms, interval) = self.consumer_group_timing(&req.group_id);
         let session = Duration::from_millis(session_ms);
-        let mut groups = self.groups.lock();
+        let mut groups = self.broker.group_state.lock();
         let group = groups
             .entry(req.group_id.clone())
             .or_insert_with(|| Group::new(&req.group_id));
@@ -272,7 +273,7 @@ impl Broker {
     }
 
     pub fn describe_consumer_group(&self, group_id: &str) -> Option<ConsumerGroupDescription> {
-        let groups = self.groups.lock();
+        let groups = self.broker.group_state.lock();
         let cg = groups.get(group_id)?.consumer.as_ref()?;
         Some(ConsumerGroupDescription {
             state: cg.state_name(),

@@ -9,7 +9,7 @@ use tracing::{debug, info};
 use uuid::Uuid;
 
 use super::state::{Group, GroupState, JoinOutcome, Member, SyncOutcome};
-use crate::broker::Broker;
+use super::GroupCoordinator;
 use crate::error::{BrokerError, Result};
 
 /// A JoinGroup request in protocol-neutral form.
@@ -46,11 +46,11 @@ enum Step<T> {
     Wait(oneshot::Receiver<T>),
 }
 
-impl Broker {
+impl GroupCoordinator<'_> {
     fn session_timeout_bounds(&self) -> (i32, i32) {
         (
-            self.config.group_min_session_timeout_ms(),
-            self.config.group_max_session_timeout_ms(),
+            self.broker.config.group_min_session_timeout_ms(),
+            self.broker.config.group_max_session_timeout_ms(),
         )
     }
 
@@ -59,7 +59,7 @@ impl Broker {
             return Err((e, req.member_id));
         }
         let step = {
-            let mut groups = self.groups.lock();
+            let mut groups = self.broker.group_state.lock();
             self.join_locked(&mut groups, req)
         };
         match step {
@@ -186,7 +186,8 @@ impl Broker {
                 )));
             }
         }
-        let initial_delay = Duration::from_millis(self.config.group_initial_rebalance_delay_ms());
+        let initial_delay =
+            Duration::from_millis(self.broker.config.group_initial_rebalance_delay_ms());
         group.prepare_rebalance_with_delay(now, initial_delay);
         if group.maybe_complete_join(now) {
             self.after_join_completed(group);
@@ -204,7 +205,7 @@ impl Broker {
     pub async fn sync_group(&self, req: SyncRequest) -> SyncOutcome {
         self.check_coordinator(&req.group_id)?;
         let step = {
-            let mut groups = self.groups.lock();
+            let mut groups = self.broker.group_state.lock();
             self.sync_locked(&mut groups, req)
         };
         match step {
@@ -270,7 +271,7 @@ impl Broker {
         instance_id: Option<&str>,
     ) -> Result<()> {
         self.check_coordinator(group_id)?;
-        let mut groups = self.groups.lock();
+        let mut groups = self.broker.group_state.lock();
         let group = groups
             .get_mut(group_id)
             .ok_or(BrokerError::UnknownMemberId)?;
@@ -295,7 +296,7 @@ impl Broker {
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Result<()>>> {
         self.check_coordinator(group_id)?;
-        let mut groups = self.groups.lock();
+        let mut groups = self.broker.group_state.lock();
         let group = groups
             .get_mut(group_id)
             .ok_or(BrokerError::UnknownMemberId)?;
@@ -346,9 +347,11 @@ impl Broker {
     /// Expires sessions, unanswered handed-out member ids and overdue rebalance phases.
     pub(crate) fn expire_group_timers(&self) {
         let now = Instant::now();
-        let mut groups = self.groups.lock();
+        let mut groups = self.broker.group_state.lock();
         for group in groups.values_mut() {
-            Broker::expire_consumer_members(group, now, |topics| self.partition_counts(topics));
+            GroupCoordinator::expire_consumer_members(group, now, |topics| {
+                self.partition_counts(topics)
+            });
             group.pending_members.retain(|_, deadline| *deadline > now);
             let expired: Vec<String> = group
                 .members

@@ -1,5 +1,6 @@
-//! Consumer groups (classic protocol): membership and rebalancing, committed offsets in
-//! `__consumer_offsets`, and the read side (list, describe, lag).
+//! Consumer groups (the classic protocol and KIP-848): membership and rebalancing, committed
+//! offsets in `__consumer_offsets`, group configs, and the read side (list, describe, lag).
+//! `GroupCoordinator` is their room: `Broker::groups()` gives it.
 
 mod configs;
 mod consumer;
@@ -26,3 +27,15 @@ pub use state::{JoinOutcome, JoinResult, SyncOutcome};
 
 /// Every group this coordinator knows, by group id.
 pub type Groups = HashMap<String, state::Group>;
+
+/// The group coordinator, over the broker's state (its groups, and the offsets partitions it
+/// leads).
+pub struct GroupCoordinator<'a> {
+    pub(crate) broker: &'a crate::broker::Broker,
+}
+
+impl crate::broker::Broker {
+    pub fn groups(&self) -> GroupCoordinator<'_> {
+        GroupCoordinator { broker: self }
+    }
+}

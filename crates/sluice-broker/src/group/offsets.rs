@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use super::records::{self, CommittedOffset, OffsetsRecord};
 use super::state::{Group, GroupState};
-use crate::broker::Broker;
+use super::GroupCoordinator;
 use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
 use crate::produce::PendingAppend;
@@ -83,10 +83,10 @@ fn record(key: Vec<u8>, value: Option<Vec<u8>>) -> (Vec<u8>, Option<Vec<u8>>) {
     (key, value)
 }
 
-impl Broker {
+impl GroupCoordinator<'_> {
     /// The `__consumer_offsets` topic, created on first use with the broker's settings.
     pub fn offsets_topic(&self) -> Result<Arc<Topic>> {
-        if let Some(t) = self.topic(OFFSETS_TOPIC) {
+        if let Some(t) = self.broker.topic(OFFSETS_TOPIC) {
             return Ok(t);
         }
         let configs = BTreeMap::from([
@@ -94,15 +94,16 @@ impl Broker {
             ("segment.bytes".to_string(), "104857600".to_string()),
             ("max.message.bytes".to_string(), "104857600".to_string()),
         ]);
-        match self.create_topic_as_broker(
+        match self.broker.admin().create_topic_as_broker(
             OFFSETS_TOPIC,
-            self.config.offsets_topic_num_partitions(),
+            self.broker.config.offsets_topic_num_partitions(),
             -1,
             configs,
             false,
         ) {
             Ok(t) => Ok(t),
             Err(BrokerError::TopicAlreadyExists(_)) => self
+                .broker
                 .topic(OFFSETS_TOPIC)
                 .ok_or(BrokerError::CoordinatorNotAvailable),
             // Another broker creates it (the Kafka front end asks the controller).
@@ -115,7 +116,7 @@ impl Broker {
     /// partition. COORDINATOR_NOT_AVAILABLE while the topic does not exist or the
     /// partition has no live leader.
     pub fn group_coordinator(&self, group: &str) -> Result<sluice_cluster::BrokerInfo> {
-        let image = self.image();
+        let image = self.broker.image();
         let topic = image
             .topic(OFFSETS_TOPIC)
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
@@ -130,13 +131,13 @@ impl Broker {
     /// the group's first write creates it); NOT_COORDINATOR if another broker does,
     /// COORDINATOR_NOT_AVAILABLE while its partition has no live leader.
     pub fn check_coordinator(&self, group: &str) -> Result<()> {
-        let image = self.image();
+        let image = self.broker.image();
         let Some(topic) = image.topic(OFFSETS_TOPIC) else {
             return Ok(());
         };
         let index = records::partition_for(group, topic.partition_count());
         match topic.partition(index) {
-            Some(p) if p.leader == self.config.node_id => Ok(()),
+            Some(p) if p.leader == self.broker.config.node_id => Ok(()),
             Some(p) if image.brokers.contains_key(&p.leader) => Err(BrokerError::NotCoordinator),
             _ => Err(BrokerError::CoordinatorNotAvailable),
         }
@@ -147,7 +148,8 @@ impl Broker {
     fn offsets_partition(&self, group: &str) -> Result<Arc<Partition>> {
         let topic = self.offsets_topic()?;
         let index = records::partition_for(group, topic.partition_count);
-        self.local_leader(OFFSETS_TOPIC, index, -1)
+        self.broker
+            .local_leader(OFFSETS_TOPIC, index, -1)
             .map_err(|e| match e {
                 BrokerError::NotLeaderOrFollower { .. } => BrokerError::NotCoordinator,
                 BrokerError::LeaderNotAvailable | BrokerError::UnknownTopicOrPartition => {
@@ -169,7 +171,7 @@ impl Broker {
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
             .collect();
         let batch = batch::build_batch(crate::now_ms(), &kv);
-        self.append(
+        self.broker.append(
             &partition,
             batch.into(),
             -1,
@@ -202,9 +204,9 @@ impl Broker {
             return Err(BrokerError::InvalidGroupId);
         }
         self.check_coordinator(group_id)?;
-        let max_metadata = self.config.offset_metadata_max_bytes();
+        let max_metadata = self.broker.config.offset_metadata_max_bytes();
         let (results, pending) = {
-            let mut groups = self.groups.lock();
+            let mut groups = self.broker.group_state.lock();
             let simple = generation < 0 && member_id.is_empty();
             let group = match groups.get_mut(group_id) {
                 Some(g) => g,
@@ -218,7 +220,7 @@ impl Broker {
                     return Err(BrokerError::UnknownMemberId);
                 }
             } else if let Some(cg) = &group.consumer {
-                Broker::check_consumer_commit(cg, member_id, generation)?;
+                GroupCoordinator::check_consumer_commit(cg, member_id, generation)?;
             } else {
                 group.check_member(member_id, instance_id)?;
                 if generation != group.generation {
@@ -241,6 +243,7 @@ impl Broker {
                 .iter()
                 .map(|c| {
                     let known = self
+                        .broker
                         .topic(&c.topic)
                         .is_some_and(|t| (0..t.partition_count).contains(&c.partition));
                     if !known {
@@ -283,7 +286,7 @@ impl Broker {
         group_id: &str,
         wanted: Option<Vec<(String, Vec<i32>)>>,
     ) -> Vec<TopicOffsets> {
-        let groups = self.groups.lock();
+        let groups = self.broker.group_state.lock();
         let offsets = groups.get(group_id).map(|g| &g.offsets);
         match wanted {
             Some(topics) => topics
@@ -321,7 +324,7 @@ impl Broker {
         self.fetch_offsets(group_id, None)
             .into_iter()
             .flat_map(|(topic, parts)| {
-                let t = self.topic(&topic);
+                let t = self.broker.topic(&topic);
                 parts.into_iter().filter_map(move |(p, c)| {
                     let committed = c?.offset;
                     let log_end = t.as_ref()?.partition(p)?.offsets().high_watermark;
@@ -338,7 +341,7 @@ impl Broker {
     }
 
     pub fn list_groups(&self, states: &[String], types: &[String]) -> Vec<GroupListing> {
-        let groups = self.groups.lock();
+        let groups = self.broker.group_state.lock();
         let wanted = |filter: &[String], value: &str| {
             filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
         };
@@ -361,7 +364,7 @@ impl Broker {
     }
 
     pub fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
-        let groups = self.groups.lock();
+        let groups = self.broker.group_state.lock();
         let g = groups.get(group_id)?;
         if let Some(cg) = &g.consumer {
             // Seen through the classic API: members and state, no protocol metadata.
@@ -413,7 +416,7 @@ impl Broker {
     pub async fn delete_group(&self, group_id: &str) -> Result<()> {
         self.check_coordinator(group_id)?;
         let pending = {
-            let mut groups = self.groups.lock();
+            let mut groups = self.broker.group_state.lock();
             let g = groups.get(group_id).ok_or(BrokerError::GroupIdNotFound)?;
             if !g.is_empty() || g.state != GroupState::Empty {
                 return Err(BrokerError::NonEmptyGroup);
@@ -443,7 +446,7 @@ impl Broker {
     ) -> Result<Vec<Result<()>>> {
         self.check_coordinator(group_id)?;
         let (results, pending) = {
-            let mut groups = self.groups.lock();
+            let mut groups = self.broker.group_state.lock();
             let g = groups
                 .get_mut(group_id)
                 .ok_or(BrokerError::GroupIdNotFound)?;
@@ -478,11 +481,12 @@ impl Broker {
     /// with nothing.
     pub(crate) fn expire_offsets(&self) {
         let retention_ms = self
+            .broker
             .config
             .offsets_retention_minutes()
             .saturating_mul(60_000);
         let now = crate::now_ms();
-        let mut groups = self.groups.lock();
+        let mut groups = self.broker.group_state.lock();
         let mut emptied = Vec::new();
         for g in groups
             .values_mut()
@@ -526,7 +530,7 @@ impl Broker {
 
     /// Rebuilds groups and offsets from `__consumer_offsets` (at start, before serving).
     pub(crate) fn load_groups(&self) -> Result<()> {
-        let Some(topic) = self.topic(OFFSETS_TOPIC) else {
+        let Some(topic) = self.broker.topic(OFFSETS_TOPIC) else {
             return Ok(());
         };
         let started = Instant::now();
@@ -576,7 +580,7 @@ impl Broker {
             ms = started.elapsed().as_millis() as u64,
             "loaded consumer groups"
         );
-        *self.groups.lock() = groups;
+        *self.broker.group_state.lock() = groups;
         Ok(())
     }
 }
@@ -637,6 +641,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = broker(dir.path());
         let t = b
+            .admin()
             .create_topic("lagging", 2, 1, BTreeMap::new(), false)
             .unwrap();
         let batch = batch::build_batch(
@@ -654,6 +659,7 @@ mod tests {
         .await
         .unwrap();
         let r = b
+            .groups()
             .commit_offsets(
                 "g",
                 -1,
@@ -664,7 +670,7 @@ mod tests {
             .await
             .unwrap();
         assert!(r.iter().all(|r| r.is_ok()));
-        let lag = b.group_lag("g");
+        let lag = b.groups().group_lag("g");
         let by_partition: Vec<(i32, i64, i64, i64)> = lag
             .iter()
             .map(|l| (l.partition, l.committed, l.log_end, l.lag))
@@ -676,27 +682,33 @@ mod tests {
     async fn offsets_of_empty_groups_expire_durably() {
         let dir = tempfile::tempdir().unwrap();
         let b = broker(dir.path());
-        b.create_topic("expiring", 1, 1, BTreeMap::new(), false)
+        b.admin()
+            .create_topic("expiring", 1, 1, BTreeMap::new(), false)
             .unwrap();
-        b.commit_offsets("old", -1, "", None, vec![commit("expiring", 0, 5)])
+        b.groups()
+            .commit_offsets("old", -1, "", None, vec![commit("expiring", 0, 5)])
             .await
             .unwrap();
-        b.commit_offsets("fresh", -1, "", None, vec![commit("expiring", 0, 6)])
+        b.groups()
+            .commit_offsets("fresh", -1, "", None, vec![commit("expiring", 0, 6)])
             .await
             .unwrap();
         {
             // Make "old" look eight days old.
-            let mut groups = b.groups.lock();
+            let mut groups = b.group_state.lock();
             let g = groups.get_mut("old").unwrap();
             g.state_since_ms -= 8 * 24 * 3600 * 1000;
             for c in g.offsets.values_mut() {
                 c.commit_timestamp -= 8 * 24 * 3600 * 1000;
             }
         }
-        b.expire_offsets();
-        assert!(b.describe_group("old").is_none(), "expired and forgotten");
+        b.groups().expire_offsets();
+        assert!(
+            b.groups().describe_group("old").is_none(),
+            "expired and forgotten"
+        );
         assert_eq!(
-            b.fetch_offsets("fresh", None)[0].1[0]
+            b.groups().fetch_offsets("fresh", None)[0].1[0]
                 .1
                 .as_ref()
                 .unwrap()
@@ -707,10 +719,10 @@ mod tests {
         drop(b);
         let b = broker(dir.path());
         assert!(
-            b.fetch_offsets("old", None).is_empty(),
+            b.groups().fetch_offsets("old", None).is_empty(),
             "the expiry was written to __consumer_offsets"
         );
-        let fresh = b.fetch_offsets("fresh", None);
+        let fresh = b.groups().fetch_offsets("fresh", None);
         let c = fresh[0].1[0].1.as_ref().unwrap();
         assert_eq!(
             (c.offset, c.leader_epoch, c.metadata.as_str()),

@@ -22,6 +22,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreatePartitionsRequest) -> Res
                 ))
             } else {
                 ctx.broker
+                    .admin()
                     .create_partitions(&t.name, t.count, req.validate_only)
             };
             let (code, message) = errors::of(&result);

@@ -52,6 +52,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: DescribeConfigsRequest) -> Resp
                 .with_resource_name(res.resource_name.clone());
             let entries = match res.resource_type {
                 RESOURCE_TOPIC => broker
+                    .admin()
                     .describe_topic_configs(&res.resource_name)
                     .map_err(|e| (errors::code(&e), e.to_string())),
                 RESOURCE_BROKER
@@ -72,6 +73,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: DescribeConfigsRequest) -> Resp
                         .collect())
                 }
                 RESOURCE_GROUP => broker
+                    .groups()
                     .describe_group_configs(&res.resource_name)
                     .map_err(|e| (errors::code(&e), e.to_string())),
                 RESOURCE_BROKER => Err((

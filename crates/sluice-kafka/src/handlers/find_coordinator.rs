@@ -37,14 +37,14 @@ pub fn may_create_offsets_topic(ctx: &Context, req: &FindCoordinatorRequest) -> 
 pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Response {
     if may_create_offsets_topic(ctx, &req) {
         // Here only on the controller (others forward): a failure shows in the lookups.
-        if let Err(e) = ctx.broker.offsets_topic() {
+        if let Err(e) = ctx.broker.groups().offsets_topic() {
             info!(error = %e, "could not create __consumer_offsets yet");
         }
     }
     let coordinator = |key: StrBytes| {
         let c = Coordinator::default().with_key(key);
         if req.key_type == KEY_TYPE_GROUP {
-            match ctx.broker.group_coordinator(&c.key) {
+            match ctx.broker.groups().group_coordinator(&c.key) {
                 Ok(b) => c
                     .with_node_id(BrokerId(b.node_id))
                     .with_host(str(&b.host))

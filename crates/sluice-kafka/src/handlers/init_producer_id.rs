@@ -21,17 +21,19 @@ pub fn handle(ctx: &Context, reply: &Reply, req: InitProducerIdRequest) -> Respo
         .as_deref()
         .map(|t| t.as_str())
         .filter(|t| !t.is_empty());
-    let response = match ctx
-        .broker
-        .init_producer_id(transactional_id, producer_id, epoch)
-    {
-        Ok((id, epoch)) => InitProducerIdResponse::default()
-            .with_producer_id(ProducerId(id))
-            .with_producer_epoch(epoch),
-        Err(e) => InitProducerIdResponse::default()
-            .with_error_code(errors::code(&e))
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
-    };
+    let response =
+        match ctx
+            .broker
+            .producer_ids
+            .init_producer_id(transactional_id, producer_id, epoch)
+        {
+            Ok((id, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
+            Err(e) => InitProducerIdResponse::default()
+                .with_error_code(errors::code(&e))
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        };
     reply.encode(&response)
 }

@@ -29,7 +29,7 @@ fn lookup(
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> Vec<TopicOffsets> {
-    broker.fetch_offsets(group, topics)
+    broker.groups().fetch_offsets(group, topics)
 }
 
 pub fn handle(ctx: &Context, reply: &Reply, req: OffsetFetchRequest) -> Response {
@@ -39,7 +39,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: OffsetFetchRequest) -> Response
             .groups
             .iter()
             .map(|g| {
-                if let Err(e) = broker.check_coordinator(&g.group_id) {
+                if let Err(e) = broker.groups().check_coordinator(&g.group_id) {
                     return OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id.clone())
                         .with_error_code(errors::code(&e));
@@ -75,7 +75,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: OffsetFetchRequest) -> Response
             .collect();
         return reply.encode(&OffsetFetchResponse::default().with_groups(groups));
     }
-    if let Err(e) = broker.check_coordinator(&req.group_id) {
+    if let Err(e) = broker.groups().check_coordinator(&req.group_id) {
         return reply.encode(&OffsetFetchResponse::default().with_error_code(errors::code(&e)));
     }
     let wanted = req.topics.as_ref().map(|ts| {
