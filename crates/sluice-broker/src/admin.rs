@@ -299,7 +299,15 @@ impl TopicAdmin<'_> {
 
     /// Grows a topic to `count` partitions (partitions are never removed), placing the new
     /// ones as a create would, with as many replicas as the topic's first partition.
-    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
+    /// `assignment`, if given, names the replicas of each new partition (as many as the
+    /// topic's partitions have).
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignment: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<()> {
         // A group's offsets partition is its id's hash modulo the count: the count never
         // changes under existing groups.
         refuse_internal(name, "Adding partitions")?;
@@ -323,8 +331,28 @@ impl TopicAdmin<'_> {
             )));
         }
         let rf = topic.partitions.first().map_or(1, |p| p.replicas.len());
-        let placed = placement::place(&image, current, count - current, rf)
-            .map_err(BrokerError::InvalidReplicationFactor)?;
+        let placed = match assignment {
+            Some(a) => {
+                placement::check_assignment(&image, &a)
+                    .map_err(BrokerError::InvalidReplicaAssignment)?;
+                if a.len() as i32 != count - current {
+                    return Err(BrokerError::InvalidReplicaAssignment(format!(
+                        "{} assignments for {} new partitions",
+                        a.len(),
+                        count - current
+                    )));
+                }
+                if a[0].len() != rf {
+                    return Err(BrokerError::InvalidReplicaAssignment(format!(
+                        "{} replicas per new partition where the topic has {rf}",
+                        a[0].len()
+                    )));
+                }
+                a
+            }
+            None => placement::place(&image, current, count - current, rf)
+                .map_err(BrokerError::InvalidReplicationFactor)?,
+        };
         if validate_only {
             return Ok(());
         }

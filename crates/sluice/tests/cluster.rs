@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use common::cluster::{describe_cluster, leaders, metadata, wait_until, Cluster};
 use common::raw::Raw;
 use common::Broker;
+use kafka_protocol::messages::create_partitions_request::{
+    CreatePartitionsAssignment, CreatePartitionsTopic,
+};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -17,6 +20,7 @@ use kafka_protocol::messages::{
     FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse,
     OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
+use kafka_protocol::messages::{BrokerId, CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::FutureRecord;
@@ -39,6 +43,27 @@ fn create_topic_at(b: &Broker, topic: &str, partitions: i32) -> i16 {
     let c = raw.send(ApiKey::CreateTopics, 5, &req);
     let r: CreateTopicsResponse = raw.receive_response(ApiKey::CreateTopics, 5, c);
     r.topics[0].error_code
+}
+
+/// CreatePartitions sent to `b`, growing `topic` to `count` with `assignment`: the error code.
+fn create_partitions_at(b: &Broker, topic: &str, count: i32, assignment: &[&[i32]]) -> i16 {
+    let mut raw = Raw::connect(b);
+    let assignments = assignment
+        .iter()
+        .map(|ids| {
+            CreatePartitionsAssignment::default()
+                .with_broker_ids(ids.iter().map(|&id| BrokerId(id)).collect())
+        })
+        .collect();
+    let req = CreatePartitionsRequest::default()
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(name(topic))
+            .with_count(count)
+            .with_assignments(Some(assignments))])
+        .with_timeout_ms(10_000);
+    let c = raw.send(ApiKey::CreatePartitions, 3, &req);
+    let r: CreatePartitionsResponse = raw.receive_response(ApiKey::CreatePartitions, 3, c);
+    r.results[0].error_code
 }
 
 fn delete_topic_at(b: &Broker, topic: &str) -> i16 {
@@ -250,6 +275,23 @@ async fn topics_created_and_deleted_at_any_broker_are_seen_by_all() {
     wait_until("the leader has the auto-created topic", || {
         leaders(&c.brokers[(leader - 1) as usize], "auto") == vec![leader]
     });
+    // New partitions placed by hand, at a broker that is not the controller.
+    assert_eq!(
+        create_partitions_at(others[0], "forwarded", 8, &[&[9], &[1]]),
+        39,
+        "INVALID_REPLICA_ASSIGNMENT: no broker 9"
+    );
+    assert_eq!(
+        create_partitions_at(others[0], "forwarded", 8, &[&[2], &[3]]),
+        0
+    );
+    for b in &c.brokers {
+        wait_until(
+            "every broker sees the new partitions where they were put",
+            || leaders(b, "forwarded")[6..] == [2, 3],
+        );
+    }
+    assert_eq!(c.brokers.iter().map(hosted).sum::<usize>(), 8);
     assert_eq!(delete_topic_at(others[1], "forwarded"), 0);
     for b in &c.brokers {
         wait_until("every broker drops the deleted topic", || {
@@ -262,6 +304,7 @@ async fn topics_created_and_deleted_at_any_broker_are_seen_by_all() {
 async fn a_killed_controller_is_replaced_and_topics_can_be_created_again() {
     let mut c = Cluster::start(3);
     let controller = c.controller(&c.brokers[0]);
+    c.brokers[0].create_topic("before-failover", 3, &[]).await;
     let killed_at = Instant::now();
     c.broker(controller).kill();
     let survivor = c.brokers.iter().find(|b| b.child.is_some()).unwrap();
@@ -287,6 +330,21 @@ async fn a_killed_controller_is_replaced_and_topics_can_be_created_again() {
         2,
         "the killed broker is gone from the cluster"
     );
+    // Restarted at once, it waits out its previous registration, then rejoins as a broker.
+    c.broker(controller).restart();
+    let back = &c.brokers[(controller - 1) as usize];
+    wait_until("the killed broker is back", || {
+        metadata(back).brokers.len() == 3
+    });
+    assert_ne!(
+        c.controller(back),
+        controller,
+        "the new controller keeps its role"
+    );
+    wait_until("its partitions have their leader back", || {
+        let l = leaders(back, "before-failover");
+        l.len() == 3 && !l.contains(&-1)
+    });
 }
 
 #[tokio::test(flavor = "multi_thread")]

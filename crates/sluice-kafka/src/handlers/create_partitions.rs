@@ -15,16 +15,17 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreatePartitionsRequest) -> Res
         .topics
         .into_iter()
         .map(|t| {
-            let result = if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
-                // Placement of new partitions is the controller's; explicit ones come later.
-                Err(sluice_broker::BrokerError::InvalidReplicaAssignment(
-                    "explicit assignments of new partitions are not supported yet: leave them to the controller".into(),
-                ))
-            } else {
-                ctx.broker
-                    .admin()
-                    .create_partitions(&t.name, t.count, req.validate_only)
-            };
+            let assignment = t.assignments.as_ref().filter(|a| !a.is_empty()).map(|a| {
+                a.iter()
+                    .map(|p| p.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
+            let result = ctx.broker.admin().create_partitions(
+                &t.name,
+                t.count,
+                assignment,
+                req.validate_only,
+            );
             let (code, message) = errors::of(&result);
             CreatePartitionsTopicResult::default()
                 .with_name(t.name)
