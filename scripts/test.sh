@@ -14,8 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: kcat for the smoke tests; a C toolchain, make and pkg-config to build
-# librdkafka; etcd-server for the cluster tests (each starts its own etcd on free ports).
-packages=(kcat build-essential pkg-config etcd-server)
+# librdkafka; etcd-server for the cluster tests (each starts its own etcd on free ports) and
+# etcd-client (etcdctl), with which a test moves a partition's leadership as a controller would.
+packages=(kcat build-essential pkg-config etcd-server etcd-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

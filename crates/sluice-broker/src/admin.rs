@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::broker::Broker;
@@ -234,6 +234,10 @@ impl TopicAdmin<'_> {
         match crate::wait_for(self.broker.coordinator.commit(vec![change])) {
             Ok(image) => {
                 self.broker.apply_image_locked(image, &mut prepared);
+                drop(prepared);
+                if let Err(e) = self.broker.groups().follow_leadership() {
+                    warn!(error = %e, "following the offsets partitions' leadership");
+                }
                 Ok(())
             }
             Err(e) => {
@@ -252,7 +256,9 @@ impl TopicAdmin<'_> {
             return Err(BrokerError::NotController);
         }
         let image = crate::wait_for(self.broker.coordinator.commit(vec![change]))?;
-        self.broker.apply_image(image);
+        if let Err(e) = self.broker.apply_image(image) {
+            warn!(error = %e, "following the offsets partitions' leadership");
+        }
         Ok(())
     }
 

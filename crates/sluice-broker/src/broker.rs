@@ -68,6 +68,10 @@ pub struct Broker {
     /// Consumer groups (`groups()` works on them); one lock, as group operations are not on
     /// the data path.
     pub(crate) group_state: Mutex<crate::group::Groups>,
+    /// The `__consumer_offsets` partitions whose groups are in `group_state` (those this
+    /// broker leads), and those being loaded (group/leadership.rs).
+    pub(crate) offsets_led: Mutex<std::collections::BTreeSet<i32>>,
+    pub(crate) offsets_loading: RwLock<std::collections::BTreeSet<i32>>,
     /// Held for the broker's lifetime: a second broker on the same directory is refused.
     _dir_lock: fs::File,
 }
@@ -119,13 +123,15 @@ impl Broker {
             appender: Appender::start(flusher),
             logs_closed: Mutex::new(false),
             group_state: Mutex::new(Default::default()),
+            offsets_led: Mutex::new(Default::default()),
+            offsets_loading: RwLock::new(Default::default()),
             producer_ids: ProducerIds::new(coordinator.clone()),
             _dir_lock: dir_lock,
         };
-        broker.apply_image(broker.coordinator.image());
+        // Hosted replicas first, then the groups of the offsets partitions led here.
+        broker.apply_image(broker.coordinator.image())?;
         broker.remove_orphan_dirs(&broker.topics.read());
         info!(topics = broker.topics.read().len(), cluster_id = %broker.cluster_id(), "broker state loaded");
-        broker.groups().load_groups()?;
         Ok(Arc::new(broker))
     }
 
@@ -225,7 +231,10 @@ impl Broker {
             while images.changed().await.is_ok() {
                 let image = images.borrow_and_update().clone();
                 let Some(broker) = weak.upgrade() else { return };
-                let _ = tokio::task::spawn_blocking(move || broker.apply_image(image)).await;
+                let applied = tokio::task::spawn_blocking(move || broker.apply_image(image)).await;
+                if let Ok(Err(e)) = applied {
+                    warn!(error = %e, "applying the metadata image");
+                }
             }
         });
     }

@@ -19,6 +19,8 @@ pub enum BrokerError {
     NotController,
     #[error("this broker is not the group's coordinator")]
     NotCoordinator,
+    #[error("the group's coordinator is loading its state")]
+    CoordinatorLoadInProgress,
 
     #[error("topic {0} already exists")]
     TopicAlreadyExists(String),

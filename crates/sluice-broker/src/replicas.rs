@@ -29,11 +29,15 @@ impl Broker {
     }
 
     /// Makes the hosted replicas match `image`: opens (creating) the partitions placed on this
-    /// broker, reconfigures changed topics, deletes the logs of topics gone. Images older than
-    /// the applied one are ignored. File work: call it off the async threads.
-    pub(crate) fn apply_image(&self, image: Arc<MetadataImage>) {
+    /// broker, reconfigures changed topics, deletes the logs of topics gone; then the group
+    /// coordinator follows the offsets partitions' leadership. Images older than the applied
+    /// one are ignored. File work: call it off the async threads.
+    pub(crate) fn apply_image(&self, image: Arc<MetadataImage>) -> Result<()> {
         let mut prepared = self.apply.lock();
         self.apply_image_locked(image, &mut prepared);
+        drop(prepared);
+        // Outside the apply lock: group requests hold the group lock and may append.
+        self.groups().follow_leadership()
     }
 
     pub(crate) fn apply_image_locked(&self, image: Arc<MetadataImage>, prepared: &mut Prepared) {

@@ -13,6 +13,7 @@ pub fn code(e: &BrokerError) -> i16 {
         BrokerError::UnknownLeaderEpoch(_) => ResponseError::UnknownLeaderEpoch,
         BrokerError::NotController => ResponseError::NotController,
         BrokerError::NotCoordinator => ResponseError::NotCoordinator,
+        BrokerError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
         BrokerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
         BrokerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
         BrokerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,

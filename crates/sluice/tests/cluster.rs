@@ -20,7 +20,10 @@ use kafka_protocol::messages::{
     FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse,
     OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
-use kafka_protocol::messages::{BrokerId, CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::messages::{
+    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, ListGroupsRequest,
+    ListGroupsResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::FutureRecord;
@@ -458,4 +461,99 @@ fn cluster_status_of_a_single_node() {
     assert_eq!(status, 0, "{report}");
     assert_eq!(report["controller_id"], 1);
     assert_eq!(report["brokers"][0]["address"], b.bootstrap());
+}
+
+/// Kafka's partition of a group in `__consumer_offsets` (Java's String.hashCode).
+fn offsets_partition_of(group: &str, partitions: i32) -> usize {
+    let mut h: i32 = 0;
+    for unit in group.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    ((h & 0x7fff_ffff) % partitions) as usize
+}
+
+/// Moves the leadership of one `__consumer_offsets` partition to `leader`, as a controller
+/// would: a new leader epoch in the topic's record in etcd, which every broker follows.
+fn move_offsets_leader(c: &Cluster, partition: usize, leader: i32, other: i32) {
+    let key = format!("/sluice/{}/topics/__consumer_offsets", c.name);
+    let mut topic: serde_json::Value = serde_json::from_str(&c.etcd.get(&key).unwrap()).unwrap();
+    let p = &mut topic["partitions"][partition];
+    let epoch = p["leader_epoch"].as_i64().unwrap() + 1;
+    p["leader"] = leader.into();
+    p["leader_epoch"] = epoch.into();
+    p["replicas"] = serde_json::json!([leader, other]);
+    p["isr"] = serde_json::json!([leader]);
+    c.etcd.put(&key, &topic.to_string());
+}
+
+fn listed_groups(b: &Broker) -> Vec<String> {
+    let mut raw = Raw::connect(b);
+    let corr = raw.send(ApiKey::ListGroups, 3, &ListGroupsRequest::default());
+    let r: ListGroupsResponse = raw.receive_response(ApiKey::ListGroups, 3, corr);
+    r.groups.iter().map(|g| g.group_id.to_string()).collect()
+}
+
+/// Committed offsets of `group` as `b` answers: (error code, sum of committed offsets).
+fn committed_at(b: &Broker, group: &str) -> (i16, i64) {
+    let mut raw = Raw::connect(b);
+    let req = OffsetFetchRequest::default()
+        .with_group_id(kafka_protocol::messages::GroupId(StrBytes::from_string(
+            group.to_string(),
+        )))
+        .with_topics(None);
+    let corr = raw.send(ApiKey::OffsetFetch, 7, &req);
+    let r: OffsetFetchResponse = raw.receive_response(ApiKey::OffsetFetch, 7, corr);
+    let sum = r
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.committed_offset.max(0))
+        .sum();
+    (r.error_code, sum)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_coordination_follows_the_offsets_partition_leader() {
+    let c = Cluster::start(2);
+    let b1 = &c.brokers[0];
+    b1.create_topic("events", 1, &[]).await;
+    let group = "followers";
+    let coordinator = coordinator_of(b1, group);
+    let other = 3 - coordinator;
+    let (at, elsewhere) = (
+        &c.brokers[(coordinator - 1) as usize],
+        &c.brokers[(other - 1) as usize],
+    );
+    let consumer: BaseConsumer = b1.consumer(&[("group.id", group)]);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("events", 0, Offset::Offset(42))
+        .unwrap();
+    consumer.commit(&tpl, CommitMode::Sync).unwrap();
+    drop(consumer);
+    assert_eq!(committed_at(at, group), (0, 42));
+    assert!(listed_groups(at).contains(&group.to_string()));
+
+    // Leadership of the group's offsets partition moves: the group goes with it.
+    let partition = offsets_partition_of(group, 50);
+    move_offsets_leader(&c, partition, other, coordinator);
+    wait_until("the coordinator moves", || {
+        coordinator_of(b1, group) == other
+    });
+    wait_until("the old coordinator drops the group", || {
+        !listed_groups(at).contains(&group.to_string())
+    });
+    assert_eq!(committed_at(at, group).0, 16, "NOT_COORDINATOR");
+    // Without replication (the next step) the new leader's replica is empty.
+    assert_eq!(committed_at(elsewhere, group), (0, 0));
+
+    // Back again: the group is loaded from the log, its commit with it.
+    move_offsets_leader(&c, partition, coordinator, other);
+    wait_until("the coordinator moves back", || {
+        coordinator_of(b1, group) == coordinator
+    });
+    wait_until("the group is loaded again", || {
+        listed_groups(at).contains(&group.to_string())
+    });
+    assert_eq!(committed_at(at, group), (0, 42));
+    assert_eq!(committed_at(elsewhere, group).0, 16, "NOT_COORDINATOR");
 }

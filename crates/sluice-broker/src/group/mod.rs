@@ -6,6 +6,7 @@ mod configs;
 mod consumer;
 mod consumer_coordinator;
 mod coordinator;
+mod leadership;
 mod offsets;
 mod records;
 mod state;

@@ -1,15 +1,15 @@
 //! Committed offsets and group metadata: durable in `__consumer_offsets`, loaded back at start,
 //! expired for empty groups. Also the read side: listing and describing groups.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use sluice_log::batch::{self, BatchHeader};
+use sluice_log::batch;
 use tracing::{info, warn};
 
-use super::records::{self, CommittedOffset, OffsetsRecord};
+use super::records::{self, CommittedOffset};
 use super::state::{Group, GroupState};
 use super::GroupCoordinator;
 use crate::error::{BrokerError, Result};
@@ -127,17 +127,25 @@ impl GroupCoordinator<'_> {
             .ok_or(BrokerError::CoordinatorNotAvailable)
     }
 
-    /// Ok if this broker coordinates `group` (or `__consumer_offsets` does not exist yet:
-    /// the group's first write creates it); NOT_COORDINATOR if another broker does,
-    /// COORDINATOR_NOT_AVAILABLE while its partition has no live leader.
+    /// Ok if this broker coordinates `group`: it leads the group's `__consumer_offsets`
+    /// partition (created here first if it does not exist) and has loaded it. Otherwise
+    /// NOT_COORDINATOR (another broker leads it), COORDINATOR_LOAD_IN_PROGRESS (loading) or
+    /// COORDINATOR_NOT_AVAILABLE (no live leader, or the topic is still being created).
+    /// Every group request checks this before it takes the group lock.
     pub fn check_coordinator(&self, group: &str) -> Result<()> {
+        self.offsets_topic()?;
         let image = self.broker.image();
-        let Some(topic) = image.topic(OFFSETS_TOPIC) else {
-            return Ok(());
-        };
+        let topic = image
+            .topic(OFFSETS_TOPIC)
+            .ok_or(BrokerError::CoordinatorNotAvailable)?;
         let index = records::partition_for(group, topic.partition_count());
         match topic.partition(index) {
-            Some(p) if p.leader == self.broker.config.node_id => Ok(()),
+            Some(p) if p.leader == self.broker.config.node_id => {
+                if self.broker.offsets_loading.read().contains(&index) {
+                    return Err(BrokerError::CoordinatorLoadInProgress);
+                }
+                Ok(())
+            }
             Some(p) if image.brokers.contains_key(&p.leader) => Err(BrokerError::NotCoordinator),
             _ => Err(BrokerError::CoordinatorNotAvailable),
         }
@@ -146,7 +154,11 @@ impl GroupCoordinator<'_> {
     /// The offsets partition of `group`, if this broker leads it (NOT_COORDINATOR if another
     /// does).
     fn offsets_partition(&self, group: &str) -> Result<Arc<Partition>> {
-        let topic = self.offsets_topic()?;
+        // Never created here: callers hold the group lock (check_coordinator created it).
+        let topic = self
+            .broker
+            .topic(OFFSETS_TOPIC)
+            .ok_or(BrokerError::CoordinatorNotAvailable)?;
         let index = records::partition_for(group, topic.partition_count);
         self.broker
             .local_leader(OFFSETS_TOPIC, index, -1)
@@ -525,96 +537,6 @@ impl GroupCoordinator<'_> {
         }
         for id in emptied {
             groups.remove(&id);
-        }
-    }
-
-    /// Rebuilds groups and offsets from `__consumer_offsets` (at start, before serving).
-    pub(crate) fn load_groups(&self) -> Result<()> {
-        let Some(topic) = self.broker.topic(OFFSETS_TOPIC) else {
-            return Ok(());
-        };
-        let started = Instant::now();
-        let now = Instant::now();
-        let mut groups: HashMap<String, Group> = HashMap::new();
-        let mut count = 0usize;
-        for partition in &topic.partitions {
-            for_each_record(partition, |key, value| {
-                count += 1;
-                match records::decode(key, value) {
-                    Ok(Some(OffsetsRecord::Offset {
-                        group,
-                        topic,
-                        partition,
-                        value,
-                    })) => {
-                        let g = groups
-                            .entry(group.clone())
-                            .or_insert_with(|| Group::new(&group));
-                        match value {
-                            Some(c) => {
-                                g.offsets.insert((topic, partition), c);
-                            }
-                            None => {
-                                g.offsets.remove(&(topic, partition));
-                            }
-                        }
-                    }
-                    Ok(Some(OffsetsRecord::Group { group, value })) => match value {
-                        Some(stored) => groups
-                            .entry(group.clone())
-                            .or_insert_with(|| Group::new(&group))
-                            .restore(stored, now),
-                        None => {
-                            groups.remove(&group);
-                        }
-                    },
-                    Ok(None) => {}
-                    Err(e) => warn!(error = %e, "skipping an unreadable __consumer_offsets record"),
-                }
-            })?;
-        }
-        groups.retain(|_, g| !g.members.is_empty() || !g.offsets.is_empty());
-        info!(
-            groups = groups.len(),
-            records = count,
-            ms = started.elapsed().as_millis() as u64,
-            "loaded consumer groups"
-        );
-        *self.broker.group_state.lock() = groups;
-        Ok(())
-    }
-}
-
-/// Calls `f(key, value)` for every record of a partition, in offset order.
-fn for_each_record(partition: &Partition, mut f: impl FnMut(&[u8], Option<&[u8]>)) -> Result<()> {
-    let mut offset = partition.offsets().log_start_offset;
-    loop {
-        let (slice, _) = partition.read(offset, 8 << 20)?;
-        let Some(slice) = slice else { return Ok(()) };
-        let bytes = slice.read_to_vec()?;
-        let mut pos = 0;
-        let mut progressed = false;
-        while pos + batch::HEADER_SIZE <= bytes.len() {
-            let header = BatchHeader::parse(&bytes[pos..]);
-            let end = pos + header.size();
-            if end > bytes.len() {
-                break; // partial batch at the end of the read: read again from it
-            }
-            let recs = batch::uncompressed_records(&bytes[pos..end])?;
-            for r in recs {
-                if let Some(key) = r.key {
-                    f(key, r.value);
-                }
-            }
-            offset = header.last_offset() + 1;
-            progressed = true;
-            pos = end;
-        }
-        if !progressed {
-            return Err(BrokerError::CorruptMessage(format!(
-                "{}-{}: unreadable batch at offset {offset}",
-                partition.topic, partition.index
-            )));
         }
     }
 }

@@ -87,6 +87,37 @@ impl Etcd {
             && answer.contains("\"health\":\"true\"")
     }
 
+    /// `etcdctl get` of one key's value (None if absent).
+    pub fn get(&self, key: &str) -> Option<String> {
+        let out = Command::new("etcdctl")
+            .args(["--endpoints", &self.url(), "get", "--print-value-only", key])
+            .env("ETCDCTL_API", "3")
+            .output()
+            .expect("etcdctl (Debian's etcd-client) runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let value = String::from_utf8(out.stdout).unwrap();
+        let value = value.trim_end_matches('\n');
+        (!value.is_empty()).then(|| value.to_string())
+    }
+
+    /// `etcdctl put` of one key.
+    pub fn put(&self, key: &str, value: &str) {
+        let out = Command::new("etcdctl")
+            .args(["--endpoints", &self.url(), "put", key, value])
+            .env("ETCDCTL_API", "3")
+            .output()
+            .expect("etcdctl (Debian's etcd-client) runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// SIGKILL.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
