@@ -44,6 +44,9 @@ pub struct BatchHeader {
     pub base_offset: i64,
     /// Bytes after the length field; the whole batch is `LOG_OVERHEAD + batch_length`.
     pub batch_length: i32,
+    /// The leader epoch the batch was appended in (set by the leader that assigned its
+    /// offsets).
+    pub partition_leader_epoch: i32,
     pub magic: i8,
     pub attributes: i16,
     pub last_offset_delta: i32,
@@ -61,6 +64,7 @@ impl BatchHeader {
         BatchHeader {
             base_offset: i64_at(b, 0),
             batch_length: i32_at(b, BATCH_LENGTH_OFFSET),
+            partition_leader_epoch: i32_at(b, LEADER_EPOCH_OFFSET),
             magic: b[MAGIC_OFFSET] as i8,
             attributes: i16_at(b, ATTRIBUTES_OFFSET),
             last_offset_delta: i32_at(b, LAST_OFFSET_DELTA_OFFSET),

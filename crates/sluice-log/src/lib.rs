@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod cleaner;
 pub mod codec;
+pub mod epochs;
 mod error;
 pub mod file_cache;
 pub mod fuzzing;
@@ -17,9 +18,11 @@ pub mod verify;
 pub use error::{LogError, RecordError, Result};
 pub use log::{
     segment_file_name, sync_filesystem, AppendInfo, Log, LogConfig, LogPosition, PendingWrite,
-    PreparedAppend, ReadSlice, RecoveryCheckpoint, StagedClose, TimestampLookup,
+    PreparedAppend, ReadBound, ReadSlice, RecoveryCheckpoint, StagedClose, TimestampLookup,
 };
 
+#[cfg(test)]
+mod replication_tests;
 #[cfg(test)]
 mod tests;
 

@@ -9,6 +9,7 @@ use tracing::{debug, info};
 
 use crate::batch::{self, BatchHeader, BatchSetSummary};
 use crate::cleaner::{CleanPlan, CleanedSegment, CleanerConfig, PlannedSegment};
+use crate::epochs::LeaderEpochCache;
 use crate::error::{LogError, Result};
 use crate::producer_state::{ProducerState, SeqCheck};
 use crate::segment::{self, Segment, SegmentWrite};
@@ -147,6 +148,7 @@ pub struct PendingWrite {
     /// The batches as stored, when LogAppendTime made a rewritten copy.
     rewritten: Option<Vec<u8>>,
     base_offset: i64,
+    leader_epoch: i32,
     log_append_time: i64,
     producer_batch: Option<BatchHeader>,
 }
@@ -201,6 +203,28 @@ pub struct Log {
     producers: ProducerState,
     /// The flushed offset of the last recovery checkpoint taken.
     checkpointed_offset: Option<i64>,
+    /// Where each leader epoch's data starts (epochs.rs).
+    epochs: LeaderEpochCache,
+}
+
+/// Where a read stops: at the high watermark (what consumers may see) or at the log end
+/// (followers copy what the leader has before it is committed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBound {
+    HighWatermark,
+    LogEnd,
+}
+
+/// The headers of a validated batch set, in order.
+fn batch_headers(batches: &[u8]) -> Vec<BatchHeader> {
+    let mut headers = Vec::new();
+    let mut pos = 0;
+    while pos + batch::HEADER_SIZE <= batches.len() {
+        let h = BatchHeader::parse(&batches[pos..]);
+        pos += h.size();
+        headers.push(h);
+    }
+    headers
 }
 
 impl Log {
@@ -209,6 +233,7 @@ impl Log {
         fs::create_dir_all(dir)?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
+        let (epochs, epochs_found) = LeaderEpochCache::open(dir);
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
@@ -285,9 +310,61 @@ impl Log {
             write_in_progress: false,
             producers: ProducerState::default(),
             checkpointed_offset: None,
+            epochs,
         };
         log.rebuild_producer_state()?;
+        log.reconcile_epochs(epochs_found)?;
         Ok(log)
+    }
+
+    /// Makes the leader-epoch cache agree with the log: rebuilt from the batch headers if its
+    /// file was missing or unreadable, cut to the log's start and end (recovery may have
+    /// removed a torn tail after the cache was saved).
+    fn reconcile_epochs(&mut self, found: bool) -> Result<()> {
+        let mut changed = false;
+        if !found {
+            let start = self.log_start_offset;
+            let mut rebuilt = Vec::new();
+            for seg in self.segments.values() {
+                seg.for_each_header(start, |h| {
+                    if rebuilt
+                        .last()
+                        .is_none_or(|&(e, _)| h.partition_leader_epoch > e)
+                    {
+                        rebuilt.push((h.partition_leader_epoch, h.base_offset));
+                    }
+                })?;
+            }
+            for (epoch, offset) in rebuilt {
+                changed |= self.epochs.assign(epoch, offset);
+            }
+        }
+        changed |= self.epochs.truncate_from_end(self.log_end_offset());
+        changed |= self.epochs.truncate_from_start(self.log_start_offset);
+        if changed {
+            self.epochs.save()?;
+        }
+        Ok(())
+    }
+
+    /// The leader-epoch cache (epoch -> first offset).
+    pub fn epochs(&self) -> &LeaderEpochCache {
+        &self.epochs
+    }
+
+    /// Where `epoch` ends in this log (OffsetForLeaderEpoch): the largest epoch <= it that the
+    /// log has, and the first offset after that epoch's data.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// Notes that `epoch` starts at `offset` (its first batch in this log), saving the cache
+    /// when it changes: once per leader change, a small synced write.
+    fn note_epoch(&mut self, epoch: i32, offset: i64) -> Result<()> {
+        if self.epochs.assign(epoch, offset) {
+            self.epochs.save()?;
+        }
+        Ok(())
     }
 
     /// Loads the producer snapshot (if sound and not beyond the log end) and replays the
@@ -443,6 +520,7 @@ impl Log {
             segment,
             rewritten,
             base_offset,
+            leader_epoch,
             log_append_time,
             producer_batch,
         }))
@@ -457,6 +535,7 @@ impl Log {
     ) -> Result<AppendInfo> {
         self.write_in_progress = false;
         self.active_mut().commit_append(&pending.segment, written)?;
+        self.note_epoch(pending.leader_epoch, pending.base_offset)?;
         if let Some(mut h) = pending.producer_batch {
             h.base_offset = pending.base_offset;
             self.producers.record(&h);
@@ -469,6 +548,161 @@ impl Log {
             end,
             duplicate: false,
         })
+    }
+
+    /// Appends batches whose offsets a leader assigned (the follower path): stored as they
+    /// are, offsets and leader epochs kept. The first must start at this log's end and the
+    /// offsets must rise; the leader-epoch cache and the producer state follow the batches.
+    pub fn append_replicated(
+        &mut self,
+        batches: &[u8],
+        summary: &BatchSetSummary,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        if self.closed || self.write_in_progress {
+            return Err(LogError::Io(std::io::Error::other(
+                "the log is closed or an append is in progress",
+            )));
+        }
+        let headers = batch_headers(batches);
+        let end = self.log_end_offset();
+        let mut expected = end;
+        for h in &headers {
+            if h.base_offset < expected {
+                return Err(LogError::InvalidRecord(format!(
+                    "replicated batch at offset {} does not follow offset {}",
+                    h.base_offset,
+                    expected - 1
+                )));
+            }
+            expected = h.last_offset() + 1;
+        }
+        if headers.first().is_some_and(|h| h.base_offset != end) {
+            return Err(LogError::InvalidRecord(format!(
+                "replicated batches start at offset {}, the log ends at {end}",
+                headers[0].base_offset
+            )));
+        }
+        let Some(first) = headers.first() else {
+            return Ok(AppendInfo {
+                base_offset: end,
+                last_offset: end - 1,
+                log_append_time: -1,
+                end: self.end(),
+                duplicate: false,
+            });
+        };
+        self.maybe_roll(batches.len() as u64, summary.offset_count, now_ms)?;
+        let segment = self.active().prepare_append(
+            batches,
+            first.base_offset,
+            first.partition_leader_epoch,
+            true,
+        )?;
+        let written = segment.write(batches);
+        self.active_mut().commit_append(&segment, written)?;
+        for h in &headers {
+            if h.producer_id >= 0 {
+                self.producers.record(h);
+            }
+            self.note_epoch(h.partition_leader_epoch, h.base_offset)?;
+        }
+        let end = self.end();
+        Ok(AppendInfo {
+            base_offset: first.base_offset,
+            last_offset: end.offset - 1,
+            log_append_time: -1,
+            end,
+            duplicate: false,
+        })
+    }
+
+    /// Removes every batch from the one holding `offset` on (a follower's divergent tail):
+    /// later segments go whole, the one holding it is cut at that batch. The log end becomes
+    /// that batch's base offset (at most `offset`); the high watermark and flushed point come
+    /// back with it; the producer state and the leader-epoch cache are rebuilt for what
+    /// remains. Below the log start, the log is emptied and starts at `offset`. Returns files
+    /// to unlink outside the lock.
+    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<Vec<PathBuf>> {
+        if self.closed || self.write_in_progress {
+            return Err(LogError::Io(std::io::Error::other(
+                "the log is closed or an append is in progress",
+            )));
+        }
+        if offset >= self.log_end_offset() {
+            return Ok(Vec::new());
+        }
+        // A crash during the cut must verify the segments again: forget the recovery point.
+        match fs::remove_file(self.dir.join(RECOVERY_POINT_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        self.checkpointed_offset = None;
+        let mut files = Vec::new();
+        if offset <= self.log_start_offset {
+            // The segment starting at `offset`, if there is one, is emptied and kept: a new
+            // one would have its file name, which the caller is about to unlink.
+            let all: Vec<i64> = self
+                .segments
+                .keys()
+                .copied()
+                .filter(|&b| b != offset)
+                .collect();
+            for base in all {
+                if let Some(seg) = self.segments.remove(&base) {
+                    files.extend(seg.file_paths());
+                }
+            }
+            match self.segments.get_mut(&offset) {
+                Some(seg) => seg.truncate_to(0)?,
+                None => {
+                    let seg = Segment::create(
+                        &self.dir,
+                        offset,
+                        self.config.index_interval_bytes,
+                        now_ms,
+                    )?;
+                    self.segments.insert(offset, seg);
+                }
+            }
+            self.log_start_offset = offset;
+            crate::index::write_file_synced(
+                &self.dir.join(LOG_START_FILE),
+                offset.to_string().as_bytes(),
+            )?;
+        } else {
+            let holder = *self
+                .segments
+                .range(..=offset)
+                .next_back()
+                .map(|(b, _)| b)
+                .expect("offset is above the log start");
+            let later: Vec<i64> = self.segments.range(holder + 1..).map(|(b, _)| *b).collect();
+            for base in later {
+                if let Some(seg) = self.segments.remove(&base) {
+                    files.extend(seg.file_paths());
+                }
+            }
+            let seg = self.segments.get_mut(&holder).expect("holder exists");
+            if let Some(loc) = seg.find_batch(offset, seg.size())? {
+                seg.truncate_to(loc.position)?;
+            }
+        }
+        let end = self.end();
+        if self.flushed.offset > end.offset {
+            self.flushed = end;
+        }
+        if self.high_watermark.offset > end.offset {
+            self.high_watermark = end;
+        }
+        self.rebuild_producer_state()?;
+        if self.epochs.truncate_from_end(end.offset)
+            | self.epochs.truncate_from_start(self.log_start_offset)
+        {
+            self.epochs.save()?;
+        }
+        info!(dir = %self.dir.display(), to = end.offset, "truncated the log");
+        Ok(files)
     }
 
     fn maybe_roll(
@@ -540,7 +774,21 @@ impl Log {
     /// at most `max_bytes` unless the first batch alone is larger (then that batch), never past
     /// the high watermark. `Ok(None)` means no data yet.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<ReadSlice>> {
-        let hw = self.high_watermark;
+        self.read_bounded(offset, max_bytes, ReadBound::HighWatermark)
+    }
+
+    /// `read`, up to the high watermark (consumers) or the log end (followers, which copy
+    /// what the leader has before it is committed).
+    pub fn read_bounded(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        bound: ReadBound,
+    ) -> Result<Option<ReadSlice>> {
+        let hw = match bound {
+            ReadBound::HighWatermark => self.high_watermark,
+            ReadBound::LogEnd => self.end(),
+        };
         if offset < self.log_start_offset || offset > self.log_end_offset() {
             return Err(LogError::OffsetOutOfRange {
                 offset,
@@ -691,6 +939,7 @@ impl Log {
             offset.to_string().as_bytes(),
         )?;
         self.log_start_offset = offset;
+        self.forget_epochs_below_start();
         let doomed: Vec<i64> = self
             .segments
             .iter()
@@ -745,7 +994,18 @@ impl Log {
             self.producers.drop_below(self.log_start_offset);
             info!(dir = %self.dir.display(), segments = bases.len(), log_start = self.log_start_offset, "deleted old segments");
         }
+        self.forget_epochs_below_start();
         files
+    }
+
+    /// Cuts the leader-epoch cache to the log start (retention or DeleteRecords moved it). A
+    /// cache that cannot be saved is rebuilt from the batches at the next start.
+    fn forget_epochs_below_start(&mut self) {
+        if self.epochs.truncate_from_start(self.log_start_offset) {
+            if let Err(e) = self.epochs.save() {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "could not save the leader-epoch cache");
+            }
+        }
     }
 
     /// The segments a compaction pass should work on, or `None` when the log is not dirty

@@ -210,6 +210,31 @@ impl Segment {
     }
 
     /// Cuts the file at `pos`, dropping a torn or corrupt tail.
+    /// Cuts the segment at byte `pos` (a batch boundary): the file, its end offset, indexes
+    /// and timestamps then describe only the batches before it. For a follower's divergent
+    /// tail, not damage.
+    pub fn truncate_to(&mut self, pos: u64) -> Result<()> {
+        if pos >= self.size {
+            return Ok(());
+        }
+        let file = self.file.get()?;
+        file.set_len(pos)?;
+        file.sync_all()?;
+        self.size = pos;
+        self.index.retain_below(pos as u32);
+        self.time_index
+            .retain_up_to(self.index.last_relative_offset());
+        self.next_offset = self.base_offset;
+        self.bytes_since_index = 0;
+        (self.max_timestamp, self.offset_of_max_timestamp) = match self.time_index.last() {
+            Some((ts, relative)) => (ts, self.base_offset + relative as i64),
+            None => (-1, self.base_offset),
+        };
+        let from = self.index.lookup(u32::MAX) as u64;
+        self.rebuild_from(from, u64::MAX)?;
+        self.write_index_files()
+    }
+
     fn truncate_tail(&mut self, file: &File, pos: u64) -> Result<()> {
         crate::note_corruption();
         warn!(
@@ -296,7 +321,9 @@ impl Segment {
         let mut next = base_offset;
         while pos < batches.len() {
             let mut header = BatchHeader::parse(&batches[pos..]);
-            header.base_offset = next;
+            if !assigned {
+                header.base_offset = next;
+            }
             headers.push((pos, header));
             next = header.last_offset() + 1;
             pos += header.size();
