@@ -120,6 +120,21 @@ impl Broker {
             partitions,
         }
     }
+    /// Where `leader_epoch` ends in the log of a partition this broker leads
+    /// (OffsetForLeaderEpoch), checking the asker's `current_leader_epoch` as `local_leader`
+    /// does.
+    pub fn end_offset_for_epoch(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+        leader_epoch: i32,
+    ) -> Result<(i32, i64)> {
+        let p = self.local_leader(topic, partition, current_leader_epoch)?;
+        let answer = p.log().end_offset_for_epoch(leader_epoch);
+        Ok(answer)
+    }
+
     /// The partition if this broker leads it; otherwise the error for the client. With
     /// `leader_epoch` (the request's current leader epoch, -1 for none) a stale or future
     /// epoch is FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH.

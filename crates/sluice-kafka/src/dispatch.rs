@@ -139,6 +139,11 @@ pub fn dispatch(
                 ready(handlers::find_coordinator::handle(ctx, &reply, req))
             }
         }
+        ApiKey::OffsetForLeaderEpoch => ready(handlers::offset_for_leader_epoch::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
         ApiKey::ListOffsets => ready(handlers::list_offsets::handle(
             ctx,
             &reply,

@@ -42,6 +42,7 @@ pub fn decode_request(frame: &[u8]) -> Result<ApiKey, String> {
         Fetch => FetchRequest,
         FindCoordinator => FindCoordinatorRequest,
         ListOffsets => ListOffsetsRequest,
+        OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
         CreateTopics => CreateTopicsRequest,
         DeleteTopics => DeleteTopicsRequest,
         CreatePartitions => CreatePartitionsRequest,

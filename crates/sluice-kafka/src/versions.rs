@@ -38,6 +38,10 @@ pub const SUPPORTED: &[(ApiKey, (i16, i16))] = &[
     (ApiKey::OffsetDelete, offset_delete::VERSIONS),
     (ApiKey::DescribeCluster, describe_cluster::VERSIONS),
     (
+        ApiKey::OffsetForLeaderEpoch,
+        offset_for_leader_epoch::VERSIONS,
+    ),
+    (
         ApiKey::ConsumerGroupHeartbeat,
         consumer_group_heartbeat::VERSIONS,
     ),

@@ -59,18 +59,26 @@ impl LeaderEpochCache {
         true
     }
 
-    /// Where `epoch` ends in this log, as OffsetForLeaderEpoch answers: the largest epoch
-    /// <= `epoch` this log has, and the start offset of the first epoch after it (the log end
-    /// if there is none). `UNDEFINED` for an epoch older than every entry.
+    /// Where `epoch` ends in this log, as OffsetForLeaderEpoch answers (Kafka's
+    /// LeaderEpochFileCache.endOffsetFor): the latest epoch ends at the log end; an older one
+    /// at the start of the next epoch this log has, reported with the largest epoch <= it (or
+    /// itself when it is older than every entry); an epoch newer than all, or asked of an
+    /// empty cache, is UNDEFINED.
     pub fn end_offset_for(&self, epoch: i32, log_end: i64) -> (i32, i64) {
-        let Some(at) = self.entries.iter().rposition(|&(e, _)| e <= epoch) else {
+        if epoch == UNDEFINED_EPOCH {
+            return (UNDEFINED_EPOCH, UNDEFINED_OFFSET);
+        }
+        if self.latest_epoch() == Some(epoch) {
+            return (epoch, log_end);
+        }
+        let Some(higher) = self.entries.iter().position(|&(e, _)| e > epoch) else {
             return (UNDEFINED_EPOCH, UNDEFINED_OFFSET);
         };
-        let end = self
-            .entries
-            .get(at + 1)
-            .map_or(log_end, |&(_, start)| start);
-        (self.entries[at].0, end)
+        let start_of_higher = self.entries[higher].1;
+        match higher.checked_sub(1) {
+            Some(floor) => (self.entries[floor].0, start_of_higher),
+            None => (epoch, start_of_higher),
+        }
     }
 
     /// Forgets epochs starting at or after `offset` (the log was truncated to it).
@@ -153,7 +161,11 @@ mod tests {
         );
         assert_eq!(c.end_offset_for(3, 50), (2, 30));
         assert_eq!(c.end_offset_for(5, 50), (5, 50));
-        assert_eq!(c.end_offset_for(9, 50), (5, 50));
+        assert_eq!(
+            c.end_offset_for(9, 50),
+            (UNDEFINED_EPOCH, UNDEFINED_OFFSET),
+            "newer than any epoch this log has"
+        );
         c.save().unwrap();
         let (again, found) = LeaderEpochCache::open(dir.path());
         assert!(found);
@@ -171,7 +183,7 @@ mod tests {
         assert_eq!(c.entries(), &[(1, 0), (2, 10)]);
         assert!(c.truncate_from_start(12));
         assert_eq!(c.entries(), &[(2, 12)]);
-        assert_eq!(c.end_offset_for(1, 40), (UNDEFINED_EPOCH, UNDEFINED_OFFSET));
+        assert_eq!(c.end_offset_for(1, 40), (1, 12), "older than every entry");
         assert!(
             !c.truncate_from_start(5),
             "below the start: nothing to forget"
