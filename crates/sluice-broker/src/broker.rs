@@ -21,7 +21,7 @@ use crate::replicas::Prepared;
 use crate::topic::{partition_dir, Topic};
 
 /// Unlinks deleted segments' files (outside any lock; open readers keep their data).
-fn remove_files(files: &[std::path::PathBuf]) {
+pub(crate) fn remove_files(files: &[std::path::PathBuf]) {
     for f in files {
         if let Err(e) = fs::remove_file(f) {
             if e.kind() != std::io::ErrorKind::NotFound {

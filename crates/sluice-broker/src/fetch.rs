@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::select_all;
-use sluice_log::ReadSlice;
+use sluice_log::{ReadBound, ReadSlice};
 
 use crate::error::Result;
 use crate::partition::{Partition, PartitionOffsets};
@@ -15,6 +15,8 @@ pub struct FetchTarget {
     pub partition: Arc<Partition>,
     pub offset: i64,
     pub max_bytes: usize,
+    /// Consumers read to the high watermark, followers to the log end.
+    pub bound: ReadBound,
 }
 
 pub struct FetchedPartition {
@@ -63,7 +65,7 @@ fn collect(targets: &[FetchTarget], max_bytes: usize) -> (Collected, usize, bool
             if limit == 0 && total > 0 {
                 return Ok((None, t.partition.offsets()));
             }
-            let r = t.partition.read(t.offset, limit.max(1));
+            let r = t.partition.read(t.offset, limit.max(1), t.bound);
             match &r {
                 Ok((Some(s), _)) => total += s.len,
                 Ok((None, _)) => {}

@@ -23,6 +23,7 @@ pub use fetch::{fetch, FetchTarget, FetchedPartition};
 pub use partition::{Partition, PartitionOffsets};
 pub use produce::{AppendOrigin, PendingAppend};
 pub use producer_ids::ProducerIds;
+pub use replicas::FollowTarget;
 pub use topic::{is_internal_topic, validate_topic_name, Topic};
 
 /// Waits, from synchronous code, for a coordinator call. Embedded calls are ready at once; an

@@ -1,10 +1,11 @@
 //! One partition: its log behind a mutex, and a watch channel that wakes long-polling fetches.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use sluice_log::{Log, LogPosition, ReadSlice};
+use sluice_log::{Log, LogPosition, ReadBound, ReadSlice};
 use tokio::sync::watch;
 
 use crate::config::FlushPolicy;
@@ -26,6 +27,16 @@ pub struct Partition {
     high_watermark: watch::Sender<i64>,
     /// The leader epoch this replica was last told (stamped on the batches it appends).
     leader_epoch: AtomicI32,
+    /// While this replica leads: each follower's log end as its last fetch said, and when
+    /// that fetch was (ms since the Unix epoch).
+    followers: Mutex<BTreeMap<i32, FollowerPosition>>,
+}
+
+/// Where a follower's log ends, as the leader last heard from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerPosition {
+    pub log_end_offset: i64,
+    pub fetched_ms: i64,
 }
 
 /// What a fetch needs to know about a partition besides its data.
@@ -48,11 +59,28 @@ impl Partition {
             last_flush_ms: AtomicU64::new(crate::now_ms() as u64),
             high_watermark: watch::channel(hw).0,
             leader_epoch: AtomicI32::new(0),
+            followers: Mutex::new(BTreeMap::new()),
         }
     }
 
     pub fn log(&self) -> parking_lot::MutexGuard<'_, Log> {
         self.log.lock()
+    }
+
+    /// Notes a follower's fetch from `offset`: its log ends there.
+    pub fn note_follower_fetch(&self, follower: i32, offset: i64, now_ms: i64) {
+        self.followers.lock().insert(
+            follower,
+            FollowerPosition {
+                log_end_offset: offset,
+                fetched_ms: now_ms,
+            },
+        );
+    }
+
+    /// The followers' positions as this leader last heard them.
+    pub fn followers(&self) -> BTreeMap<i32, FollowerPosition> {
+        self.followers.lock().clone()
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -85,9 +113,10 @@ impl Partition {
         &self,
         offset: i64,
         max_bytes: usize,
+        bound: ReadBound,
     ) -> Result<(Option<ReadSlice>, PartitionOffsets)> {
         let log = self.log.lock();
-        let slice = log.read(offset, max_bytes)?;
+        let slice = log.read_bounded(offset, max_bytes, bound)?;
         let offsets = PartitionOffsets {
             log_start_offset: log.log_start_offset(),
             high_watermark: log.high_watermark(),

@@ -14,6 +14,15 @@ use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
 use crate::topic::Topic;
 
+/// A partition this broker follows: its replica here, and the leader it copies from.
+#[derive(Clone)]
+pub struct FollowTarget {
+    pub topic: Arc<str>,
+    pub partition: Arc<Partition>,
+    pub leader: sluice_cluster::BrokerInfo,
+    pub leader_epoch: i32,
+}
+
 /// Replicas created ahead of the commit that places them (by the controller, so that a create
 /// that cannot make its files changes nothing); the apply that follows takes them over.
 pub(crate) type Prepared = HashMap<(Arc<str>, i32), Arc<Partition>>;
@@ -120,6 +129,81 @@ impl Broker {
             partitions,
         }
     }
+    /// The replicas hosted here that another live broker leads, by leader: what the replica
+    /// fetchers copy.
+    pub fn follow_targets(&self) -> std::collections::BTreeMap<i32, Vec<FollowTarget>> {
+        let image = self.image();
+        let me = self.config.node_id;
+        let mut out: std::collections::BTreeMap<i32, Vec<FollowTarget>> = Default::default();
+        for topic in self.topics() {
+            let Some(meta) = image.topic(&topic.name).filter(|m| m.id == topic.id) else {
+                continue;
+            };
+            for p in &topic.partitions {
+                let Some(placement) = meta.partition(p.index) else {
+                    continue;
+                };
+                if placement.leader == me {
+                    continue;
+                }
+                if let Some(leader) = image.broker(placement.leader) {
+                    out.entry(placement.leader).or_default().push(FollowTarget {
+                        topic: topic.name.clone(),
+                        partition: p.clone(),
+                        leader: leader.clone(),
+                        leader_epoch: placement.leader_epoch,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Appends batches fetched from the partition's leader (offsets kept) and has them
+    /// synced in the background.
+    pub fn append_replicated(
+        &self,
+        partition: &Arc<Partition>,
+        records: &[u8],
+    ) -> Result<sluice_log::AppendInfo> {
+        let max = partition
+            .log()
+            .config()
+            .max_message_bytes
+            .max(records.len());
+        let summary = sluice_log::batch::validate_batches(records, max)?;
+        let info = partition
+            .log()
+            .append_replicated(records, &summary, crate::now_ms())?;
+        self.flusher.request(partition.clone(), info.end, None);
+        Ok(info)
+    }
+
+    /// Cuts a followed replica's divergent tail at `offset`.
+    pub fn truncate_replica(&self, partition: &Partition, offset: i64) -> Result<()> {
+        let files = partition.log().truncate_to(offset, crate::now_ms())?;
+        crate::broker::remove_files(&files);
+        Ok(())
+    }
+
+    /// Ok if broker `replica` holds a replica of the partition (a follower may fetch it).
+    pub fn check_follower(&self, topic: &str, partition: i32, replica: i32) -> Result<()> {
+        let image = self.image();
+        let placed = image
+            .topic(topic)
+            .and_then(|t| t.partition(partition))
+            .is_some_and(|p| p.replicas.contains(&replica) && replica != self.config.node_id);
+        if placed {
+            Ok(())
+        } else {
+            // Kafka's answer to a fetch from a broker that is not a follower.
+            Err(BrokerError::NotLeaderOrFollower {
+                leader: -1,
+                leader_epoch: -1,
+            })
+        }
+    }
+
     /// Where `leader_epoch` ends in the log of a partition this broker leads
     /// (OffsetForLeaderEpoch), checking the asker's `current_leader_epoch` as `local_leader`
     /// does.

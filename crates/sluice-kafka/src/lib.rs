@@ -11,6 +11,7 @@ mod forward;
 pub mod fuzzing;
 mod handlers;
 mod leaders;
+mod replica_fetcher;
 mod reply;
 pub mod versions;
 
@@ -62,6 +63,7 @@ pub async fn serve(
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    tokio::spawn(replica_fetcher::run(broker.clone(), shutdown.clone()));
     let ctx = Arc::new(Context::new(broker));
     info!(addr = ?listener.local_addr().ok(), "Kafka listener ready");
     loop {

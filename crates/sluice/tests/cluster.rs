@@ -557,3 +557,49 @@ async fn group_coordination_follows_the_offsets_partition_leader() {
     assert_eq!(committed_at(at, group), (0, 42));
     assert_eq!(committed_at(elsewhere, group).0, 16, "NOT_COORDINATOR");
 }
+
+/// A partition's records as stored in a broker's data directory: every segment's bytes, in
+/// offset order (segments may roll at different offsets on different replicas).
+fn stored_bytes(b: &Broker, topic: &str, partition: i32) -> Vec<u8> {
+    let dir = b.data_dir().join(format!("{topic}-{partition}"));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut logs: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs.iter()
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn followers_copy_their_leaders_logs() {
+    let c = Cluster::start(3);
+    let b1 = &c.brokers[0];
+    let topic =
+        rdkafka::admin::NewTopic::new("copied", 3, rdkafka::admin::TopicReplication::Fixed(3));
+    let created = b1
+        .admin()
+        .create_topics([&topic], &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    created[0].as_ref().expect("created");
+    wait_until("every broker knows the topic", || {
+        c.brokers.iter().all(|b| leaders(b, "copied").len() == 3)
+    });
+    produce(b1, "copied", 600, "r").await;
+    for partition in 0..3 {
+        let leader = leaders(b1, "copied")[partition as usize];
+        let on_leader = stored_bytes(&c.brokers[(leader - 1) as usize], "copied", partition);
+        assert!(!on_leader.is_empty());
+        for b in &c.brokers {
+            wait_until("each follower holds the leader's bytes", || {
+                stored_bytes(b, "copied", partition) == on_leader
+            });
+        }
+    }
+}

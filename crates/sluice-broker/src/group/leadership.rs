@@ -143,7 +143,7 @@ fn load_partition(partition: &Partition) -> Result<(HashMap<String, Group>, usiz
 fn for_each_record(partition: &Partition, mut f: impl FnMut(&[u8], Option<&[u8]>)) -> Result<()> {
     let mut offset = partition.offsets().log_start_offset;
     loop {
-        let (slice, _) = partition.read(offset, 8 << 20)?;
+        let (slice, _) = partition.read(offset, 8 << 20, sluice_log::ReadBound::HighWatermark)?;
         let Some(slice) = slice else { return Ok(()) };
         let bytes = slice.read_to_vec()?;
         let mut pos = 0;

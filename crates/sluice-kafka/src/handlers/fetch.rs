@@ -7,6 +7,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{LeaderIdAndEpoch, NodeEndpoint, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest};
 use sluice_broker::{fetch, BrokerError, FetchTarget};
+use sluice_log::ReadBound;
 
 use crate::errors;
 use crate::fetch_frame::{self, PartitionAnswer, TopicAnswer};
@@ -34,6 +35,14 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
     let image = broker.image();
     let mut hints = LeaderHints::default();
     let by_id = reply.version >= 13;
+    // A follower names itself (replica id, in ReplicaState from v15): it reads to the log
+    // end, and its fetch offset tells the leader where its log ends.
+    let replica = if reply.version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let now = sluice_broker::now_ms();
     let mut topics = Vec::with_capacity(req.topics.len());
     let mut slots = Vec::new();
     let mut targets = Vec::new();
@@ -46,7 +55,15 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
         topics.push((ft.topic.clone(), ft.topic_id));
         for fp in &ft.partitions {
             let leader = match name {
-                Some(name) => broker.local_leader(name, fp.partition, fp.current_leader_epoch),
+                Some(name) => broker
+                    .local_leader(name, fp.partition, fp.current_leader_epoch)
+                    .and_then(|p| {
+                        if replica >= 0 {
+                            broker.check_follower(name, fp.partition, replica)?;
+                            p.note_follower_fetch(replica, fp.fetch_offset, now);
+                        }
+                        Ok(p)
+                    }),
                 None => Err(BrokerError::UnknownTopicOrPartition),
             };
             let target = match leader {
@@ -55,6 +72,11 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                         partition: p,
                         offset: fp.fetch_offset,
                         max_bytes: fp.partition_max_bytes.max(0) as usize,
+                        bound: if replica >= 0 {
+                            ReadBound::LogEnd
+                        } else {
+                            ReadBound::HighWatermark
+                        },
                     });
                     Ok(targets.len() - 1)
                 }
