@@ -1,5 +1,5 @@
 //! `sluice cluster status`: the brokers, the controller, how many partitions each broker
-//! leads and which partitions are offline, asked of any broker over the Kafka protocol (so it
+//! leads, which partitions are offline and which under-replicated, asked of any broker over the Kafka protocol (so it
 //! works against any Kafka-compatible cluster). Exit status 0: every partition has a leader;
 //! 1: some are offline; 2: the broker could not be asked.
 
@@ -65,6 +65,7 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
         })
         .collect();
     let mut offline = Vec::new();
+    let mut under_replicated = Vec::new();
     let mut partitions = 0;
     for topic in &metadata.topics {
         let name = topic.name.as_ref().map_or("?", |n| n.0.as_str());
@@ -74,9 +75,13 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
                 Some(row) => row.leads += 1,
                 None => offline.push(format!("{name}-{}", p.partition_index)),
             }
+            if p.isr_nodes.len() < p.replica_nodes.len() {
+                under_replicated.push(format!("{name}-{}", p.partition_index));
+            }
         }
     }
     offline.sort();
+    under_replicated.sort();
     let controller = metadata.controller_id.0;
     let cluster_id = metadata.cluster_id.as_ref().map(|c| c.to_string());
     if args.output == "json" {
@@ -98,11 +103,12 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
             "brokers": rows,
             "partitions": partitions,
             "offline_partitions": offline,
+            "under_replicated_partitions": under_replicated,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "cluster {}  controller {}  {} brokers  {partitions} partitions  {} offline",
+            "cluster {}  controller {}  {} brokers  {partitions} partitions  {} offline  {} under-replicated",
             cluster_id.as_deref().unwrap_or("-"),
             if controller >= 0 {
                 controller.to_string()
@@ -110,7 +116,8 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
                 "none".into()
             },
             brokers.len(),
-            offline.len()
+            offline.len(),
+            under_replicated.len()
         );
         println!();
         println!(
@@ -132,6 +139,13 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
         if !offline.is_empty() {
             println!();
             println!("offline partitions (no live leader): {}", offline.join(" "));
+        }
+        if !under_replicated.is_empty() {
+            println!();
+            println!(
+                "under-replicated partitions (fewer in-sync replicas than replicas): {}",
+                under_replicated.join(" ")
+            );
         }
     }
     Ok(if offline.is_empty() { 0 } else { 1 })

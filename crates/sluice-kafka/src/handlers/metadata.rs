@@ -164,17 +164,24 @@ fn describe_topic(
         .enumerate()
         .map(|(index, p)| {
             let live = image.brokers.contains_key(&p.leader);
+            // Replicas on brokers that are not alive.
+            let offline: Vec<i32> = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| !image.brokers.contains_key(r))
+                .collect();
             let r = MetadataResponsePartition::default()
                 .with_partition_index(index as i32)
                 .with_leader_id(BrokerId(if live { p.leader } else { -1 }))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(ids(&p.replicas))
-                .with_isr_nodes(ids(&p.isr));
+                .with_isr_nodes(ids(&p.isr))
+                .with_offline_replicas(ids(&offline));
             if live {
                 r
             } else {
                 r.with_error_code(ResponseError::LeaderNotAvailable.code())
-                    .with_offline_replicas(ids(&p.replicas))
             }
         })
         .collect();
