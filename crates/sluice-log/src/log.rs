@@ -671,19 +671,20 @@ impl Log {
                 offset.to_string().as_bytes(),
             )?;
         } else {
+            let missing = || LogError::Io(std::io::Error::other("no segment holds the offset"));
             let holder = *self
                 .segments
                 .range(..=offset)
                 .next_back()
                 .map(|(b, _)| b)
-                .expect("offset is above the log start");
+                .ok_or_else(missing)?;
             let later: Vec<i64> = self.segments.range(holder + 1..).map(|(b, _)| *b).collect();
             for base in later {
                 if let Some(seg) = self.segments.remove(&base) {
                     files.extend(seg.file_paths());
                 }
             }
-            let seg = self.segments.get_mut(&holder).expect("holder exists");
+            let seg = self.segments.get_mut(&holder).ok_or_else(missing)?;
             if let Some(loc) = seg.find_batch(offset, seg.size())? {
                 seg.truncate_to(loc.position)?;
             }
