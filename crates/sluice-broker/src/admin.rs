@@ -383,6 +383,70 @@ impl TopicAdmin<'_> {
         Ok(())
     }
 
+    /// A partition leader's change of its ISR (Kafka's AlterPartition), applied by the
+    /// controller if `leader` still leads the partition in `leader_epoch` and the change is
+    /// based on the current `partition_epoch`; the new ISR holds the leader and only live
+    /// replicas. Answers the partition as it now is.
+    pub fn alter_isr(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: Vec<i32>,
+    ) -> Result<PartitionMeta> {
+        let _admin = self.broker.admin_lock.lock();
+        if !self.broker.coordinator.is_controller() {
+            return Err(BrokerError::NotController);
+        }
+        let image = self.broker.coordinator.image();
+        let topic = image
+            .topic_by_id(topic_id)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let current = topic
+            .partition(partition)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        if leader_epoch < current.leader_epoch {
+            return Err(BrokerError::FencedLeaderEpoch(leader_epoch));
+        }
+        if current.leader != leader || leader_epoch > current.leader_epoch {
+            return Err(BrokerError::NotLeaderOrFollower {
+                leader: current.leader,
+                leader_epoch: current.leader_epoch,
+            });
+        }
+        if partition_epoch != current.partition_epoch {
+            return Err(BrokerError::InvalidUpdateVersion(format!(
+                "partition epoch {partition_epoch} is not the current {}",
+                current.partition_epoch
+            )));
+        }
+        let mut isr = new_isr;
+        isr.sort_unstable();
+        isr.dedup();
+        if !isr.contains(&leader) || isr.iter().any(|r| !current.replicas.contains(r)) {
+            return Err(BrokerError::InvalidRequest(format!(
+                "an ISR holds the leader and only the partition's replicas {:?}",
+                current.replicas
+            )));
+        }
+        if let Some(gone) = isr.iter().find(|r| !image.brokers.contains_key(r)) {
+            return Err(BrokerError::IneligibleReplica(format!(
+                "broker {gone} is not alive"
+            )));
+        }
+        let mut next = (**topic).clone();
+        let changed = &mut next.partitions[partition as usize];
+        changed.isr = isr;
+        changed.partition_epoch += 1;
+        let answer = changed.clone();
+        let name = next.name.clone();
+        self.commit_change(MetadataChange::UpdateTopic(next))?;
+        info!(topic = %name, partition, isr = ?answer.isr, partition_epoch = answer.partition_epoch, "ISR changed");
+        Ok(answer)
+    }
+
     /// Refuses `more` partitions beyond `max.broker.partitions` (POLICY_VIOLATION).
     fn check_partition_budget(&self, more: i32) -> Result<()> {
         let hosted: usize = self

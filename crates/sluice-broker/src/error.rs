@@ -14,6 +14,12 @@ pub enum BrokerError {
     FencedLeaderEpoch(i32),
     #[error("leader epoch {0} is newer than this broker knows")]
     UnknownLeaderEpoch(i32),
+    /// A partition change based on an older partition epoch.
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
+    /// An in-sync replica that cannot be one (its broker is not alive).
+    #[error("{0}")]
+    IneligibleReplica(String),
     /// Metadata changes are the controller's: this broker is not it.
     #[error("this broker is not the controller")]
     NotController,

@@ -149,6 +149,12 @@ pub fn dispatch(
             &reply,
             decode(&mut body, &reply)?,
         )),
+        ApiKey::AlterPartition => {
+            let req = decode(&mut body, &reply)?;
+            blocking(ctx, move |ctx| {
+                handlers::alter_partition::handle(ctx, &reply, req)
+            })
+        }
         ApiKey::CreateTopics => {
             let req = decode(&mut body, &reply)?;
             blocking(ctx, move |ctx| {
@@ -288,7 +294,7 @@ mod tests {
         .unwrap();
         let ctx = Arc::new(Context::new(Broker::open(config).unwrap()));
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        for (api, (lo, hi)) in versions::SUPPORTED {
+        for (api, (lo, hi)) in versions::SUPPORTED.iter().chain(versions::BETWEEN_BROKERS) {
             for version in *lo..=*hi {
                 if !versions::implemented(*api, version) {
                     continue;

@@ -12,6 +12,8 @@ pub fn code(e: &BrokerError) -> i16 {
         BrokerError::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch,
         BrokerError::UnknownLeaderEpoch(_) => ResponseError::UnknownLeaderEpoch,
         BrokerError::NotController => ResponseError::NotController,
+        BrokerError::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion,
+        BrokerError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
         BrokerError::NotCoordinator => ResponseError::NotCoordinator,
         BrokerError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
         BrokerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,

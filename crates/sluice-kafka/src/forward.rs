@@ -29,6 +29,7 @@ pub fn is_controller_api(api: ApiKey) -> bool {
     matches!(
         api,
         ApiKey::CreateTopics
+            | ApiKey::AlterPartition
             | ApiKey::DeleteTopics
             | ApiKey::CreatePartitions
             | ApiKey::AlterConfigs

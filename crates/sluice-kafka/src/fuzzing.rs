@@ -43,6 +43,7 @@ pub fn decode_request(frame: &[u8]) -> Result<ApiKey, String> {
         FindCoordinator => FindCoordinatorRequest,
         ListOffsets => ListOffsetsRequest,
         OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
+        AlterPartition => AlterPartitionRequest,
         CreateTopics => CreateTopicsRequest,
         DeleteTopics => DeleteTopicsRequest,
         CreatePartitions => CreatePartitionsRequest,

@@ -56,6 +56,11 @@ pub const SUPPORTED: &[(ApiKey, (i16, i16))] = &[
     ),
 ];
 
+/// APIs brokers send each other (to the controller), served but not advertised to clients,
+/// as Kafka serves them on its controller listener.
+pub const BETWEEN_BROKERS: &[(ApiKey, (i16, i16))] =
+    &[(ApiKey::AlterPartition, alter_partition::VERSIONS)];
+
 /// Lowest Produce version actually implemented (magic 2 record batches).
 pub const PRODUCE_MIN_IMPLEMENTED: i16 = 3;
 
@@ -68,7 +73,11 @@ pub fn advertised(api: ApiKey) -> Option<(i16, i16)> {
 
 /// Whether a request at `version` is served (not merely advertised).
 pub fn implemented(api: ApiKey, version: i16) -> bool {
-    match advertised(api) {
+    let between_brokers = BETWEEN_BROKERS
+        .iter()
+        .find(|(k, _)| *k == api)
+        .map(|(_, range)| *range);
+    match advertised(api).or(between_brokers) {
         Some((lo, hi)) => {
             let lo = if api == ApiKey::Produce {
                 PRODUCE_MIN_IMPLEMENTED

@@ -16,13 +16,13 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
+    AlterPartitionRequest, AlterPartitionResponse, BrokerId, CreatePartitionsRequest,
+    CreatePartitionsResponse, ListGroupsRequest, ListGroupsResponse,
+};
+use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
     FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse,
     OffsetFetchRequest, OffsetFetchResponse, TopicName,
-};
-use kafka_protocol::messages::{
-    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, ListGroupsRequest,
-    ListGroupsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -615,4 +615,127 @@ async fn followers_copy_their_leaders_logs() {
             });
         }
     }
+}
+
+/// AlterPartition (as a partition leader sends it to the controller) sent to `b`:
+/// (error code, ISR, partition epoch) of the one partition.
+fn alter_isr_at(
+    b: &Broker,
+    topic_id: uuid::Uuid,
+    leader: i32,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    isr: &[i32],
+) -> (i16, Vec<i32>, i32) {
+    use kafka_protocol::messages::alter_partition_request::{PartitionData, TopicData};
+    let mut raw = Raw::connect(b);
+    let req = AlterPartitionRequest::default()
+        .with_broker_id(BrokerId(leader))
+        .with_topics(vec![TopicData::default()
+            .with_topic_id(topic_id)
+            .with_partitions(vec![PartitionData::default()
+                .with_partition_index(0)
+                .with_leader_epoch(leader_epoch)
+                .with_partition_epoch(partition_epoch)
+                .with_new_isr(isr.iter().map(|&id| BrokerId(id)).collect())])]);
+    let c = raw.send(ApiKey::AlterPartition, 2, &req);
+    let r: AlterPartitionResponse = raw.receive_response(ApiKey::AlterPartition, 2, c);
+    let p = &r.topics[0].partitions[0];
+    (
+        p.error_code,
+        p.isr.iter().map(|b| b.0).collect(),
+        p.partition_epoch,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_changes_its_isr_through_the_controller() {
+    let mut c = Cluster::start(3);
+    let b1 = &c.brokers[0];
+    let topic = rdkafka::admin::NewTopic::new(
+        "isr",
+        1,
+        rdkafka::admin::TopicReplication::Variable(&[&[1, 2, 3]]),
+    );
+    let created = b1
+        .admin()
+        .create_topics([&topic], &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    created[0].as_ref().expect("created");
+    let isr_seen_by = |b: &Broker| {
+        let md = metadata(b);
+        let t = md
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "isr"))
+            .cloned();
+        t.map(|t| {
+            (
+                t.topic_id,
+                t.partitions[0]
+                    .isr_nodes
+                    .iter()
+                    .map(|b| b.0)
+                    .collect::<Vec<_>>(),
+            )
+        })
+    };
+    wait_until("every broker knows the topic", || {
+        c.brokers.iter().all(|b| isr_seen_by(b).is_some())
+    });
+    let (id, isr) = isr_seen_by(b1).unwrap();
+    assert_eq!(isr, vec![1], "a new partition's ISR is its leader");
+    // Sent to any broker, it reaches the controller; the leader (1) adds its followers.
+    let at = &c.brokers[2];
+    assert_eq!(
+        alter_isr_at(at, id, 1, 0, 0, &[1, 2, 3]),
+        (0, vec![1, 2, 3], 1)
+    );
+    for b in &c.brokers {
+        wait_until("every broker sees the new ISR", || {
+            isr_seen_by(b).map(|(_, isr)| isr) == Some(vec![1, 2, 3])
+        });
+    }
+    let (_, report) = cluster_status(b1);
+    assert_eq!(report["under_replicated_partitions"], serde_json::json!([]));
+    // Refused: an older partition epoch, a broker that does not lead, an ISR without the
+    // leader, a future leader epoch.
+    assert_eq!(
+        alter_isr_at(at, id, 1, 0, 0, &[1]).0,
+        95,
+        "INVALID_UPDATE_VERSION"
+    );
+    assert_eq!(
+        alter_isr_at(at, id, 2, 0, 1, &[1, 2]).0,
+        6,
+        "NOT_LEADER_OR_FOLLOWER"
+    );
+    assert_eq!(
+        alter_isr_at(at, id, 1, 0, 1, &[2, 3]).0,
+        42,
+        "INVALID_REQUEST"
+    );
+    assert_eq!(
+        alter_isr_at(at, id, 1, 3, 1, &[1]).0,
+        6,
+        "a future leader epoch"
+    );
+    // The leader shrinks it again.
+    assert_eq!(alter_isr_at(at, id, 1, 0, 1, &[1, 3]), (0, vec![1, 3], 2));
+    // A broker that is gone cannot be in sync (a follower that is not the controller, so
+    // that the request needs no election).
+    let victim = if c.controller(&c.brokers[0]) == 2 {
+        3
+    } else {
+        2
+    };
+    c.broker(victim).kill();
+    let b1 = &c.brokers[0];
+    wait_until("the follower is gone", || metadata(b1).brokers.len() == 2);
+    assert_eq!(
+        alter_isr_at(b1, id, 1, 0, 2, &[1, victim]).0,
+        107,
+        "INELIGIBLE_REPLICA"
+    );
 }

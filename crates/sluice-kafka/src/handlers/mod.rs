@@ -1,6 +1,7 @@
 //! One module per Kafka API key.
 
 pub mod alter_configs;
+pub mod alter_partition;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
