@@ -177,10 +177,7 @@ impl TopicAdmin<'_> {
                     .map_err(BrokerError::InvalidReplicationFactor)?
             }
         };
-        let me = self.broker.config.node_id;
-        let mine: Vec<i32> = (0..partitions)
-            .filter(|&p| placed[p as usize].contains(&me))
-            .collect();
+        let mine = self.placed_here(&placed, 0);
         self.check_partition_budget(mine.len() as i32)?;
         let meta = TopicMeta {
             name: name.to_string(),
@@ -200,34 +197,40 @@ impl TopicAdmin<'_> {
                 partitions: Vec::new(),
             }));
         }
-        let settings = TopicSettings {
-            overrides: meta.configs.clone(),
-        };
-        self.commit_with_replicas(
-            Arc::from(name),
-            &mine,
-            &settings,
-            MetadataChange::CreateTopic(meta),
-        )?;
+        self.commit_with_replicas(&mine, MetadataChange::CreateTopic(meta))?;
         info!(topic = name, partitions, "created topic");
         self.broker
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)
     }
 
-    /// Makes this broker's new replicas `indexes` of `topic`, commits `change` and applies the
-    /// image that has it; if the commit fails, the new replicas are removed.
-    fn commit_with_replicas(
-        &self,
-        topic: Arc<str>,
-        indexes: &[i32],
-        settings: &TopicSettings,
-        change: MetadataChange,
-    ) -> Result<()> {
+    /// The indexes of new partitions `first..` (their replica lists in `placed`) that have a
+    /// replica on this broker.
+    fn placed_here(&self, placed: &[Vec<i32>], first: i32) -> Vec<i32> {
+        let me = self.broker.config.node_id;
+        (first..)
+            .zip(placed)
+            .filter(|(_, replicas)| replicas.contains(&me))
+            .map(|(index, _)| index)
+            .collect()
+    }
+
+    /// Makes this broker's new replicas `indexes` of the topic that `change` creates or grows,
+    /// commits `change` and applies the image that has it; if the commit fails, the new
+    /// replicas are removed.
+    fn commit_with_replicas(&self, indexes: &[i32], change: MetadataChange) -> Result<()> {
+        let (MetadataChange::CreateTopic(meta) | MetadataChange::UpdateTopic(meta)) = &change
+        else {
+            return self.commit_change(change);
+        };
+        let topic: Arc<str> = Arc::from(meta.name.as_str());
+        let settings = TopicSettings {
+            overrides: meta.configs.clone(),
+        };
         let mut prepared = self.broker.apply.lock();
         let made = self
             .broker
-            .create_partitions_files(&topic, indexes, settings)?;
+            .create_partitions_files(&topic, indexes, &settings)?;
         for p in &made {
             prepared.insert((topic.clone(), p.index), p.clone());
         }
@@ -362,23 +365,12 @@ impl TopicAdmin<'_> {
         if validate_only {
             return Ok(());
         }
-        let me = self.broker.config.node_id;
-        let mine: Vec<i32> = (current..count)
-            .filter(|&p| placed[(p - current) as usize].contains(&me))
-            .collect();
+        let mine = self.placed_here(&placed, current);
         self.check_partition_budget(mine.len() as i32)?;
         let mut next = (**topic).clone();
         next.partitions
             .extend(placed.into_iter().map(PartitionMeta::new));
-        let settings = TopicSettings {
-            overrides: next.configs.clone(),
-        };
-        self.commit_with_replicas(
-            Arc::from(name),
-            &mine,
-            &settings,
-            MetadataChange::UpdateTopic(next),
-        )?;
+        self.commit_with_replicas(&mine, MetadataChange::UpdateTopic(next))?;
         info!(topic = name, from = current, to = count, "added partitions");
         Ok(())
     }

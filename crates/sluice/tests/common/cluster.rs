@@ -87,10 +87,11 @@ impl Etcd {
             && answer.contains("\"health\":\"true\"")
     }
 
-    /// `etcdctl get` of one key's value (None if absent).
-    pub fn get(&self, key: &str) -> Option<String> {
+    /// Runs etcdctl against this etcd; its output.
+    fn etcdctl(&self, args: &[&str]) -> String {
         let out = Command::new("etcdctl")
-            .args(["--endpoints", &self.url(), "get", "--print-value-only", key])
+            .args(["--endpoints", &self.url()])
+            .args(args)
             .env("ETCDCTL_API", "3")
             .output()
             .expect("etcdctl (Debian's etcd-client) runs");
@@ -99,23 +100,18 @@ impl Etcd {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let value = String::from_utf8(out.stdout).unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// One key's value (None if absent).
+    pub fn get(&self, key: &str) -> Option<String> {
+        let value = self.etcdctl(&["get", "--print-value-only", key]);
         let value = value.trim_end_matches('\n');
         (!value.is_empty()).then(|| value.to_string())
     }
 
-    /// `etcdctl put` of one key.
     pub fn put(&self, key: &str, value: &str) {
-        let out = Command::new("etcdctl")
-            .args(["--endpoints", &self.url(), "put", key, value])
-            .env("ETCDCTL_API", "3")
-            .output()
-            .expect("etcdctl (Debian's etcd-client) runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.etcdctl(&["put", key, value]);
     }
 
     /// SIGKILL.
