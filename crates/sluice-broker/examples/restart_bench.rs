@@ -78,12 +78,16 @@ async fn main() {
                 if pending.len() >= 256 {
                     let ready: Vec<_> = std::mem::take(&mut pending);
                     futures::executor::block_on(futures::future::join_all(
-                        ready.into_iter().map(|p| p.wait()),
+                        ready
+                            .into_iter()
+                            .map(|p| p.wait(std::time::Duration::from_secs(30))),
                     ));
                 }
             }
             futures::executor::block_on(futures::future::join_all(
-                pending.into_iter().map(|p| p.wait()),
+                pending
+                    .into_iter()
+                    .map(|p| p.wait(std::time::Duration::from_secs(30))),
             ));
         },
     );
@@ -132,7 +136,7 @@ async fn main() {
             let pending = broker
                 .append(p, b.into(), 1, sluice_broker::AppendOrigin::Client)
                 .unwrap();
-            futures::executor::block_on(pending.wait()).unwrap();
+            futures::executor::block_on(pending.wait(std::time::Duration::from_secs(30))).unwrap();
         }
     }
     let start = Instant::now();

@@ -101,7 +101,10 @@ fn run(rx: mpsc::Receiver<Job>, flusher: &Flusher) {
             Err(e) => Err(e),
         };
         let info = match appended {
-            Ok(info) => info,
+            Ok(info) => {
+                partition.note_log_end(info.end.offset);
+                info
+            }
             Err(e) => {
                 if let Some(done) = done {
                     let _ = done.send(Err(e.into()));

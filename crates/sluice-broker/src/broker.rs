@@ -72,6 +72,9 @@ pub struct Broker {
     /// broker leads), and those being loaded (group/leadership.rs).
     pub(crate) offsets_led: Mutex<std::collections::BTreeSet<i32>>,
     pub(crate) offsets_loading: RwLock<std::collections::BTreeSet<i32>>,
+    /// Woken when a follower catches up with a partition this broker leads, so the ISR
+    /// tracker adds it without waiting for its next round.
+    pub isr_wakeup: tokio::sync::Notify,
     /// Held for the broker's lifetime: a second broker on the same directory is refused.
     _dir_lock: fs::File,
 }
@@ -86,6 +89,9 @@ fn release_free_memory() {
         libc::malloc_trim(0);
     }
 }
+
+/// How often the controller looks for partitions whose leader or in-sync replicas are gone.
+const ELECTION_ROUND: Duration = Duration::from_millis(250);
 
 /// How often segment files are checked for idleness, and how long unused before closed.
 const SEGMENT_FILE_SWEEP: Duration = Duration::from_secs(10);
@@ -126,6 +132,7 @@ impl Broker {
             offsets_led: Mutex::new(Default::default()),
             offsets_loading: RwLock::new(Default::default()),
             producer_ids: ProducerIds::new(coordinator.clone()),
+            isr_wakeup: tokio::sync::Notify::new(),
             _dir_lock: dir_lock,
         };
         // Hosted replicas first, then the groups of the offsets partitions led here.
@@ -265,6 +272,19 @@ impl Broker {
         self.every(ms(self.config.retention_check_interval_ms()), false, |b| {
             b.apply_retention()
         });
+        // The controller's elections wait for etcd: on blocking threads.
+        self.every(ELECTION_ROUND, true, |b| {
+            if let Err(e) = b.admin().elect_leaders(false) {
+                warn!(error = %e, "leader election round failed");
+            }
+        });
+        if self.config.auto_leader_rebalance() {
+            self.every(self.config.leader_imbalance_check_interval(), true, |b| {
+                if let Err(e) = b.admin().elect_leaders(true) {
+                    warn!(error = %e, "preferred leader round failed");
+                }
+            });
+        }
         // These read and write whole files: keep them off the async workers.
         self.every(
             ms(self.config.recovery_checkpoint_interval_ms()),
@@ -506,7 +526,12 @@ pub(crate) mod tests {
             .collect();
         let mut offsets = Vec::new();
         for w in pending {
-            offsets.push(w.wait().await.unwrap().base_offset);
+            offsets.push(
+                w.wait(std::time::Duration::from_secs(5))
+                    .await
+                    .unwrap()
+                    .base_offset,
+            );
         }
         assert_eq!(offsets, (0..200).collect::<Vec<_>>());
         let stats = broker.flush_stats();
@@ -539,7 +564,10 @@ pub(crate) mod tests {
         let pending = broker
             .append(&p, batch.into(), 1, crate::AppendOrigin::Client)
             .unwrap();
-        let info = pending.wait().await.unwrap();
+        let info = pending
+            .wait(std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
         // Once acknowledged, the log's flushed point covers the record.
         assert!(p.log().flushed_offset() > info.last_offset);
     }

@@ -134,6 +134,27 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "in a cluster: how long a broker that stopped answering the coordination service stays registered (whole seconds)",
     ),
     (
+        "replica.lag.time.max.ms",
+        "30000",
+        ConfigType::Long,
+        Range::AtLeast(100),
+        "in a cluster: a follower that has not caught up with its leader for this long leaves the in-sync replicas",
+    ),
+    (
+        "auto.leader.rebalance.enable",
+        "true",
+        ConfigType::Boolean,
+        Range::Any,
+        "in a cluster: the controller gives each partition's leadership back to its preferred (first) replica once that is in sync",
+    ),
+    (
+        "leader.imbalance.check.interval.seconds",
+        "300",
+        ConfigType::Long,
+        Range::AtLeast(1),
+        "in a cluster: how often the controller restores preferred leaders",
+    ),
+    (
         "broker.rack",
         "",
         ConfigType::String,
@@ -447,6 +468,18 @@ impl BrokerConfig {
                 .max(2000) as u64,
         )
     }
+    pub fn auto_leader_rebalance(&self) -> bool {
+        self.broker_value("auto.leader.rebalance.enable") == "true"
+    }
+    pub fn leader_imbalance_check_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.int_setting("leader.imbalance.check.interval.seconds", 300)
+                .max(1) as u64,
+        )
+    }
+    pub fn replica_lag_time_max_ms(&self) -> i64 {
+        self.int_setting("replica.lag.time.max.ms", 30000).max(100)
+    }
     pub fn default_replication_factor(&self) -> i16 {
         self.int_setting("default.replication.factor", 1)
             .clamp(1, i16::MAX as i64) as i16
@@ -697,6 +730,16 @@ impl TopicSettings {
                 max_map_entries: broker.cleaner_map_entries(),
                 max_uncompressed_bytes: self.log_config(broker).max_uncompressed_bytes(),
             })
+    }
+
+    /// May an out-of-sync replica lead when no in-sync one is alive?
+    pub fn unclean_leader_election(&self, broker: &BrokerConfig) -> bool {
+        self.get::<bool>(broker, "unclean.leader.election.enable", false)
+    }
+
+    /// In-sync replicas an acks=all write needs (`min.insync.replicas`).
+    pub fn min_insync_replicas(&self, broker: &BrokerConfig) -> usize {
+        self.get::<i64>(broker, "min.insync.replicas", 1).max(1) as usize
     }
 
     pub fn flush_policy(&self, broker: &BrokerConfig) -> FlushPolicy {

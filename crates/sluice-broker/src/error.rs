@@ -25,6 +25,18 @@ pub enum BrokerError {
     NotController,
     #[error("this broker is not the group's coordinator")]
     NotCoordinator,
+    /// acks=all with fewer in-sync replicas than `min.insync.replicas`: nothing was written.
+    #[error("{isr} in-sync replicas, fewer than min.insync.replicas={min}")]
+    NotEnoughReplicas { isr: usize, min: usize },
+    /// Written, but the in-sync replicas fell below `min.insync.replicas` before it was
+    /// acknowledged.
+    #[error(
+        "written, but only {isr} in-sync replicas remain, fewer than min.insync.replicas={min}"
+    )]
+    NotEnoughReplicasAfterAppend { isr: usize, min: usize },
+    /// The in-sync replicas did not all copy the write within the request's timeout.
+    #[error("the in-sync replicas did not copy the write within {0} ms")]
+    RequestTimedOut(u64),
     #[error("the group's coordinator is loading its state")]
     CoordinatorLoadInProgress,
 

@@ -33,7 +33,10 @@ pub async fn fetch(
     max_wait: Duration,
 ) -> Vec<FetchedPartition> {
     let deadline = tokio::time::Instant::now() + max_wait;
-    let mut watches: Vec<_> = targets.iter().map(|t| t.partition.subscribe()).collect();
+    let mut watches: Vec<_> = targets
+        .iter()
+        .map(|t| t.partition.subscribe_to(t.bound))
+        .collect();
     loop {
         for w in watches.iter_mut() {
             w.borrow_and_update();
@@ -43,7 +46,7 @@ pub async fn fetch(
         if done || targets.is_empty() {
             return into_fetched(slices);
         }
-        // Wake on the first high-watermark change of any partition, or at the deadline.
+        // Wake on the first change of any partition's bound, or at the deadline.
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             let (slices, _, _) = collect(targets, max_bytes);

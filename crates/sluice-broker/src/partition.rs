@@ -1,7 +1,7 @@
 //! One partition: its log behind a mutex, and a watch channel that wakes long-polling fetches.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -25,18 +25,66 @@ pub struct Partition {
     /// Last time a flush of this partition was requested, in ms since the Unix epoch.
     last_flush_ms: AtomicU64,
     high_watermark: watch::Sender<i64>,
+    /// The log end, for followers' fetches waiting at it (they read past the high watermark).
+    log_end: watch::Sender<i64>,
     /// The leader epoch this replica was last told (stamped on the batches it appends).
     leader_epoch: AtomicI32,
-    /// While this replica leads: each follower's log end as its last fetch said, and when
-    /// that fetch was (ms since the Unix epoch).
-    followers: Mutex<BTreeMap<i32, FollowerPosition>>,
+    /// `min.insync.replicas` of the topic.
+    min_insync_replicas: AtomicUsize,
+    /// Taken before `log` when both are needed.
+    replication: Mutex<Replication>,
 }
 
-/// Where a follower's log ends, as the leader last heard from it.
+/// This replica's place in replication: set from the metadata image and, while it leads, fed
+/// by its followers' fetches. The high watermark is the smallest log end over the in-sync
+/// replicas (this one's own counted where it is ready: durable per its flush policy).
+#[derive(Debug, Default)]
+struct Replication {
+    me: i32,
+    leading: bool,
+    /// The in-sync replicas as the image has them.
+    isr: Vec<i32>,
+    partition_epoch: i32,
+    /// An ISR sent to the controller and not yet in the image. While it is in flight the high
+    /// watermark waits for the members of both (Kafka's "maximal ISR"): a follower being added
+    /// counts at once, one being removed still counts until the change is committed.
+    proposed: Option<Vec<i32>>,
+    followers: BTreeMap<i32, FollowerState>,
+    /// Where this replica's own log is ready: flushed, or written under a relaxed policy.
+    local_end: Option<LogPosition>,
+}
+
+/// What a leader knows of one follower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FollowerPosition {
+pub struct FollowerState {
+    /// Where the follower's log ends, as its last fetch said (-1 before its first fetch).
     pub log_end_offset: i64,
+    /// When that fetch was (ms since the Unix epoch).
     pub fetched_ms: i64,
+    /// The last time the follower had everything the leader had (Kafka's
+    /// lastCaughtUpTimeMs): the ISR drops it once this is `replica.lag.time.max.ms` old.
+    pub caught_up_ms: i64,
+    /// The leader's log end at the follower's previous fetch.
+    leader_end_at_fetch: i64,
+}
+
+/// An ISR change a leader asks the controller for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// The partition's place in the cluster, as the metadata image says.
+#[derive(Debug, Clone)]
+pub struct Placement<'a> {
+    pub me: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub replicas: &'a [i32],
+    pub isr: &'a [i32],
 }
 
 /// What a fetch needs to know about a partition besides its data.
@@ -50,6 +98,7 @@ pub struct PartitionOffsets {
 impl Partition {
     pub fn new(topic: Arc<str>, index: i32, log: Log, flush_policy: FlushPolicy) -> Partition {
         let hw = log.high_watermark();
+        let ready = log.end();
         Partition {
             topic,
             index,
@@ -58,8 +107,13 @@ impl Partition {
             unflushed_messages: AtomicU64::new(0),
             last_flush_ms: AtomicU64::new(crate::now_ms() as u64),
             high_watermark: watch::channel(hw).0,
+            log_end: watch::channel(ready.offset).0,
             leader_epoch: AtomicI32::new(0),
-            followers: Mutex::new(BTreeMap::new()),
+            min_insync_replicas: AtomicUsize::new(1),
+            replication: Mutex::new(Replication {
+                local_end: Some(ready),
+                ..Replication::default()
+            }),
         }
     }
 
@@ -67,28 +121,192 @@ impl Partition {
         self.log.lock()
     }
 
-    /// Notes a follower's fetch from `offset`: its log ends there.
-    pub fn note_follower_fetch(&self, follower: i32, offset: i64, now_ms: i64) {
-        self.followers.lock().insert(
-            follower,
-            FollowerPosition {
-                log_end_offset: offset,
-                fetched_ms: now_ms,
-            },
-        );
+    /// Takes the partition's place from the image. A new leadership (or epoch) starts the
+    /// followers afresh, the in-sync ones counted as caught up now (as Kafka does); a new
+    /// partition epoch settles any ISR change in flight. Wakes acknowledgements waiting on
+    /// the high watermark so they see a lost leadership.
+    pub fn set_placement(&self, placement: &Placement<'_>, now_ms: i64) {
+        let mut state = self.replication.lock();
+        let leading = placement.leader == placement.me;
+        let new_term = leading != state.leading || placement.leader_epoch != self.leader_epoch();
+        state.me = placement.me;
+        state.leading = leading;
+        self.leader_epoch
+            .store(placement.leader_epoch, Ordering::Relaxed);
+        if placement.partition_epoch != state.partition_epoch || new_term {
+            state.proposed = None;
+        }
+        state.partition_epoch = placement.partition_epoch;
+        state.isr = placement.isr.to_vec();
+        if new_term {
+            state.followers.clear();
+        }
+        state
+            .followers
+            .retain(|r, _| placement.replicas.contains(r));
+        if leading {
+            for &r in placement.replicas.iter().filter(|&&r| r != placement.me) {
+                let in_sync = placement.isr.contains(&r);
+                state.followers.entry(r).or_insert(FollowerState {
+                    log_end_offset: -1,
+                    fetched_ms: now_ms,
+                    caught_up_ms: if in_sync { now_ms } else { 0 },
+                    leader_end_at_fetch: -1,
+                });
+            }
+        }
+        self.advance_high_watermark(&state);
+        self.high_watermark.send_modify(|_| {});
     }
 
-    /// The followers' positions as this leader last heard them.
-    pub fn followers(&self) -> BTreeMap<i32, FollowerPosition> {
-        self.followers.lock().clone()
+    /// Notes a follower's fetch from `offset` (its log end): it is caught up if that reaches
+    /// the leader's log end now, or the leader's log end at its previous fetch (then it was
+    /// caught up at that fetch). May advance the high watermark. True if the follower is out
+    /// of the ISR and has caught up with the high watermark: time to add it.
+    pub fn note_follower_fetch(&self, follower: i32, offset: i64, now_ms: i64) -> bool {
+        let mut state = self.replication.lock();
+        if !state.leading {
+            return false;
+        }
+        let leader_end = self.log.lock().log_end_offset();
+        let Some(f) = state.followers.get_mut(&follower) else {
+            return false;
+        };
+        if offset >= leader_end {
+            f.caught_up_ms = now_ms;
+        } else if f.leader_end_at_fetch >= 0 && offset >= f.leader_end_at_fetch {
+            f.caught_up_ms = f.caught_up_ms.max(f.fetched_ms);
+        }
+        f.log_end_offset = offset;
+        f.fetched_ms = now_ms;
+        f.leader_end_at_fetch = leader_end;
+        self.advance_high_watermark(&state);
+        let in_isr = state.isr.contains(&follower)
+            || state
+                .proposed
+                .as_ref()
+                .is_some_and(|p| p.contains(&follower));
+        !in_isr && state.proposed.is_none() && offset >= self.log.lock().high_watermark()
+    }
+
+    /// The followers as this leader knows them (empty unless it leads).
+    pub fn followers(&self) -> BTreeMap<i32, FollowerState> {
+        self.replication.lock().followers.clone()
+    }
+
+    /// The ISR change this leader should ask for now, if any, marked as in flight: followers
+    /// not caught up for `lag_ms` leave it, followers caught up with the high watermark join.
+    pub fn propose_isr(&self, now_ms: i64, lag_ms: i64) -> Option<IsrProposal> {
+        let mut state = self.replication.lock();
+        if !state.leading || state.proposed.is_some() {
+            return None;
+        }
+        let hw = self.log.lock().high_watermark();
+        let me = state.me;
+        let mut isr: Vec<i32> = state
+            .isr
+            .iter()
+            .copied()
+            .filter(|&r| {
+                r == me
+                    || state
+                        .followers
+                        .get(&r)
+                        .is_some_and(|f| now_ms - f.caught_up_ms <= lag_ms)
+            })
+            .collect();
+        for (&r, f) in &state.followers {
+            if !isr.contains(&r) && f.log_end_offset >= hw && now_ms - f.caught_up_ms <= lag_ms {
+                isr.push(r);
+            }
+        }
+        if !isr.contains(&me) {
+            isr.push(me);
+        }
+        isr.sort_unstable();
+        let mut current = state.isr.clone();
+        current.sort_unstable();
+        if isr == current {
+            return None;
+        }
+        state.proposed = Some(isr.clone());
+        Some(IsrProposal {
+            leader_epoch: self.leader_epoch(),
+            partition_epoch: state.partition_epoch,
+            isr,
+        })
+    }
+
+    /// The controller refused or never answered a proposal: it may be made again.
+    pub fn proposal_failed(&self, proposal: &IsrProposal) {
+        let mut state = self.replication.lock();
+        if state.proposed.as_ref() == Some(&proposal.isr) {
+            state.proposed = None;
+        }
+    }
+
+    /// The in-sync replica count (as the image has it) and `min.insync.replicas`.
+    pub fn insync_and_min(&self) -> (usize, usize) {
+        let isr = self.replication.lock().isr.len().max(1);
+        (isr, self.min_insync_replicas.load(Ordering::Relaxed))
+    }
+
+    /// True while this replica leads in `leader_epoch`.
+    pub fn leads_in(&self, leader_epoch: i32) -> bool {
+        self.replication.lock().leading && self.leader_epoch() == leader_epoch
+    }
+
+    /// The log was cut below where it was ready: forget the ready point past the new end.
+    pub fn truncated(&self) {
+        let mut state = self.replication.lock();
+        let end = self.log.lock().end();
+        if state.local_end.is_some_and(|l| l.offset > end.offset) {
+            state.local_end = Some(end);
+        }
+        self.note_log_end(end.offset);
+    }
+
+    /// Moves the high watermark to the smallest ready log end over the in-sync replicas
+    /// (this replica's alone when it follows), never back.
+    fn advance_high_watermark(&self, state: &Replication) {
+        let Some(local) = state.local_end else {
+            return;
+        };
+        let hw = {
+            let mut log = self.log.lock();
+            let mut target = local.offset;
+            if state.leading {
+                let members = state.isr.iter().chain(state.proposed.iter().flatten());
+                for r in members.filter(|&&r| r != state.me) {
+                    let end = state.followers.get(r).map_or(-1, |f| f.log_end_offset);
+                    target = target.min(end);
+                }
+            }
+            if target > log.high_watermark() {
+                let position = if target == local.offset {
+                    Ok(Some(local))
+                } else {
+                    log.position_at_or_below(target)
+                };
+                match position {
+                    Ok(Some(p)) => log.advance_high_watermark(p),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "could not place the high watermark")
+                    }
+                }
+            }
+            log.high_watermark()
+        };
+        self.high_watermark.send_if_modified(|cur| {
+            let changed = *cur != hw;
+            *cur = hw;
+            changed
+        });
     }
 
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(Ordering::Relaxed)
-    }
-
-    pub fn set_leader_epoch(&self, epoch: i32) {
-        self.leader_epoch.store(epoch, Ordering::Relaxed);
     }
 
     pub fn flush_policy(&self) -> FlushPolicy {
@@ -98,6 +316,10 @@ impl Partition {
     pub fn reconfigure(&self, config: sluice_log::LogConfig, policy: FlushPolicy) {
         self.log.lock().set_config(config);
         *self.flush_policy.lock() = policy;
+    }
+
+    pub fn set_min_insync_replicas(&self, min: usize) {
+        self.min_insync_replicas.store(min, Ordering::Relaxed);
     }
 
     pub fn offsets(&self) -> PartitionOffsets {
@@ -125,22 +347,35 @@ impl Partition {
         Ok((slice, offsets))
     }
 
-    /// Makes everything up to `upto` visible to consumers and wakes waiting fetches.
+    /// This replica's log is ready (durable per its flush policy) up to `upto`: the high
+    /// watermark follows where the in-sync replicas allow, and waiting fetches wake.
     pub fn publish(&self, upto: LogPosition) {
-        let hw = {
-            let mut log = self.log.lock();
-            log.advance_high_watermark(upto);
-            log.high_watermark()
-        };
-        self.high_watermark.send_if_modified(|cur| {
-            let changed = *cur != hw;
-            *cur = hw;
-            changed
-        });
+        let mut state = self.replication.lock();
+        if state.local_end.is_none_or(|l| upto.offset > l.offset) {
+            state.local_end = Some(upto);
+        }
+        self.advance_high_watermark(&state);
     }
 
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.high_watermark.subscribe()
+    }
+
+    /// Wakes on what a read with `bound` waits for: the high watermark, or the log end.
+    pub fn subscribe_to(&self, bound: ReadBound) -> watch::Receiver<i64> {
+        match bound {
+            ReadBound::HighWatermark => self.high_watermark.subscribe(),
+            ReadBound::LogEnd => self.log_end.subscribe(),
+        }
+    }
+
+    /// The log now ends at `end` (an append or a truncation): wakes followers' fetches.
+    pub fn note_log_end(&self, end: i64) {
+        self.log_end.send_if_modified(|cur| {
+            let changed = *cur != end;
+            *cur = end;
+            changed
+        });
     }
 
     /// Counts appended offsets under a relaxed policy; true when a flush is due by count.

@@ -2,6 +2,7 @@
 //! (appender.rs), then wait for durability according to the partition's flush policy.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_log::{batch, records, AppendInfo};
@@ -15,22 +16,56 @@ use crate::partition::Partition;
 /// An append queued for the append stage; `wait` resolves when it may be acknowledged.
 pub struct PendingAppend {
     outcome: oneshot::Receiver<Result<AppendInfo>>,
+    partition: Arc<Partition>,
+    acks: i16,
+    leader_epoch: i32,
 }
 
 impl PendingAppend {
-    /// The append's offsets, once it is as durable as the partition's flush policy asks.
+    /// The append's offsets, once it may be acknowledged: for acks=1 once it is as durable
+    /// as the partition's flush policy asks, for acks=all once every in-sync replica has it
+    /// too (the high watermark passed it), or an error if that does not happen within
+    /// `timeout`, the leadership moves, or the ISR fell below `min.insync.replicas`.
     /// acks=0 requests wait too, though nobody is told: the request's memory stays counted
     /// against the connection's budget until its append is done, so acks=0 cannot queue
     /// unbounded work.
-    pub async fn wait(self) -> Result<AppendInfo> {
-        self.outcome
+    pub async fn wait(self, timeout: Duration) -> Result<AppendInfo> {
+        let info = self
+            .outcome
             .await
-            .map_err(|_| BrokerError::Storage("appender stopped".into()))?
+            .map_err(|_| BrokerError::Storage("appender stopped".into()))??;
+        if self.acks != -1 {
+            return Ok(info);
+        }
+        let p = &self.partition;
+        let mut hw = p.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if !p.leads_in(self.leader_epoch) {
+                return Err(BrokerError::NotLeaderOrFollower {
+                    leader: -1,
+                    leader_epoch: -1,
+                });
+            }
+            if *hw.borrow_and_update() > info.last_offset {
+                let (isr, min) = p.insync_and_min();
+                if isr < min {
+                    return Err(BrokerError::NotEnoughReplicasAfterAppend { isr, min });
+                }
+                return Ok(info);
+            }
+            match tokio::time::timeout_at(deadline, hw.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(BrokerError::Storage("partition closed".into())),
+                Err(_) => return Err(BrokerError::RequestTimedOut(timeout.as_millis() as u64)),
+            }
+        }
     }
 }
 
 /// Who appends: a client's Produce, or the broker itself for an internal topic (group
-/// records). Part 2 adds the follower path, which keeps the leader's offsets.
+/// records). Followers append with `append_replicated` (replicas.rs), keeping the leader's
+/// offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendOrigin {
     Client,
@@ -57,6 +92,13 @@ impl Broker {
                 partition.topic
             )));
         }
+        if acks == -1 {
+            let (isr, min) = partition.insync_and_min();
+            if isr < min {
+                return Err(BrokerError::NotEnoughReplicas { isr, min });
+            }
+        }
+        let leader_epoch = partition.leader_epoch();
         let (max_bytes, rules, compression) = {
             let log = partition.log();
             let config = log.config();
@@ -89,6 +131,11 @@ impl Broker {
             summary,
             done: Some(done),
         });
-        Ok(PendingAppend { outcome })
+        Ok(PendingAppend {
+            outcome,
+            partition: partition.clone(),
+            acks,
+            leader_epoch,
+        })
     }
 }

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::broker::Broker;
 use crate::config::TopicSettings;
 use crate::error::{BrokerError, Result};
-use crate::partition::Partition;
+use crate::partition::{IsrProposal, Partition};
 use crate::topic::Topic;
 
 /// A partition this broker follows: its replica here, and the leader it copies from.
@@ -93,6 +93,8 @@ impl Broker {
             overrides: meta.configs.clone(),
         };
         let reconfigure = existing.is_some_and(|t| t.settings.overrides != meta.configs);
+        let min_insync = settings.min_insync_replicas(&self.config);
+        let now = crate::now_ms();
         let mut partitions = Vec::new();
         for (index, placement) in meta.partitions.iter().enumerate() {
             let index = index as i32;
@@ -106,7 +108,18 @@ impl Broker {
                 .unwrap_or_else(|| self.open_partition(&name, index, &settings));
             match hosted {
                 Ok(p) => {
-                    p.set_leader_epoch(placement.leader_epoch);
+                    p.set_placement(
+                        &crate::partition::Placement {
+                            me,
+                            leader: placement.leader,
+                            leader_epoch: placement.leader_epoch,
+                            partition_epoch: placement.partition_epoch,
+                            replicas: &placement.replicas,
+                            isr: &placement.isr,
+                        },
+                        now,
+                    );
+                    p.set_min_insync_replicas(min_insync);
                     if reconfigure {
                         p.reconfigure(
                             settings.log_config(&self.config),
@@ -159,6 +172,22 @@ impl Broker {
         out
     }
 
+    /// The ISR changes the partitions led here need now (each marked in flight until the
+    /// image settles it), with their topic ids.
+    pub fn isr_proposals(&self) -> Vec<(uuid::Uuid, Arc<Partition>, IsrProposal)> {
+        let now = crate::now_ms();
+        let lag = self.config.replica_lag_time_max_ms();
+        let mut out = Vec::new();
+        for topic in self.topics() {
+            for p in &topic.partitions {
+                if let Some(proposal) = p.propose_isr(now, lag) {
+                    out.push((topic.id, p.clone(), proposal));
+                }
+            }
+        }
+        out
+    }
+
     /// Appends batches fetched from the partition's leader (offsets kept) and has them
     /// synced in the background.
     pub fn append_replicated(
@@ -175,6 +204,7 @@ impl Broker {
         let info = partition
             .log()
             .append_replicated(records, &summary, crate::now_ms())?;
+        partition.note_log_end(info.end.offset);
         self.flusher.request(partition.clone(), info.end, None);
         Ok(info)
     }
@@ -182,6 +212,7 @@ impl Broker {
     /// Cuts a followed replica's divergent tail at `offset`.
     pub fn truncate_replica(&self, partition: &Partition, offset: i64) -> Result<()> {
         let files = partition.log().truncate_to(offset, crate::now_ms())?;
+        partition.truncated();
         crate::broker::remove_files(&files);
         Ok(())
     }

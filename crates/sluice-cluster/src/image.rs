@@ -32,15 +32,16 @@ pub struct PartitionMeta {
 }
 
 impl PartitionMeta {
-    /// A new partition on `replicas`, led by the first. Its ISR is the leader alone: no
-    /// follower copies the leader's log yet (replication is the next step), so none is in
-    /// sync once the leader has data.
+    /// A new partition on `replicas` (live brokers), led by the first.
     pub fn new(replicas: Vec<i32>) -> PartitionMeta {
         let leader = replicas.first().copied().unwrap_or(-1);
+        // Every replica of a new partition holds its (empty) log: all are in sync, as in Kafka.
+        let mut isr = replicas.clone();
+        isr.sort_unstable();
         PartitionMeta {
             leader,
             leader_epoch: 0,
-            isr: vec![leader],
+            isr,
             replicas,
             partition_epoch: 0,
         }

@@ -5,6 +5,7 @@
 //! so everything above has one code path.
 
 mod coordinator;
+pub mod election;
 mod embedded;
 mod image;
 pub mod placement;

@@ -15,6 +15,11 @@ pub fn code(e: &BrokerError) -> i16 {
         BrokerError::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion,
         BrokerError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
         BrokerError::NotCoordinator => ResponseError::NotCoordinator,
+        BrokerError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        BrokerError::NotEnoughReplicasAfterAppend { .. } => {
+            ResponseError::NotEnoughReplicasAfterAppend
+        }
+        BrokerError::RequestTimedOut(_) => ResponseError::RequestTimedOut,
         BrokerError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
         BrokerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
         BrokerError::InvalidTopic(_) => ResponseError::InvalidTopicException,

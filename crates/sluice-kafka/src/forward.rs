@@ -74,44 +74,49 @@ pub async fn create_topic_at_controller(
     node_id: i32,
     topic: &str,
 ) -> Result<(), String> {
-    const VERSION: i16 = 5;
     const TOPIC_ALREADY_EXISTS: i16 = 36;
-    let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::CreateTopics as i16)
-        .with_request_api_version(VERSION)
-        .with_client_id(Some(StrBytes::from_string(format!(
-            "sluice-broker-{node_id}"
-        ))));
     let body = CreateTopicsRequest::default()
         .with_topics(vec![CreatableTopic::default()
             .with_name(TopicName(StrBytes::from_string(topic.to_string())))
             .with_num_partitions(-1)
             .with_replication_factor(-1)])
         .with_timeout_ms(FORWARD_TIMEOUT.as_millis() as i32);
+    let response: CreateTopicsResponse =
+        call_controller(to, node_id, ApiKey::CreateTopics, 5, &body).await?;
+    match response.topics.first().map(|t| t.error_code) {
+        Some(0) | Some(TOPIC_ALREADY_EXISTS) => Ok(()),
+        Some(code) => Err(format!("the controller answered error code {code}")),
+        None => Err("the controller's answer names no topic".into()),
+    }
+}
+
+/// A request of this broker's own to the controller at `to`, and its decoded response.
+pub async fn call_controller<Req: Encodable, Resp: Decodable>(
+    to: &(String, u16),
+    node_id: i32,
+    api: ApiKey,
+    version: i16,
+    body: &Req,
+) -> Result<Resp, String> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_client_id(Some(StrBytes::from_string(format!(
+            "sluice-broker-{node_id}"
+        ))));
     let mut frame = BytesMut::new();
     header
-        .encode(
-            &mut frame,
-            ApiKey::CreateTopics.request_header_version(VERSION),
-        )
-        .and_then(|_| body.encode(&mut frame, VERSION))
+        .encode(&mut frame, api.request_header_version(version))
+        .and_then(|_| body.encode(&mut frame, version))
         .map_err(|e| e.to_string())?;
     let answer = tokio::time::timeout(FORWARD_TIMEOUT, round_trip(to, &frame))
         .await
         .map_err(|_| "the controller did not answer in time".to_string())?
         .map_err(|e| e.to_string())?;
     let mut answer = answer.freeze().slice(4..);
-    ResponseHeader::decode(
-        &mut answer,
-        ApiKey::CreateTopics.response_header_version(VERSION),
-    )
-    .map_err(|e| e.to_string())?;
-    let response = CreateTopicsResponse::decode(&mut answer, VERSION).map_err(|e| e.to_string())?;
-    match response.topics.first().map(|t| t.error_code) {
-        Some(0) | Some(TOPIC_ALREADY_EXISTS) => Ok(()),
-        Some(code) => Err(format!("the controller answered error code {code}")),
-        None => Err("the controller's answer names no topic".into()),
-    }
+    ResponseHeader::decode(&mut answer, api.response_header_version(version))
+        .map_err(|e| e.to_string())?;
+    Resp::decode(&mut answer, version).map_err(|e| e.to_string())
 }
 
 /// One request and its response on a connection of its own (forwarded requests are rare).

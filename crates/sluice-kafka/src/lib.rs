@@ -10,6 +10,7 @@ mod fetch_frame;
 mod forward;
 pub mod fuzzing;
 mod handlers;
+mod isr_tracker;
 mod leaders;
 mod replica_fetcher;
 mod reply;
@@ -64,6 +65,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     tokio::spawn(replica_fetcher::run(broker.clone(), shutdown.clone()));
+    tokio::spawn(isr_tracker::run(broker.clone(), shutdown.clone()));
     let ctx = Arc::new(Context::new(broker));
     info!(addr = ?listener.local_addr().ok(), "Kafka listener ready");
     loop {

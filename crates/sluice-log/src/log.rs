@@ -764,6 +764,30 @@ impl Log {
         }
     }
 
+    /// The position of the batch boundary at or below `offset` (a follower's log end, as a
+    /// candidate high watermark): `offset` itself when a batch starts there or it is the log
+    /// end, else the start of the batch holding it. Reads batch headers.
+    pub fn position_at_or_below(&self, offset: i64) -> Result<Option<LogPosition>> {
+        let end = self.end();
+        if offset >= end.offset {
+            return Ok(Some(end));
+        }
+        if offset < self.log_start_offset {
+            return Ok(None);
+        }
+        let Some((base, seg)) = self.segments.range(..=offset).next_back() else {
+            return Ok(None);
+        };
+        Ok(seg.find_batch(offset, seg.size())?.map(|loc| {
+            let start = loc.header.base_offset.min(offset);
+            LogPosition {
+                offset: start,
+                segment_base: *base,
+                position: loc.position,
+            }
+        }))
+    }
+
     /// Lets readers see everything up to `upto`.
     pub fn advance_high_watermark(&mut self, upto: LogPosition) {
         if upto.offset > self.high_watermark.offset {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{describe_cluster, leaders, metadata, wait_until, Cluster};
 use common::raw::Raw;
-use common::Broker;
+use common::{unsafe_kill, Broker};
 use kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsTopic,
 };
@@ -114,6 +114,38 @@ async fn produce(b: &Broker, topic: &str, count: usize, tag: &str) {
     for r in futures::future::join_all(sends).await {
         r.expect("acknowledged");
     }
+}
+
+/// One record to a given partition, acknowledged.
+async fn send_one(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    partition: i32,
+    value: &str,
+) {
+    producer
+        .send(
+            FutureRecord::to(topic)
+                .partition(partition)
+                .key(value)
+                .payload(value),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("acknowledged");
+}
+
+/// A partition's epoch as the controller stored it in etcd.
+fn partition_epoch(c: &Cluster, topic: &str, partition: usize) -> i32 {
+    let stored = c
+        .etcd
+        .get(&format!("/sluice/{}/topics/{topic}", c.name))
+        .expect("the topic is in etcd");
+    let meta: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    meta["partitions"][partition]["partition_epoch"]
+        .as_i64()
+        .unwrap() as i32
 }
 
 /// Every value in `topic`'s `partitions` partitions, read through `b` from the beginning.
@@ -589,13 +621,12 @@ async fn followers_copy_their_leaders_logs() {
     wait_until("every broker knows the topic", || {
         c.brokers.iter().all(|b| leaders(b, "copied").len() == 3)
     });
+    // acks=all: each record is acknowledged once all three replicas hold it.
     produce(b1, "copied", 600, "r").await;
-    // The followers copy, but the ISR is the leader alone until ISR tracking lands: every
-    // partition is reported under-replicated.
     let (_, report) = cluster_status(b1);
     assert_eq!(
         report["under_replicated_partitions"],
-        serde_json::json!(["copied-0", "copied-1", "copied-2"]),
+        serde_json::json!([]),
         "{report}"
     );
     for partition in 0..3 {
@@ -678,56 +709,66 @@ async fn a_leader_changes_its_isr_through_the_controller() {
         c.brokers.iter().all(|b| isr_seen_by(b).is_some())
     });
     let (id, isr) = isr_seen_by(b1).unwrap();
-    assert_eq!(isr, vec![1], "a new partition's ISR is its leader");
-    // Sent to any broker, it reaches the controller; the leader (1) adds its followers.
+    assert_eq!(
+        isr,
+        vec![1, 2, 3],
+        "a new partition's replicas are all in sync"
+    );
+    // Refused, sent to any broker (it reaches the controller): an older partition epoch, a
+    // broker that does not lead, an ISR without the leader, a future leader epoch.
     let at = &c.brokers[2];
     assert_eq!(
-        alter_isr_at(at, id, 1, 0, 0, &[1, 2, 3]),
-        (0, vec![1, 2, 3], 1)
+        alter_isr_at(at, id, 1, 0, 7, &[1]).0,
+        95,
+        "INVALID_UPDATE_VERSION"
     );
+    assert_eq!(
+        alter_isr_at(at, id, 2, 0, 0, &[1, 2]).0,
+        6,
+        "NOT_LEADER_OR_FOLLOWER"
+    );
+    assert_eq!(
+        alter_isr_at(at, id, 1, 0, 0, &[2, 3]).0,
+        42,
+        "INVALID_REQUEST"
+    );
+    assert_eq!(
+        alter_isr_at(at, id, 1, 3, 0, &[1]).0,
+        6,
+        "a future leader epoch"
+    );
+
+    // A follower that stops fetching (paused, for less than its session) leaves the ISR after
+    // replica.lag.time.max.ms; resumed, it catches up and the leader adds it back.
+    let follower = if c.controller(b1) == 2 { 3 } else { 2 };
+    let producer = b1.producer(&[("acks", "all")]);
+    let pid = c.brokers[(follower - 1) as usize].pid();
+    unsafe_kill(pid, "STOP");
+    let isr_without: Vec<i32> = [1, 2, 3].into_iter().filter(|&r| r != follower).collect();
+    let shrunk = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        isr_seen_by(&c.brokers[0]).map(|(_, isr)| isr) == Some(isr_without.clone())
+    });
+    unsafe_kill(pid, "CONT");
+    assert!(shrunk, "the ISR drops a follower that stopped fetching");
+    // Written while it was out: acknowledged by the two in sync, copied by it on return.
+    send_one(&producer, "isr", 0, "while-out").await;
     for b in &c.brokers {
-        wait_until("every broker sees the new ISR", || {
+        wait_until("every broker sees the follower back in sync", || {
             isr_seen_by(b).map(|(_, isr)| isr) == Some(vec![1, 2, 3])
         });
     }
     let (_, report) = cluster_status(b1);
     assert_eq!(report["under_replicated_partitions"], serde_json::json!([]));
-    // Refused: an older partition epoch, a broker that does not lead, an ISR without the
-    // leader, a future leader epoch.
-    assert_eq!(
-        alter_isr_at(at, id, 1, 0, 0, &[1]).0,
-        95,
-        "INVALID_UPDATE_VERSION"
-    );
-    assert_eq!(
-        alter_isr_at(at, id, 2, 0, 1, &[1, 2]).0,
-        6,
-        "NOT_LEADER_OR_FOLLOWER"
-    );
-    assert_eq!(
-        alter_isr_at(at, id, 1, 0, 1, &[2, 3]).0,
-        42,
-        "INVALID_REQUEST"
-    );
-    assert_eq!(
-        alter_isr_at(at, id, 1, 3, 1, &[1]).0,
-        6,
-        "a future leader epoch"
-    );
-    // The leader shrinks it again.
-    assert_eq!(alter_isr_at(at, id, 1, 0, 1, &[1, 3]), (0, vec![1, 3], 2));
-    // A broker that is gone cannot be in sync (a follower that is not the controller, so
-    // that the request needs no election).
-    let victim = if c.controller(&c.brokers[0]) == 2 {
-        3
-    } else {
-        2
-    };
-    c.broker(victim).kill();
+
+    // A broker that is gone cannot be in sync.
+    c.broker(follower).kill();
     let b1 = &c.brokers[0];
     wait_until("the follower is gone", || metadata(b1).brokers.len() == 2);
+    let (_, _) = isr_seen_by(b1).unwrap();
+    let epoch = partition_epoch(&c, "isr", 0);
     assert_eq!(
-        alter_isr_at(b1, id, 1, 0, 2, &[1, victim]).0,
+        alter_isr_at(b1, id, 1, 0, epoch, &[1, 2, 3]).0,
         107,
         "INELIGIBLE_REPLICA"
     );

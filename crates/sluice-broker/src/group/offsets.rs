@@ -83,6 +83,25 @@ fn record(key: Vec<u8>, value: Option<Vec<u8>>) -> (Vec<u8>, Option<Vec<u8>>) {
     (key, value)
 }
 
+/// How long a group write waits for the offsets partition's in-sync replicas (Kafka's
+/// `offsets.commit.timeout.ms` default).
+const GROUP_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits for a group write to be acknowledged (acks=all), answering a replication failure as
+/// Kafka's coordinator does: the client looks for the coordinator again, or retries.
+async fn wait_group_write(pending: PendingAppend) -> Result<()> {
+    match pending.wait(GROUP_WRITE_TIMEOUT).await {
+        Ok(_) => Ok(()),
+        Err(BrokerError::NotLeaderOrFollower { .. }) => Err(BrokerError::NotCoordinator),
+        Err(
+            BrokerError::NotEnoughReplicas { .. }
+            | BrokerError::NotEnoughReplicasAfterAppend { .. }
+            | BrokerError::RequestTimedOut(_),
+        ) => Err(BrokerError::CoordinatorNotAvailable),
+        Err(e) => Err(e),
+    }
+}
+
 impl GroupCoordinator<'_> {
     /// The `__consumer_offsets` topic, created on first use with the broker's settings.
     pub fn offsets_topic(&self) -> Result<Arc<Topic>> {
@@ -287,7 +306,7 @@ impl GroupCoordinator<'_> {
             (results, pending)
         };
         if let Some(p) = pending {
-            p.wait().await?;
+            wait_group_write(p).await?;
         }
         Ok(results)
     }
@@ -443,7 +462,7 @@ impl GroupCoordinator<'_> {
             groups.remove(group_id);
             pending
         };
-        pending.wait().await?;
+        wait_group_write(pending).await?;
         info!(group = group_id, "deleted group");
         Ok(())
     }
@@ -484,7 +503,7 @@ impl GroupCoordinator<'_> {
             (results, pending)
         };
         if let Some(p) = pending {
-            p.wait().await?;
+            wait_group_write(p).await?;
         }
         Ok(results)
     }
@@ -577,7 +596,7 @@ mod tests {
             crate::AppendOrigin::Client,
         )
         .unwrap()
-        .wait()
+        .wait(std::time::Duration::from_secs(5))
         .await
         .unwrap();
         let r = b

@@ -60,7 +60,9 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                     .and_then(|p| {
                         if replica >= 0 {
                             broker.check_follower(name, fp.partition, replica)?;
-                            p.note_follower_fetch(replica, fp.fetch_offset, now);
+                            if p.note_follower_fetch(replica, fp.fetch_offset, now) {
+                                broker.isr_wakeup.notify_one();
+                            }
                         }
                         Ok(p)
                     }),

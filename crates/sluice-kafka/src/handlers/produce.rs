@@ -1,5 +1,8 @@
 //! Produce (0): append each partition's batches now (in request order), answer once every
-//! append is durable per its topic's flush policy. acks=0 requests get no response.
+//! append is durable per its topic's flush policy (acks=1) and copied by every in-sync
+//! replica (acks=all). acks=0 requests get no response.
+
+use std::time::Duration;
 
 use futures::future::join_all;
 use kafka_protocol::messages::produce_response::{
@@ -23,6 +26,8 @@ pub const VERSIONS: (i16, i16) = (0, 11);
 pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFuture {
     let broker = &ctx.broker;
     let acks = req.acks;
+    // How long acks=all waits for the in-sync replicas (the request's timeout).
+    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let image = broker.image();
     let mut hints = LeaderHints::default();
     let mut topics = Vec::with_capacity(req.topic_data.len());
@@ -72,7 +77,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
                 .map(|(index, result, leader)| async move {
                     let outcome = match result {
                         Ok((pending, partition)) => pending
-                            .wait()
+                            .wait(timeout)
                             .await
                             .map(|info| (info, partition.offsets().log_start_offset)),
                         Err(e) => Err(e),

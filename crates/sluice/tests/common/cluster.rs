@@ -16,6 +16,8 @@ use super::{free_port, Broker};
 
 /// Brokers of the test clusters drop out of the cluster this long after they stop answering.
 pub const SESSION_TIMEOUT_MS: u64 = 3000;
+/// Short, so the ISR tests see a follower drop out well within its session.
+pub const REPLICA_LAG_MS: u64 = 1000;
 
 pub struct Etcd {
     child: Option<Child>,
@@ -161,7 +163,10 @@ impl Cluster {
     /// A broker (not started) that joins this cluster as `node_id`.
     pub fn member(&self, node_id: i32) -> Broker {
         Broker::unstarted(
-            &format!("\"broker.session.timeout.ms\" = {SESSION_TIMEOUT_MS}\n"),
+            &format!(
+                "\"broker.session.timeout.ms\" = {SESSION_TIMEOUT_MS}\n\
+                 \"replica.lag.time.max.ms\" = {REPLICA_LAG_MS}\n"
+            ),
             vec![
                 "--node-id".into(),
                 node_id.to_string(),
