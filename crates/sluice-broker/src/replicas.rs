@@ -200,7 +200,7 @@ impl Broker {
             .config()
             .max_message_bytes
             .max(records.len());
-        let summary = sluice_log::batch::validate_batches(records, max)?;
+        let summary = sluice_log::batch::validate_replicated_batches(records, max)?;
         let info = partition
             .log()
             .append_replicated(records, &summary, crate::now_ms())?;

@@ -126,18 +126,19 @@ pub fn spawn_keep_alive(coordinator: &Arc<EtcdCoordinator>) {
     });
 }
 
-/// One keep-alive round trip: Ok(false) if the lease no longer exists.
+/// One keep-alive round trip: Ok(false) if the lease no longer exists (etcd answers a
+/// zero time to live, or "lease not found" when it has already dropped it).
 async fn keep_alive_once(c: &EtcdCoordinator, lease: i64) -> Result<bool, String> {
-    let (mut keeper, mut stream) = c
-        .client
-        .lease_client()
-        .keep_alive(lease)
-        .await
-        .map_err(|e| e.to_string())?;
-    keeper.keep_alive().await.map_err(|e| e.to_string())?;
-    match stream.message().await {
+    let answer = async {
+        let (mut keeper, mut stream) = c.client.lease_client().keep_alive(lease).await?;
+        keeper.keep_alive().await?;
+        stream.message().await
+    }
+    .await;
+    match answer {
         Ok(Some(r)) => Ok(r.ttl() > 0),
         Ok(None) => Err("the keep-alive stream ended".into()),
+        Err(e) if e.to_string().contains("lease not found") => Ok(false),
         Err(e) => Err(e.to_string()),
     }
 }

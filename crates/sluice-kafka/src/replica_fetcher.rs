@@ -183,11 +183,25 @@ async fn truncate_divergent(
             answer.error_code
         )));
     }
-    if answer.end_offset >= 0 && answer.end_offset < log_end {
-        info!(topic = %t.topic, partition = t.partition.index, from = log_end, to = answer.end_offset, "truncating a divergent tail");
+    if answer.end_offset < 0 {
+        return Ok(()); // the leader knows no epoch as old as ours: nothing to compare
+    }
+    // The leader answers for the latest epoch it has at or below ours; if that is an older
+    // one, our own log may hold a later epoch from its end on, which the leader lacks.
+    let to = if answer.leader_epoch == latest {
+        answer.end_offset
+    } else {
+        let (_, own_end) = t.partition.log().end_offset_for_epoch(answer.leader_epoch);
+        if own_end < 0 {
+            answer.end_offset
+        } else {
+            answer.end_offset.min(own_end)
+        }
+    };
+    if to < log_end {
+        info!(topic = %t.topic, partition = t.partition.index, from = log_end, to, "truncating a divergent tail");
         let b = broker.clone();
         let p = t.partition.clone();
-        let to = answer.end_offset;
         tokio::task::spawn_blocking(move || b.truncate_replica(&p, to))
             .await
             .map_err(std::io::Error::other)?

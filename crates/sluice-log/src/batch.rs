@@ -125,10 +125,26 @@ pub struct BatchSetSummary {
     pub idempotent: bool,
 }
 
-/// Checks the framing, magic, CRC and size limit of every batch in `buf`.
+/// Checks the framing, magic, CRC and size limit of every batch in `buf`, a producer's
+/// request: an idempotent producer sends one batch per partition.
 ///
 /// `max_batch_bytes` is `max.message.bytes`: the largest batch accepted.
 pub fn validate_batches(buf: &[u8], max_batch_bytes: usize) -> Result<BatchSetSummary, LogError> {
+    let summary = validate_replicated_batches(buf, max_batch_bytes)?;
+    if summary.idempotent && summary.batches > 1 {
+        return Err(LogError::InvalidRecord(
+            "an idempotent produce carries one batch per partition".into(),
+        ));
+    }
+    Ok(summary)
+}
+
+/// `validate_batches` for batches copied from a leader, where many producers' batches follow
+/// each other.
+pub fn validate_replicated_batches(
+    buf: &[u8],
+    max_batch_bytes: usize,
+) -> Result<BatchSetSummary, LogError> {
     if buf.is_empty() {
         return Err(LogError::InvalidRecord("empty record set".into()));
     }
@@ -195,11 +211,6 @@ pub fn validate_batches(buf: &[u8], max_batch_bytes: usize) -> Result<BatchSetSu
         summary.offset_count += header.last_offset_delta as u64 + 1;
         summary.max_timestamp = summary.max_timestamp.max(header.max_timestamp);
         pos += size;
-    }
-    if summary.idempotent && summary.batches > 1 {
-        return Err(LogError::InvalidRecord(
-            "an idempotent produce carries one batch per partition".into(),
-        ));
     }
     Ok(summary)
 }

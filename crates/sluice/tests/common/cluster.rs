@@ -134,6 +134,8 @@ impl Drop for Etcd {
 pub struct Cluster {
     pub brokers: Vec<Broker>,
     pub name: String,
+    /// Broker settings (TOML lines) every member gets besides the test defaults.
+    pub settings: String,
     // Dropped last: brokers go before their coordination service.
     pub etcd: Etcd,
 }
@@ -141,10 +143,16 @@ pub struct Cluster {
 impl Cluster {
     /// `n` brokers, node ids 1..=n, in one cluster; waits until each sees all of them.
     pub fn start(n: i32) -> Cluster {
+        Cluster::start_with(n, "")
+    }
+
+    /// `start`, every broker with `settings` (TOML lines) too.
+    pub fn start_with(n: i32, settings: &str) -> Cluster {
         let etcd = Etcd::start();
         let mut cluster = Cluster {
             brokers: Vec::new(),
             name: "test".into(),
+            settings: settings.to_string(),
             etcd,
         };
         for id in 1..=n {
@@ -165,7 +173,8 @@ impl Cluster {
         Broker::unstarted(
             &format!(
                 "\"broker.session.timeout.ms\" = {SESSION_TIMEOUT_MS}\n\
-                 \"replica.lag.time.max.ms\" = {REPLICA_LAG_MS}\n"
+                 \"replica.lag.time.max.ms\" = {REPLICA_LAG_MS}\n{}",
+                self.settings
             ),
             vec![
                 "--node-id".into(),
@@ -181,6 +190,20 @@ impl Cluster {
     /// The broker with `node_id`.
     pub fn broker(&mut self, node_id: i32) -> &mut Broker {
         &mut self.brokers[(node_id - 1) as usize]
+    }
+
+    /// `wait_until`, printing every broker's log if it times out (for CI's record).
+    pub fn wait_or_dump(&self, what: &str, mut done: impl FnMut(&Cluster) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(self) {
+            if Instant::now() >= deadline {
+                for b in &self.brokers {
+                    eprintln!("--- broker log ({}) ---\n{}", b.bootstrap(), b.log_text());
+                }
+                panic!("timed out waiting until {what}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The controller as `via` sees it (-1: none).

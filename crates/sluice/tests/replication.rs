@@ -1,0 +1,348 @@
+//! Replication and failover on three brokers and a real etcd: leaders SIGKILLed and paused
+//! under an idempotent acks=all producer, min.insync.replicas with brokers down, group
+//! offsets across a coordinator's loss, a rolling restart. After each, the checker reads every
+//! partition back: nothing acknowledged lost, each record at its acknowledged offset, no
+//! duplicates, order kept.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::checker::{self, Outcome};
+use common::cluster::{leaders, metadata, wait_until, Cluster, SESSION_TIMEOUT_MS};
+use common::raw::{batch, Raw};
+use common::{unsafe_kill, Broker};
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+/// Every broker of the cluster, as a client's bootstrap list.
+fn bootstrap(c: &Cluster) -> String {
+    c.brokers
+        .iter()
+        .map(|b| b.bootstrap())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn idempotent_producer(c: &Cluster) -> FutureProducer {
+    c.brokers[0].producer(&[
+        ("bootstrap.servers", &bootstrap(c)),
+        ("enable.idempotence", "true"),
+        ("acks", "all"),
+        ("message.timeout.ms", "120000"),
+    ])
+}
+
+async fn create_topic(c: &Cluster, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(3));
+    for (k, v) in configs {
+        new = new.set(k, v);
+    }
+    let created = c.brokers[0]
+        .admin()
+        .create_topics([&new], &AdminOptions::new())
+        .await
+        .unwrap();
+    created[0].as_ref().expect("created");
+    for b in &c.brokers {
+        wait_until("every broker knows the topic", || {
+            leaders(b, topic).len() == partitions as usize
+        });
+    }
+}
+
+/// True when `b` reports every partition of `topic` with all three replicas in sync.
+fn fully_in_sync(b: &Broker, topic: &str) -> bool {
+    let md = metadata(b);
+    md.topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        .is_some_and(|t| {
+            t.partitions
+                .iter()
+                .all(|p| p.isr_nodes.len() == 3 && p.leader_id.0 >= 0)
+        })
+}
+
+/// A partition's ISR as `b` reports it.
+fn isr_of(b: &Broker, topic: &str, partition: i32) -> Vec<i32> {
+    let md = metadata(b);
+    let t = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        .expect("topic known");
+    let p = t
+        .partitions
+        .iter()
+        .find(|p| p.partition_index == partition)
+        .expect("partition known");
+    let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+    isr.sort();
+    isr
+}
+
+/// A live broker other than `not`.
+fn live_other(c: &Cluster, not: i32) -> &Broker {
+    &c.brokers[if not == 1 { 1 } else { 0 }]
+}
+
+/// Starts the checker's workload on `topic`; returns its stop flag and handle.
+fn start_workload(
+    c: &Cluster,
+    topic: &str,
+    partitions: i32,
+) -> (Arc<AtomicBool>, tokio::task::JoinHandle<Outcome>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = tokio::spawn(checker::produce_until(
+        idempotent_producer(c),
+        topic.to_string(),
+        partitions,
+        32,
+        stop.clone(),
+    ));
+    (stop, handle)
+}
+
+/// Waits until the workload has `more` acknowledgements beyond now (it is making progress).
+fn first_ack_after(
+    outcome_acks: &[checker::Ack],
+    partition: i32,
+    after: Instant,
+) -> Option<Duration> {
+    outcome_acks
+        .iter()
+        .filter(|a| a.partition == partition && a.sent > after)
+        .map(|a| a.acked - after)
+        .min()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_writes_survive_repeated_leader_kills() {
+    let mut c = Cluster::start(3);
+    create_topic(&c, "ha", 6, &[("min.insync.replicas", "2")]).await;
+    let (stop, workload) = start_workload(&c, "ha", 6);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut kills = Vec::new();
+    for round in 0..10 {
+        let partition = round % 6;
+        let victim = leaders(&c.brokers[0], "ha")[partition as usize];
+        assert!(victim > 0, "partition {partition} has a leader");
+        let killed_at = Instant::now();
+        c.broker(victim).kill();
+        c.broker(victim).restart();
+        c.wait_or_dump("the killed broker is back in every ISR", |c| {
+            c.brokers.iter().all(|b| fully_in_sync(b, "ha"))
+        });
+        kills.push((partition, killed_at));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let outcome = workload.await.unwrap();
+    assert!(
+        outcome.failed.is_empty(),
+        "failed sends: {:?}",
+        &outcome.failed[..outcome.failed.len().min(5)]
+    );
+    let stored = checker::read_back(&c.brokers[0], "ha", 6);
+    let count = checker::check(&stored, &outcome, true);
+    let mut resumed: Vec<Duration> = kills
+        .iter()
+        .map(|(p, at)| first_ack_after(&outcome.acks, *p, *at).expect("production resumed"))
+        .collect();
+    resumed.sort();
+    eprintln!(
+        "{} acknowledged, {count} stored; leader SIGKILL to first acknowledged produce: median {:?}, worst {:?}",
+        outcome.acks.len(),
+        resumed[resumed.len() / 2],
+        resumed[resumed.len() - 1]
+    );
+    let bound = Duration::from_millis(SESSION_TIMEOUT_MS) + Duration::from_secs(10);
+    assert!(
+        resumed.iter().all(|d| *d < bound),
+        "production resumed within {bound:?} of each kill: {resumed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_leader_is_replaced_and_rejoins_without_losing_acknowledged_writes() {
+    let mut c = Cluster::start(3);
+    create_topic(&c, "paused", 6, &[("min.insync.replicas", "2")]).await;
+    let (stop, workload) = start_workload(&c, "paused", 6);
+    for partition in [0, 3] {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let victim = leaders(&c.brokers[0], "paused")[partition as usize];
+        let pid = c.broker(victim).pid();
+        unsafe_kill(pid, "STOP");
+        // Past its session: the controller moves its leaderships away.
+        let watcher = live_other(&c, victim);
+        wait_until("another broker leads the partition", || {
+            let l = leaders(watcher, "paused")[partition as usize];
+            l > 0 && l != victim
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        unsafe_kill(pid, "CONT");
+        c.wait_or_dump("the paused broker catches up and rejoins every ISR", |c| {
+            c.brokers.iter().all(|b| fully_in_sync(b, "paused"))
+        });
+    }
+    stop.store(true, Ordering::Relaxed);
+    let outcome = workload.await.unwrap();
+    assert!(
+        outcome.failed.is_empty(),
+        "failed sends: {:?}",
+        &outcome.failed[..outcome.failed.len().min(5)]
+    );
+    let stored = checker::read_back(&c.brokers[0], "paused", 6);
+    checker::check(&stored, &outcome, true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn min_insync_replicas_refuses_writes_it_cannot_replicate_and_recovers() {
+    let mut c = Cluster::start(3);
+    create_topic(&c, "guarded", 1, &[("min.insync.replicas", "2")]).await;
+    let leader = leaders(&c.brokers[0], "guarded")[0];
+    let mut raw = Raw::connect(c.broker(leader));
+    assert_eq!(raw.produce("guarded", batch(b"first")).error_code, 0);
+    let down: Vec<i32> = (1..=3).filter(|&b| b != leader).collect();
+    for &b in &down {
+        c.broker(b).kill();
+    }
+    let survivor = &c.brokers[(leader - 1) as usize];
+    wait_until("the controller drops the gone brokers from the ISR", || {
+        isr_of(survivor, "guarded", 0) == vec![leader]
+    });
+    let mut raw = Raw::connect(survivor);
+    let refused = raw.produce("guarded", batch(b"refused"));
+    assert_eq!(refused.error_code, 19, "NOT_ENOUGH_REPLICAS");
+    // One broker back: it catches up, rejoins the ISR, and writes are accepted again.
+    c.broker(down[0]).restart();
+    let survivor = &c.brokers[(leader - 1) as usize];
+    wait_until("the returning broker rejoins the ISR", || {
+        isr_of(survivor, "guarded", 0).len() == 2
+    });
+    let mut raw = Raw::connect(survivor);
+    let accepted = raw.produce("guarded", batch(b"second"));
+    assert_eq!(accepted.error_code, 0);
+    assert_eq!(
+        accepted.base_offset, 1,
+        "the refused write was never stored"
+    );
+    // The returned follower holds both records: read them from it after the leader stops.
+    let leader_broker = c.broker(leader);
+    leader_broker.kill();
+    let other = &c.brokers[(down[0] - 1) as usize];
+    wait_until("the returned follower leads", || {
+        leaders(other, "guarded")[0] == down[0]
+    });
+    let consumer: BaseConsumer = other.consumer(&[]);
+    let mut values = Vec::new();
+    common::consume(&consumer, "guarded", &[0], Offset::Beginning, 2, |m| {
+        values.push(common::payload(m))
+    });
+    assert_eq!(values, vec![b"first".to_vec(), b"second".to_vec()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_keeps_its_committed_offsets_when_its_coordinator_is_killed() {
+    let mut c = Cluster::start_with(3, "\"offsets.topic.replication.factor\" = 3\n");
+    create_topic(&c, "tracked", 1, &[]).await;
+    let group = "survivor";
+    let consumer: BaseConsumer =
+        c.brokers[0].consumer(&[("bootstrap.servers", &bootstrap(&c)), ("group.id", group)]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("tracked", 0, Offset::Offset(42))
+        .unwrap();
+    consumer.commit(&tpl, CommitMode::Sync).unwrap();
+    drop(consumer);
+    let coordinator = coordinator_of(&c.brokers[0], group);
+    c.broker(coordinator).kill();
+    let other = live_other(&c, coordinator);
+    wait_until("another broker coordinates the group", || {
+        let now = coordinator_of(other, group);
+        now > 0 && now != coordinator
+    });
+    let consumer: BaseConsumer = other.consumer(&[("group.id", group)]);
+    let mut ask = TopicPartitionList::new();
+    ask.add_partition("tracked", 0);
+    let committed = consumer
+        .committed_offsets(ask, Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(
+        committed.find_partition("tracked", 0).unwrap().offset(),
+        Offset::Offset(42)
+    );
+}
+
+fn coordinator_of(b: &Broker, group: &str) -> i32 {
+    use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
+    use kafka_protocol::protocol::StrBytes;
+    let mut raw = Raw::connect(b);
+    let c = raw.send(
+        ApiKey::FindCoordinator,
+        3,
+        &FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.into())),
+    );
+    let r: FindCoordinatorResponse = raw.receive_response(ApiKey::FindCoordinator, 3, c);
+    if r.error_code != 0 {
+        return -1;
+    }
+    r.node_id.0
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolling_restart_under_load_loses_nothing() {
+    let mut c = Cluster::start_with(3, "\"offsets.topic.replication.factor\" = 3\n");
+    create_topic(&c, "rolling", 6, &[("min.insync.replicas", "2")]).await;
+    let (stop, workload) = start_workload(&c, "rolling", 6);
+    // A consumer group reads along through the restarts.
+    let reading = Arc::new(AtomicBool::new(true));
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let reader = {
+        let consumer: BaseConsumer = c.brokers[0].consumer(&[
+            ("bootstrap.servers", &bootstrap(&c)),
+            ("group.id", "along"),
+            ("auto.offset.reset", "earliest"),
+        ]);
+        let (reading, seen) = (reading.clone(), seen.clone());
+        std::thread::spawn(move || {
+            consumer.subscribe(&["rolling"]).unwrap();
+            while reading.load(Ordering::Relaxed) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    let v = std::str::from_utf8(m.payload().unwrap_or_default()).unwrap();
+                    seen.lock().unwrap().insert(v.parse::<u64>().unwrap());
+                }
+            }
+        })
+    };
+    for id in 1..=3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        c.broker(id).stop();
+        c.broker(id).restart();
+        c.wait_or_dump("the restarted broker rejoins every ISR", |c| {
+            c.brokers.iter().all(|b| fully_in_sync(b, "rolling"))
+        });
+    }
+    stop.store(true, Ordering::Relaxed);
+    let outcome = workload.await.unwrap();
+    assert!(
+        outcome.failed.is_empty(),
+        "failed sends: {:?}",
+        &outcome.failed[..outcome.failed.len().min(5)]
+    );
+    let stored = checker::read_back(&c.brokers[0], "rolling", 6);
+    checker::check(&stored, &outcome, true);
+    // The group's reader sees every acknowledged record (at least once).
+    let wanted: BTreeSet<u64> = outcome.acks.iter().map(|a| a.seq).collect();
+    wait_until(
+        "the group's reader has seen every acknowledged record",
+        || wanted.is_subset(&seen.lock().unwrap()),
+    );
+    reading.store(false, Ordering::Relaxed);
+    reader.join().unwrap();
+}
