@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Figures for docs/benchmarks.md "Cluster": `sluice bench` against one broker and against a
-# three-broker cluster (etcd, replication factor 1) on this machine, then the time from a
-# controller's SIGKILL to the next successful CreateTopics.
+# three-broker cluster (etcd) at replication factor 1 and 3, end-to-end latency at 10,000
+# records/s at RF 3, the time from a controller's SIGKILL to the next successful
+# CreateTopics, and from a partition leader's SIGKILL to the first acknowledged produce on its
+# successor (10 kills).
 #
 #   scripts/bench-cluster.sh [SECONDS] [RUNS]     # default 15 s per run, 3 runs each
 #
@@ -34,9 +36,10 @@ start_broker() {
   until (exec 3<>"/dev/tcp/127.0.0.1/1990$id") 2>/dev/null; do sleep 0.05; done
 }
 
+# bench NAME [RF]
 bench() {
   $BIN bench produce --bootstrap 127.0.0.1:19901 --topic "bench-$1" --partitions 12 \
-    --producers 3 --duration "$SECS" --progress-interval 0 --output json |
+    --replication-factor="${2:--1}" --producers 3 --duration "$SECS" --progress-interval 0 --output json |
     python3 -c '
 import json, sys
 r = json.load(sys.stdin)["produce"]
@@ -66,6 +69,58 @@ for run in $(seq "$RUNS"); do
   bench "cluster-$run"
   stop_all
 done
+
+echo "== three brokers (etcd, RF 3), 12 partitions, 1 KB records, acks=all, 3 producers"
+for run in $(seq "$RUNS"); do
+  start_etcd
+  ETCD=(--etcd http://127.0.0.1:23790 --cluster-name bench)
+  for id in 1 2 3; do start_broker $id "${ETCD[@]}"; done
+  bench "rf3-$run" 3
+  stop_all
+done
+
+echo "== three brokers (etcd, RF 3), end to end at 10,000 records/s, 1 KB records, 12 partitions"
+start_etcd
+for id in 1 2 3; do start_broker $id --etcd http://127.0.0.1:23790 --cluster-name e2e; done
+$BIN bench end-to-end --bootstrap 127.0.0.1:19901 --topic e2e --partitions 12 --replication-factor 3 \
+  --rate 10000 --duration "$SECS" --progress-interval 0 --output json |
+  python3 -c '
+import json, sys
+r = json.load(sys.stdin)["consume"]
+l = r["latency_ms"]
+print("end to end: p50 %s ms  p99 %s ms  (%.0f rec/s consumed)" % (l["p50"], l["p99"], r["records_per_sec"]))'
+stop_all
+
+echo "== partition leader SIGKILL -> first acknowledged produce on its successor (RF 3, broker.session.timeout.ms=3000)"
+start_etcd
+printf '"broker.session.timeout.ms" = 3000\n' >"$WORK/fast.toml"
+declare -A LEADER_PIDS
+FAST=(--etcd http://127.0.0.1:23790 --cluster-name failover-leader --config "$WORK/fast.toml")
+for id in 1 2 3; do start_broker $id "${FAST[@]}"; LEADER_PIDS[$id]=$BROKER_PID; done
+$BIN bench produce --bootstrap 127.0.0.1:19901 --topic fo --partitions 1 --replication-factor 3 \
+  --records 1 --progress-interval 0 >/dev/null
+TIMES=()
+for round in $(seq 10); do
+  via=1; [ -z "${LEADER_PIDS[1]:-}" ] && via=2
+  leader=$($BIN cluster status --bootstrap "127.0.0.1:1990$via" --output json |
+    python3 -c 'import json,sys; print([b["node_id"] for b in json.load(sys.stdin)["brokers"] if b["leader_partitions"] > 0][0])')
+  other=$(( leader % 3 + 1 ))
+  start=$(date +%s.%N)
+  kill -9 "${LEADER_PIDS[$leader]}"
+  until $BIN bench produce --bootstrap "127.0.0.1:1990$other" --topic fo --records 1 \
+      --request-timeout-ms 2000 --progress-interval 0 >/dev/null 2>&1; do sleep 0.05; done
+  end=$(date +%s.%N)
+  TIMES+=("$(python3 -c "print(f'{$end-$start:.2f}')")")
+  start_broker "$leader" "${FAST[@]}"; LEADER_PIDS[$leader]=$BROKER_PID
+  # Back in sync before the next kill.
+  until [ "$($BIN cluster status --bootstrap "127.0.0.1:1990$other" --output json |
+      python3 -c 'import json,sys; print(len(json.load(sys.stdin)["under_replicated_partitions"]))')" = 0 ]; do sleep 0.2; done
+done
+printf '%s\n' "${TIMES[@]}" | sort -n | python3 -c '
+import sys
+t = [float(x) for x in sys.stdin]
+print("leader kill -> next ack: median %.2f s, worst %.2f s, all %s" % (t[len(t)//2], t[-1], t))'
+stop_all
 
 echo "== controller SIGKILL -> next successful CreateTopics (broker.session.timeout.ms default)"
 start_etcd

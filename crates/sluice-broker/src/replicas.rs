@@ -188,6 +188,21 @@ impl Broker {
         out
     }
 
+    /// Partitions this broker leads while another broker is alive to take them over.
+    pub fn leaderships_to_hand_over(&self) -> usize {
+        let image = self.image();
+        let me = self.config.node_id;
+        if !image.brokers.keys().any(|&b| b != me) {
+            return 0;
+        }
+        image
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .filter(|p| p.leader == me && p.replicas.iter().any(|&r| r != me))
+            .count()
+    }
+
     /// Appends batches fetched from the partition's leader (offsets kept) and has them
     /// synced in the background.
     pub fn append_replicated(

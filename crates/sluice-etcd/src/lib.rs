@@ -18,7 +18,7 @@ mod keys;
 mod session;
 mod watcher;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +52,9 @@ pub struct EtcdCoordinator {
     lease: AtomicI64,
     /// The create revision of the controller key while this broker holds it, else 0.
     controller_revision: AtomicI64,
+    /// Set when the broker leaves: it neither keeps nor renews its registration, nor
+    /// campaigns, from then on.
+    left: AtomicBool,
     image: watch::Sender<Arc<MetadataImage>>,
     status: Mutex<CoordinatorStatus>,
     settings: EtcdSettings,
@@ -85,6 +88,7 @@ impl EtcdCoordinator {
             client,
             lease: AtomicI64::new(0),
             controller_revision: AtomicI64::new(0),
+            left: AtomicBool::new(false),
             image: watch::channel(Arc::new(image)).0,
             status: Mutex::new(CoordinatorStatus {
                 kind: "etcd",
@@ -276,6 +280,7 @@ impl Coordinator for EtcdCoordinator {
         Box::pin(async move {
             // Revoking the lease removes the registration and, if held, the controller key at
             // once: the others elect a new controller without waiting for the lease to expire.
+            self.left.store(true, Ordering::SeqCst);
             let lease = self.lease.load(Ordering::SeqCst);
             self.controller_revision.store(0, Ordering::SeqCst);
             if lease != 0 {

@@ -106,11 +106,15 @@ pub fn spawn_keep_alive(coordinator: &Arc<EtcdCoordinator>) {
     tokio::spawn(async move {
         loop {
             let Some(c) = weak.upgrade() else { return };
+            if c.left.load(Ordering::SeqCst) {
+                return;
+            }
             let period = Duration::from_millis((lease_ttl(&c) * 1000 / 3) as u64);
             let lease = c.lease.load(Ordering::SeqCst);
             let alive = keep_alive_once(&c, lease).await;
             match alive {
                 Ok(true) => {}
+                Ok(false) if c.left.load(Ordering::SeqCst) => return,
                 Ok(false) => {
                     warn!(lease, "this broker's lease expired: registering again");
                     c.controller_revision.store(0, Ordering::SeqCst);
@@ -159,6 +163,9 @@ pub fn spawn_campaign(coordinator: &Arc<EtcdCoordinator>) {
     tokio::spawn(async move {
         loop {
             let Some(c) = weak.upgrade() else { return };
+            if c.left.load(Ordering::SeqCst) {
+                return;
+            }
             if let Err(e) = campaign_once(&c).await {
                 c.set_status(Some(e.to_string()));
             }

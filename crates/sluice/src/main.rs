@@ -115,12 +115,36 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let server = tokio::spawn(sluice_kafka::serve(listener, broker.clone(), stop_rx));
         wait_for_signal().await;
         tracing::info!("shutting down");
+        hand_over_leaderships(&broker).await;
         let _ = stop_tx.send(true);
         let _ = server.await;
-        broker.leave_cluster().await;
         broker.shutdown();
         Ok(())
     })
+}
+
+/// A clean shutdown in a cluster leaves it first (the registration goes at once), so the
+/// controller elects new leaders from the in-sync followers while this broker still serves:
+/// clients in the middle of a request are redirected rather than cut off. Waits until its
+/// replicated partitions are led elsewhere, at most `HANDOVER_TIMEOUT`.
+async fn hand_over_leaderships(broker: &sluice_broker::Broker) {
+    const HANDOVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+    broker.leave_cluster().await;
+    let deadline = tokio::time::Instant::now() + HANDOVER_TIMEOUT;
+    let mut left = broker.leaderships_to_hand_over();
+    if left > 0 {
+        tracing::info!(partitions = left, "handing leaderships over");
+    }
+    while left > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        left = broker.leaderships_to_hand_over();
+    }
+    if left > 0 {
+        tracing::warn!(
+            partitions = left,
+            "shutting down while still leading partitions"
+        );
+    }
 }
 
 /// Opens the broker: a single node, or a member of the etcd cluster `args` names.

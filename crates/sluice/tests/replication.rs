@@ -323,6 +323,12 @@ async fn a_rolling_restart_under_load_loses_nothing() {
     for id in 1..=3 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         c.broker(id).stop();
+        // A clean shutdown hands its leaderships over before it stops serving.
+        let log = c.broker(id).log_text();
+        assert!(
+            !log.contains("shutting down while still leading"),
+            "broker {id} stopped without handing its leaderships over"
+        );
         c.broker(id).restart();
         c.wait_or_dump("the restarted broker rejoins every ISR", |c| {
             c.brokers.iter().all(|b| fully_in_sync(b, "rolling"))
