@@ -155,6 +155,13 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "in a cluster: how often the controller restores preferred leaders",
     ),
     (
+        "replica.selector.class",
+        "",
+        ConfigType::String,
+        Range::Any,
+        "in a cluster: org.apache.kafka.common.replica.RackAwareReplicaSelector (or \"rack\") lets consumers that set client.rack read from an in-sync replica in their rack (KIP-392); empty: consumers read from leaders",
+    ),
+    (
         "broker.rack",
         "",
         ConfigType::String,
@@ -475,6 +482,12 @@ impl BrokerConfig {
         std::time::Duration::from_secs(
             self.int_setting("leader.imbalance.check.interval.seconds", 300)
                 .max(1) as u64,
+        )
+    }
+    pub fn rack_aware_replica_selector(&self) -> bool {
+        matches!(
+            self.broker_value("replica.selector.class"),
+            "org.apache.kafka.common.replica.RackAwareReplicaSelector" | "rack"
         )
     }
     pub fn replica_lag_time_max_ms(&self) -> i64 {

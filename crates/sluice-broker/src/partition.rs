@@ -52,6 +52,9 @@ struct Replication {
     followers: BTreeMap<i32, FollowerState>,
     /// Where this replica's own log is ready: flushed, or written under a relaxed policy.
     local_end: Option<LogPosition>,
+    /// While following: the leader's high watermark as its last fetch response said (-1
+    /// before the first), which bounds this replica's own.
+    leader_high_watermark: i64,
 }
 
 /// What a leader knows of one follower.
@@ -112,6 +115,7 @@ impl Partition {
             min_insync_replicas: AtomicUsize::new(1),
             replication: Mutex::new(Replication {
                 local_end: Some(ready),
+                leader_high_watermark: -1,
                 ..Replication::default()
             }),
         }
@@ -187,6 +191,40 @@ impl Partition {
                 .as_ref()
                 .is_some_and(|p| p.contains(&follower));
         !in_isr && state.proposed.is_none() && offset >= self.log.lock().high_watermark()
+    }
+
+    /// A follower's fetch response carried the leader's high watermark: this replica's
+    /// becomes that, as far as its own log is ready. Set, not only advanced: a replica that
+    /// restarted (its high watermark then is its log end) or led before may be above it.
+    pub fn note_leader_high_watermark(&self, leader_hw: i64) {
+        let mut state = self.replication.lock();
+        if state.leading || leader_hw < 0 {
+            return;
+        }
+        state.leader_high_watermark = leader_hw;
+        let Some(local) = state.local_end else {
+            return;
+        };
+        let hw = {
+            let mut log = self.log.lock();
+            let target = leader_hw.min(local.offset);
+            if target != log.high_watermark() {
+                let position = if target == local.offset {
+                    Ok(Some(local))
+                } else {
+                    log.position_at_or_below(target)
+                };
+                if let Ok(Some(p)) = position {
+                    log.set_high_watermark(p);
+                }
+            }
+            log.high_watermark()
+        };
+        self.high_watermark.send_if_modified(|cur| {
+            let changed = *cur != hw;
+            *cur = hw;
+            changed
+        });
     }
 
     /// The followers as this leader knows them (empty unless it leads).
@@ -281,6 +319,9 @@ impl Partition {
                     let end = state.followers.get(r).map_or(-1, |f| f.log_end_offset);
                     target = target.min(end);
                 }
+            } else {
+                // A follower shows what its leader has committed, no more.
+                target = target.min(state.leader_high_watermark);
             }
             if target > log.high_watermark() {
                 let position = if target == local.offset {

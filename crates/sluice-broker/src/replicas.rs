@@ -265,6 +265,47 @@ impl Broker {
         Ok(answer)
     }
 
+    /// A replica hosted here that a consumer may read (KIP-392): the leader's, or, while the
+    /// partition has a live leader, a follower's (read to its high watermark, which is the
+    /// leader's as of its last fetch). Epochs are checked as in `local_leader`.
+    pub fn local_replica(
+        &self,
+        topic: &str,
+        partition: i32,
+        leader_epoch: i32,
+    ) -> Result<Arc<Partition>> {
+        match self.local_leader(topic, partition, leader_epoch) {
+            Err(e @ BrokerError::NotLeaderOrFollower { .. }) => self
+                .topic(topic)
+                .and_then(|t| t.partition(partition).cloned())
+                .ok_or(e),
+            other => other,
+        }
+    }
+
+    /// KIP-392: the in-sync replica a consumer in `rack` should read from, if the rack-aware
+    /// selector is on and that is not this leader (None: read here).
+    pub fn preferred_read_replica(&self, topic: &str, partition: i32, rack: &str) -> Option<i32> {
+        if !self.config.rack_aware_replica_selector() {
+            return None;
+        }
+        let image = self.image();
+        let p = image.topic(topic)?.partition(partition)?;
+        let me = self.config.node_id;
+        if p.leader != me {
+            return None; // a follower serves what it is asked
+        }
+        let in_rack = |id: i32| {
+            image
+                .broker(id)
+                .is_some_and(|b| b.rack.as_deref() == Some(rack))
+        };
+        if in_rack(me) {
+            return None;
+        }
+        p.isr.iter().copied().find(|&r| r != me && in_rack(r))
+    }
+
     /// The partition if this broker leads it; otherwise the error for the client. With
     /// `leader_epoch` (the request's current leader epoch, -1 for none) a stale or future
     /// epoch is FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH.

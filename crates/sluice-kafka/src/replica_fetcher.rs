@@ -265,22 +265,24 @@ async fn fetch_once(
                     t.topic, t.partition.index, p.error_code
                 )));
             }
-            let Some(records) = p.records.filter(|r| !r.is_empty()) else {
-                continue;
-            };
-            let whole = whole_batches(&records);
-            if whole.is_empty() {
-                continue;
+            let whole = p
+                .records
+                .as_ref()
+                .map(whole_batches)
+                .filter(|r| !r.is_empty());
+            if let Some(whole) = whole {
+                let b = broker.clone();
+                let part = t.partition.clone();
+                let appended =
+                    tokio::task::spawn_blocking(move || b.append_replicated(&part, &whole))
+                        .await
+                        .map_err(std::io::Error::other)?;
+                if let Err(e) = appended {
+                    warn!(topic = %t.topic, partition = t.partition.index, error = %e, "could not append replicated batches");
+                    return Err(std::io::Error::other(e.to_string()));
+                }
             }
-            let b = broker.clone();
-            let part = t.partition.clone();
-            let appended = tokio::task::spawn_blocking(move || b.append_replicated(&part, &whole))
-                .await
-                .map_err(std::io::Error::other)?;
-            if let Err(e) = appended {
-                warn!(topic = %t.topic, partition = t.partition.index, error = %e, "could not append replicated batches");
-                return Err(std::io::Error::other(e.to_string()));
-            }
+            t.partition.note_leader_high_watermark(p.high_watermark);
         }
     }
     Ok(())

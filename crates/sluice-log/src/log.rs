@@ -788,6 +788,11 @@ impl Log {
         }))
     }
 
+    /// Sets the high watermark to `to`, lower or higher: a follower takes its leader's.
+    pub fn set_high_watermark(&mut self, to: LogPosition) {
+        self.high_watermark = to;
+    }
+
     /// Lets readers see everything up to `upto`.
     pub fn advance_high_watermark(&mut self, upto: LogPosition) {
         if upto.offset > self.high_watermark.offset {

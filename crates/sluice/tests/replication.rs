@@ -352,3 +352,95 @@ async fn a_rolling_restart_under_load_loses_nothing() {
     reading.store(false, Ordering::Relaxed);
     reader.join().unwrap();
 }
+
+/// A Fetch of partition 0 of `topic` from offset 0 as a consumer (replica id -1), at
+/// `version`, naming `rack`: (error code, preferred read replica, high watermark, bytes).
+fn consumer_fetch(b: &Broker, topic: &str, version: i16, rack: &str) -> (i16, i32, i64, usize) {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut raw = Raw::connect(b);
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_max_bytes(1 << 20)
+        .with_rack_id(StrBytes::from_string(rack.into()))
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let c = raw.send(ApiKey::Fetch, version, &req);
+    let r: FetchResponse = raw.receive_response(ApiKey::Fetch, version, c);
+    let p = &r.responses[0].partitions[0];
+    (
+        p.error_code,
+        p.preferred_read_replica.0,
+        p.high_watermark,
+        p.records.as_ref().map_or(0, |r| r.len()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_reads_from_an_in_sync_replica_in_its_rack() {
+    let c = Cluster::start_with(
+        3,
+        "\"broker.rack\" = \"rack-{id}\"\n\
+         \"replica.selector.class\" = \"org.apache.kafka.common.replica.RackAwareReplicaSelector\"\n",
+    );
+    create_topic(&c, "nearby", 1, &[]).await;
+    let leader = leaders(&c.brokers[0], "nearby")[0];
+    let follower = leader % 3 + 1;
+    let producer = idempotent_producer(&c);
+    for i in 0..50 {
+        let v = format!("v-{i}");
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to("nearby")
+                    .partition(0)
+                    .key(&v)
+                    .payload(&v),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("acknowledged");
+    }
+    let at_leader = &c.brokers[(leader - 1) as usize];
+    let at_follower = &c.brokers[(follower - 1) as usize];
+    // The leader sends a consumer in the follower's rack there, with no records.
+    let (code, preferred, hw, bytes) =
+        consumer_fetch(at_leader, "nearby", 12, &format!("rack-{follower}"));
+    assert_eq!((code, preferred, hw, bytes), (0, follower, 50, 0));
+    // A consumer in the leader's rack, or naming none, reads at the leader.
+    let (_, preferred, _, bytes) =
+        consumer_fetch(at_leader, "nearby", 12, &format!("rack-{leader}"));
+    assert_eq!(preferred, -1);
+    assert!(bytes > 0);
+    // The follower serves it, up to the leader's high watermark.
+    wait_until("the follower knows the leader's high watermark", || {
+        consumer_fetch(at_follower, "nearby", 12, "").2 == 50
+    });
+    let (code, _, _, bytes) = consumer_fetch(at_follower, "nearby", 12, "");
+    assert_eq!(code, 0);
+    assert!(bytes > 0);
+    // Before KIP-392 (Fetch v10), only the leader serves consumers.
+    assert_eq!(
+        consumer_fetch(at_follower, "nearby", 10, "").0,
+        6,
+        "NOT_LEADER_OR_FOLLOWER"
+    );
+    // librdkafka with client.rack follows the redirection and reads everything.
+    let consumer: BaseConsumer = at_leader.consumer(&[
+        ("bootstrap.servers", &bootstrap(&c)),
+        ("client.rack", &format!("rack-{follower}")),
+    ]);
+    let mut values = Vec::new();
+    common::consume(&consumer, "nearby", &[0], Offset::Beginning, 50, |m| {
+        values.push(String::from_utf8(common::payload(m)).unwrap())
+    });
+    let expected: Vec<String> = (0..50).map(|i| format!("v-{i}")).collect();
+    assert_eq!(values, expected);
+}

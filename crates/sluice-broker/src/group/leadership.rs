@@ -143,7 +143,8 @@ fn load_partition(partition: &Partition) -> Result<(HashMap<String, Group>, usiz
 fn for_each_record(partition: &Partition, mut f: impl FnMut(&[u8], Option<&[u8]>)) -> Result<()> {
     let mut offset = partition.offsets().log_start_offset;
     loop {
-        let (slice, _) = partition.read(offset, 8 << 20, sluice_log::ReadBound::HighWatermark)?;
+        // To the log end: a new leader's log is the truth, committed or not yet.
+        let (slice, _) = partition.read(offset, 8 << 20, sluice_log::ReadBound::LogEnd)?;
         let Some(slice) = slice else { return Ok(()) };
         let bytes = slice.read_to_vec()?;
         let mut pos = 0;

@@ -26,8 +26,16 @@ const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 struct Slot {
     topic: usize,
     partition: i32,
-    /// The target's index, or the error code and the current leader to tell the client.
-    target: Result<usize, (i16, Option<(i32, i32)>)>,
+    target: SlotTarget,
+}
+
+enum SlotTarget {
+    /// Read the target at this index.
+    Read(usize),
+    /// An error code, and the current leader to tell the client.
+    Error(i16, Option<(i32, i32)>),
+    /// KIP-392: read from this replica in the client's rack instead.
+    Redirect(i32, sluice_broker::PartitionOffsets),
 }
 
 pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture {
@@ -42,6 +50,12 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
     } else {
         req.replica_id.0
     };
+    // KIP-392: a consumer naming its rack (v11+) may read from a replica there, and a
+    // follower serves such consumers.
+    let consumer_v11 = replica < 0 && reply.version >= 11;
+    let client_rack = consumer_v11
+        .then(|| req.rack_id.as_str())
+        .filter(|r| !r.is_empty());
     let now = sluice_broker::now_ms();
     let mut topics = Vec::with_capacity(req.topics.len());
     let mut slots = Vec::new();
@@ -55,6 +69,9 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
         topics.push((ft.topic.clone(), ft.topic_id));
         for fp in &ft.partitions {
             let leader = match name {
+                Some(name) if consumer_v11 => {
+                    broker.local_replica(name, fp.partition, fp.current_leader_epoch)
+                }
                 Some(name) => broker
                     .local_leader(name, fp.partition, fp.current_leader_epoch)
                     .and_then(|p| {
@@ -68,8 +85,15 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                     }),
                 None => Err(BrokerError::UnknownTopicOrPartition),
             };
-            let target = match leader {
-                Ok(p) => {
+            let redirect = match (&leader, client_rack, name) {
+                (Ok(p), Some(rack), Some(name)) => broker
+                    .preferred_read_replica(name, fp.partition, rack)
+                    .map(|r| (r, p.offsets())),
+                _ => None,
+            };
+            let target = match (leader, redirect) {
+                (Ok(_), Some((r, offsets))) => SlotTarget::Redirect(r, offsets),
+                (Ok(p), None) => {
                     targets.push(FetchTarget {
                         partition: p,
                         offset: fp.fetch_offset,
@@ -80,12 +104,12 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                             ReadBound::HighWatermark
                         },
                     });
-                    Ok(targets.len() - 1)
+                    SlotTarget::Read(targets.len() - 1)
                 }
-                Err(BrokerError::UnknownTopicOrPartition) if name.is_none() => {
-                    Err((ResponseError::UnknownTopicId.code(), None))
+                (Err(BrokerError::UnknownTopicOrPartition), _) if name.is_none() => {
+                    SlotTarget::Error(ResponseError::UnknownTopicId.code(), None)
                 }
-                Err(e) => Err((errors::code(&e), hints.note(&image, &e))),
+                (Err(e), _) => SlotTarget::Error(errors::code(&e), hints.note(&image, &e)),
             };
             slots.push(Slot {
                 topic: ti,
@@ -126,7 +150,13 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
             let mut pd = PartitionData::default().with_partition_index(slot.partition);
             let mut records = None;
             match slot.target {
-                Err((code, leader)) => {
+                SlotTarget::Redirect(r, offsets) => {
+                    pd.preferred_read_replica = BrokerId(r);
+                    pd.high_watermark = offsets.high_watermark;
+                    pd.last_stable_offset = offsets.high_watermark;
+                    pd.log_start_offset = offsets.log_start_offset;
+                }
+                SlotTarget::Error(code, leader) => {
                     pd.error_code = code;
                     if let Some((id, epoch)) = leader {
                         pd.current_leader = LeaderIdAndEpoch::default()
@@ -134,7 +164,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                             .with_leader_epoch(epoch);
                     }
                 }
-                Ok(i) => match std::mem::replace(
+                SlotTarget::Read(i) => match std::mem::replace(
                     &mut fetched[i].result,
                     Err(BrokerError::Storage(String::new())),
                 ) {

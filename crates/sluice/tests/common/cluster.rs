@@ -168,13 +168,14 @@ impl Cluster {
         cluster
     }
 
-    /// A broker (not started) that joins this cluster as `node_id`.
+    /// A broker (not started) that joins this cluster as `node_id`. `{id}` in the
+    /// cluster's settings stands for the node id (`"broker.rack" = "rack-{id}"`).
     pub fn member(&self, node_id: i32) -> Broker {
         Broker::unstarted(
             &format!(
                 "\"broker.session.timeout.ms\" = {SESSION_TIMEOUT_MS}\n\
                  \"replica.lag.time.max.ms\" = {REPLICA_LAG_MS}\n{}",
-                self.settings
+                self.settings.replace("{id}", &node_id.to_string())
             ),
             vec![
                 "--node-id".into(),

@@ -93,16 +93,29 @@ impl Broker {
         self.child = Some(cmd.spawn().expect("start sluice"));
     }
 
-    /// Waits until the broker listens; panics if its process exits first.
+    /// Waits until the broker serves (answers ApiVersions: its port is bound before its
+    /// data is open); panics if its process exits first.
     pub fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while !self.answers_api_versions() {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
                 panic!("broker exited with {status}:\n{}", self.log_text());
             }
             assert!(Instant::now() < deadline, "broker did not start listening");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn answers_api_versions(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        // ApiVersions v0, correlation id 1, no client id.
+        let request = [0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff];
+        let mut size = [0u8; 4];
+        s.write_all(&request).is_ok() && s.read_exact(&mut size).is_ok()
     }
 
     /// Starts a broker that may open at most `limit` files (it cannot raise the limit).
