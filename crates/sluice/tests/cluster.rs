@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::cluster::{describe_cluster, leaders, metadata, wait_until, Cluster};
+use common::cluster::{describe_cluster, leaders, metadata, stored_bytes, wait_until, Cluster};
 use common::raw::Raw;
 use common::{unsafe_kill, Broker};
 use kafka_protocol::messages::create_partitions_request::{
@@ -586,24 +586,6 @@ async fn group_coordination_follows_the_offsets_partition_leader() {
     wait_until("the other broker says NOT_COORDINATOR", || {
         committed_at(elsewhere, group).0 == 16
     });
-}
-
-/// A partition's records as stored in a broker's data directory: every segment's bytes, in
-/// offset order (segments may roll at different offsets on different replicas).
-fn stored_bytes(b: &Broker, topic: &str, partition: i32) -> Vec<u8> {
-    let dir = b.data_dir().join(format!("{topic}-{partition}"));
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut logs: Vec<_> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    logs.sort();
-    logs.iter()
-        .flat_map(|p| std::fs::read(p).unwrap())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

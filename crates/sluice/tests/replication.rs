@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::checker::{self, Outcome};
-use common::cluster::{leaders, metadata, wait_until, Cluster, SESSION_TIMEOUT_MS};
+use common::cluster::{
+    leaders, metadata, stored_bytes, wait_until, Cluster, NAMESPACED_NODE, SESSION_TIMEOUT_MS,
+};
 use common::raw::{batch, Raw};
 use common::{unsafe_kill, Broker};
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
@@ -443,4 +445,115 @@ async fn a_consumer_reads_from_an_in_sync_replica_in_its_rack() {
     });
     let expected: Vec<String> = (0..50).map(|i| format!("v-{i}")).collect();
     assert_eq!(values, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cut_off_leader_acknowledges_nothing_and_truncates_its_tail_when_it_returns() {
+    let c = match Cluster::start_partitionable() {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("SKIPPED: this machine refuses network namespaces ({why})");
+            return;
+        }
+    };
+    let cut_off = NAMESPACED_NODE;
+    // Broker 3, in the namespace, leads the partition.
+    let replicas = [cut_off, 1, 2];
+    let assignment = [&replicas[..]];
+    let topic = NewTopic::new("cut", 1, TopicReplication::Variable(&assignment));
+    let created = c.brokers[0]
+        .admin()
+        .create_topics([&topic], &AdminOptions::new())
+        .await
+        .unwrap();
+    created[0].as_ref().expect("created");
+    for b in &c.brokers {
+        wait_until("every broker knows the topic", || {
+            leaders(b, "cut") == vec![cut_off]
+        });
+    }
+    c.wait_or_dump("all replicas in sync", |c| {
+        c.brokers.iter().all(|b| fully_in_sync(b, "cut"))
+    });
+    let producer = c.brokers[0].producer(&[("acks", "all")]);
+    for i in 0..20 {
+        let v = format!("before-{i}");
+        send(&producer, "cut", &v).await;
+    }
+
+    let net = c.netns.as_ref().unwrap();
+    net.cut();
+    // Still reachable by a client on its side: acks=all cannot be acknowledged (its
+    // followers are gone and it cannot reach the controller to shrink the ISR); acks=1 is
+    // written locally, a tail the cluster will not have.
+    let port = c.brokers[(cut_off - 1) as usize].port;
+    let mut isolated = Raw::connect_to(&net.client_ip, port);
+    let refused = isolated.produce("cut", batch(b"never-acknowledged"));
+    assert_ne!(
+        refused.error_code, 0,
+        "an acks=all write it could not replicate"
+    );
+    let c_ack1 = {
+        use kafka_protocol::messages::{ApiKey, ProduceResponse};
+        let corr = isolated.send(
+            ApiKey::Produce,
+            9,
+            &common::raw::produce_request("cut", batch(b"divergent"), 1),
+        );
+        let r: ProduceResponse = isolated.receive_response(ApiKey::Produce, 9, corr);
+        r.responses[0].partition_responses[0].error_code
+    };
+    assert_eq!(c_ack1, 0, "acks=1 is the leader's own write");
+
+    // The others elect a new leader from the ISR and carry on.
+    let b1 = &c.brokers[0];
+    wait_until("a broker on the majority side leads", || {
+        let l = leaders(b1, "cut")[0];
+        l > 0 && l != cut_off
+    });
+    // (A new producer: the first one's requests to the cut-off leader hang until timeout.)
+    let producer = c.brokers[0].producer(&[("acks", "all")]);
+    for i in 0..20 {
+        let v = format!("during-{i}");
+        send(&producer, "cut", &v).await;
+    }
+
+    // Healed: the cut-off broker learns it follows, cuts its divergent tail, catches up and
+    // rejoins the ISR.
+    net.heal();
+    c.wait_or_dump("the cut-off broker rejoins the ISR", |c| {
+        c.brokers.iter().all(|b| fully_in_sync(b, "cut"))
+    });
+    let leader = leaders(b1, "cut")[0];
+    let on_leader = stored_bytes(&c.brokers[(leader - 1) as usize], "cut", 0);
+    c.wait_or_dump("its log matches the leader's", |c| {
+        stored_bytes(&c.brokers[(cut_off - 1) as usize], "cut", 0) == on_leader
+    });
+    assert!(c.brokers[(cut_off - 1) as usize]
+        .log_text()
+        .contains("truncating a divergent tail"));
+    let consumer: BaseConsumer = b1.consumer(&[]);
+    let mut values = Vec::new();
+    common::consume(&consumer, "cut", &[0], Offset::Beginning, 40, |m| {
+        values.push(String::from_utf8(common::payload(m)).unwrap())
+    });
+    let expected: Vec<String> = (0..20)
+        .map(|i| format!("before-{i}"))
+        .chain((0..20).map(|i| format!("during-{i}")))
+        .collect();
+    assert_eq!(values, expected);
+}
+
+async fn send(producer: &FutureProducer, topic: &str, value: &str) {
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(topic)
+                .partition(0)
+                .key(value)
+                .payload(value),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("acknowledged");
 }

@@ -19,8 +19,13 @@ pub const SESSION_TIMEOUT_MS: u64 = 3000;
 /// Short, so the ISR tests see a follower drop out well within its session.
 pub const REPLICA_LAG_MS: u64 = 1000;
 
+/// The broker `Cluster::start_partitionable` puts in a network namespace.
+pub const NAMESPACED_NODE: i32 = 3;
+
 pub struct Etcd {
     child: Option<Child>,
+    /// The address it listens on.
+    pub host: String,
     pub client_port: u16,
     peer_port: u16,
     dir: tempfile::TempDir,
@@ -37,8 +42,14 @@ fn etcd_binary() -> PathBuf {
 
 impl Etcd {
     pub fn start() -> Etcd {
+        Etcd::start_on("127.0.0.1")
+    }
+
+    /// An etcd listening on `host`.
+    pub fn start_on(host: &str) -> Etcd {
         let mut etcd = Etcd {
             child: None,
+            host: host.to_string(),
             client_port: free_port(),
             peer_port: free_port(),
             dir: tempfile::tempdir().unwrap(),
@@ -48,14 +59,14 @@ impl Etcd {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("http://{}:{}", self.host, self.client_port)
     }
 
     /// Starts etcd (again, on the same ports and data) and waits until it is healthy.
     pub fn restart(&mut self) {
         assert!(self.child.is_none());
         let client = self.url();
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let peer = format!("http://{}:{}", self.host, self.peer_port);
         let log = std::fs::File::create(self.dir.path().join("etcd.log")).unwrap();
         let child = Command::new(etcd_binary())
             .args(["--name", "test", "--data-dir"])
@@ -78,7 +89,7 @@ impl Etcd {
     }
 
     fn healthy(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.client_port)) else {
+        let Ok(mut s) = TcpStream::connect((self.host.as_str(), self.client_port)) else {
             return false;
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
@@ -136,8 +147,10 @@ pub struct Cluster {
     pub name: String,
     /// Broker settings (TOML lines) every member gets besides the test defaults.
     pub settings: String,
-    // Dropped last: brokers go before their coordination service.
+    // Dropped after the brokers: they go before their coordination service.
     pub etcd: Etcd,
+    /// With `start_partitionable`: the namespace of the last broker (dropped last).
+    pub netns: Option<super::netns::Netns>,
 }
 
 impl Cluster {
@@ -148,12 +161,28 @@ impl Cluster {
 
     /// `start`, every broker with `settings` (TOML lines) too.
     pub fn start_with(n: i32, settings: &str) -> Cluster {
-        let etcd = Etcd::start();
+        Cluster::start_in(n, settings, None)
+    }
+
+    /// Three brokers, broker 3 (`NAMESPACED_NODE`) in a network namespace of its own that
+    /// `netns.cut()` cuts off from etcd and the others; Err when the machine refuses
+    /// namespaces.
+    pub fn start_partitionable() -> Result<Cluster, String> {
+        let netns = super::netns::Netns::create()?;
+        Ok(Cluster::start_in(3, "", Some(netns)))
+    }
+
+    fn start_in(n: i32, settings: &str, netns: Option<super::netns::Netns>) -> Cluster {
+        let etcd = match &netns {
+            Some(net) => Etcd::start_on(&net.services_ip),
+            None => Etcd::start(),
+        };
         let mut cluster = Cluster {
             brokers: Vec::new(),
             name: "test".into(),
             settings: settings.to_string(),
             etcd,
+            netns,
         };
         for id in 1..=n {
             let mut b = cluster.member(id);
@@ -171,6 +200,21 @@ impl Cluster {
     /// A broker (not started) that joins this cluster as `node_id`. `{id}` in the
     /// cluster's settings stands for the node id (`"broker.rack" = "rack-{id}"`).
     pub fn member(&self, node_id: i32) -> Broker {
+        let mut b = self.member_here(node_id);
+        if let Some(net) = &self.netns {
+            // Broker 3 lives in the namespace; the others where etcd listens.
+            if node_id == NAMESPACED_NODE {
+                b.host = net.cluster_ip.clone();
+                b.listen_host = Some("0.0.0.0".into());
+                b.wrapper = net.wrapper();
+            } else {
+                b.host = net.services_ip.clone();
+            }
+        }
+        b
+    }
+
+    fn member_here(&self, node_id: i32) -> Broker {
         Broker::unstarted(
             &format!(
                 "\"broker.session.timeout.ms\" = {SESSION_TIMEOUT_MS}\n\
@@ -258,4 +302,22 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A partition's records as stored in a broker's data directory: every segment's bytes, in
+/// offset order (segments may roll at different offsets on different replicas).
+pub fn stored_bytes(b: &Broker, topic: &str, partition: i32) -> Vec<u8> {
+    let dir = b.data_dir().join(format!("{topic}-{partition}"));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut logs: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs.iter()
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect()
 }

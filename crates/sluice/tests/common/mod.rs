@@ -6,6 +6,7 @@
 pub mod checker;
 pub mod cluster;
 pub mod group;
+pub mod netns;
 pub mod raw;
 
 use std::net::{TcpListener, TcpStream};
@@ -31,6 +32,13 @@ pub struct Broker {
     fd_limit: Option<u64>,
     /// More `sluice serve` arguments (a cluster member's node id and etcd).
     pub extra_args: Vec<String>,
+    /// The address clients and other brokers reach it at (advertised): 127.0.0.1 unless a
+    /// test puts it on another interface.
+    pub host: String,
+    /// The address it listens on, when not `host` (0.0.0.0 in a network namespace).
+    pub listen_host: Option<String>,
+    /// A command the broker runs under (`ip netns exec NAME`).
+    pub wrapper: Vec<String>,
 }
 
 pub fn free_port() -> u16 {
@@ -65,6 +73,9 @@ impl Broker {
             config_file,
             fd_limit: None,
             extra_args: Vec::new(),
+            host: "127.0.0.1".into(),
+            listen_host: None,
+            wrapper: Vec::new(),
         };
         b.spawn();
         b
@@ -83,6 +94,9 @@ impl Broker {
             config_file: Some(config_file),
             fd_limit: None,
             extra_args,
+            host: "127.0.0.1".into(),
+            listen_host: None,
+            wrapper: Vec::new(),
         }
     }
 
@@ -108,7 +122,7 @@ impl Broker {
 
     fn answers_api_versions(&self) -> bool {
         use std::io::{Read, Write};
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+        let Ok(mut s) = TcpStream::connect((self.host.as_str(), self.port)) else {
             return false;
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
@@ -147,10 +161,21 @@ impl Broker {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        let bin = env!("CARGO_BIN_EXE_sluice");
+        let mut cmd = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let listen = self.listen_host.as_deref().unwrap_or(&self.host);
         cmd.arg("serve")
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("{listen}:{}", self.port))
+            .arg("--advertised")
+            .arg(self.bootstrap())
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env("SLUICE_LOG", "info")
@@ -193,7 +218,7 @@ impl Broker {
     }
 
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     pub fn pid(&self) -> i32 {

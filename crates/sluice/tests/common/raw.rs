@@ -21,7 +21,12 @@ pub struct Raw {
 
 impl Raw {
     pub fn connect(broker: &Broker) -> Raw {
-        let stream = TcpStream::connect(("127.0.0.1", broker.port)).unwrap();
+        Raw::connect_to(&broker.host, broker.port)
+    }
+
+    /// Connects to a broker at an address of its own choosing (another interface).
+    pub fn connect_to(host: &str, port: u16) -> Raw {
+        let stream = TcpStream::connect((host, port)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
