@@ -82,6 +82,10 @@ done
 echo "== three brokers (etcd, RF 3), end to end at 10,000 records/s, 1 KB records, 12 partitions"
 start_etcd
 for id in 1 2 3; do start_broker $id --etcd http://127.0.0.1:23790 --cluster-name e2e; done
+# Created first, so the figures are of a running cluster, not of followers picking up a new topic.
+$BIN bench produce --bootstrap 127.0.0.1:19901 --topic e2e --partitions 12 --replication-factor 3 \
+  --records 1 --progress-interval 0 >/dev/null
+sleep 2
 $BIN bench end-to-end --bootstrap 127.0.0.1:19901 --topic e2e --partitions 12 --replication-factor 3 \
   --rate 10000 --duration "$SECS" --progress-interval 0 --output json |
   python3 -c '

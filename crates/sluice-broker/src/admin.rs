@@ -183,7 +183,7 @@ impl TopicAdmin<'_> {
             name: name.to_string(),
             id: Uuid::new_v4(),
             configs,
-            partitions: placed.into_iter().map(PartitionMeta::new).collect(),
+            partitions: placed.into_iter().map(|r| image.new_partition(r)).collect(),
             revision: 0,
         };
         if validate_only {
@@ -369,7 +369,7 @@ impl TopicAdmin<'_> {
         self.check_partition_budget(mine.len() as i32)?;
         let mut next = (**topic).clone();
         next.partitions
-            .extend(placed.into_iter().map(PartitionMeta::new));
+            .extend(placed.into_iter().map(|r| image.new_partition(r)));
         self.commit_with_replicas(&mine, MetadataChange::UpdateTopic(next))?;
         info!(topic = name, from = current, to = count, "added partitions");
         Ok(())

@@ -467,6 +467,7 @@ impl BrokerConfig {
             host: self.advertised.0.clone(),
             port: self.advertised.1,
             rack: (!rack.is_empty()).then(|| rack.to_string()),
+            incarnation: 0,
         }
     }
     pub fn broker_session_timeout(&self) -> std::time::Duration {

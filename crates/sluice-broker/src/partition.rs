@@ -99,7 +99,15 @@ pub struct PartitionOffsets {
 }
 
 impl Partition {
-    pub fn new(topic: Arc<str>, index: i32, log: Log, flush_policy: FlushPolicy) -> Partition {
+    /// A replica of an opened log. Its high watermark starts at the log start: what is
+    /// committed is not known until its place is (`set_placement`). A leader alone in its
+    /// ISR (a single node) moves it to its log end at once; one with followers only as they
+    /// report, so a restarted leader never takes its unreplicated tail for committed (nor
+    /// acknowledges a producer's retry of it); a follower takes its leader's.
+    pub fn new(topic: Arc<str>, index: i32, mut log: Log, flush_policy: FlushPolicy) -> Partition {
+        if let Ok(Some(start)) = log.position_at_or_below(log.log_start_offset()) {
+            log.set_high_watermark(start);
+        }
         let hw = log.high_watermark();
         let ready = log.end();
         Partition {

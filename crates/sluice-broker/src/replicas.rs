@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sluice_cluster::{MetadataImage, TopicMeta};
+use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use crate::broker::Broker;
-use crate::config::TopicSettings;
+use crate::config::{FlushPolicy, TopicSettings};
 use crate::error::{BrokerError, Result};
 use crate::partition::{IsrProposal, Partition};
 use crate::topic::Topic;
@@ -203,13 +204,15 @@ impl Broker {
             .count()
     }
 
-    /// Appends batches fetched from the partition's leader (offsets kept) and has them
-    /// synced in the background.
+    /// Appends batches fetched from the partition's leader (offsets kept) and syncs them as
+    /// the partition's flush policy says, as the leader does: under `flush.messages=1` the
+    /// answer is a wait that resolves once they are on disk, and the replica fetcher reports
+    /// its new log end (so acks=all counts this copy) only then.
     pub fn append_replicated(
         &self,
         partition: &Arc<Partition>,
         records: &[u8],
-    ) -> Result<sluice_log::AppendInfo> {
+    ) -> Result<Option<oneshot::Receiver<Result<sluice_log::AppendInfo>>>> {
         let max = partition
             .log()
             .config()
@@ -220,8 +223,22 @@ impl Broker {
             .log()
             .append_replicated(records, &summary, crate::now_ms())?;
         partition.note_log_end(info.end.offset);
-        self.flusher.request(partition.clone(), info.end, None);
-        Ok(info)
+        match partition.flush_policy() {
+            FlushPolicy::EveryWrite => {
+                let (tx, rx) = oneshot::channel();
+                self.flusher
+                    .request(partition.clone(), info.end, Some((info, tx)));
+                Ok(Some(rx))
+            }
+            FlushPolicy::Interval { messages, .. } => {
+                partition.publish(info.end);
+                if partition.note_unflushed(summary.offset_count, messages) {
+                    partition.flush_requested(crate::now_ms());
+                    self.flusher.request(partition.clone(), info.end, None);
+                }
+                Ok(None)
+            }
+        }
     }
 
     /// Cuts a followed replica's divergent tail at `offset`.

@@ -24,7 +24,11 @@ pub fn elect(
 ) -> Option<PartitionMeta> {
     let alive = |r: &i32| image.brokers.contains_key(r);
     let live_isr: Vec<i32> = p.isr.iter().copied().filter(alive).collect();
-    let leader_alive = p.leader >= 0 && alive(&p.leader);
+    // A leader that restarted since it was elected (a new registration) is not the process
+    // that led: it is elected again, so the leader epoch moves on.
+    let leader_alive = image.brokers.get(&p.leader).is_some_and(|b| {
+        p.leader_incarnation == 0 || b.incarnation == 0 || b.incarnation == p.leader_incarnation
+    });
     let mut next = p.clone();
     if leader_alive {
         // Gone followers leave the ISR, so acks=all stops waiting for them at once.
@@ -64,6 +68,7 @@ pub fn elect(
     if next == *p {
         return None;
     }
+    next.leader_incarnation = image.brokers.get(&next.leader).map_or(0, |b| b.incarnation);
     next.partition_epoch += 1;
     Some(next)
 }
@@ -83,6 +88,7 @@ mod tests {
                     host: "h".into(),
                     port: 1,
                     rack: None,
+                    incarnation: 0,
                 },
             );
         }
@@ -96,6 +102,7 @@ mod tests {
             leader_epoch: 4,
             isr: isr.to_vec(),
             partition_epoch: 9,
+            leader_incarnation: 0,
         }
     }
 
@@ -116,6 +123,24 @@ mod tests {
         // An out-of-sync replica is passed over.
         let p = partition(&[1, 2, 3], 1, &[1, 3]);
         assert_eq!(elect(&image(&[2, 3]), &p, SAFE).unwrap().leader, 3);
+    }
+
+    #[test]
+    fn a_leader_that_restarted_is_elected_again_in_a_new_epoch() {
+        let mut p = partition(&[1, 2, 3], 1, &[1, 2, 3]);
+        p.leader_incarnation = 10;
+        let mut live = image(&[1, 2, 3]);
+        for b in live.brokers.values_mut() {
+            b.incarnation = 10;
+        }
+        assert_eq!(elect(&live, &p, SAFE), None, "the same registration");
+        live.brokers.get_mut(&1).unwrap().incarnation = 20;
+        let next = elect(&live, &p, SAFE).unwrap();
+        assert_eq!(
+            (next.leader, next.leader_epoch, next.leader_incarnation),
+            (1, 5, 20)
+        );
+        assert_eq!(elect(&live, &next, SAFE), None);
     }
 
     #[test]

@@ -272,6 +272,7 @@ mod tests {
             host: "localhost".into(),
             port: 9092,
             rack: None,
+            incarnation: 0,
         }
     }
 

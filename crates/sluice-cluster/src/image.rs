@@ -15,6 +15,11 @@ pub struct BrokerInfo {
     pub port: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rack: Option<String>,
+    /// Which registration this is (etcd: the registration's create revision; 0 embedded):
+    /// a broker that restarted registers anew, so the controller can tell it from the
+    /// process it elected. Not part of what the broker registers.
+    #[serde(skip)]
+    pub incarnation: i64,
 }
 
 /// Where one partition lives and who leads it.
@@ -29,6 +34,11 @@ pub struct PartitionMeta {
     /// partition epoch), so a write based on an old view can be refused.
     #[serde(default)]
     pub partition_epoch: i32,
+    /// The leader's registration (`BrokerInfo::incarnation`) when it was elected (0:
+    /// unknown). A leader that restarted since is elected again, with a new leader epoch,
+    /// rather than carrying on as if it had not.
+    #[serde(default)]
+    pub leader_incarnation: i64,
 }
 
 impl PartitionMeta {
@@ -44,6 +54,7 @@ impl PartitionMeta {
             isr,
             replicas,
             partition_epoch: 0,
+            leader_incarnation: 0,
         }
     }
 }
@@ -97,6 +108,13 @@ impl MetadataImage {
 
     pub fn topic_by_id(&self, id: Uuid) -> Option<&Arc<TopicMeta>> {
         self.topics.values().find(|t| t.id == id)
+    }
+
+    /// A new partition on `replicas` (live brokers), with its leader's registration noted.
+    pub fn new_partition(&self, replicas: Vec<i32>) -> PartitionMeta {
+        let mut p = PartitionMeta::new(replicas);
+        p.leader_incarnation = self.brokers.get(&p.leader).map_or(0, |b| b.incarnation);
+        p
     }
 
     pub fn broker(&self, node_id: i32) -> Option<&BrokerInfo> {
@@ -166,6 +184,7 @@ mod tests {
             host: "localhost".into(),
             port: 9000 + id as u16,
             rack: None,
+            incarnation: 0,
         }
     }
 

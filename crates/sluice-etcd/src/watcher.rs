@@ -41,7 +41,8 @@ fn apply_put(image: &mut MetadataImage, keys: &Keys, kv: &KeyValue) {
     let Ok(key) = kv.key_str() else { return };
     match keys.parse(key) {
         Key::Broker(id) => {
-            if let Some(b) = keys::parse::<BrokerInfo>(key, kv.value()) {
+            if let Some(mut b) = keys::parse::<BrokerInfo>(key, kv.value()) {
+                b.incarnation = kv.create_revision();
                 image.brokers.insert(id, b);
             }
         }

@@ -111,7 +111,7 @@ async fn fetch_from(
             },
         };
         let mut stream = stream;
-        let result = async {
+        let work = async {
             for t in &current {
                 let key = (t.topic.clone(), t.partition.index);
                 if checked.get(&key) != Some(&t.leader_epoch) {
@@ -120,11 +120,18 @@ async fn fetch_from(
                 }
             }
             fetch_once(&broker, &mut stream, me, &current).await
-        }
-        .await;
+        };
+        // A change of the followed partitions (a new topic, a new leader epoch) cuts a long
+        // poll short, so new partitions are copied at once; the connection, with a response
+        // still to come on it, is dropped.
+        let result = tokio::select! {
+            r = work => Some(r),
+            _ = targets.changed() => None,
+        };
         match result {
-            Ok(()) => conn = Some(stream),
-            Err(e) => {
+            None => {}
+            Some(Ok(())) => conn = Some(stream),
+            Some(Err(e)) => {
                 debug!(leader, error = %e, "replica fetch failed; reconnecting");
                 checked.clear();
                 wait_or_change(&mut targets, Duration::from_millis(200)).await;
@@ -249,6 +256,8 @@ async fn fetch_once(
         .with_max_bytes(RESPONSE_MAX_BYTES as i32)
         .with_topics(topics);
     let response: FetchResponse = call(stream, me, ApiKey::Fetch, FETCH_VERSION, &request).await?;
+    // Appends that must be on disk before the next fetch reports them.
+    let mut syncing = Vec::new();
     for topic in response.responses {
         let Some(ts) = by_topic.get(topic.topic.0.as_str()) else {
             continue;
@@ -277,12 +286,24 @@ async fn fetch_once(
                     tokio::task::spawn_blocking(move || b.append_replicated(&part, &whole))
                         .await
                         .map_err(std::io::Error::other)?;
-                if let Err(e) = appended {
-                    warn!(topic = %t.topic, partition = t.partition.index, error = %e, "could not append replicated batches");
-                    return Err(std::io::Error::other(e.to_string()));
+                match appended {
+                    Ok(Some(synced)) => syncing.push(synced),
+                    Ok(None) => {}
+                    Err(e) => {
+                        warn!(topic = %t.topic, partition = t.partition.index, error = %e, "could not append replicated batches");
+                        return Err(std::io::Error::other(e.to_string()));
+                    }
                 }
             }
             t.partition.note_leader_high_watermark(p.high_watermark);
+        }
+    }
+    // One group commit covers them all (the flusher syncs each partition once).
+    for synced in syncing {
+        match synced.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(std::io::Error::other(e.to_string())),
+            Err(_) => return Err(std::io::Error::other("the flusher stopped")),
         }
     }
     Ok(())

@@ -111,7 +111,38 @@ fn start_workload(
     (stop, handle)
 }
 
-/// Waits until the workload has `more` acknowledgements beyond now (it is making progress).
+/// The checker's verdict (idempotent producer); the brokers' logs go to the test's output
+/// if it finds a violation.
+fn check_or_dump(
+    c: &Cluster,
+    stored: &std::collections::BTreeMap<i32, Vec<(i64, u64)>>,
+    outcome: &Outcome,
+) -> usize {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        checker::check(stored, outcome, true)
+    })) {
+        Ok(count) => count,
+        Err(panic) => {
+            c.dump_logs();
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+/// Every send was acknowledged (with idempotence and a long message timeout, a failover
+/// must not fail one); else the brokers' logs go to the test's output.
+fn expect_no_failures(c: &Cluster, outcome: &Outcome) {
+    if !outcome.failed.is_empty() {
+        c.dump_logs();
+        panic!(
+            "{} failed sends, the first: {:?}",
+            outcome.failed.len(),
+            &outcome.failed[..outcome.failed.len().min(5)]
+        );
+    }
+}
+
+/// How long after `after` the first record sent to `partition` since then was acknowledged.
 fn first_ack_after(
     outcome_acks: &[checker::Ack],
     partition: i32,
@@ -146,13 +177,9 @@ async fn acknowledged_writes_survive_repeated_leader_kills() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     let outcome = workload.await.unwrap();
-    assert!(
-        outcome.failed.is_empty(),
-        "failed sends: {:?}",
-        &outcome.failed[..outcome.failed.len().min(5)]
-    );
     let stored = checker::read_back(&c.brokers[0], "ha", 6);
-    let count = checker::check(&stored, &outcome, true);
+    let count = check_or_dump(&c, &stored, &outcome);
+    expect_no_failures(&c, &outcome);
     let mut resumed: Vec<Duration> = kills
         .iter()
         .map(|(p, at)| first_ack_after(&outcome.acks, *p, *at).expect("production resumed"))
@@ -195,13 +222,9 @@ async fn a_paused_leader_is_replaced_and_rejoins_without_losing_acknowledged_wri
     }
     stop.store(true, Ordering::Relaxed);
     let outcome = workload.await.unwrap();
-    assert!(
-        outcome.failed.is_empty(),
-        "failed sends: {:?}",
-        &outcome.failed[..outcome.failed.len().min(5)]
-    );
     let stored = checker::read_back(&c.brokers[0], "paused", 6);
-    checker::check(&stored, &outcome, true);
+    check_or_dump(&c, &stored, &outcome);
+    expect_no_failures(&c, &outcome);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -338,13 +361,9 @@ async fn a_rolling_restart_under_load_loses_nothing() {
     }
     stop.store(true, Ordering::Relaxed);
     let outcome = workload.await.unwrap();
-    assert!(
-        outcome.failed.is_empty(),
-        "failed sends: {:?}",
-        &outcome.failed[..outcome.failed.len().min(5)]
-    );
     let stored = checker::read_back(&c.brokers[0], "rolling", 6);
-    checker::check(&stored, &outcome, true);
+    check_or_dump(&c, &stored, &outcome);
+    expect_no_failures(&c, &outcome);
     // The group's reader sees every acknowledged record (at least once).
     let wanted: BTreeSet<u64> = outcome.acks.iter().map(|a| a.seq).collect();
     wait_until(

@@ -90,6 +90,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
                             r.log_start_offset = log_start;
                         }
                         Err(e) => {
+                            debug!(partition = index, error = %e, "produce failed");
                             r.error_code = errors::code(&e);
                             r.error_message = errors::message(&e);
                             r.base_offset = -1;

@@ -237,14 +237,19 @@ impl Cluster {
         &mut self.brokers[(node_id - 1) as usize]
     }
 
-    /// `wait_until`, printing every broker's log if it times out (for CI's record).
+    /// Prints every broker's log (for CI's record of a failure).
+    pub fn dump_logs(&self) {
+        for b in &self.brokers {
+            eprintln!("--- broker log ({}) ---\n{}", b.bootstrap(), b.log_text());
+        }
+    }
+
+    /// `wait_until`, printing every broker's log if it times out.
     pub fn wait_or_dump(&self, what: &str, mut done: impl FnMut(&Cluster) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !done(self) {
             if Instant::now() >= deadline {
-                for b in &self.brokers {
-                    eprintln!("--- broker log ({}) ---\n{}", b.bootstrap(), b.log_text());
-                }
+                self.dump_logs();
                 panic!("timed out waiting until {what}");
             }
             std::thread::sleep(Duration::from_millis(100));

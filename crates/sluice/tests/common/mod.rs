@@ -178,7 +178,11 @@ impl Broker {
             .arg(self.bootstrap())
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .env("SLUICE_LOG", "info")
+            // SLUICE_TEST_LOG (a SLUICE_LOG filter) makes the brokers of a test run more verbose.
+            .env(
+                "SLUICE_LOG",
+                std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(self.log_file())
             .args(&self.extra_args);
