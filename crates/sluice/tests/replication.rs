@@ -576,3 +576,109 @@ async fn send(producer: &FutureProducer, topic: &str, value: &str) {
         .map_err(|(e, _)| e)
         .expect("acknowledged");
 }
+
+/// Creates `topic` with one partition on `replicas` (the first preferred as leader).
+async fn create_placed(c: &Cluster, topic: &str, replicas: &[i32], configs: &[(&str, &str)]) {
+    let assignment = [replicas];
+    let mut new = NewTopic::new(topic, 1, TopicReplication::Variable(&assignment));
+    for (k, v) in configs {
+        new = new.set(k, v);
+    }
+    let created = c.brokers[0]
+        .admin()
+        .create_topics([&new], &AdminOptions::new())
+        .await
+        .unwrap();
+    created[0].as_ref().expect("created");
+    for b in &c.brokers {
+        wait_until("every broker knows the topic", || {
+            leaders(b, topic) == vec![replicas[0]]
+        });
+    }
+}
+
+/// The values of partition 0 of `topic`, read through `b` to the end.
+fn values_of(b: &Broker, topic: &str) -> Vec<String> {
+    let stored = checker_values(b, topic);
+    stored.into_iter().map(|(_, v)| v).collect()
+}
+
+fn checker_values(b: &Broker, topic: &str) -> Vec<(i64, String)> {
+    let consumer: BaseConsumer = b.consumer(&[]);
+    let (_, high) = consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .unwrap();
+    let mut out = Vec::new();
+    if high > 0 {
+        common::consume(
+            &consumer,
+            topic,
+            &[0],
+            Offset::Beginning,
+            high as usize,
+            |m| out.push((m.offset(), String::from_utf8(common::payload(m)).unwrap())),
+        );
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preferred_leaders_return_and_unclean_election_is_opt_in() {
+    let mut c = Cluster::start_with(3, "\"leader.imbalance.check.interval.seconds\" = 1\n");
+    create_placed(&c, "clean", &[1, 2], &[]).await;
+    create_placed(
+        &c,
+        "unclean",
+        &[1, 2],
+        &[("unclean.leader.election.enable", "true")],
+    )
+    .await;
+    let producer = c.brokers[2].producer(&[("bootstrap.servers", &bootstrap(&c))]);
+    for t in ["clean", "unclean"] {
+        send(&producer, t, "a").await;
+    }
+    let watcher = 2; // broker 3, never stopped, reports what it sees
+    let led = |c: &Cluster, t: &str| leaders(&c.brokers[watcher], t)[0];
+
+    // The preferred replica (1) dies, 2 takes over; once 1 is back in sync it leads again.
+    c.broker(1).kill();
+    c.wait_or_dump("broker 2 leads both", |c| {
+        led(c, "clean") == 2 && led(c, "unclean") == 2
+    });
+    c.broker(1).restart();
+    c.wait_or_dump("the preferred replica leads again", |c| {
+        led(c, "clean") == 1 && led(c, "unclean") == 1
+    });
+
+    // 2 dies and leaves the ISRs; "b" is acknowledged by 1 alone; then 1 dies too.
+    c.broker(2).kill();
+    c.wait_or_dump("the ISRs are broker 1 alone", |c| {
+        isr_of(&c.brokers[watcher], "clean", 0) == vec![1]
+            && isr_of(&c.brokers[watcher], "unclean", 0) == vec![1]
+    });
+    let producer = c.brokers[2].producer(&[("bootstrap.servers", &bootstrap(&c))]);
+    for t in ["clean", "unclean"] {
+        send(&producer, t, "b").await;
+    }
+    c.broker(1).kill();
+    c.wait_or_dump("both partitions are offline", |c| {
+        led(c, "clean") == -1 && led(c, "unclean") == -1
+    });
+    // 2 returns, out of sync: only the topic that allows it takes it as leader.
+    c.broker(2).restart();
+    c.wait_or_dump("the unclean topic is led by the out-of-sync replica", |c| {
+        led(c, "unclean") == 2
+    });
+    assert_eq!(
+        led(&c, "clean"),
+        -1,
+        "a clean topic waits for an in-sync replica"
+    );
+    // 1 returns: the clean topic has it back with everything; the unclean one lost "b".
+    c.broker(1).restart();
+    c.wait_or_dump("the clean topic is led by its last in-sync replica", |c| {
+        led(c, "clean") == 1
+    });
+    assert_eq!(values_of(&c.brokers[watcher], "clean"), vec!["a", "b"]);
+    assert_eq!(values_of(&c.brokers[watcher], "unclean"), vec!["a"]);
+}
