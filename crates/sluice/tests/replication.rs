@@ -682,3 +682,63 @@ async fn preferred_leaders_return_and_unclean_election_is_opt_in() {
     assert_eq!(values_of(&c.brokers[watcher], "clean"), vec!["a", "b"]);
     assert_eq!(values_of(&c.brokers[watcher], "unclean"), vec!["a"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_idempotent_producer_loses_nothing_across_leader_kills() {
+    let mut c = Cluster::start(3);
+    create_topic(&c, "py", 3, &[("min.insync.replicas", "2")]).await;
+    let stop = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let stop_file = stop.to_path_buf();
+    drop(stop); // the script stops once the file exists
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/failover_producer.py"
+    );
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .args([&bootstrap(&c), "py", "3"])
+        .arg(&stop_file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    for partition in [0, 1] {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let victim = leaders(&c.brokers[0], "py")[partition];
+        c.broker(victim).kill();
+        c.broker(victim).restart();
+        c.wait_or_dump("the killed broker is back in every ISR", |c| {
+            c.brokers.iter().all(|b| fully_in_sync(b, "py"))
+        });
+    }
+    std::fs::write(&stop_file, b"stop").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&stop_file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'confluent_kafka'"),
+        "confluent-kafka is missing: pip install -r crates/sluice/tests/python/requirements.txt"
+    );
+    let now = Instant::now();
+    let acks: Vec<checker::Ack> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            checker::Ack {
+                partition: f[0].parse().unwrap(),
+                offset: f[1].parse().unwrap(),
+                seq: f[2].parse().unwrap(),
+                sent: now,
+                acked: now,
+            }
+        })
+        .collect();
+    assert!(acks.len() > 100, "the producer made progress: {stderr}");
+    let outcome = Outcome {
+        acks,
+        failed: Vec::new(),
+    };
+    let stored = checker::read_back(&c.brokers[0], "py", 3);
+    check_or_dump(&c, &stored, &outcome);
+    assert!(out.status.success(), "every record acknowledged: {stderr}");
+}
