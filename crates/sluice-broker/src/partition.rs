@@ -235,6 +235,23 @@ impl Partition {
         });
     }
 
+    /// Where this leader's log diverges from a follower that fetches at `fetch_offset` with
+    /// `last_fetched_epoch` the epoch of its last batch (Fetch v12+, Kafka's DivergingEpoch):
+    /// the largest epoch here at or below that one and where it ends, when that is an older
+    /// epoch or ends before the fetch offset. None when the logs agree (or cannot be
+    /// compared).
+    pub fn diverging_epoch(
+        &self,
+        last_fetched_epoch: i32,
+        fetch_offset: i64,
+    ) -> Option<(i32, i64)> {
+        if last_fetched_epoch < 0 {
+            return None;
+        }
+        let (epoch, end) = self.log.lock().end_offset_for_epoch(last_fetched_epoch);
+        (epoch >= 0 && (epoch < last_fetched_epoch || end < fetch_offset)).then_some((epoch, end))
+    }
+
     /// The followers as this leader knows them (empty unless it leads).
     pub fn followers(&self) -> BTreeMap<i32, FollowerState> {
         self.replication.lock().followers.clone()

@@ -193,16 +193,36 @@ async fn truncate_divergent(
     if answer.end_offset < 0 {
         return Ok(()); // the leader knows no epoch as old as ours: nothing to compare
     }
-    // The leader answers for the latest epoch it has at or below ours; if that is an older
-    // one, our own log may hold a later epoch from its end on, which the leader lacks.
-    let to = if answer.leader_epoch == latest {
-        answer.end_offset
+    cut_divergent_tail(
+        broker,
+        t,
+        latest,
+        log_end,
+        answer.leader_epoch,
+        answer.end_offset,
+    )
+    .await
+}
+
+/// The leader's log has `leader_epoch` (the latest it has at or below ours) ending at
+/// `leader_end`: cut this replica's log there, or at its own end of that epoch if that comes
+/// first (from there on it holds a later epoch the leader lacks).
+async fn cut_divergent_tail(
+    broker: &Arc<Broker>,
+    t: &FollowTarget,
+    latest: i32,
+    log_end: i64,
+    leader_epoch: i32,
+    leader_end: i64,
+) -> std::io::Result<()> {
+    let to = if leader_epoch == latest {
+        leader_end
     } else {
-        let (_, own_end) = t.partition.log().end_offset_for_epoch(answer.leader_epoch);
+        let (_, own_end) = t.partition.log().end_offset_for_epoch(leader_epoch);
         if own_end < 0 {
-            answer.end_offset
+            leader_end
         } else {
-            answer.end_offset.min(own_end)
+            leader_end.min(own_end)
         }
     };
     if to < log_end {
@@ -273,6 +293,24 @@ async fn fetch_once(
                     "{}-{}: fetch error {}",
                     t.topic, t.partition.index, p.error_code
                 )));
+            }
+            if p.diverging_epoch.epoch >= 0 {
+                // The leader says where our logs part (KIP-320's DivergingEpoch).
+                let (latest, log_end) = {
+                    let log = t.partition.log();
+                    (log.epochs().latest_epoch(), log.log_end_offset())
+                };
+                let d = &p.diverging_epoch;
+                cut_divergent_tail(
+                    broker,
+                    t,
+                    latest.unwrap_or(-1),
+                    log_end,
+                    d.epoch,
+                    d.end_offset,
+                )
+                .await?;
+                continue;
             }
             let whole = p
                 .records

@@ -694,7 +694,7 @@ async fn a_python_idempotent_producer_loses_nothing_across_leader_kills() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/python/failover_producer.py"
     );
-    let mut child = std::process::Command::new("python3")
+    let child = std::process::Command::new("python3")
         .arg(script)
         .args([&bootstrap(&c), "py", "3"])
         .arg(&stop_file)
@@ -741,4 +741,76 @@ async fn a_python_idempotent_producer_loses_nothing_across_leader_kills() {
     let stored = checker::read_back(&c.brokers[0], "py", 3);
     check_or_dump(&c, &stored, &outcome);
     assert!(out.status.success(), "every record acknowledged: {stderr}");
+}
+
+/// A follower's Fetch (v12, as broker `replica`) of partition 0 of `topic` at `offset`, its
+/// last batch from `last_fetched_epoch`: (error, diverging epoch and end offset, bytes).
+fn follower_fetch(
+    b: &Broker,
+    topic: &str,
+    replica: i32,
+    leader_epoch: i32,
+    offset: i64,
+    last_fetched_epoch: i32,
+) -> (i16, (i32, i64), usize) {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut raw = Raw::connect(b);
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(replica))
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(leader_epoch)
+                .with_fetch_offset(offset)
+                .with_last_fetched_epoch(last_fetched_epoch)
+                .with_partition_max_bytes(1 << 20)])]);
+    let c = raw.send(ApiKey::Fetch, 12, &req);
+    let r: FetchResponse = raw.receive_response(ApiKey::Fetch, 12, c);
+    let p = &r.responses[0].partitions[0];
+    (
+        p.error_code,
+        (p.diverging_epoch.epoch, p.diverging_epoch.end_offset),
+        p.records.as_ref().map_or(0, |r| r.len()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_tells_a_diverging_follower_where_its_log_parts() {
+    let mut c = Cluster::start(3);
+    create_placed(&c, "parted", &[1, 2, 3], &[]).await;
+    let producer = c.brokers[1].producer(&[("bootstrap.servers", &bootstrap(&c))]);
+    for i in 0..5 {
+        send(&producer, "parted", &format!("e0-{i}")).await;
+    }
+    c.broker(1).kill();
+    let b2 = &c.brokers[1];
+    wait_until("broker 2 leads in epoch 1", || {
+        leaders(b2, "parted") == vec![2]
+    });
+    let producer = b2.producer(&[("bootstrap.servers", &b2.bootstrap())]);
+    for i in 0..3 {
+        send(&producer, "parted", &format!("e1-{i}")).await;
+    }
+    // A follower (broker 1, as it was) whose log holds epoch 0 up to offset 8: epoch 0 ends
+    // at 5 on the leader, so the leader says so and sends nothing.
+    assert_eq!(follower_fetch(b2, "parted", 1, 1, 8, 0), (0, (0, 5), 0));
+    // Cut at 5, it fetches on: epoch 0 ends where its log does, records come.
+    let (code, diverging, bytes) = follower_fetch(b2, "parted", 1, 1, 5, 0);
+    assert_eq!((code, diverging), (0, (-1, -1)));
+    assert!(bytes > 0);
+    // Broker 1 itself, restarted, cuts nothing it should keep and catches up.
+    c.broker(1).restart();
+    c.wait_or_dump("broker 1 rejoins the ISR", |c| {
+        c.brokers.iter().all(|b| fully_in_sync(b, "parted"))
+    });
+    let on_leader = stored_bytes(&c.brokers[1], "parted", 0);
+    c.wait_or_dump("broker 1 holds the leader's log", |c| {
+        stored_bytes(&c.brokers[0], "parted", 0) == on_leader
+    });
 }

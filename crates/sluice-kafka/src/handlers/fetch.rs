@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{LeaderIdAndEpoch, NodeEndpoint, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
 use kafka_protocol::messages::{BrokerId, FetchRequest};
 use sluice_broker::{fetch, BrokerError, FetchTarget};
 use sluice_log::ReadBound;
@@ -36,6 +38,8 @@ enum SlotTarget {
     Error(i16, Option<(i32, i32)>),
     /// KIP-392: read from this replica in the client's rack instead.
     Redirect(i32, sluice_broker::PartitionOffsets),
+    /// A follower's log diverges: this epoch ends at this offset here.
+    Diverging(i32, i64, sluice_broker::PartitionOffsets),
 }
 
 pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture {
@@ -69,31 +73,42 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
         topics.push((ft.topic.clone(), ft.topic_id));
         for fp in &ft.partitions {
             let leader = match name {
-                Some(name) if consumer_v11 => {
-                    broker.local_replica(name, fp.partition, fp.current_leader_epoch)
-                }
+                Some(name) if consumer_v11 => broker
+                    .local_replica(name, fp.partition, fp.current_leader_epoch)
+                    .map(|p| (p, None)),
                 Some(name) => broker
                     .local_leader(name, fp.partition, fp.current_leader_epoch)
                     .and_then(|p| {
-                        if replica >= 0 {
-                            broker.check_follower(name, fp.partition, replica)?;
-                            if p.note_follower_fetch(replica, fp.fetch_offset, now) {
-                                broker.isr_wakeup.notify_one();
-                            }
+                        if replica < 0 {
+                            return Ok((p, None));
                         }
-                        Ok(p)
+                        broker.check_follower(name, fp.partition, replica)?;
+                        // A follower whose log diverges is told where (v12+), and its fetch
+                        // offset does not count as its log end.
+                        let diverging = (reply.version >= 12)
+                            .then(|| p.diverging_epoch(fp.last_fetched_epoch, fp.fetch_offset))
+                            .flatten();
+                        if diverging.is_none()
+                            && p.note_follower_fetch(replica, fp.fetch_offset, now)
+                        {
+                            broker.isr_wakeup.notify_one();
+                        }
+                        Ok((p, diverging))
                     }),
                 None => Err(BrokerError::UnknownTopicOrPartition),
             };
             let redirect = match (&leader, client_rack, name) {
-                (Ok(p), Some(rack), Some(name)) => broker
+                (Ok((p, _)), Some(rack), Some(name)) => broker
                     .preferred_read_replica(name, fp.partition, rack)
                     .map(|r| (r, p.offsets())),
                 _ => None,
             };
             let target = match (leader, redirect) {
                 (Ok(_), Some((r, offsets))) => SlotTarget::Redirect(r, offsets),
-                (Ok(p), None) => {
+                (Ok((p, Some((epoch, end)))), None) => {
+                    SlotTarget::Diverging(epoch, end, p.offsets())
+                }
+                (Ok((p, None)), None) => {
                     targets.push(FetchTarget {
                         partition: p,
                         offset: fp.fetch_offset,
@@ -150,6 +165,14 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
             let mut pd = PartitionData::default().with_partition_index(slot.partition);
             let mut records = None;
             match slot.target {
+                SlotTarget::Diverging(epoch, end, offsets) => {
+                    pd.diverging_epoch = EpochEndOffset::default()
+                        .with_epoch(epoch)
+                        .with_end_offset(end);
+                    pd.high_watermark = offsets.high_watermark;
+                    pd.last_stable_offset = offsets.high_watermark;
+                    pd.log_start_offset = offsets.log_start_offset;
+                }
                 SlotTarget::Redirect(r, offsets) => {
                     pd.preferred_read_replica = BrokerId(r);
                     pd.high_watermark = offsets.high_watermark;
