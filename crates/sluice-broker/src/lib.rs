@@ -23,7 +23,7 @@ pub use error::{BrokerError, Result};
 pub use fetch::{fetch, FetchTarget, FetchedPartition};
 pub use partition::{FollowerState, IsrProposal, Partition, PartitionOffsets};
 pub use produce::{AppendOrigin, PendingAppend};
-pub use producer_ids::ProducerIds;
+pub use producer_ids::{BlockSource, ProducerIds, PRODUCER_ID_BLOCK};
 pub use replicas::FollowTarget;
 pub use topic::{is_internal_topic, validate_topic_name, Topic};
 

@@ -1,14 +1,25 @@
-//! InitProducerId for idempotent producers: unique producer ids, taken in blocks that the
-//! coordinator reserves (durably, cluster-wide) before any id of the block is used.
+//! InitProducerId for idempotent producers: unique producer ids, taken in blocks the
+//! controller reserves (durably, cluster-wide, through the coordinator) before any id of the
+//! block is used. Other brokers ask the controller for a block (AllocateProducerIds, as
+//! Kafka's KIP-730), through the `BlockSource` the Kafka front end installs.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use sluice_cluster::Coordinator;
 
 use crate::error::{BrokerError, Result};
 
-const BLOCK: i64 = 1000;
+/// Producer ids per block.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+const BLOCK: i64 = PRODUCER_ID_BLOCK;
+
+/// Where a broker that is not the controller gets its blocks: the first id of a block of
+/// `count` reserved for it.
+pub trait BlockSource: Send + Sync {
+    fn reserve(&self, count: i64) -> BoxFuture<'_, Result<i64>>;
+}
 
 /// The rest of this broker's current block: `next..block_end` (empty at start).
 #[derive(Default)]
@@ -21,6 +32,7 @@ struct Block {
 pub struct ProducerIds {
     coordinator: Arc<dyn Coordinator>,
     block: Mutex<Block>,
+    controller: OnceLock<Arc<dyn BlockSource>>,
 }
 
 impl ProducerIds {
@@ -28,7 +40,25 @@ impl ProducerIds {
         ProducerIds {
             coordinator,
             block: Mutex::new(Block::default()),
+            controller: OnceLock::new(),
         }
+    }
+
+    /// How this broker asks the controller for blocks when it is not the controller
+    /// (without one, it reserves them through the coordinator itself).
+    pub fn set_controller_source(&self, source: Arc<dyn BlockSource>) {
+        let _ = self.controller.set(source);
+    }
+
+    /// The controller's side of AllocateProducerIds: reserves a block of `count` ids for a
+    /// broker; NOT_CONTROLLER on any other broker.
+    pub fn reserve_block(&self, count: i64) -> Result<i64> {
+        if !self.coordinator.is_controller() {
+            return Err(BrokerError::NotController);
+        }
+        Ok(crate::wait_for(
+            self.coordinator.allocate_producer_ids(count),
+        )?)
     }
 
     /// A producer id and epoch. With an existing id and epoch (a producer recovering, KIP-360)
@@ -62,8 +92,14 @@ impl ProducerIds {
         }
         let mut block = self.block.lock();
         if block.next >= block.end {
-            // Reserving is one small durable write; rare enough to hold the lock across.
-            let start = crate::wait_for(self.coordinator.allocate_producer_ids(BLOCK))?;
+            // Reserving is one small durable write (or a round trip to the controller); rare
+            // enough to hold the lock across.
+            let start = match self.controller.get() {
+                Some(controller) if !self.coordinator.is_controller() => {
+                    crate::wait_for(controller.reserve(BLOCK))?
+                }
+                _ => crate::wait_for(self.coordinator.allocate_producer_ids(BLOCK))?,
+            };
             block.next = start;
             block.end = start + BLOCK;
         }

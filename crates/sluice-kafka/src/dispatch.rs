@@ -149,6 +149,12 @@ pub fn dispatch(
             &reply,
             decode(&mut body, &reply)?,
         )),
+        ApiKey::AllocateProducerIds => {
+            let req = decode(&mut body, &reply)?;
+            blocking(ctx, move |ctx| {
+                handlers::allocate_producer_ids::handle(ctx, &reply, req)
+            })
+        }
         ApiKey::AlterPartition => {
             let req = decode(&mut body, &reply)?;
             blocking(ctx, move |ctx| {

@@ -9,7 +9,8 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, RequestHeader, ResponseHeader, TopicName,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, ApiKey, BrokerId, CreateTopicsRequest,
+    CreateTopicsResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,6 +30,7 @@ pub fn is_controller_api(api: ApiKey) -> bool {
     matches!(
         api,
         ApiKey::CreateTopics
+            | ApiKey::AllocateProducerIds
             | ApiKey::AlterPartition
             | ApiKey::DeleteTopics
             | ApiKey::CreatePartitions
@@ -87,6 +89,47 @@ pub async fn create_topic_at_controller(
         Some(0) | Some(TOPIC_ALREADY_EXISTS) => Ok(()),
         Some(code) => Err(format!("the controller answered error code {code}")),
         None => Err("the controller's answer names no topic".into()),
+    }
+}
+
+/// Producer-id blocks from the controller (AllocateProducerIds), for a broker that is not it.
+pub struct ControllerBlocks {
+    pub broker: std::sync::Weak<sluice_broker::Broker>,
+}
+
+impl sluice_broker::BlockSource for ControllerBlocks {
+    fn reserve(&self, _count: i64) -> futures::future::BoxFuture<'_, sluice_broker::Result<i64>> {
+        Box::pin(async move {
+            use sluice_broker::BrokerError;
+            let broker = self
+                .broker
+                .upgrade()
+                .ok_or(BrokerError::CoordinatorNotAvailable)?;
+            let image = broker.image();
+            let controller = image
+                .broker(image.controller_id)
+                .ok_or(BrokerError::CoordinatorNotAvailable)?;
+            let to = (controller.host.clone(), controller.port);
+            let me = broker.config.node_id;
+            let request = AllocateProducerIdsRequest::default()
+                .with_broker_id(BrokerId(me))
+                .with_broker_epoch(-1);
+            let response: AllocateProducerIdsResponse =
+                call_controller(&to, me, ApiKey::AllocateProducerIds, 0, &request)
+                    .await
+                    .map_err(|e| {
+                        debug!(error = %e, "could not reach the controller for producer ids");
+                        BrokerError::CoordinatorNotAvailable
+                    })?;
+            if response.error_code != 0 || response.producer_id_len <= 0 {
+                debug!(
+                    code = response.error_code,
+                    "the controller gave no producer ids"
+                );
+                return Err(BrokerError::CoordinatorNotAvailable);
+            }
+            Ok(response.producer_id_start.0)
+        })
     }
 }
 

@@ -44,6 +44,7 @@ pub fn decode_request(frame: &[u8]) -> Result<ApiKey, String> {
         ListOffsets => ListOffsetsRequest,
         OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
         AlterPartition => AlterPartitionRequest,
+        AllocateProducerIds => AllocateProducerIdsRequest,
         CreateTopics => CreateTopicsRequest,
         DeleteTopics => DeleteTopicsRequest,
         CreatePartitions => CreatePartitionsRequest,

@@ -64,6 +64,11 @@ pub async fn serve(
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    broker
+        .producer_ids
+        .set_controller_source(Arc::new(forward::ControllerBlocks {
+            broker: Arc::downgrade(&broker),
+        }));
     tokio::spawn(replica_fetcher::run(broker.clone(), shutdown.clone()));
     tokio::spawn(isr_tracker::run(broker.clone(), shutdown.clone()));
     let ctx = Arc::new(Context::new(broker));

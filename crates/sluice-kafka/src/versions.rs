@@ -58,8 +58,10 @@ pub const SUPPORTED: &[(ApiKey, (i16, i16))] = &[
 
 /// APIs brokers send each other (to the controller), served but not advertised to clients,
 /// as Kafka serves them on its controller listener.
-pub const BETWEEN_BROKERS: &[(ApiKey, (i16, i16))] =
-    &[(ApiKey::AlterPartition, alter_partition::VERSIONS)];
+pub const BETWEEN_BROKERS: &[(ApiKey, (i16, i16))] = &[
+    (ApiKey::AlterPartition, alter_partition::VERSIONS),
+    (ApiKey::AllocateProducerIds, allocate_producer_ids::VERSIONS),
+];
 
 /// Lowest Produce version actually implemented (magic 2 record batches).
 pub const PRODUCE_MIN_IMPLEMENTED: i16 = 3;

@@ -755,3 +755,39 @@ async fn a_leader_changes_its_isr_through_the_controller() {
         "INELIGIBLE_REPLICA"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn producer_id_blocks_come_from_the_controller() {
+    use kafka_protocol::messages::{
+        AllocateProducerIdsRequest, AllocateProducerIdsResponse, InitProducerIdRequest,
+        InitProducerIdResponse,
+    };
+    let c = Cluster::start(3);
+    // AllocateProducerIds sent to any broker reaches the controller: disjoint blocks.
+    let mut blocks = Vec::new();
+    for b in &c.brokers {
+        let mut raw = Raw::connect(b);
+        let req = AllocateProducerIdsRequest::default()
+            .with_broker_id(BrokerId(9))
+            .with_broker_epoch(-1);
+        let corr = raw.send(ApiKey::AllocateProducerIds, 0, &req);
+        let r: AllocateProducerIdsResponse =
+            raw.receive_response(ApiKey::AllocateProducerIds, 0, corr);
+        assert_eq!((r.error_code, r.producer_id_len), (0, 1000));
+        blocks.push(r.producer_id_start.0);
+    }
+    blocks.sort();
+    assert!(blocks.windows(2).all(|w| w[1] - w[0] >= 1000), "{blocks:?}");
+    // Idempotent producers at every broker get ids from blocks the controller gave out:
+    // distinct, and outside the blocks handed out above.
+    let mut ids = BTreeSet::new();
+    for b in &c.brokers {
+        let mut raw = Raw::connect(b);
+        let corr = raw.send(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default());
+        let r: InitProducerIdResponse = raw.receive_response(ApiKey::InitProducerId, 4, corr);
+        assert_eq!(r.error_code, 0);
+        let id = r.producer_id.0;
+        assert!(blocks.iter().all(|s| !(*s..s + 1000).contains(&id)));
+        assert!(ids.insert(id), "producer id {id} given twice");
+    }
+}

@@ -1,5 +1,6 @@
 //! One module per Kafka API key.
 
+pub mod allocate_producer_ids;
 pub mod alter_configs;
 pub mod alter_partition;
 pub mod api_versions;
