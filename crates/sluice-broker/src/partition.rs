@@ -329,6 +329,18 @@ impl Partition {
         self.note_log_end(end.offset);
     }
 
+    /// The log was started over at a later offset: it is ready (empty) up to its new end.
+    pub fn restarted(&self) {
+        let mut state = self.replication.lock();
+        let (end, hw) = {
+            let log = self.log.lock();
+            (log.end(), log.high_watermark())
+        };
+        state.local_end = Some(end);
+        self.note_log_end(end.offset);
+        self.high_watermark.send_replace(hw);
+    }
+
     /// Moves the high watermark to the smallest ready log end over the in-sync replicas
     /// (this replica's alone when it follows), never back.
     fn advance_high_watermark(&self, state: &Replication) {

@@ -241,6 +241,14 @@ impl Broker {
         }
     }
 
+    /// Starts a followed replica over at `offset`, its leader's log start, past its own end.
+    pub fn restart_replica_at(&self, partition: &Partition, offset: i64) -> Result<()> {
+        let files = partition.log().restart_at(offset, crate::now_ms())?;
+        partition.restarted();
+        crate::broker::remove_files(&files);
+        Ok(())
+    }
+
     /// Cuts a followed replica's divergent tail at `offset`.
     pub fn truncate_replica(&self, partition: &Partition, offset: i64) -> Result<()> {
         let files = partition.log().truncate_to(offset, crate::now_ms())?;

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 const FETCH_VERSION: i16 = 12;
+const OFFSET_OUT_OF_RANGE: i16 = 1;
 const EPOCH_VERSION: i16 = 4;
 /// How long the leader may hold a fetch with nothing new.
 const MAX_WAIT_MS: i32 = 500;
@@ -286,6 +287,20 @@ async fn fetch_once(
             let Some(t) = ts.iter().find(|t| t.partition.index == p.partition_index) else {
                 continue;
             };
+            let log_end = t.partition.log().log_end_offset();
+            if p.error_code == OFFSET_OUT_OF_RANGE && p.log_start_offset > log_end {
+                // Away while the leader's retention deleted what this replica lacks: start
+                // over at the leader's log start.
+                info!(topic = %t.topic, partition = t.partition.index, from = log_end, at = p.log_start_offset, "behind the leader's log start: starting over there");
+                let b = broker.clone();
+                let part = t.partition.clone();
+                let at = p.log_start_offset;
+                tokio::task::spawn_blocking(move || b.restart_replica_at(&part, at))
+                    .await
+                    .map_err(std::io::Error::other)?
+                    .map_err(std::io::Error::other)?;
+                continue;
+            }
             if p.error_code != 0 {
                 // The leader moved or has not caught up with the image yet: the manager
                 // gives the new assignment.

@@ -81,6 +81,13 @@ impl LeaderEpochCache {
         }
     }
 
+    /// Forgets every epoch (the log was emptied).
+    pub fn clear(&mut self) -> bool {
+        let had = !self.entries.is_empty();
+        self.entries.clear();
+        had
+    }
+
     /// Forgets epochs starting at or after `offset` (the log was truncated to it).
     pub fn truncate_from_end(&mut self, offset: i64) -> bool {
         let before = self.entries.len();

@@ -706,6 +706,46 @@ impl Log {
         Ok(files)
     }
 
+    /// Empties the log and starts it again at `offset`, past its end: a follower that was
+    /// away while its leader's retention deleted what it lacks starts over at the leader's
+    /// log start, as Kafka's does. Returns files to unlink outside the lock.
+    pub fn restart_at(&mut self, offset: i64, now_ms: i64) -> Result<Vec<PathBuf>> {
+        if self.closed || self.write_in_progress {
+            return Err(LogError::Io(std::io::Error::other(
+                "the log is closed or an append is in progress",
+            )));
+        }
+        if offset <= self.log_end_offset() {
+            return self.truncate_to(offset, now_ms);
+        }
+        match fs::remove_file(self.dir.join(RECOVERY_POINT_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        self.checkpointed_offset = None;
+        let mut files = Vec::new();
+        for (_, seg) in std::mem::take(&mut self.segments) {
+            files.extend(seg.file_paths());
+        }
+        let seg = Segment::create(&self.dir, offset, self.config.index_interval_bytes, now_ms)?;
+        self.segments.insert(offset, seg);
+        self.log_start_offset = offset;
+        crate::index::write_file_synced(
+            &self.dir.join(LOG_START_FILE),
+            offset.to_string().as_bytes(),
+        )?;
+        let end = self.end();
+        self.flushed = end;
+        self.high_watermark = end;
+        self.rebuild_producer_state()?;
+        // An empty log has no epochs: its next fetch names none, so nothing can diverge.
+        if self.epochs.clear() {
+            self.epochs.save()?;
+        }
+        info!(dir = %self.dir.display(), at = offset, "restarted the log at a later offset");
+        Ok(files)
+    }
+
     fn maybe_roll(
         &mut self,
         incoming_bytes: u64,

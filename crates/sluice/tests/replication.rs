@@ -599,25 +599,21 @@ async fn create_placed(c: &Cluster, topic: &str, replicas: &[i32], configs: &[(&
 
 /// The values of partition 0 of `topic`, read through `b` to the end.
 fn values_of(b: &Broker, topic: &str) -> Vec<String> {
-    let stored = checker_values(b, topic);
+    let stored = offsets_and_values(b, topic);
     stored.into_iter().map(|(_, v)| v).collect()
 }
 
-fn checker_values(b: &Broker, topic: &str) -> Vec<(i64, String)> {
+fn offsets_and_values(b: &Broker, topic: &str) -> Vec<(i64, String)> {
     let consumer: BaseConsumer = b.consumer(&[]);
-    let (_, high) = consumer
+    let (low, high) = consumer
         .fetch_watermarks(topic, 0, Duration::from_secs(10))
         .unwrap();
     let mut out = Vec::new();
-    if high > 0 {
-        common::consume(
-            &consumer,
-            topic,
-            &[0],
-            Offset::Beginning,
-            high as usize,
-            |m| out.push((m.offset(), String::from_utf8(common::payload(m)).unwrap())),
-        );
+    if high > low {
+        let count = (high - low) as usize;
+        common::consume(&consumer, topic, &[0], Offset::Beginning, count, |m| {
+            out.push((m.offset(), String::from_utf8(common::payload(m)).unwrap()))
+        });
     }
     out
 }
@@ -813,4 +809,62 @@ async fn a_leader_tells_a_diverging_follower_where_its_log_parts() {
     c.wait_or_dump("broker 1 holds the leader's log", |c| {
         stored_bytes(&c.brokers[0], "parted", 0) == on_leader
     });
+}
+
+/// DeleteRecords (v2) of partition 0 of `topic` before `offset`, at `b`: the error code.
+fn delete_records_at(b: &Broker, topic: &str, offset: i64) -> i16 {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::{
+        ApiKey, DeleteRecordsRequest, DeleteRecordsResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let mut raw = Raw::connect(b);
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(offset)])]);
+    let c = raw.send(ApiKey::DeleteRecords, 2, &req);
+    let r: DeleteRecordsResponse = raw.receive_response(ApiKey::DeleteRecords, 2, c);
+    r.topics[0].partitions[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_left_behind_the_leaders_log_start_starts_over_there() {
+    let mut c = Cluster::start(3);
+    create_placed(&c, "trimmed", &[1, 2, 3], &[]).await;
+    let producer = c.brokers[0].producer(&[("bootstrap.servers", &bootstrap(&c))]);
+    for i in 0..10 {
+        send(&producer, "trimmed", &format!("a-{i}")).await;
+    }
+    // Broker 3 is away while the leader deletes records past everything it has.
+    c.broker(3).kill();
+    let b1 = &c.brokers[0];
+    wait_until("broker 3 leaves the ISR", || {
+        isr_of(b1, "trimmed", 0) == vec![1, 2]
+    });
+    for i in 0..10 {
+        send(&producer, "trimmed", &format!("b-{i}")).await;
+    }
+    assert_eq!(delete_records_at(b1, "trimmed", 15), 0);
+    c.broker(3).restart();
+    c.wait_or_dump(
+        "broker 3 starts over at the leader's log start and rejoins",
+        |c| c.brokers.iter().all(|b| fully_in_sync(b, "trimmed")),
+    );
+    assert!(c.brokers[2]
+        .log_text()
+        .contains("behind the leader's log start: starting over there"));
+    // It leads what it holds: offsets 15-19.
+    c.broker(1).kill();
+    c.broker(2).kill();
+    let b3 = &c.brokers[2];
+    wait_until("broker 3 leads", || leaders(b3, "trimmed") == vec![3]);
+    let values: Vec<(i64, String)> = offsets_and_values(b3, "trimmed");
+    let expected: Vec<(i64, String)> = (15..20).map(|o| (o, format!("b-{}", o - 10))).collect();
+    assert_eq!(values, expected);
 }
