@@ -71,7 +71,7 @@ impl Broker {
         let mut next = HashMap::with_capacity(image.topics.len());
         for meta in image.topics.values() {
             let existing = current.get(meta.name.as_str()).filter(|t| t.id == meta.id);
-            let topic = self.hosted_topic(meta, existing.map(|t| &**t), prepared, me);
+            let topic = self.hosted_topic(&image, meta, existing.map(|t| &**t), prepared, me);
             next.insert(topic.name.clone(), Arc::new(topic));
         }
         prepared.clear();
@@ -82,6 +82,7 @@ impl Broker {
     /// The replicas of `meta` this broker hosts: kept, taken from `prepared`, or opened.
     fn hosted_topic(
         &self,
+        image: &MetadataImage,
         meta: &TopicMeta,
         existing: Option<&Topic>,
         prepared: &mut Prepared,
@@ -109,10 +110,17 @@ impl Broker {
                 .unwrap_or_else(|| self.open_partition(&name, index, &settings));
             match hosted {
                 Ok(p) => {
+                    // A leader that restarted since it was elected leads again only once
+                    // re-elected: until then it is nobody's replica.
+                    let leader = if placement.leader == me && !image.leads(placement, me) {
+                        -1
+                    } else {
+                        placement.leader
+                    };
                     p.set_placement(
                         &crate::partition::Placement {
                             me,
-                            leader: placement.leader,
+                            leader,
                             leader_epoch: placement.leader_epoch,
                             partition_epoch: placement.partition_epoch,
                             replicas: &placement.replicas,
@@ -350,6 +358,10 @@ impl Broker {
         }
         if leader_epoch > placement.leader_epoch {
             return Err(BrokerError::UnknownLeaderEpoch(leader_epoch));
+        }
+        if placement.leader == self.config.node_id && !image.leads(placement, self.config.node_id) {
+            // Restarted since elected: the controller elects it again in a new epoch.
+            return Err(BrokerError::LeaderNotAvailable);
         }
         if placement.leader != self.config.node_id {
             return Err(if image.brokers.contains_key(&placement.leader) {

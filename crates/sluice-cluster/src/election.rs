@@ -22,13 +22,20 @@ pub fn elect(
     p: &PartitionMeta,
     rules: ElectionRules,
 ) -> Option<PartitionMeta> {
-    let alive = |r: &i32| image.brokers.contains_key(r);
-    let live_isr: Vec<i32> = p.isr.iter().copied().filter(alive).collect();
     // A leader that restarted since it was elected (a new registration) is not the process
-    // that led: it is elected again, so the leader epoch moves on.
-    let leader_alive = image.brokers.get(&p.leader).is_some_and(|b| {
-        p.leader_incarnation == 0 || b.incarnation == 0 || b.incarnation == p.leader_incarnation
-    });
+    // that led: like a dead one it leaves the ISR (it rejoins once it has caught up as a
+    // follower) and another in-sync replica leads, as Kafka does after an unclean shutdown;
+    // it leads again at once only if it was the last in-sync replica.
+    let restarted = p.leader >= 0
+        && image.brokers.get(&p.leader).is_some_and(|b| {
+            p.leader_incarnation != 0 && b.incarnation != 0 && b.incarnation != p.leader_incarnation
+        });
+    let alive = |r: &i32| image.brokers.contains_key(r) && !(restarted && *r == p.leader);
+    let mut live_isr: Vec<i32> = p.isr.iter().copied().filter(alive).collect();
+    if restarted && live_isr.is_empty() {
+        live_isr.push(p.leader);
+    }
+    let leader_alive = !restarted && image.brokers.contains_key(&p.leader);
     let mut next = p.clone();
     if leader_alive {
         // Gone followers leave the ISR, so acks=all stops waiting for them at once.
@@ -135,12 +142,22 @@ mod tests {
         }
         assert_eq!(elect(&live, &p, SAFE), None, "the same registration");
         live.brokers.get_mut(&1).unwrap().incarnation = 20;
+        // Another in-sync replica leads; the restarted broker leaves the ISR.
         let next = elect(&live, &p, SAFE).unwrap();
+        assert_eq!((next.leader, next.leader_epoch), (2, 5));
+        assert_eq!(next.isr, vec![2, 3]);
+        assert_eq!(elect(&live, &next, SAFE), None);
+        // The last in-sync replica leads again, in a new epoch.
+        let alone = PartitionMeta {
+            isr: vec![1],
+            leader_incarnation: 10,
+            ..partition(&[1, 2, 3], 1, &[1])
+        };
+        let next = elect(&live, &alone, SAFE).unwrap();
         assert_eq!(
             (next.leader, next.leader_epoch, next.leader_incarnation),
             (1, 5, 20)
         );
-        assert_eq!(elect(&live, &next, SAFE), None);
     }
 
     #[test]

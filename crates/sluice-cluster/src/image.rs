@@ -110,6 +110,18 @@ impl MetadataImage {
         self.topics.values().find(|t| t.id == id)
     }
 
+    /// Whether `node` leads `p` now: it is the elected leader and has not restarted since it
+    /// was elected (then it waits for the controller to elect it again, in a new epoch). A
+    /// broker missing from the image (etcd unreachable) keeps what it leads.
+    pub fn leads(&self, p: &PartitionMeta, node: i32) -> bool {
+        p.leader == node
+            && (p.leader_incarnation == 0
+                || self
+                    .brokers
+                    .get(&node)
+                    .is_none_or(|b| b.incarnation == 0 || b.incarnation == p.leader_incarnation))
+    }
+
     /// A new partition on `replicas` (live brokers), with its leader's registration noted.
     pub fn new_partition(&self, replicas: Vec<i32>) -> PartitionMeta {
         let mut p = PartitionMeta::new(replicas);

@@ -106,6 +106,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Bound before the broker opens: clients that reach it meanwhile wait for their
+        // answer instead of being refused (librdkafka backs off up to 10 s from a broker that
+        // refuses connections).
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

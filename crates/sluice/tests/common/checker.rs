@@ -35,8 +35,9 @@ pub struct Outcome {
     pub failed: Vec<(u64, String)>,
 }
 
-/// Produces to `topic` (records spread over `partitions` by number) with up to `in_flight`
-/// records outstanding, until `stop` is set; each value is its sequence number.
+/// Produces to `topic` round-robin over `partitions`, with up to `in_flight` records
+/// outstanding per partition (so a partition waiting for a new leader does not hold up the
+/// others), until `stop` is set; each value is its sequence number, increasing per partition.
 pub async fn produce_until(
     producer: FutureProducer,
     topic: String,
@@ -46,10 +47,20 @@ pub async fn produce_until(
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let mut pending = FuturesUnordered::new();
+    let mut outstanding = vec![0usize; partitions as usize];
     let mut seq = 0u64;
+    let mut next_partition = 0usize;
     loop {
-        while !stop.load(Ordering::Relaxed) && pending.len() < in_flight {
-            let partition = (seq % partitions as u64) as i32;
+        while !stop.load(Ordering::Relaxed) {
+            // The next partition (round-robin) with room; none: wait for an answer.
+            let Some(partition) = (0..outstanding.len())
+                .map(|i| (next_partition + i) % outstanding.len())
+                .find(|&p| outstanding[p] < in_flight)
+            else {
+                break;
+            };
+            next_partition = (partition + 1) % outstanding.len();
+            outstanding[partition] += 1;
             let value = seq.to_string();
             let producer = producer.clone();
             let topic = topic.clone();
@@ -59,19 +70,20 @@ pub async fn produce_until(
                 let r = producer
                     .send(
                         FutureRecord::to(&topic)
-                            .partition(partition)
+                            .partition(partition as i32)
                             .key(&value)
                             .payload(&value),
                         Duration::from_secs(120),
                     )
                     .await;
-                (this, sent, r)
+                (this, partition, sent, r)
             });
             seq += 1;
         }
-        let Some((seq, sent, r)) = pending.next().await else {
+        let Some((seq, partition, sent, r)) = pending.next().await else {
             break;
         };
+        outstanding[partition] -= 1;
         match r {
             Ok(d) => outcome.acks.push(Ack {
                 partition: d.partition,
