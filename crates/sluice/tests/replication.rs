@@ -89,6 +89,19 @@ fn isr_of(b: &Broker, topic: &str, partition: i32) -> Vec<i32> {
     isr
 }
 
+/// Restarts a killed broker and waits until it is back in every ISR of `topic`. Its
+/// restart returns once it has registered again (its old registration expired); the
+/// controller then takes it out of the ISRs and moves its leaderships within a few election
+/// rounds, so the ISRs are checked after those, or a broker still on its way back would pass
+/// for in sync and the next kill would leave a partition with one replica.
+fn restart_and_rejoin(c: &mut Cluster, victim: i32, topic: &str) {
+    c.broker(victim).restart();
+    std::thread::sleep(Duration::from_millis(1000));
+    c.wait_or_dump("the killed broker is back in every ISR", |c| {
+        c.brokers.iter().all(|b| fully_in_sync(b, topic))
+    });
+}
+
 /// A live broker other than `not`.
 fn live_other(c: &Cluster, not: i32) -> &Broker {
     &c.brokers[if not == 1 { 1 } else { 0 }]
@@ -170,12 +183,10 @@ async fn acknowledged_writes_survive_repeated_leader_kills() {
         let victim = leaders(&c.brokers[0], "ha")[partition as usize];
         assert!(victim > 0, "partition {partition} has a leader");
         let killed_at = Instant::now();
+        let killed_wall = std::time::SystemTime::now();
         c.broker(victim).kill();
-        c.broker(victim).restart();
-        c.wait_or_dump("the killed broker is back in every ISR", |c| {
-            c.brokers.iter().all(|b| fully_in_sync(b, "ha"))
-        });
-        kills.push((partition, victim, killed_at));
+        restart_and_rejoin(&mut c, victim, "ha");
+        kills.push((partition, victim, killed_at, killed_wall));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
@@ -185,9 +196,13 @@ async fn acknowledged_writes_survive_repeated_leader_kills() {
     expect_no_failures(&c, &outcome);
     let mut resumed: Vec<Duration> = kills
         .iter()
-        .map(|(p, victim, at)| {
+        .map(|(p, victim, at, wall)| {
             let d = first_ack_after(&outcome.acks, *p, *at).expect("production resumed");
-            eprintln!("partition {p}: leader {victim} killed, next acknowledgement after {d:?}");
+            let unix = wall.duration_since(std::time::UNIX_EPOCH).unwrap();
+            eprintln!(
+                "partition {p}: leader {victim} killed at {:.3} (unix), next acknowledgement after {d:?}",
+                unix.as_secs_f64()
+            );
             d
         })
         .collect();
@@ -198,10 +213,13 @@ async fn acknowledged_writes_survive_repeated_leader_kills() {
         resumed[resumed.len() / 2],
         resumed[resumed.len() - 1]
     );
-    // A long-lived idempotent librdkafka producer may also wait out its own recovery (it
-    // drains every request in flight before it carries on after a connection is lost), so
-    // the bound here is loose; docs/benchmarks.md measures fresh clients (3.1 s median).
-    let bound = Duration::from_millis(SESSION_TIMEOUT_MS) + Duration::from_secs(27);
+    // SLUICE_TEST_DUMP=1 prints the brokers' logs even when the test passes.
+    if std::env::var_os("SLUICE_TEST_DUMP").is_some() {
+        c.dump_logs();
+    }
+    // The session timeout (the dead leader's registration must expire), an election round
+    // and the client's retry: about 3.5 s; slack for a loaded CI machine.
+    let bound = Duration::from_millis(SESSION_TIMEOUT_MS) + Duration::from_secs(5);
     assert!(
         resumed.iter().all(|d| *d < bound),
         "production resumed within {bound:?} of each kill: {resumed:?}"
@@ -712,10 +730,7 @@ async fn a_python_idempotent_producer_loses_nothing_across_leader_kills() {
         tokio::time::sleep(Duration::from_millis(700)).await;
         let victim = leaders(&c.brokers[0], "py")[partition];
         c.broker(victim).kill();
-        c.broker(victim).restart();
-        c.wait_or_dump("the killed broker is back in every ISR", |c| {
-            c.brokers.iter().all(|b| fully_in_sync(b, "py"))
-        });
+        restart_and_rejoin(&mut c, victim, "py");
     }
     std::fs::write(&stop_file, b"stop").unwrap();
     let out = child.wait_with_output().unwrap();
