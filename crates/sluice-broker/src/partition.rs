@@ -152,11 +152,6 @@ impl Partition {
         state.isr = placement.isr.to_vec();
         if new_term {
             state.followers.clear();
-            if leading {
-                if let Err(e) = self.log.lock().begin_leader_epoch(placement.leader_epoch) {
-                    tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "could not record the new leader epoch");
-                }
-            }
         }
         state
             .followers

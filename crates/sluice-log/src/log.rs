@@ -360,18 +360,6 @@ impl Log {
 
     /// Notes that `epoch` starts at `offset` (its first batch in this log), saving the cache
     /// when it changes: once per leader change, a small synced write.
-    /// This replica became leader in `epoch`: the epoch starts at its log end (Kafka's
-    /// maybeAssignEpochStartOffset), so a follower with a tail from an older leader learns
-    /// where it diverges even before this leader writes anything.
-    /// Epoch 0 (a partition's first leader, all a single node ever has) needs no entry:
-    /// nothing precedes it, and opening many partitions writes no epoch files.
-    pub fn begin_leader_epoch(&mut self, epoch: i32) -> Result<()> {
-        if epoch <= 0 || self.epochs.latest_epoch().is_some_and(|e| e >= epoch) {
-            return Ok(());
-        }
-        self.note_epoch(epoch, self.log_end_offset())
-    }
-
     fn note_epoch(&mut self, epoch: i32, offset: i64) -> Result<()> {
         if self.epochs.assign(epoch, offset) {
             self.epochs.save()?;
