@@ -76,16 +76,17 @@ pub async fn register(c: &EtcdCoordinator) -> Result<(), String> {
             .kv_client()
             .get(key.clone(), None)
             .await
-            .ok()
-            .and_then(|r| r.kvs().first().map(|kv| kv.value().to_vec()))
-            .and_then(|v| serde_json::from_slice::<BrokerInfo>(&v).ok());
-        let ours = holder
-            .as_ref()
-            .is_some_and(|h| h.host == c.me.host && h.port == c.me.port);
+            .map_err(|e| format!("etcd: {e}"))?
+            .kvs()
+            .first()
+            .map(|kv| serde_json::from_slice::<BrokerInfo>(kv.value()).ok());
+        // The registration that stopped ours may have expired since: try again at once.
+        let Some(holder) = holder else { continue };
+        let at = holder.as_ref().map_or("an unreadable address".into(), |h| {
+            format!("{}:{}", h.host, h.port)
+        });
+        let ours = holder.is_some_and(|h| h.host == c.me.host && h.port == c.me.port);
         if !ours || tokio::time::Instant::now() > deadline {
-            let at = holder.map_or("an unknown address".into(), |h| {
-                format!("{}:{}", h.host, h.port)
-            });
             return Err(format!(
                 "node id {} is already registered in cluster {:?} by a live broker at {at}: give each broker its own --node-id",
                 c.me.node_id, c.settings.cluster_name
