@@ -29,6 +29,11 @@ pub struct Partition {
     log_end: watch::Sender<i64>,
     /// The leader epoch this replica was last told (stamped on the batches it appends).
     leader_epoch: AtomicI32,
+    /// The leader epoch this replica follows in (-1 while it leads or has not been placed):
+    /// set before a new leader's epoch is recorded in the log, and checked under the log's
+    /// lock by every follower write, so a fetch that was in flight when this replica became
+    /// leader cannot write into its log.
+    followed_epoch: AtomicI32,
     /// `min.insync.replicas` of the topic.
     min_insync_replicas: AtomicUsize,
     /// Taken before `log` when both are needed.
@@ -120,6 +125,7 @@ impl Partition {
             high_watermark: watch::channel(hw).0,
             log_end: watch::channel(ready.offset).0,
             leader_epoch: AtomicI32::new(0),
+            followed_epoch: AtomicI32::new(-1),
             min_insync_replicas: AtomicUsize::new(1),
             replication: Mutex::new(Replication {
                 local_end: Some(ready),
@@ -131,6 +137,14 @@ impl Partition {
 
     pub fn log(&self) -> parking_lot::MutexGuard<'_, Log> {
         self.log.lock()
+    }
+
+    /// The log, for a follower's write on behalf of its leader in `leader_epoch`; None once
+    /// this replica no longer follows in that epoch (what was fetched then is stale).
+    pub fn log_as_follower(&self, leader_epoch: i32) -> Option<parking_lot::MutexGuard<'_, Log>> {
+        let log = self.log.lock();
+        (leader_epoch >= 0 && self.followed_epoch.load(Ordering::SeqCst) == leader_epoch)
+            .then_some(log)
     }
 
     /// Takes the partition's place from the image. A new leadership (or epoch) starts the
@@ -145,6 +159,8 @@ impl Partition {
         state.leading = leading;
         self.leader_epoch
             .store(placement.leader_epoch, Ordering::Relaxed);
+        let followed = if leading { -1 } else { placement.leader_epoch };
+        self.followed_epoch.store(followed, Ordering::SeqCst);
         if placement.partition_epoch != state.partition_epoch || new_term {
             state.proposed = None;
         }
@@ -152,6 +168,11 @@ impl Partition {
         state.isr = placement.isr.to_vec();
         if new_term {
             state.followers.clear();
+            if leading {
+                if let Err(e) = self.log.lock().begin_leader_epoch(placement.leader_epoch) {
+                    tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "could not record the new leader epoch");
+                }
+            }
         }
         state
             .followers

@@ -24,6 +24,17 @@ pub struct FollowTarget {
     pub leader_epoch: i32,
 }
 
+/// The target's log, if this broker still follows it in the fetched leader epoch.
+fn follower_log(target: &FollowTarget) -> Result<parking_lot::MutexGuard<'_, sluice_log::Log>> {
+    target
+        .partition
+        .log_as_follower(target.leader_epoch)
+        .ok_or(BrokerError::NotLeaderOrFollower {
+            leader: -1,
+            leader_epoch: -1,
+        })
+}
+
 /// Replicas created ahead of the commit that places them (by the controller, so that a create
 /// that cannot make its files changes nothing); the apply that follows takes them over.
 pub(crate) type Prepared = HashMap<(Arc<str>, i32), Arc<Partition>>;
@@ -218,18 +229,18 @@ impl Broker {
     /// its new log end (so acks=all counts this copy) only then.
     pub fn append_replicated(
         &self,
-        partition: &Arc<Partition>,
+        target: &FollowTarget,
         records: &[u8],
     ) -> Result<Option<oneshot::Receiver<Result<sluice_log::AppendInfo>>>> {
-        let max = partition
-            .log()
-            .config()
-            .max_message_bytes
-            .max(records.len());
-        let summary = sluice_log::batch::validate_replicated_batches(records, max)?;
-        let info = partition
-            .log()
-            .append_replicated(records, &summary, crate::now_ms())?;
+        let partition = &target.partition;
+        let info = {
+            let mut log = follower_log(target)?;
+            let max = log.config().max_message_bytes.max(records.len());
+            let summary = sluice_log::batch::validate_replicated_batches(records, max)?;
+            let info = log.append_replicated(records, &summary, crate::now_ms())?;
+            (info, summary.offset_count)
+        };
+        let (info, offset_count) = info;
         partition.note_log_end(info.end.offset);
         match partition.flush_policy() {
             FlushPolicy::EveryWrite => {
@@ -240,7 +251,7 @@ impl Broker {
             }
             FlushPolicy::Interval { messages, .. } => {
                 partition.publish(info.end);
-                if partition.note_unflushed(summary.offset_count, messages) {
+                if partition.note_unflushed(offset_count, messages) {
                     partition.flush_requested(crate::now_ms());
                     self.flusher.request(partition.clone(), info.end, None);
                 }
@@ -250,17 +261,17 @@ impl Broker {
     }
 
     /// Starts a followed replica over at `offset`, its leader's log start, past its own end.
-    pub fn restart_replica_at(&self, partition: &Partition, offset: i64) -> Result<()> {
-        let files = partition.log().restart_at(offset, crate::now_ms())?;
-        partition.restarted();
+    pub fn restart_replica_at(&self, target: &FollowTarget, offset: i64) -> Result<()> {
+        let files = follower_log(target)?.restart_at(offset, crate::now_ms())?;
+        target.partition.restarted();
         crate::broker::remove_files(&files);
         Ok(())
     }
 
     /// Cuts a followed replica's divergent tail at `offset`.
-    pub fn truncate_replica(&self, partition: &Partition, offset: i64) -> Result<()> {
-        let files = partition.log().truncate_to(offset, crate::now_ms())?;
-        partition.truncated();
+    pub fn truncate_replica(&self, target: &FollowTarget, offset: i64) -> Result<()> {
+        let files = follower_log(target)?.truncate_to(offset, crate::now_ms())?;
+        target.partition.truncated();
         crate::broker::remove_files(&files);
         Ok(())
     }

@@ -226,11 +226,14 @@ async fn cut_divergent_tail(
             leader_end.min(own_end)
         }
     };
-    if to < log_end {
-        info!(topic = %t.topic, partition = t.partition.index, from = log_end, to, "truncating a divergent tail");
+    // At `to == log_end` nothing is cut but an empty epoch of ours at the end is forgotten.
+    if to <= log_end {
+        if to < log_end {
+            info!(topic = %t.topic, partition = t.partition.index, from = log_end, to, "truncating a divergent tail");
+        }
         let b = broker.clone();
-        let p = t.partition.clone();
-        tokio::task::spawn_blocking(move || b.truncate_replica(&p, to))
+        let target = t.clone();
+        tokio::task::spawn_blocking(move || b.truncate_replica(&target, to))
             .await
             .map_err(std::io::Error::other)?
             .map_err(std::io::Error::other)?;
@@ -293,9 +296,9 @@ async fn fetch_once(
                 // over at the leader's log start.
                 info!(topic = %t.topic, partition = t.partition.index, from = log_end, at = p.log_start_offset, "behind the leader's log start: starting over there");
                 let b = broker.clone();
-                let part = t.partition.clone();
+                let target = (*t).clone();
                 let at = p.log_start_offset;
-                tokio::task::spawn_blocking(move || b.restart_replica_at(&part, at))
+                tokio::task::spawn_blocking(move || b.restart_replica_at(&target, at))
                     .await
                     .map_err(std::io::Error::other)?
                     .map_err(std::io::Error::other)?;
@@ -334,9 +337,9 @@ async fn fetch_once(
                 .filter(|r| !r.is_empty());
             if let Some(whole) = whole {
                 let b = broker.clone();
-                let part = t.partition.clone();
+                let target = (*t).clone();
                 let appended =
-                    tokio::task::spawn_blocking(move || b.append_replicated(&part, &whole))
+                    tokio::task::spawn_blocking(move || b.append_replicated(&target, &whole))
                         .await
                         .map_err(std::io::Error::other)?;
                 match appended {

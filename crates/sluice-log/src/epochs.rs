@@ -55,6 +55,11 @@ impl LeaderEpochCache {
         if self.entries.last().is_some_and(|&(_, s)| start_offset < s) {
             return false;
         }
+        // An epoch that began here and holds nothing (a leader that wrote nothing) is
+        // superseded, as in Kafka's cache: one entry per start offset.
+        while self.entries.last().is_some_and(|&(_, s)| s == start_offset) {
+            self.entries.pop();
+        }
         self.entries.push((epoch, start_offset));
         true
     }
@@ -195,6 +200,17 @@ mod tests {
             !c.truncate_from_start(5),
             "below the start: nothing to forget"
         );
+    }
+
+    #[test]
+    fn an_epoch_that_wrote_nothing_is_superseded_by_the_next_at_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, _) = LeaderEpochCache::open(dir.path());
+        c.assign(1, 0);
+        c.assign(3, 10);
+        assert!(c.assign(4, 10));
+        assert_eq!(c.entries(), &[(1, 0), (4, 10)]);
+        assert_eq!(c.end_offset_for(3, 20), (1, 10));
     }
 
     #[test]

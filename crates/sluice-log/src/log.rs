@@ -358,6 +358,18 @@ impl Log {
         self.epochs.end_offset_for(epoch, self.log_end_offset())
     }
 
+    /// This replica became leader in `epoch`: the epoch starts at its log end (Kafka's
+    /// maybeAssignEpochStartOffset), so a follower with a tail from an older leader learns
+    /// where it diverges even before this leader writes anything.
+    /// Epoch 0 (a partition's first leader, all a single node ever has) needs no entry:
+    /// nothing precedes it, and opening many partitions writes no epoch files.
+    pub fn begin_leader_epoch(&mut self, epoch: i32) -> Result<()> {
+        if epoch <= 0 || self.epochs.latest_epoch().is_some_and(|e| e >= epoch) {
+            return Ok(());
+        }
+        self.note_epoch(epoch, self.log_end_offset())
+    }
+
     /// Notes that `epoch` starts at `offset` (its first batch in this log), saving the cache
     /// when it changes: once per leader change, a small synced write.
     fn note_epoch(&mut self, epoch: i32, offset: i64) -> Result<()> {
@@ -630,47 +642,19 @@ impl Log {
             )));
         }
         if offset >= self.log_end_offset() {
+            // Nothing to cut, but an epoch this replica began as leader and never wrote in
+            // starts here: the leader that replaced it does not have it, so it goes.
+            if self.epochs.truncate_from_end(offset) {
+                self.epochs.save()?;
+            }
             return Ok(Vec::new());
         }
-        // A crash during the cut must verify the segments again: forget the recovery point.
-        match fs::remove_file(self.dir.join(RECOVERY_POINT_FILE)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
-        self.checkpointed_offset = None;
-        let mut files = Vec::new();
-        if offset <= self.log_start_offset {
-            // The segment starting at `offset`, if there is one, is emptied and kept: a new
-            // one would have its file name, which the caller is about to unlink.
-            let all: Vec<i64> = self
-                .segments
-                .keys()
-                .copied()
-                .filter(|&b| b != offset)
-                .collect();
-            for base in all {
-                if let Some(seg) = self.segments.remove(&base) {
-                    files.extend(seg.file_paths());
-                }
-            }
-            match self.segments.get_mut(&offset) {
-                Some(seg) => seg.truncate_to(0)?,
-                None => {
-                    let seg = Segment::create(
-                        &self.dir,
-                        offset,
-                        self.config.index_interval_bytes,
-                        now_ms,
-                    )?;
-                    self.segments.insert(offset, seg);
-                }
-            }
-            self.log_start_offset = offset;
-            crate::index::write_file_synced(
-                &self.dir.join(LOG_START_FILE),
-                offset.to_string().as_bytes(),
-            )?;
+        // A crash during the cut must verify the segments again.
+        self.forget_recovery_point()?;
+        let files = if offset <= self.log_start_offset {
+            self.empty_from(offset, now_ms)?
         } else {
+            let mut files = Vec::new();
             let missing = || LogError::Io(std::io::Error::other("no segment holds the offset"));
             let holder = *self
                 .segments
@@ -688,7 +672,8 @@ impl Log {
             if let Some(loc) = seg.find_batch(offset, seg.size())? {
                 seg.truncate_to(loc.position)?;
             }
-        }
+            files
+        };
         let end = self.end();
         if self.flushed.offset > end.offset {
             self.flushed = end;
@@ -718,22 +703,8 @@ impl Log {
         if offset <= self.log_end_offset() {
             return self.truncate_to(offset, now_ms);
         }
-        match fs::remove_file(self.dir.join(RECOVERY_POINT_FILE)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
-        self.checkpointed_offset = None;
-        let mut files = Vec::new();
-        for (_, seg) in std::mem::take(&mut self.segments) {
-            files.extend(seg.file_paths());
-        }
-        let seg = Segment::create(&self.dir, offset, self.config.index_interval_bytes, now_ms)?;
-        self.segments.insert(offset, seg);
-        self.log_start_offset = offset;
-        crate::index::write_file_synced(
-            &self.dir.join(LOG_START_FILE),
-            offset.to_string().as_bytes(),
-        )?;
+        self.forget_recovery_point()?;
+        let files = self.empty_from(offset, now_ms)?;
         let end = self.end();
         self.flushed = end;
         self.high_watermark = end;
@@ -743,6 +714,48 @@ impl Log {
             self.epochs.save()?;
         }
         info!(dir = %self.dir.display(), at = offset, "restarted the log at a later offset");
+        Ok(files)
+    }
+
+    /// Drops the recovery point, so that a crash in the middle of a cut verifies the segments.
+    fn forget_recovery_point(&mut self) -> Result<()> {
+        match fs::remove_file(self.dir.join(RECOVERY_POINT_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        self.checkpointed_offset = None;
+        Ok(())
+    }
+
+    /// Empties the log and makes it start at `offset`; returns the files to unlink. A segment
+    /// starting at `offset` is emptied and kept: a new one would have its file name, which
+    /// the caller is about to unlink.
+    fn empty_from(&mut self, offset: i64, now_ms: i64) -> Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        let others: Vec<i64> = self
+            .segments
+            .keys()
+            .copied()
+            .filter(|&b| b != offset)
+            .collect();
+        for base in others {
+            if let Some(seg) = self.segments.remove(&base) {
+                files.extend(seg.file_paths());
+            }
+        }
+        match self.segments.get_mut(&offset) {
+            Some(seg) => seg.truncate_to(0)?,
+            None => {
+                let seg =
+                    Segment::create(&self.dir, offset, self.config.index_interval_bytes, now_ms)?;
+                self.segments.insert(offset, seg);
+            }
+        }
+        self.log_start_offset = offset;
+        crate::index::write_file_synced(
+            &self.dir.join(LOG_START_FILE),
+            offset.to_string().as_bytes(),
+        )?;
         Ok(files)
     }
 

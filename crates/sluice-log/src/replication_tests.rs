@@ -159,6 +159,36 @@ fn truncation_below_the_log_start_empties_the_log() {
     assert_eq!(log.epochs().entries(), &[(4, 0)]);
 }
 
+#[test]
+fn a_new_leader_that_wrote_nothing_still_shows_where_an_old_tail_diverges() {
+    let (ld, fd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut old_leader = Log::open(ld.path(), config(), 0).unwrap();
+    let mut new_leader = Log::open(fd.path(), config(), 0).unwrap();
+    lead(&mut old_leader, 1, 3, 100);
+    replicate(&old_leader, &mut new_leader);
+    lead(&mut old_leader, 1, 3, 100);
+    // Epoch 3 begins at the new leader's log end before it writes anything.
+    new_leader.begin_leader_epoch(3).unwrap();
+    assert_eq!(new_leader.end_offset_for_epoch(1), (1, 3));
+    unlink(old_leader.truncate_to(3, 2_000).unwrap());
+    assert_eq!(old_leader.log_end_offset(), 3);
+
+    // The old leader is elected in epoch 5 and deposed before writing: its empty epoch goes
+    // when the next leader (which never had it) says its log ends where it already does.
+    old_leader.begin_leader_epoch(5).unwrap();
+    assert_eq!(old_leader.epochs().entries(), &[(1, 0), (5, 3)]);
+    // The next leader begins epoch 6 where its empty epoch 3 began: 3 is superseded.
+    new_leader.begin_leader_epoch(6).unwrap();
+    assert_eq!(new_leader.end_offset_for_epoch(5), (1, 3));
+    assert!(old_leader.truncate_to(3, 2_000).unwrap().is_empty());
+    assert_eq!(old_leader.epochs().entries(), &[(1, 0)]);
+    // Epoch 0 (a partition's first leader) writes no entry.
+    let fresh = tempfile::tempdir().unwrap();
+    let mut first = Log::open(fresh.path(), config(), 0).unwrap();
+    first.begin_leader_epoch(0).unwrap();
+    assert!(first.epochs().entries().is_empty());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
@@ -180,6 +210,7 @@ proptest! {
         for (count, size) in &stray {
             lead(&mut a, 1, *count, *size);
         }
+        b.begin_leader_epoch(2).unwrap();
         for (count, size) in &fresh {
             lead(&mut b, 2, *count, *size);
         }
@@ -187,6 +218,10 @@ proptest! {
         unlink(a.truncate_to(end, 5).unwrap());
         replicate(&b, &mut a);
         prop_assert_eq!(batches(&a), batches(&b));
-        prop_assert_eq!(a.epochs().entries(), b.epochs().entries());
+        // An epoch that holds nothing yet is the leader's alone: fetches carry no batch of it.
+        let written: Vec<_> = b.epochs().entries().iter().copied()
+            .filter(|&(_, start)| start < b.log_end_offset())
+            .collect();
+        prop_assert_eq!(a.epochs().entries(), written.as_slice());
     }
 }

@@ -6,7 +6,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::cluster::{describe_cluster, leaders, metadata, stored_bytes, wait_until, Cluster};
+use common::cluster::{
+    coordinator_of, describe_cluster, leaders, metadata, stored_bytes, wait_until, Cluster,
+};
 use common::raw::Raw;
 use common::{unsafe_kill, Broker};
 use kafka_protocol::messages::create_partitions_request::{
@@ -21,8 +23,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse,
-    OffsetFetchRequest, OffsetFetchResponse, TopicName,
+    MetadataRequest, MetadataResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -81,16 +82,12 @@ fn delete_topic_at(b: &Broker, topic: &str) -> i16 {
     r.responses[0].error_code
 }
 
-/// The coordinator `b` names for `group` (after the offsets topic exists).
-fn coordinator_of(b: &Broker, group: &str) -> i32 {
+/// The coordinator `b` names for `group`, once it has one (the offsets topic exists).
+fn coordinator_once_known(b: &Broker, group: &str) -> i32 {
     let mut node = -1;
     wait_until("the group has a coordinator", || {
-        let mut raw = Raw::connect(b);
-        let req = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.into()));
-        let c = raw.send(ApiKey::FindCoordinator, 3, &req);
-        let r: FindCoordinatorResponse = raw.receive_response(ApiKey::FindCoordinator, 3, c);
-        node = r.node_id.0;
-        r.error_code == 0
+        node = coordinator_of(b, group);
+        node >= 0
     });
     node
 }
@@ -134,18 +131,6 @@ async fn send_one(
         .await
         .map_err(|(e, _)| e)
         .expect("acknowledged");
-}
-
-/// A partition's epoch as the controller stored it in etcd.
-fn partition_epoch(c: &Cluster, topic: &str, partition: usize) -> i32 {
-    let stored = c
-        .etcd
-        .get(&format!("/sluice/{}/topics/{topic}", c.name))
-        .expect("the topic is in etcd");
-    let meta: serde_json::Value = serde_json::from_str(&stored).unwrap();
-    meta["partitions"][partition]["partition_epoch"]
-        .as_i64()
-        .unwrap() as i32
 }
 
 /// Every value in `topic`'s `partitions` partitions, read through `b` from the beginning.
@@ -210,9 +195,9 @@ async fn a_group_is_coordinated_by_its_offsets_partition_leader() {
     // A group whose coordinator is not the broker the client bootstraps from.
     let group = (0..100)
         .map(|i| format!("group-{i}"))
-        .find(|g| coordinator_of(b1, g) != 1)
+        .find(|g| coordinator_once_known(b1, g) != 1)
         .unwrap();
-    let coordinator = coordinator_of(b1, &group);
+    let coordinator = coordinator_once_known(b1, &group);
     let consumer: BaseConsumer =
         b1.consumer(&[("group.id", &group), ("auto.offset.reset", "earliest")]);
     consumer.subscribe(&["orders"]).unwrap();
@@ -543,7 +528,7 @@ async fn group_coordination_follows_the_offsets_partition_leader() {
     let b1 = &c.brokers[0];
     b1.create_topic("events", 1, &[]).await;
     let group = "followers";
-    let coordinator = coordinator_of(b1, group);
+    let coordinator = coordinator_once_known(b1, group);
     let other = 3 - coordinator;
     let (at, elsewhere) = (
         &c.brokers[(coordinator - 1) as usize],
@@ -562,7 +547,7 @@ async fn group_coordination_follows_the_offsets_partition_leader() {
     let partition = offsets_partition_of(group, 50);
     move_offsets_leader(&c, partition, other, coordinator);
     wait_until("the coordinator moves", || {
-        coordinator_of(b1, group) == other
+        coordinator_once_known(b1, group) == other
     });
     wait_until("the old coordinator drops the group", || {
         !listed_groups(at).contains(&group.to_string())
@@ -577,7 +562,7 @@ async fn group_coordination_follows_the_offsets_partition_leader() {
     // Back again: the group is loaded from the log, its commit with it.
     move_offsets_leader(&c, partition, coordinator, other);
     wait_until("the coordinator moves back", || {
-        coordinator_of(b1, group) == coordinator
+        coordinator_once_known(b1, group) == coordinator
     });
     wait_until("the group is loaded again", || {
         listed_groups(at).contains(&group.to_string())
@@ -748,7 +733,7 @@ async fn a_leader_changes_its_isr_through_the_controller() {
     let b1 = &c.brokers[0];
     wait_until("the follower is gone", || metadata(b1).brokers.len() == 2);
     let (_, _) = isr_seen_by(b1).unwrap();
-    let epoch = partition_epoch(&c, "isr", 0);
+    let epoch = c.partition_epoch("isr", 0);
     assert_eq!(
         alter_isr_at(b1, id, 1, 0, epoch, &[1, 2, 3]).0,
         107,

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::checker::{self, Outcome};
 use common::cluster::{
-    leaders, metadata, stored_bytes, wait_until, Cluster, NAMESPACED_NODE, SESSION_TIMEOUT_MS,
+    coordinator_of, isr_of, leaders, metadata, stored_bytes, wait_until, Cluster, NAMESPACED_NODE,
+    SESSION_TIMEOUT_MS,
 };
 use common::raw::{batch, Raw};
 use common::{unsafe_kill, Broker};
@@ -22,18 +23,9 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-/// Every broker of the cluster, as a client's bootstrap list.
-fn bootstrap(c: &Cluster) -> String {
-    c.brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 fn idempotent_producer(c: &Cluster) -> FutureProducer {
     c.brokers[0].producer(&[
-        ("bootstrap.servers", &bootstrap(c)),
+        ("bootstrap.servers", &c.bootstrap()),
         ("enable.idempotence", "true"),
         ("acks", "all"),
         ("message.timeout.ms", "120000"),
@@ -69,24 +61,6 @@ fn fully_in_sync(b: &Broker, topic: &str) -> bool {
                 .iter()
                 .all(|p| p.isr_nodes.len() == 3 && p.leader_id.0 >= 0)
         })
-}
-
-/// A partition's ISR as `b` reports it.
-fn isr_of(b: &Broker, topic: &str, partition: i32) -> Vec<i32> {
-    let md = metadata(b);
-    let t = md
-        .topics
-        .iter()
-        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
-        .expect("topic known");
-    let p = t
-        .partitions
-        .iter()
-        .find(|p| p.partition_index == partition)
-        .expect("partition known");
-    let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
-    isr.sort();
-    isr
 }
 
 /// Restarts a killed broker and waits until it is back in every ISR of `topic`. Its
@@ -307,7 +281,7 @@ async fn a_group_keeps_its_committed_offsets_when_its_coordinator_is_killed() {
     create_topic(&c, "tracked", 1, &[]).await;
     let group = "survivor";
     let consumer: BaseConsumer =
-        c.brokers[0].consumer(&[("bootstrap.servers", &bootstrap(&c)), ("group.id", group)]);
+        c.brokers[0].consumer(&[("bootstrap.servers", &c.bootstrap()), ("group.id", group)]);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset("tracked", 0, Offset::Offset(42))
         .unwrap();
@@ -332,22 +306,6 @@ async fn a_group_keeps_its_committed_offsets_when_its_coordinator_is_killed() {
     );
 }
 
-fn coordinator_of(b: &Broker, group: &str) -> i32 {
-    use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
-    use kafka_protocol::protocol::StrBytes;
-    let mut raw = Raw::connect(b);
-    let c = raw.send(
-        ApiKey::FindCoordinator,
-        3,
-        &FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.into())),
-    );
-    let r: FindCoordinatorResponse = raw.receive_response(ApiKey::FindCoordinator, 3, c);
-    if r.error_code != 0 {
-        return -1;
-    }
-    r.node_id.0
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rolling_restart_under_load_loses_nothing() {
     let mut c = Cluster::start_with(3, "\"offsets.topic.replication.factor\" = 3\n");
@@ -358,7 +316,7 @@ async fn a_rolling_restart_under_load_loses_nothing() {
     let seen = Arc::new(Mutex::new(BTreeSet::new()));
     let reader = {
         let consumer: BaseConsumer = c.brokers[0].consumer(&[
-            ("bootstrap.servers", &bootstrap(&c)),
+            ("bootstrap.servers", &c.bootstrap()),
             ("group.id", "along"),
             ("auto.offset.reset", "earliest"),
         ]);
@@ -483,7 +441,7 @@ async fn a_consumer_reads_from_an_in_sync_replica_in_its_rack() {
     );
     // librdkafka with client.rack follows the redirection and reads everything.
     let consumer: BaseConsumer = at_leader.consumer(&[
-        ("bootstrap.servers", &bootstrap(&c)),
+        ("bootstrap.servers", &c.bootstrap()),
         ("client.rack", &format!("rack-{follower}")),
     ]);
     let mut values = Vec::new();
@@ -657,7 +615,7 @@ async fn preferred_leaders_return_and_unclean_election_is_opt_in() {
         &[("unclean.leader.election.enable", "true")],
     )
     .await;
-    let producer = c.brokers[2].producer(&[("bootstrap.servers", &bootstrap(&c))]);
+    let producer = c.brokers[2].producer(&[("bootstrap.servers", &c.bootstrap())]);
     for t in ["clean", "unclean"] {
         send(&producer, t, "a").await;
     }
@@ -680,7 +638,7 @@ async fn preferred_leaders_return_and_unclean_election_is_opt_in() {
         isr_of(&c.brokers[watcher], "clean", 0) == vec![1]
             && isr_of(&c.brokers[watcher], "unclean", 0) == vec![1]
     });
-    let producer = c.brokers[2].producer(&[("bootstrap.servers", &bootstrap(&c))]);
+    let producer = c.brokers[2].producer(&[("bootstrap.servers", &c.bootstrap())]);
     for t in ["clean", "unclean"] {
         send(&producer, t, "b").await;
     }
@@ -698,22 +656,24 @@ async fn preferred_leaders_return_and_unclean_election_is_opt_in() {
         -1,
         "a clean topic waits for an in-sync replica"
     );
-    // The new leader writes in its epoch (a leader that wrote nothing cannot yet tell a
-    // returning replica where it diverges: docs/cluster.md, known gaps).
-    let producer = c.brokers[2].producer(&[("bootstrap.servers", &bootstrap(&c))]);
-    send(&producer, "unclean", "c").await;
-    // 1 returns: the clean topic has it back with everything; the unclean one lost "b", and
-    // broker 1 cuts it from its log.
+    // 1 returns. The clean topic has it back with everything. The unclean one lost "b": its
+    // new leader has written nothing, yet its epoch tells 1 where its tail diverges, so 1
+    // cuts "b" before it rejoins the ISR and, as the preferred replica, leads again.
     c.broker(1).restart();
-    c.wait_or_dump("the clean topic is led by its last in-sync replica", |c| {
-        led(c, "clean") == 1
+    c.wait_or_dump("broker 1 leads both topics again", |c| {
+        led(c, "clean") == 1 && led(c, "unclean") == 1
     });
     // (Read once the leaders' high watermarks are back: a new leader's starts low.)
     c.wait_or_dump("the clean topic holds a and b", |c| {
         values_of(&c.brokers[watcher], "clean") == ["a", "b"]
     });
-    c.wait_or_dump("the unclean topic holds a and c, not b", |c| {
-        values_of(&c.brokers[watcher], "unclean") == ["a", "c"]
+    c.wait_or_dump("the unclean topic holds a alone", |c| {
+        values_of(&c.brokers[watcher], "unclean") == ["a"]
+    });
+    let producer = c.brokers[2].producer(&[("bootstrap.servers", &c.bootstrap())]);
+    send(&producer, "unclean", "c").await;
+    c.wait_or_dump("c follows a where b was", |c| {
+        offsets_and_values(&c.brokers[watcher], "unclean") == [(0, "a".into()), (1, "c".into())]
     });
 }
 
@@ -730,7 +690,7 @@ async fn a_python_idempotent_producer_loses_nothing_across_leader_kills() {
     );
     let child = std::process::Command::new("python3")
         .arg(script)
-        .args([&bootstrap(&c), "py", "3"])
+        .args([&c.bootstrap(), "py", "3"])
         .arg(&stop_file)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -815,7 +775,7 @@ fn follower_fetch(
 async fn a_leader_tells_a_diverging_follower_where_its_log_parts() {
     let mut c = Cluster::start(3);
     create_placed(&c, "parted", &[1, 2, 3], &[]).await;
-    let producer = c.brokers[1].producer(&[("bootstrap.servers", &bootstrap(&c))]);
+    let producer = c.brokers[1].producer(&[("bootstrap.servers", &c.bootstrap())]);
     for i in 0..5 {
         send(&producer, "parted", &format!("e0-{i}")).await;
     }
@@ -872,7 +832,7 @@ fn delete_records_at(b: &Broker, topic: &str, offset: i64) -> i16 {
 async fn a_follower_left_behind_the_leaders_log_start_starts_over_there() {
     let mut c = Cluster::start(3);
     create_placed(&c, "trimmed", &[1, 2, 3], &[]).await;
-    let producer = c.brokers[0].producer(&[("bootstrap.servers", &bootstrap(&c))]);
+    let producer = c.brokers[0].producer(&[("bootstrap.servers", &c.bootstrap())]);
     for i in 0..10 {
         send(&producer, "trimmed", &format!("a-{i}")).await;
     }

@@ -8,8 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{
-    ApiKey, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
+    ApiKey, DescribeClusterRequest, DescribeClusterResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, MetadataRequest, MetadataResponse,
 };
+use kafka_protocol::protocol::StrBytes;
 
 use super::raw::Raw;
 use super::{free_port, Broker};
@@ -260,6 +262,57 @@ impl Cluster {
     pub fn controller(&self, via: &Broker) -> i32 {
         describe_cluster(via).controller_id.0
     }
+
+    /// Every broker of the cluster, as a client's bootstrap list.
+    pub fn bootstrap(&self) -> String {
+        let all: Vec<String> = self.brokers.iter().map(|b| b.bootstrap()).collect();
+        all.join(",")
+    }
+
+    /// A partition's epoch as the controller stored it in etcd.
+    pub fn partition_epoch(&self, topic: &str, partition: usize) -> i32 {
+        let stored = self
+            .etcd
+            .get(&format!("/sluice/{}/topics/{topic}", self.name))
+            .expect("the topic is in etcd");
+        let meta: serde_json::Value = serde_json::from_str(&stored).unwrap();
+        meta["partitions"][partition]["partition_epoch"]
+            .as_i64()
+            .unwrap() as i32
+    }
+}
+
+/// A partition's ISR as `b` reports it, sorted.
+pub fn isr_of(b: &Broker, topic: &str, partition: i32) -> Vec<i32> {
+    let md = metadata(b);
+    let t = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        .expect("topic known");
+    let p = t
+        .partitions
+        .iter()
+        .find(|p| p.partition_index == partition)
+        .expect("partition known");
+    let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+    isr.sort();
+    isr
+}
+
+/// The coordinator `b` names for `group` (-1 while it has none).
+pub fn coordinator_of(b: &Broker, group: &str) -> i32 {
+    let mut raw = Raw::connect(b);
+    let c = raw.send(
+        ApiKey::FindCoordinator,
+        3,
+        &FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.into())),
+    );
+    let r: FindCoordinatorResponse = raw.receive_response(ApiKey::FindCoordinator, 3, c);
+    if r.error_code != 0 {
+        return -1;
+    }
+    r.node_id.0
 }
 
 pub fn metadata(b: &Broker) -> MetadataResponse {
