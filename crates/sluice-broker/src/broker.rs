@@ -68,6 +68,8 @@ pub struct Broker {
     /// Consumer groups (`groups()` works on them); one lock, as group operations are not on
     /// the data path.
     pub(crate) group_state: Mutex<crate::group::Groups>,
+    /// Share groups (queues): membership, share sessions and share-partitions.
+    pub(crate) shares: crate::share::Shares,
     /// The `__consumer_offsets` partitions whose groups are in `group_state` (those this
     /// broker leads), and those being loaded (group/leadership.rs).
     pub(crate) offsets_led: Mutex<std::collections::BTreeSet<i32>>,
@@ -129,6 +131,7 @@ impl Broker {
             appender: Appender::start(flusher),
             logs_closed: Mutex::new(false),
             group_state: Mutex::new(Default::default()),
+            shares: Default::default(),
             offsets_led: Mutex::new(Default::default()),
             offsets_loading: RwLock::new(Default::default()),
             producer_ids: ProducerIds::new(coordinator.clone()),

@@ -121,6 +121,12 @@ pub enum BrokerError {
     UnknownProducerId(String),
     #[error("{0}")]
     TransactionsUnsupported(String),
+    #[error("{0}")]
+    InvalidRecordState(String),
+    #[error("no share session for this member on this broker")]
+    ShareSessionNotFound,
+    #[error("{0}")]
+    InvalidShareSessionEpoch(String),
 }
 
 impl From<LogError> for BrokerError {

@@ -14,6 +14,7 @@ mod partition;
 mod produce;
 mod producer_ids;
 mod replicas;
+pub mod share;
 mod topic;
 
 pub use admin::{ConfigEntry, ConfigOp, TopicAdmin, MAX_PARTITIONS_PER_TOPIC};

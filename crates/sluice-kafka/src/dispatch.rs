@@ -241,6 +241,19 @@ pub fn dispatch(
             &reply,
             decode(&mut body, &reply)?,
         )),
+        ApiKey::ShareGroupHeartbeat => ready(handlers::share_group_heartbeat::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::ShareFetch => {
+            handlers::share_fetch::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
+        }
+        ApiKey::ShareAcknowledge => ready(handlers::share_acknowledge::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
         ApiKey::ConsumerGroupDescribe => ready(handlers::consumer_group_describe::handle(
             ctx,
             &reply,

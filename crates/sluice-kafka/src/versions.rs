@@ -50,6 +50,9 @@ pub const SUPPORTED: &[(ApiKey, (i16, i16))] = &[
         consumer_group_describe::VERSIONS,
     ),
     (ApiKey::DescribeAcls, describe_acls::VERSIONS),
+    (ApiKey::ShareGroupHeartbeat, share_group_heartbeat::VERSIONS),
+    (ApiKey::ShareFetch, share_fetch::VERSIONS),
+    (ApiKey::ShareAcknowledge, share_acknowledge::VERSIONS),
     (
         ApiKey::ListPartitionReassignments,
         list_partition_reassignments::VERSIONS,

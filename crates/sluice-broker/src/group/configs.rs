@@ -23,13 +23,87 @@ pub struct GroupConfigDef {
 }
 
 pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
-    GroupConfigDef { name: "consumer.session.timeout.ms", broker_name: Some("group.consumer.session.timeout.ms"), default: "45000", kind: ConfigType::Int, allowed: &[], range: Range::AtLeast(1), doc: "session timeout of the group's KIP-848 members" },
-    GroupConfigDef { name: "consumer.heartbeat.interval.ms", broker_name: Some("group.consumer.heartbeat.interval.ms"), default: "5000", kind: ConfigType::Int, allowed: &[], range: Range::AtLeast(1), doc: "heartbeat interval given to the group's KIP-848 members (below the session timeout)" },
-    GroupConfigDef { name: "share.session.timeout.ms", broker_name: None, default: "45000", kind: ConfigType::Int, allowed: &[], range: Range::AtLeast(1), doc: "session timeout of share group members (queues, coming)" },
-    GroupConfigDef { name: "share.heartbeat.interval.ms", broker_name: None, default: "5000", kind: ConfigType::Int, allowed: &[], range: Range::AtLeast(1), doc: "heartbeat interval of share group members (queues, coming)" },
-    GroupConfigDef { name: "share.record.lock.duration.ms", broker_name: None, default: "30000", kind: ConfigType::Int, allowed: &[], range: Range::Between(1000, 3_600_000), doc: "how long a share group member holds a record before it is offered again (queues, coming)" },
-    GroupConfigDef { name: "share.auto.offset.reset", broker_name: None, default: "latest", kind: ConfigType::String, allowed: &["latest", "earliest"], range: Range::Any, doc: "where a new share group starts (queues, coming)" },
-    GroupConfigDef { name: "share.isolation.level", broker_name: None, default: "read_uncommitted", kind: ConfigType::String, allowed: &["read_uncommitted", "read_committed"], range: Range::Any, doc: "which records a share group reads (queues, coming)" },
+    GroupConfigDef {
+        name: "consumer.session.timeout.ms",
+        broker_name: Some("group.consumer.session.timeout.ms"),
+        default: "45000",
+        kind: ConfigType::Int,
+        allowed: &[],
+        range: Range::AtLeast(1),
+        doc: "session timeout of the group's KIP-848 members",
+    },
+    GroupConfigDef {
+        name: "consumer.heartbeat.interval.ms",
+        broker_name: Some("group.consumer.heartbeat.interval.ms"),
+        default: "5000",
+        kind: ConfigType::Int,
+        allowed: &[],
+        range: Range::AtLeast(1),
+        doc: "heartbeat interval given to the group's KIP-848 members (below the session timeout)",
+    },
+    GroupConfigDef {
+        name: "share.session.timeout.ms",
+        broker_name: None,
+        default: "45000",
+        kind: ConfigType::Int,
+        allowed: &[],
+        range: Range::AtLeast(1),
+        doc: "session timeout of share group members (queues)",
+    },
+    GroupConfigDef {
+        name: "share.heartbeat.interval.ms",
+        broker_name: None,
+        default: "5000",
+        kind: ConfigType::Int,
+        allowed: &[],
+        range: Range::AtLeast(1),
+        doc: "heartbeat interval of share group members (queues)",
+    },
+    GroupConfigDef {
+        name: "share.record.lock.duration.ms",
+        broker_name: None,
+        default: "30000",
+        kind: ConfigType::Int,
+        allowed: &[],
+        range: Range::Between(1000, 3_600_000),
+        doc: "how long a share group member holds a record before it is offered again (queues)",
+    },
+    GroupConfigDef {
+        name: "share.delivery.count.limit",
+        broker_name: None,
+        default: "5",
+        kind: ConfigType::Int,
+        allowed: &[],
+        range: Range::Between(2, 10),
+        doc: "deliveries of a record before it is archived (queues)",
+    },
+    GroupConfigDef {
+        name: "share.partition.max.record.locks",
+        broker_name: None,
+        default: "2000",
+        kind: ConfigType::Int,
+        allowed: &[],
+        range: Range::Between(100, 10000),
+        doc: "records of one partition a share group may have in flight (queues)",
+    },
+    GroupConfigDef {
+        name: "share.auto.offset.reset",
+        broker_name: None,
+        default: "latest",
+        kind: ConfigType::String,
+        allowed: &["latest", "earliest"],
+        range: Range::Any,
+        doc: "where a new share group starts (queues)",
+    },
+    GroupConfigDef {
+        name: "share.isolation.level",
+        broker_name: None,
+        default: "read_uncommitted",
+        kind: ConfigType::String,
+        allowed: &["read_uncommitted", "read_committed"],
+        range: Range::Any,
+        doc: "which records a share group reads (queues)",
+    },
 ];
 
 pub fn group_config_def(name: &str) -> Option<&'static GroupConfigDef> {
@@ -153,6 +227,18 @@ impl GroupCoordinator<'_> {
     }
 
     /// The KIP-848 session timeout and heartbeat interval of `group`, in ms.
+    /// The effective value of the group setting `name` for `group`.
+    pub(crate) fn group_setting_str(&self, group: &str, name: &str) -> String {
+        let image = self.broker.image();
+        let def = group_config_def(name).expect("a known group setting");
+        value(&self.broker.config, image.group_configs.get(group), def).0
+    }
+
+    /// `group_setting_str` of a numeric setting.
+    pub(crate) fn group_setting_for(&self, group: &str, name: &str) -> i64 {
+        self.group_setting_str(group, name).parse().unwrap_or(1)
+    }
+
     pub(crate) fn consumer_group_timing(&self, group: &str) -> (u64, i32) {
         let image = self.broker.image();
         let all = &image.group_configs;

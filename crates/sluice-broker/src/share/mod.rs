@@ -1,0 +1,489 @@
+//! Queues: share groups (KIP-932). Membership lives on the group coordinator
+//! (`membership.rs`); share sessions and share-partitions live on each partition's leader
+//! (this module and `partition.rs`): ShareFetch acquires records for a member under a lock
+//! with a deadline, ShareAcknowledge (or acknowledgements riding on ShareFetch) finishes or
+//! releases them.
+
+mod membership;
+mod partition;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use sluice_log::batch::BatchHeader;
+use sluice_log::ReadBound;
+
+use crate::broker::Broker;
+use crate::error::{BrokerError, Result};
+use crate::partition::Partition;
+
+pub use membership::{
+    ShareAssignment, ShareGroup, ShareHeartbeat, ShareHeartbeatResult, ShareMember,
+};
+pub use partition::{AckType, Acquired, Counts, Limits, SharePartition};
+
+/// A share session's epoch that opens it, and the one that closes it.
+const OPEN: i32 = 0;
+const CLOSE: i32 = -1;
+
+/// Every share group's state on this broker.
+#[derive(Default)]
+pub struct Shares {
+    pub(crate) groups: Mutex<membership::ShareGroups>,
+    sessions: Mutex<HashMap<(String, String), Session>>,
+    partitions: Mutex<HashMap<SharePartitionKey, Arc<Mutex<SharePartition>>>>,
+}
+
+/// (group, topic, partition).
+type SharePartitionKey = (String, Arc<str>, i32);
+
+/// A member's share session with this broker: the partitions it fetches here.
+struct Session {
+    /// The epoch the member's next request must carry.
+    next_epoch: i32,
+    partitions: BTreeSet<(Arc<str>, i32)>,
+}
+
+/// One acknowledgement range of a request.
+#[derive(Debug, Clone)]
+pub struct AckBatch {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub types: Vec<i8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShareFetchPartition {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub acks: Vec<AckBatch>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShareFetchRequest {
+    pub group_id: String,
+    pub member_id: String,
+    pub session_epoch: i32,
+    pub max_wait: Duration,
+    pub max_bytes: usize,
+    pub max_records: usize,
+    /// Partitions added to the session or acknowledged in this request.
+    pub partitions: Vec<ShareFetchPartition>,
+    pub forgotten: Vec<(Arc<str>, i32)>,
+}
+
+#[derive(Debug, Default)]
+pub struct ShareFetchedPartition {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub error: Option<BrokerError>,
+    /// The outcome of the acknowledgements sent for this partition, if any were.
+    pub ack_error: Option<BrokerError>,
+    pub records: Option<Vec<u8>>,
+    pub acquired: Vec<Acquired>,
+}
+
+pub struct ShareFetchResult {
+    pub lock_duration_ms: i64,
+    pub partitions: Vec<ShareFetchedPartition>,
+}
+
+impl Broker {
+    pub fn shares(&self) -> &Shares {
+        &self.shares
+    }
+
+    /// The settings a share group's partitions follow (group configs over the defaults).
+    pub fn share_limits(&self, group: &str) -> Limits {
+        let g = self.groups();
+        Limits {
+            lock_duration_ms: g.group_setting_for(group, "share.record.lock.duration.ms"),
+            delivery_count_limit: g
+                .group_setting_for(group, "share.delivery.count.limit")
+                .clamp(1, i16::MAX as i64) as i16,
+            max_in_flight: g
+                .group_setting_for(group, "share.partition.max.record.locks")
+                .max(1) as usize,
+        }
+    }
+
+    /// ShareFetch: checks the share session, applies the acknowledgements that ride on the
+    /// request, then acquires records for the member from the session's partitions, waiting
+    /// up to `max_wait` for some.
+    pub async fn share_fetch(&self, req: ShareFetchRequest) -> Result<ShareFetchResult> {
+        let limits = self.share_limits(&req.group_id);
+        let has_acks = req.partitions.iter().any(|p| !p.acks.is_empty());
+        if req.session_epoch == OPEN && has_acks {
+            return Err(BrokerError::InvalidRequest(
+                "a share session cannot open with acknowledgements".into(),
+            ));
+        }
+        let session_partitions = self.advance_session(&req, &limits)?;
+        let member: Arc<str> = Arc::from(req.member_id.as_str());
+        let mut out: Vec<ShareFetchedPartition> = Vec::new();
+        for p in &req.partitions {
+            let mut entry = ShareFetchedPartition {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                ..Default::default()
+            };
+            if !p.acks.is_empty() {
+                if let Err(e) = self.share_acknowledge_one(&req.group_id, &member, p, &limits) {
+                    entry.ack_error = Some(e);
+                }
+            }
+            out.push(entry);
+        }
+        if req.session_epoch == CLOSE {
+            return Ok(ShareFetchResult {
+                lock_duration_ms: limits.lock_duration_ms,
+                partitions: out,
+            });
+        }
+        let deadline = tokio::time::Instant::now() + req.max_wait;
+        loop {
+            let mut budget = req.max_records.max(1);
+            let mut bytes = req.max_bytes.max(1);
+            let mut got_any = false;
+            for (topic, index) in &session_partitions {
+                if budget == 0 || bytes == 0 {
+                    break;
+                }
+                let acquired = self.acquire_for(
+                    &req.group_id,
+                    &member,
+                    topic,
+                    *index,
+                    budget,
+                    bytes,
+                    &limits,
+                );
+                let slot = match out
+                    .iter()
+                    .position(|e| &e.topic == topic && e.partition == *index)
+                {
+                    Some(i) => i,
+                    None => {
+                        out.push(ShareFetchedPartition {
+                            topic: topic.clone(),
+                            partition: *index,
+                            ..Default::default()
+                        });
+                        out.len() - 1
+                    }
+                };
+                match acquired {
+                    Ok(Some((records, acquired))) => {
+                        let count: i64 = acquired
+                            .iter()
+                            .map(|a| a.last_offset - a.first_offset + 1)
+                            .sum();
+                        budget = budget.saturating_sub(count as usize);
+                        bytes = bytes.saturating_sub(records.len());
+                        out[slot].records = Some(records);
+                        out[slot].acquired = acquired;
+                        got_any = true;
+                    }
+                    Ok(None) => {}
+                    Err(e) => out[slot].error = Some(e),
+                }
+            }
+            let errors = out.iter().any(|e| e.error.is_some());
+            if got_any || errors || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            // New records, releases and lock expiries all make records acquirable: look
+            // again shortly (or when the wait ends).
+            let tick = tokio::time::Instant::now() + Duration::from_millis(50);
+            tokio::time::sleep_until(tick.min(deadline)).await;
+        }
+        // Only partitions with something to say are answered.
+        out.retain(|e| {
+            e.error.is_some()
+                || e.ack_error.is_some()
+                || e.records.is_some()
+                || req
+                    .partitions
+                    .iter()
+                    .any(|p| p.topic == e.topic && p.partition == e.partition)
+        });
+        Ok(ShareFetchResult {
+            lock_duration_ms: limits.lock_duration_ms,
+            partitions: out,
+        })
+    }
+
+    /// ShareAcknowledge: acknowledgements outside a fetch. Returns each partition's outcome.
+    pub fn share_acknowledge(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        session_epoch: i32,
+        partitions: &[ShareFetchPartition],
+    ) -> Result<Vec<Result<()>>> {
+        if session_epoch == OPEN {
+            return Err(BrokerError::InvalidShareSessionEpoch(
+                "acknowledgements need an open share session".into(),
+            ));
+        }
+        let limits = self.share_limits(group_id);
+        let req = ShareFetchRequest {
+            group_id: group_id.to_string(),
+            member_id: member_id.to_string(),
+            session_epoch,
+            max_wait: Duration::ZERO,
+            max_bytes: 0,
+            max_records: 0,
+            partitions: Vec::new(),
+            forgotten: Vec::new(),
+        };
+        self.advance_session(&req, &limits)?;
+        let member: Arc<str> = Arc::from(member_id);
+        Ok(partitions
+            .iter()
+            .map(|p| self.share_acknowledge_one(group_id, &member, p, &limits))
+            .collect())
+    }
+
+    /// Checks and moves the member's share session on: opens it (epoch 0), closes it (-1,
+    /// releasing what the member holds) or checks the epoch and adds and forgets partitions.
+    /// Returns the session's partitions.
+    fn advance_session(
+        &self,
+        req: &ShareFetchRequest,
+        limits: &Limits,
+    ) -> Result<Vec<(Arc<str>, i32)>> {
+        let key = (req.group_id.clone(), req.member_id.clone());
+        let mut sessions = self.shares.sessions.lock();
+        let released: Vec<(Arc<str>, i32)>;
+        let partitions;
+        match req.session_epoch {
+            OPEN => {
+                // A new session replaces an old one; what the old one held goes back.
+                released = sessions
+                    .remove(&key)
+                    .map(|s| s.partitions.into_iter().collect())
+                    .unwrap_or_default();
+                let mut s = Session {
+                    next_epoch: 1,
+                    partitions: BTreeSet::new(),
+                };
+                for p in &req.partitions {
+                    s.partitions.insert((p.topic.clone(), p.partition));
+                }
+                partitions = s.partitions.iter().cloned().collect();
+                sessions.insert(key, s);
+            }
+            CLOSE => {
+                let s = sessions
+                    .remove(&key)
+                    .ok_or(BrokerError::ShareSessionNotFound)?;
+                released = s.partitions.into_iter().collect();
+                partitions = Vec::new();
+            }
+            epoch => {
+                let s = sessions
+                    .get_mut(&key)
+                    .ok_or(BrokerError::ShareSessionNotFound)?;
+                if epoch != s.next_epoch {
+                    return Err(BrokerError::InvalidShareSessionEpoch(format!(
+                        "share session epoch {epoch}, expected {}",
+                        s.next_epoch
+                    )));
+                }
+                s.next_epoch = if s.next_epoch == i32::MAX {
+                    1
+                } else {
+                    s.next_epoch + 1
+                };
+                for p in &req.partitions {
+                    s.partitions.insert((p.topic.clone(), p.partition));
+                }
+                let mut gone = Vec::new();
+                for f in &req.forgotten {
+                    if s.partitions.remove(f) {
+                        gone.push(f.clone());
+                    }
+                }
+                released = gone;
+                partitions = s.partitions.iter().cloned().collect();
+            }
+        }
+        drop(sessions);
+        for (topic, index) in released {
+            if let Some(sp) = self.existing_share_partition(&req.group_id, &topic, index) {
+                sp.lock().release_member(&req.member_id, limits);
+            }
+        }
+        Ok(partitions)
+    }
+
+    fn share_acknowledge_one(
+        &self,
+        group: &str,
+        member: &Arc<str>,
+        p: &ShareFetchPartition,
+        limits: &Limits,
+    ) -> Result<()> {
+        self.local_leader(&p.topic, p.partition, -1)?;
+        let sp = self
+            .existing_share_partition(group, &p.topic, p.partition)
+            .ok_or_else(|| {
+                BrokerError::InvalidRecordState(
+                    "no records of this partition were delivered to the group".into(),
+                )
+            })?;
+        let mut parsed = Vec::with_capacity(p.acks.len());
+        for b in &p.acks {
+            let types = b
+                .types
+                .iter()
+                .map(|&t| AckType::from_code(t))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    BrokerError::InvalidRequest(format!(
+                        "unknown acknowledge type in {:?}",
+                        b.types
+                    ))
+                })?;
+            parsed.push((b.first_offset, b.last_offset, types));
+        }
+        let mut state = sp.lock();
+        let mut result = Ok(());
+        for (first, last, types) in parsed {
+            if let Err(e) = state.acknowledge(member, first, last, &types, limits) {
+                result = Err(BrokerError::InvalidRecordState(e.0));
+            }
+        }
+        result
+    }
+
+    fn existing_share_partition(
+        &self,
+        group: &str,
+        topic: &Arc<str>,
+        index: i32,
+    ) -> Option<Arc<Mutex<SharePartition>>> {
+        self.shares
+            .partitions
+            .lock()
+            .get(&(group.to_string(), topic.clone(), index))
+            .cloned()
+    }
+
+    /// The group's share-partition of a partition this broker leads, created where
+    /// `share.auto.offset.reset` says on first use.
+    fn share_partition(
+        &self,
+        group: &str,
+        topic: &Arc<str>,
+        partition: &Partition,
+    ) -> Arc<Mutex<SharePartition>> {
+        let key = (group.to_string(), topic.clone(), partition.index);
+        if let Some(sp) = self.shares.partitions.lock().get(&key) {
+            return sp.clone();
+        }
+        let start = {
+            let log = partition.log();
+            if self
+                .groups()
+                .group_setting_str(group, "share.auto.offset.reset")
+                == "earliest"
+            {
+                log.log_start_offset()
+            } else {
+                log.high_watermark()
+            }
+        };
+        self.shares
+            .partitions
+            .lock()
+            .entry(key)
+            .or_insert_with(|| Arc::new(Mutex::new(SharePartition::new(start))))
+            .clone()
+    }
+
+    /// Acquires records of one partition for `member`: redeliveries first, else new
+    /// records at the window's end. Returns the whole batches holding them and the runs.
+    #[allow(clippy::too_many_arguments)]
+    fn acquire_for(
+        &self,
+        group: &str,
+        member: &Arc<str>,
+        topic: &Arc<str>,
+        index: i32,
+        max_records: usize,
+        max_bytes: usize,
+        limits: &Limits,
+    ) -> Result<Option<(Vec<u8>, Vec<Acquired>)>> {
+        let partition = self.local_leader(topic, index, -1)?;
+        let sp = self.share_partition(group, topic, &partition);
+        let now = crate::now_ms();
+        let (available, end, room) = {
+            let mut s = sp.lock();
+            s.expire_locks(now, limits);
+            (s.first_available(), s.end_offset(), s.room(limits))
+        };
+        let from = match available {
+            Some(offset) => offset,
+            None if room > 0 => end,
+            None => return Ok(None),
+        };
+        let Some((bytes, last)) = read_whole_batches(&partition, from, max_bytes, max_records)?
+        else {
+            return Ok(None);
+        };
+        let acquired = {
+            let mut s = sp.lock();
+            match available {
+                Some(offset) => s.acquire_available(member, offset, last, max_records, now, limits),
+                None => {
+                    let last = last.min(end + room as i64 - 1).max(end);
+                    s.acquire_new(member, end, last, now, limits)
+                }
+            }
+        };
+        Ok((!acquired.is_empty()).then_some((bytes, acquired)))
+    }
+}
+
+/// Whole batches from the one holding `from`, up to `max_bytes` (at least one batch) and
+/// stopping once `max_records` offsets from `from` are covered. Returns them and the last
+/// offset they hold; None when there is nothing at `from` yet.
+fn read_whole_batches(
+    partition: &Partition,
+    from: i64,
+    max_bytes: usize,
+    max_records: usize,
+) -> Result<Option<(Vec<u8>, i64)>> {
+    let slice = partition
+        .log()
+        .read_bounded(from, max_bytes, ReadBound::HighWatermark)?;
+    let Some(slice) = slice else {
+        return Ok(None);
+    };
+    let bytes = slice
+        .read_to_vec()
+        .map_err(|e| BrokerError::Storage(e.to_string()))?;
+    let mut pos = 0;
+    let mut last = -1;
+    while pos + sluice_log::batch::HEADER_SIZE <= bytes.len() {
+        let h = BatchHeader::parse(&bytes[pos..]);
+        if pos + h.size() > bytes.len() {
+            break;
+        }
+        pos += h.size();
+        last = h.last_offset();
+        if last - from + 1 >= max_records as i64 {
+            break;
+        }
+    }
+    if last < from {
+        return Ok(None);
+    }
+    let mut bytes = bytes;
+    bytes.truncate(pos);
+    Ok(Some((bytes, last)))
+}

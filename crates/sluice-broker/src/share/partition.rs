@@ -1,0 +1,452 @@
+//! One share-partition (a share group's view of one topic partition): the window of
+//! in-flight records between the share-partition start offset (SPSO) and end offset (SPEO),
+//! each Available, Acquired by a member until its lock expires, Acknowledged or Archived.
+//! Records below the window are finished; records from its end on were never delivered.
+//! Pure state: the caller reads the log and persists, this decides who gets what.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// What a member said about a record (the Kafka ack types; 0 is a gap: no record there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckType {
+    Gap,
+    Accept,
+    Release,
+    Reject,
+}
+
+impl AckType {
+    pub fn from_code(code: i8) -> Option<AckType> {
+        match code {
+            0 => Some(AckType::Gap),
+            1 => Some(AckType::Accept),
+            2 => Some(AckType::Release),
+            3 => Some(AckType::Reject),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordState {
+    Available,
+    Acquired,
+    Acknowledged,
+    Archived,
+}
+
+impl RecordState {
+    fn finished(self) -> bool {
+        matches!(self, RecordState::Acknowledged | RecordState::Archived)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    state: RecordState,
+    deliveries: i16,
+    owner: Option<Arc<str>>,
+    lock_deadline_ms: i64,
+}
+
+/// A run of acquired offsets with one delivery count (ShareFetch's AcquiredRecords).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acquired {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub delivery_count: i16,
+}
+
+/// Why an acknowledgement was refused (INVALID_RECORD_STATE in Kafka's answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidAck(pub String);
+
+/// The group settings a share-partition follows.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub lock_duration_ms: i64,
+    pub delivery_count_limit: i16,
+    pub max_in_flight: usize,
+}
+
+/// Counts for `sluice queue describe` and ShareGroupDescribe-style views.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub available: usize,
+    pub acquired: usize,
+    pub acknowledged: usize,
+    pub archived: usize,
+}
+
+#[derive(Debug)]
+pub struct SharePartition {
+    start: i64,
+    window: VecDeque<Slot>,
+    /// The earliest lock deadline of an Acquired record, if any (so most calls skip the scan).
+    next_deadline_ms: Option<i64>,
+}
+
+impl SharePartition {
+    /// A share-partition whose first undelivered record is `start`.
+    pub fn new(start: i64) -> SharePartition {
+        SharePartition {
+            start,
+            window: VecDeque::new(),
+            next_deadline_ms: None,
+        }
+    }
+
+    /// The share-partition start offset: every record before it is finished.
+    pub fn start_offset(&self) -> i64 {
+        self.start
+    }
+
+    /// The first offset never delivered.
+    pub fn end_offset(&self) -> i64 {
+        self.start + self.window.len() as i64
+    }
+
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for s in &self.window {
+            match s.state {
+                RecordState::Available => c.available += 1,
+                RecordState::Acquired => c.acquired += 1,
+                RecordState::Acknowledged => c.acknowledged += 1,
+                RecordState::Archived => c.archived += 1,
+            }
+        }
+        c
+    }
+
+    /// Makes records whose lock ran out at `now_ms` available again (or archives them at the
+    /// delivery limit).
+    pub fn expire_locks(&mut self, now_ms: i64, limits: &Limits) {
+        if self.next_deadline_ms.is_none_or(|d| d > now_ms) {
+            return;
+        }
+        let mut next = None::<i64>;
+        for slot in self.window.iter_mut() {
+            if slot.state != RecordState::Acquired {
+                continue;
+            }
+            if slot.lock_deadline_ms <= now_ms {
+                release(slot, limits);
+            } else {
+                next = Some(next.map_or(slot.lock_deadline_ms, |n| n.min(slot.lock_deadline_ms)));
+            }
+        }
+        self.next_deadline_ms = next;
+        self.advance_start();
+    }
+
+    /// The first record inside the window that is available for delivery again.
+    pub fn first_available(&self) -> Option<i64> {
+        self.window
+            .iter()
+            .position(|s| s.state == RecordState::Available)
+            .map(|i| self.start + i as i64)
+    }
+
+    /// Acquires for `member` the run of available records from `from` (at most `max_records`,
+    /// none past `upto`): redeliveries, which come before new records as in Kafka.
+    pub fn acquire_available(
+        &mut self,
+        member: &Arc<str>,
+        from: i64,
+        upto: i64,
+        max_records: usize,
+        now_ms: i64,
+        limits: &Limits,
+    ) -> Vec<Acquired> {
+        if from < self.start || from >= self.end_offset() || upto < from {
+            return Vec::new();
+        }
+        let first = (from - self.start) as usize;
+        let last = ((upto - self.start) as usize).min(self.window.len() - 1);
+        let mut i = first;
+        while i <= last && i - first < max_records && self.window[i].state == RecordState::Available
+        {
+            i += 1;
+        }
+        self.lock_range(first, i, member, now_ms, limits)
+    }
+
+    /// How many new records may be acquired now (the in-flight bound).
+    pub fn room(&self, limits: &Limits) -> usize {
+        limits.max_in_flight.saturating_sub(self.window.len())
+    }
+
+    /// Acquires for `member` the new records `from..=last` (whole batches the caller read
+    /// from the log at the window's end). Refused (empty) if `from` is no longer the end.
+    pub fn acquire_new(
+        &mut self,
+        member: &Arc<str>,
+        from: i64,
+        last: i64,
+        now_ms: i64,
+        limits: &Limits,
+    ) -> Vec<Acquired> {
+        if from != self.end_offset() || last < from {
+            return Vec::new();
+        }
+        let begin = self.window.len();
+        for _ in from..=last {
+            self.window.push_back(Slot {
+                state: RecordState::Available,
+                deliveries: 0,
+                owner: None,
+                lock_deadline_ms: 0,
+            });
+        }
+        let end = self.window.len();
+        self.lock_range(begin, end, member, now_ms, limits)
+    }
+
+    fn lock_range(
+        &mut self,
+        begin: usize,
+        end: usize,
+        member: &Arc<str>,
+        now_ms: i64,
+        limits: &Limits,
+    ) -> Vec<Acquired> {
+        let deadline = now_ms + limits.lock_duration_ms;
+        let mut out: Vec<Acquired> = Vec::new();
+        for i in begin..end {
+            let slot = &mut self.window[i];
+            slot.state = RecordState::Acquired;
+            slot.deliveries = slot.deliveries.saturating_add(1);
+            slot.owner = Some(member.clone());
+            slot.lock_deadline_ms = deadline;
+            let offset = self.start + i as i64;
+            match out.last_mut() {
+                Some(run)
+                    if run.delivery_count == slot.deliveries && run.last_offset + 1 == offset =>
+                {
+                    run.last_offset = offset
+                }
+                _ => out.push(Acquired {
+                    first_offset: offset,
+                    last_offset: offset,
+                    delivery_count: slot.deliveries,
+                }),
+            }
+        }
+        if begin < end {
+            self.next_deadline_ms =
+                Some(self.next_deadline_ms.map_or(deadline, |d| d.min(deadline)));
+        }
+        out
+    }
+
+    /// Applies `member`'s acknowledgement of `first..=last`: one type for the whole range,
+    /// or one per offset. Every offset must be acquired by `member`; otherwise nothing in
+    /// the range changes.
+    pub fn acknowledge(
+        &mut self,
+        member: &str,
+        first: i64,
+        last: i64,
+        types: &[AckType],
+        limits: &Limits,
+    ) -> Result<(), InvalidAck> {
+        if last < first || (types.len() != 1 && types.len() as i64 != last - first + 1) {
+            return Err(InvalidAck(format!(
+                "{} acknowledgement types for offsets {first}..={last}",
+                types.len()
+            )));
+        }
+        if first < self.start || last >= self.end_offset() {
+            return Err(InvalidAck(format!(
+                "offsets {first}..={last} are not in flight (in flight: {}..{})",
+                self.start,
+                self.end_offset()
+            )));
+        }
+        let at = |o: i64| (o - self.start) as usize;
+        for o in first..=last {
+            let slot = &self.window[at(o)];
+            if slot.state != RecordState::Acquired || slot.owner.as_deref() != Some(member) {
+                return Err(InvalidAck(format!(
+                    "offset {o} is not acquired by this member"
+                )));
+            }
+        }
+        for (n, o) in (first..=last).enumerate() {
+            let kind = if types.len() == 1 { types[0] } else { types[n] };
+            let slot = &mut self.window[(o - self.start) as usize];
+            match kind {
+                AckType::Accept | AckType::Gap => finish(slot, RecordState::Acknowledged),
+                AckType::Reject => finish(slot, RecordState::Archived),
+                AckType::Release => release(slot, limits),
+            }
+        }
+        self.advance_start();
+        Ok(())
+    }
+
+    /// Releases every record `member` holds (its share session closed or it left).
+    pub fn release_member(&mut self, member: &str, limits: &Limits) {
+        for slot in self.window.iter_mut() {
+            if slot.state == RecordState::Acquired && slot.owner.as_deref() == Some(member) {
+                release(slot, limits);
+            }
+        }
+        self.advance_start();
+    }
+
+    fn advance_start(&mut self) {
+        while self.window.front().is_some_and(|s| s.state.finished()) {
+            self.window.pop_front();
+            self.start += 1;
+        }
+    }
+}
+
+/// An acquired record goes back to Available, or to Archived once it was delivered as many
+/// times as the limit allows.
+fn release(slot: &mut Slot, limits: &Limits) {
+    slot.owner = None;
+    slot.state = if slot.deliveries >= limits.delivery_count_limit {
+        RecordState::Archived
+    } else {
+        RecordState::Available
+    };
+}
+
+fn finish(slot: &mut Slot, state: RecordState) {
+    slot.owner = None;
+    slot.state = state;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        lock_duration_ms: 1000,
+        delivery_count_limit: 3,
+        max_in_flight: 100,
+    };
+
+    fn member(name: &str) -> Arc<str> {
+        Arc::from(name)
+    }
+
+    /// Redelivers to `m` what is available first, as a share fetch would.
+    fn redeliver(sp: &mut SharePartition, m: &Arc<str>, max: usize, now: i64) -> Vec<Acquired> {
+        match sp.first_available() {
+            Some(from) => sp.acquire_available(m, from, i64::MAX, max, now, &LIMITS),
+            None => Vec::new(),
+        }
+    }
+
+    fn run(first: i64, last: i64, delivery_count: i16) -> Vec<Acquired> {
+        vec![Acquired {
+            first_offset: first,
+            last_offset: last,
+            delivery_count,
+        }]
+    }
+
+    #[test]
+    fn accepted_records_advance_the_start_and_are_never_redelivered() {
+        let (a, b) = (member("a"), member("b"));
+        let mut sp = SharePartition::new(10);
+        assert_eq!(sp.acquire_new(&a, 10, 14, 0, &LIMITS), run(10, 14, 1));
+        assert_eq!(sp.acquire_new(&b, 15, 16, 0, &LIMITS), run(15, 16, 1));
+        assert!(redeliver(&mut sp, &b, 10, 0).is_empty());
+        sp.acknowledge("a", 10, 14, &[AckType::Accept], &LIMITS)
+            .unwrap();
+        assert_eq!(sp.start_offset(), 15);
+        sp.acknowledge("b", 15, 16, &[AckType::Accept], &LIMITS)
+            .unwrap();
+        assert_eq!((sp.start_offset(), sp.end_offset()), (17, 17));
+        sp.expire_locks(10_000, &LIMITS);
+        assert!(redeliver(&mut sp, &a, 10, 10_000).is_empty());
+    }
+
+    #[test]
+    fn released_and_expired_records_come_back_with_a_higher_count() {
+        let (a, b) = (member("a"), member("b"));
+        let mut sp = SharePartition::new(0);
+        sp.acquire_new(&a, 0, 3, 0, &LIMITS);
+        let types = [
+            AckType::Accept,
+            AckType::Release,
+            AckType::Accept,
+            AckType::Accept,
+        ];
+        sp.acknowledge("a", 0, 3, &types, &LIMITS).unwrap();
+        assert_eq!(sp.start_offset(), 1);
+        assert_eq!(redeliver(&mut sp, &b, 10, 5), run(1, 1, 2));
+        // b never acknowledges: its lock runs out and a gets it.
+        sp.expire_locks(999, &LIMITS);
+        assert!(redeliver(&mut sp, &a, 10, 999).is_empty());
+        sp.expire_locks(1005, &LIMITS);
+        assert_eq!(redeliver(&mut sp, &a, 10, 1005), run(1, 1, 3));
+        // The third delivery was the last: released again, it is archived.
+        sp.acknowledge("a", 1, 1, &[AckType::Release], &LIMITS)
+            .unwrap();
+        assert_eq!((sp.start_offset(), sp.end_offset()), (4, 4));
+    }
+
+    #[test]
+    fn acknowledgements_of_records_not_held_change_nothing() {
+        let (a, b) = (member("a"), member("b"));
+        let mut sp = SharePartition::new(0);
+        sp.acquire_new(&a, 0, 1, 0, &LIMITS);
+        sp.acquire_new(&b, 2, 2, 0, &LIMITS);
+        assert!(sp
+            .acknowledge("a", 1, 2, &[AckType::Accept], &LIMITS)
+            .is_err());
+        assert!(sp
+            .acknowledge("a", 5, 6, &[AckType::Accept], &LIMITS)
+            .is_err());
+        assert!(sp
+            .acknowledge(
+                "a",
+                0,
+                1,
+                &[AckType::Accept, AckType::Accept, AckType::Accept],
+                &LIMITS
+            )
+            .is_err());
+        assert_eq!(sp.counts().acquired, 3, "nothing changed");
+        // Rejected records are finished for good.
+        sp.acknowledge("b", 2, 2, &[AckType::Reject], &LIMITS)
+            .unwrap();
+        sp.release_member("a", &LIMITS);
+        assert_eq!(
+            sp.counts(),
+            Counts {
+                available: 2,
+                archived: 1,
+                ..Counts::default()
+            }
+        );
+        assert_eq!(redeliver(&mut sp, &b, 1, 0), run(0, 0, 2));
+    }
+
+    #[test]
+    fn new_records_are_taken_only_at_the_end_and_within_the_bound() {
+        let a = member("a");
+        let limits = Limits {
+            max_in_flight: 4,
+            ..LIMITS
+        };
+        let mut sp = SharePartition::new(0);
+        assert!(
+            sp.acquire_new(&a, 1, 3, 0, &limits).is_empty(),
+            "not the end"
+        );
+        sp.acquire_new(&a, 0, 2, 0, &limits);
+        assert_eq!(sp.room(&limits), 1);
+        assert!(
+            sp.acquire_new(&a, 0, 2, 0, &limits).is_empty(),
+            "taken already"
+        );
+    }
+}
