@@ -120,7 +120,7 @@ impl Broker {
                 "a share session cannot open with acknowledgements".into(),
             ));
         }
-        let session_partitions = self.advance_session(&req, &limits)?;
+        let (session_partitions, released) = self.advance_session(&req)?;
         let member: Arc<str> = Arc::from(req.member_id.as_str());
         let mut out: Vec<ShareFetchedPartition> = Vec::new();
         for p in &req.partitions {
@@ -136,6 +136,8 @@ impl Broker {
             }
             out.push(entry);
         }
+        // Acknowledged first: what a closing member acknowledges is not released.
+        self.release_for(&req.group_id, &req.member_id, released, &limits);
         if req.session_epoch == CLOSE {
             return Ok(ShareFetchResult {
                 lock_duration_ms: limits.lock_duration_ms,
@@ -239,22 +241,40 @@ impl Broker {
             partitions: Vec::new(),
             forgotten: Vec::new(),
         };
-        self.advance_session(&req, &limits)?;
+        let (_, released) = self.advance_session(&req)?;
         let member: Arc<str> = Arc::from(member_id);
-        Ok(partitions
+        let outcomes = partitions
             .iter()
             .map(|p| self.share_acknowledge_one(group_id, &member, p, &limits))
-            .collect())
+            .collect();
+        self.release_for(group_id, member_id, released, &limits);
+        Ok(outcomes)
     }
 
-    /// Checks and moves the member's share session on: opens it (epoch 0), closes it (-1,
-    /// releasing what the member holds) or checks the epoch and adds and forgets partitions.
-    /// Returns the session's partitions.
+    /// Makes what `member` holds in `partitions` available again.
+    fn release_for(
+        &self,
+        group: &str,
+        member: &str,
+        partitions: Vec<(Arc<str>, i32)>,
+        limits: &Limits,
+    ) {
+        for (topic, index) in partitions {
+            if let Some(sp) = self.existing_share_partition(group, &topic, index) {
+                sp.lock().release_member(member, limits);
+            }
+        }
+    }
+
+    /// Checks and moves the member's share session on: opens it (epoch 0), closes it (-1)
+    /// or checks the epoch and adds and forgets partitions. Returns the session's partitions,
+    /// and those it left, where the caller releases what the member holds once it has
+    /// applied the request's acknowledgements.
+    #[allow(clippy::type_complexity)]
     fn advance_session(
         &self,
         req: &ShareFetchRequest,
-        limits: &Limits,
-    ) -> Result<Vec<(Arc<str>, i32)>> {
+    ) -> Result<(Vec<(Arc<str>, i32)>, Vec<(Arc<str>, i32)>)> {
         let key = (req.group_id.clone(), req.member_id.clone());
         let mut sessions = self.shares.sessions.lock();
         let released: Vec<(Arc<str>, i32)>;
@@ -311,13 +331,7 @@ impl Broker {
                 partitions = s.partitions.iter().cloned().collect();
             }
         }
-        drop(sessions);
-        for (topic, index) in released {
-            if let Some(sp) = self.existing_share_partition(&req.group_id, &topic, index) {
-                sp.lock().release_member(&req.member_id, limits);
-            }
-        }
-        Ok(partitions)
+        Ok((partitions, released))
     }
 
     fn share_acknowledge_one(

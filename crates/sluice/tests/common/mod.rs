@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod group;
 pub mod netns;
 pub mod raw;
+pub mod share;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,148 @@
+//! Share group (queue) members in their own processes (tests/python/share_member.py, on
+//! confluent-kafka's ShareConsumer), and group settings for them.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::{
+    ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::raw::Raw;
+use super::Broker;
+
+/// One record as a member got it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Delivery {
+    pub partition: i32,
+    pub offset: i64,
+    pub delivery_count: i64,
+    pub value: String,
+}
+
+pub struct ShareMember {
+    child: Child,
+    got: Arc<Mutex<Vec<Delivery>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    closed: Arc<Mutex<bool>>,
+}
+
+impl ShareMember {
+    /// Starts a member of `group` on `topic` doing `action` with each record (see the
+    /// script), closing after `limit` records if given.
+    pub fn spawn(
+        bootstrap: &str,
+        group: &str,
+        topic: &str,
+        action: &str,
+        limit: Option<usize>,
+    ) -> ShareMember {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/share_member.py");
+        let mut args = vec![
+            script.to_string(),
+            bootstrap.to_string(),
+            group.to_string(),
+            topic.to_string(),
+            action.to_string(),
+        ];
+        args.extend(limit.map(|l| l.to_string()));
+        let mut child = Command::new("python3")
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let stdout = child.stdout.take().expect("piped");
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let closed = Arc::new(Mutex::new(false));
+        let (g, e, c) = (got.clone(), errors.clone(), closed.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                let v: serde_json::Value = match serde_json::from_str(&line) {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                };
+                if let Some(err) = v.get("error") {
+                    e.lock().unwrap().push(err.to_string());
+                } else if v.get("closed").is_some() {
+                    *c.lock().unwrap() = true;
+                } else {
+                    g.lock().unwrap().push(Delivery {
+                        partition: v["p"].as_i64().unwrap() as i32,
+                        offset: v["o"].as_i64().unwrap(),
+                        delivery_count: v["d"].as_i64().unwrap(),
+                        value: v["v"].as_str().unwrap().to_string(),
+                    });
+                }
+            }
+        });
+        ShareMember {
+            child,
+            got,
+            errors,
+            closed,
+        }
+    }
+
+    /// Every record this member got, in order.
+    pub fn got(&self) -> Vec<Delivery> {
+        self.got.lock().unwrap().clone()
+    }
+
+    pub fn errors(&self) -> Vec<String> {
+        self.errors.lock().unwrap().clone()
+    }
+
+    /// True once the member closed after its limit.
+    pub fn closed(&self) -> bool {
+        *self.closed.lock().unwrap()
+    }
+
+    /// SIGKILL: no acknowledgement, no leaving.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ShareMember {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sets group configs (IncrementalAlterConfigs on the GROUP resource).
+pub fn set_group_configs(broker: &Broker, group: &str, configs: &[(&str, &str)]) {
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(s(group))
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        AlterableConfig::default()
+                            .with_name(s(k))
+                            .with_config_operation(0)
+                            .with_value(Some(s(v)))
+                    })
+                    .collect(),
+            ),
+    ]);
+    let mut raw = Raw::connect(broker);
+    let c = raw.send(ApiKey::IncrementalAlterConfigs, 1, &req);
+    let r: IncrementalAlterConfigsResponse =
+        raw.receive_response(ApiKey::IncrementalAlterConfigs, 1, c);
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+}

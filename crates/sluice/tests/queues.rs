@@ -1,0 +1,357 @@
+//! Queues (share groups, KIP-932) with confluent-kafka's ShareConsumer against the real
+//! binary: each record to one member, acknowledged, redelivered when released or when its
+//! lock runs out, never again once accepted or rejected; and the protocol's errors.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::cluster::metadata;
+use common::group::{produce, wait_until, Member};
+use common::raw::Raw;
+use common::share::{set_group_configs, Delivery, ShareMember};
+use common::Broker;
+use kafka_protocol::messages::share_acknowledge_request::{
+    AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch as AckBatch,
+};
+use kafka_protocol::messages::share_fetch_request::{
+    AcknowledgementBatch, FetchPartition, FetchTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, GroupId, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest,
+    ShareFetchResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// A topic of one partition with `count` records, read by `group` from the beginning.
+async fn queue_with(broker: &Broker, topic: &str, group: &str, count: usize) {
+    broker.create_topic(topic, 1, &[]).await;
+    set_group_configs(broker, group, &[("share.auto.offset.reset", "earliest")]);
+    produce(broker, topic, 1, count, "r").await;
+}
+
+/// Offsets delivered, with how many times each was.
+fn times_delivered(got: &[Delivery]) -> BTreeMap<i64, usize> {
+    let mut m = BTreeMap::new();
+    for d in got {
+        *m.entry(d.offset).or_insert(0) += 1;
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_of_a_queue_together_get_every_record_once() {
+    let broker = Broker::start();
+    queue_with(&broker, "jobs", "workers", 300).await;
+    let members: Vec<ShareMember> = (0..3)
+        .map(|_| ShareMember::spawn(&broker.bootstrap(), "workers", "jobs", "accept", None))
+        .collect();
+    let all = || -> Vec<Delivery> { members.iter().flat_map(|m| m.got()).collect() };
+    wait_until(60, "every record is delivered", || {
+        times_delivered(&all()).len() == 300
+    });
+    produce(&broker, "jobs", 1, 300, "more").await;
+    wait_until(60, "and every record produced while they run", || {
+        times_delivered(&all()).len() == 600
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let got = all();
+    assert_eq!(got.len(), 600, "no record twice");
+    assert!(got.iter().all(|d| d.delivery_count == 1));
+    assert_eq!(
+        times_delivered(&got).keys().copied().collect::<Vec<_>>(),
+        (0..600).collect::<Vec<_>>()
+    );
+    for m in &members {
+        assert!(m.errors().is_empty(), "{:?}", m.errors());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_members_records_come_back_after_their_lock_with_a_higher_count() {
+    let broker = Broker::start();
+    queue_with(&broker, "held", "holders", 20).await;
+    set_group_configs(
+        &broker,
+        "holders",
+        &[("share.record.lock.duration.ms", "2000")],
+    );
+    let mut holder = ShareMember::spawn(&broker.bootstrap(), "holders", "held", "hold", None);
+    wait_until(30, "the holder got records", || !holder.got().is_empty());
+    let acquired_at = Instant::now();
+    let held: BTreeSet<i64> = holder.got().iter().map(|d| d.offset).collect();
+    holder.kill();
+    let taker = ShareMember::spawn(&broker.bootstrap(), "holders", "held", "accept", None);
+    wait_until(30, "the taker gets all 20", || {
+        times_delivered(&taker.got()).len() == 20
+    });
+    let waited = acquired_at.elapsed();
+    for d in taker.got() {
+        let expected = if held.contains(&d.offset) { 2 } else { 1 };
+        assert_eq!(d.delivery_count, expected, "{d:?}");
+    }
+    // The held records came back only once their lock ran out (2 s, with a tolerance).
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "redelivered after {waited:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_released_record_comes_back_at_once_and_a_rejected_one_never() {
+    let broker = Broker::start();
+    queue_with(&broker, "rel", "releasers", 10).await;
+    // Released on first delivery, accepted on the second: each offset twice, well within
+    // the default 30 s lock (so not by its expiry).
+    let started = Instant::now();
+    let m = ShareMember::spawn(
+        &broker.bootstrap(),
+        "releasers",
+        "rel",
+        "release-once",
+        None,
+    );
+    wait_until(20, "each record twice", || {
+        times_delivered(&m.got())
+            .values()
+            .filter(|&&n| n == 2)
+            .count()
+            == 10
+    });
+    assert!(started.elapsed() < Duration::from_secs(25));
+    let second: Vec<i64> = m
+        .got()
+        .iter()
+        .filter(|d| d.delivery_count == 2)
+        .map(|d| d.offset)
+        .collect();
+    assert_eq!(second, (0..10).collect::<Vec<_>>());
+
+    set_group_configs(
+        &broker,
+        "rejecters",
+        &[("share.auto.offset.reset", "earliest")],
+    );
+    let r = ShareMember::spawn(&broker.bootstrap(), "rejecters", "rel", "reject", Some(10));
+    wait_until(20, "the rejecter got all and closed", || r.closed());
+    let after = ShareMember::spawn(&broker.bootstrap(), "rejecters", "rel", "accept", None);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        after.got().is_empty(),
+        "rejected records came back: {:?}",
+        after.got()
+    );
+    produce(&broker, "rel", 1, 1, "late").await;
+    wait_until(20, "the next record arrives", || after.got().len() == 1);
+    assert_eq!(after.got()[0].offset, 10);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_delivery_limit_archives_a_record_that_is_always_released() {
+    let broker = Broker::start();
+    queue_with(&broker, "poison", "limited", 5).await;
+    set_group_configs(&broker, "limited", &[("share.delivery.count.limit", "3")]);
+    let m = ShareMember::spawn(&broker.bootstrap(), "limited", "poison", "release", None);
+    wait_until(30, "three deliveries each", || {
+        times_delivered(&m.got()).values().all(|&n| n == 3) && m.got().len() == 15
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(m.got().len(), 15, "archived after the third delivery");
+    assert_eq!(m.got().iter().map(|d| d.delivery_count).max(), Some(3));
+    produce(&broker, "poison", 1, 1, "late").await;
+    wait_until(20, "the member still gets new records", || {
+        m.got().iter().any(|d| d.offset == 5)
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn implicit_acknowledgement_accepts_what_was_polled() {
+    let broker = Broker::start();
+    queue_with(&broker, "auto", "implicit", 50).await;
+    let m = ShareMember::spawn(
+        &broker.bootstrap(),
+        "implicit",
+        "auto",
+        "implicit",
+        Some(50),
+    );
+    wait_until(30, "it got all and closed", || m.closed());
+    let next = ShareMember::spawn(&broker.bootstrap(), "implicit", "auto", "accept", None);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        next.got().is_empty(),
+        "accepted records came back: {:?}",
+        next.got()
+    );
+    produce(&broker, "auto", 1, 1, "late").await;
+    wait_until(20, "the next record arrives", || next.got().len() == 1);
+    assert_eq!(next.got()[0].offset, 50);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_group_and_a_share_group_read_one_topic_side_by_side() {
+    let broker = Broker::start();
+    queue_with(&broker, "both", "sharers", 200).await;
+    let sharer = ShareMember::spawn(&broker.bootstrap(), "sharers", "both", "accept", None);
+    let reader = Member::start(
+        &broker,
+        "readers",
+        &["both"],
+        &[("group.protocol", "consumer")],
+    );
+    wait_until(60, "both read everything", || {
+        times_delivered(&sharer.got()).len() == 200 && reader.seen().len() >= 200
+    });
+    assert_eq!(sharer.got().len(), 200);
+}
+
+// ---- the protocol, raw ----
+
+fn topic_id(broker: &Broker, topic: &str) -> uuid::Uuid {
+    metadata(broker)
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        .expect("topic known")
+        .topic_id
+}
+
+fn heartbeat(
+    raw: &mut Raw,
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topics: Option<&[&str]>,
+) -> ShareGroupHeartbeatResponse {
+    let req = ShareGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s(member))
+        .with_member_epoch(epoch)
+        .with_subscribed_topic_names(topics.map(|ts| ts.iter().map(|t| TopicName(s(t))).collect()));
+    let c = raw.send(ApiKey::ShareGroupHeartbeat, 1, &req);
+    raw.receive_response(ApiKey::ShareGroupHeartbeat, 1, c)
+}
+
+fn share_fetch(
+    raw: &mut Raw,
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: uuid::Uuid,
+    acks: Vec<AcknowledgementBatch>,
+) -> ShareFetchResponse {
+    let req = ShareFetchRequest::default()
+        .with_group_id(Some(GroupId(s(group))))
+        .with_member_id(Some(s(member)))
+        .with_share_session_epoch(epoch)
+        .with_max_wait_ms(500)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_max_records(100)
+        .with_batch_size(100)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic_id(topic)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition_index(0)
+                .with_acknowledgement_batches(acks)])]);
+    let c = raw.send(ApiKey::ShareFetch, 1, &req);
+    raw.receive_response(ApiKey::ShareFetch, 1, c)
+}
+
+fn accept(first: i64, last: i64) -> AcknowledgementBatch {
+    AcknowledgementBatch::default()
+        .with_first_offset(first)
+        .with_last_offset(last)
+        .with_acknowledge_types(vec![1])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_acknowledgements_and_sessions_get_kafka_errors() {
+    let broker = Broker::start();
+    queue_with(&broker, "raw", "rawg", 5).await;
+    let id = topic_id(&broker, "raw");
+    let mut raw = Raw::connect(&broker);
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    const FENCED_MEMBER_EPOCH: i16 = 110;
+    const INVALID_RECORD_STATE: i16 = 121;
+    const SHARE_SESSION_NOT_FOUND: i16 = 122;
+    const INVALID_SHARE_SESSION_EPOCH: i16 = 123;
+    const INVALID_REQUEST: i16 = 42;
+
+    // Membership: a heartbeat from a member that never joined, and one at a stale epoch.
+    assert_eq!(
+        heartbeat(&mut raw, "rawg", "nobody", 3, None).error_code,
+        UNKNOWN_MEMBER_ID
+    );
+    let joined = heartbeat(&mut raw, "rawg", "m1", 0, Some(&["raw"]));
+    assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
+    let assigned = joined.assignment.expect("an assignment on joining");
+    assert_eq!(assigned.topic_partitions[0].topic_id, id);
+    assert_eq!(assigned.topic_partitions[0].partitions, vec![0]);
+    assert_eq!(
+        heartbeat(&mut raw, "rawg", "m1", joined.member_epoch + 5, None).error_code,
+        FENCED_MEMBER_EPOCH
+    );
+
+    // A session cannot open with acknowledgements.
+    let r = share_fetch(&mut raw, "rawg", "m1", 0, id, vec![accept(0, 0)]);
+    assert_eq!(r.error_code, INVALID_REQUEST);
+    // It opens at 0 and gets the records.
+    let r = share_fetch(&mut raw, "rawg", "m1", 0, id, vec![]);
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.acquired_records[0].first_offset, 0);
+    assert_eq!(p.acquired_records[0].last_offset, 4);
+    assert_eq!(p.acquired_records[0].delivery_count, 1);
+    assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()));
+    // The wrong next epoch, and a session that does not exist.
+    let r = share_fetch(&mut raw, "rawg", "m1", 5, id, vec![]);
+    assert_eq!(r.error_code, INVALID_SHARE_SESSION_EPOCH);
+    let r = share_fetch(&mut raw, "rawg", "stranger", 1, id, vec![]);
+    assert_eq!(r.error_code, SHARE_SESSION_NOT_FOUND);
+    // Offsets never delivered cannot be acknowledged; nothing else in the request changes.
+    let r = share_fetch(&mut raw, "rawg", "m1", 1, id, vec![accept(3, 9)]);
+    assert_eq!(r.error_code, 0);
+    assert_eq!(
+        r.responses[0].partitions[0].acknowledge_error_code,
+        INVALID_RECORD_STATE
+    );
+    // A good acknowledgement by ShareAcknowledge; then the same again is refused.
+    let ack = |epoch: i32, member: &str, raw: &mut Raw| -> ShareAcknowledgeResponse {
+        let req = ShareAcknowledgeRequest::default()
+            .with_group_id(Some(GroupId(s("rawg"))))
+            .with_member_id(Some(s(member)))
+            .with_share_session_epoch(epoch)
+            .with_topics(vec![AcknowledgeTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![AcknowledgePartition::default()
+                    .with_partition_index(0)
+                    .with_acknowledgement_batches(vec![AckBatch::default()
+                        .with_first_offset(0)
+                        .with_last_offset(4)
+                        .with_acknowledge_types(vec![1])])])]);
+        let c = raw.send(ApiKey::ShareAcknowledge, 1, &req);
+        raw.receive_response(ApiKey::ShareAcknowledge, 1, c)
+    };
+    let r = ack(2, "m1", &mut raw);
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    let r = ack(3, "m1", &mut raw);
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        INVALID_RECORD_STATE
+    );
+    let r = ack(1, "stranger", &mut raw);
+    assert_eq!(r.error_code, SHARE_SESSION_NOT_FOUND);
+    // Accepted records are done: a new session gets nothing more until new records come.
+    let r = share_fetch(&mut raw, "rawg", "m1", 0, id, vec![]);
+    assert!(r
+        .responses
+        .iter()
+        .all(|t| t.partitions.iter().all(|p| p.acquired_records.is_empty())));
+}
