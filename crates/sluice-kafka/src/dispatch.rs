@@ -249,11 +249,9 @@ pub fn dispatch(
         ApiKey::ShareFetch => {
             handlers::share_fetch::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
         }
-        ApiKey::ShareAcknowledge => ready(handlers::share_acknowledge::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
+        ApiKey::ShareAcknowledge => {
+            handlers::share_acknowledge::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
+        }
         ApiKey::ConsumerGroupDescribe => ready(handlers::consumer_group_describe::handle(
             ctx,
             &reply,

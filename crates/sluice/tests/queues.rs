@@ -194,6 +194,43 @@ async fn implicit_acknowledgement_accepts_what_was_polled() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_broker_crash_loses_no_acknowledgement_and_keeps_every_unacknowledged_record() {
+    let mut broker = Broker::start();
+    queue_with(&broker, "durable", "durables", 50).await;
+    let first = ShareMember::spawn(
+        &broker.bootstrap(),
+        "durables",
+        "durable",
+        "accept",
+        Some(50),
+    );
+    wait_until(30, "the first member accepted all 50 and closed", || {
+        first.closed()
+    });
+    let accepted: BTreeSet<i64> = first.got().iter().map(|d| d.offset).collect();
+    assert_eq!(accepted.len(), 50);
+    // 50 more, held (acquired, never acknowledged) when the broker is SIGKILLed.
+    produce(&broker, "durable", 1, 50, "second").await;
+    let mut holder = ShareMember::spawn(&broker.bootstrap(), "durables", "durable", "hold", None);
+    wait_until(30, "the holder holds records", || !holder.got().is_empty());
+    broker.kill();
+    holder.kill();
+    broker.restart();
+    let after = ShareMember::spawn(&broker.bootstrap(), "durables", "durable", "accept", None);
+    wait_until(60, "every unacknowledged record comes back", || {
+        times_delivered(&after.got()).len() == 50
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let again: BTreeSet<i64> = after.got().iter().map(|d| d.offset).collect();
+    assert_eq!(
+        again,
+        (50..100).collect::<BTreeSet<i64>>(),
+        "acknowledged records came back"
+    );
+    assert_eq!(after.got().len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_consumer_group_and_a_share_group_read_one_topic_side_by_side() {
     let broker = Broker::start();
     queue_with(&broker, "both", "sharers", 200).await;

@@ -140,7 +140,10 @@ fn load_partition(partition: &Partition) -> Result<(HashMap<String, Group>, usiz
 }
 
 /// Calls `f(key, value)` for every record of a partition, in offset order.
-fn for_each_record(partition: &Partition, mut f: impl FnMut(&[u8], Option<&[u8]>)) -> Result<()> {
+pub(crate) fn for_each_record(
+    partition: &Partition,
+    mut f: impl FnMut(&[u8], Option<&[u8]>),
+) -> Result<()> {
     let mut offset = partition.offsets().log_start_offset;
     loop {
         // To the log end: a new leader's log is the truth, committed or not yet.

@@ -6,9 +6,9 @@ mod configs;
 mod consumer;
 mod consumer_coordinator;
 mod coordinator;
-mod leadership;
+pub(crate) mod leadership;
 mod offsets;
-mod records;
+pub(crate) mod records;
 mod state;
 
 use std::collections::HashMap;

@@ -187,40 +187,42 @@ pub fn partition_for(group: &str, partitions: i32) -> i32 {
     (h & 0x7fff_ffff) % partitions.max(1)
 }
 
+/// Big-endian writer of Kafka's fixed-width record fields (shared with the share state).
 #[derive(Default)]
-struct Writer(Vec<u8>);
+pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
-    fn i16(&mut self, v: i16) {
+    pub(crate) fn i16(&mut self, v: i16) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn i32(&mut self, v: i32) {
+    pub(crate) fn i32(&mut self, v: i32) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn i64(&mut self, v: i64) {
+    pub(crate) fn i64(&mut self, v: i64) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn string(&mut self, s: &str) {
+    pub(crate) fn string(&mut self, s: &str) {
         let b = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
         self.i16(b.len() as i16);
         self.0.extend_from_slice(b);
     }
-    fn nullable_string(&mut self, s: Option<&str>) {
+    pub(crate) fn nullable_string(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.string(s),
             None => self.i16(-1),
         }
     }
-    fn bytes(&mut self, b: &[u8]) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         self.i32(b.len() as i32);
         self.0.extend_from_slice(b);
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+/// The reader matching `Writer`.
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if self.0.len() < n {
             return Err("record truncated".into());
         }
@@ -228,26 +230,26 @@ impl<'a> Reader<'a> {
         self.0 = rest;
         Ok(head)
     }
-    fn i16(&mut self) -> Result<i16, String> {
+    pub(crate) fn i16(&mut self) -> Result<i16, String> {
         Ok(i16::from_be_bytes(
             self.take(2)?.try_into().expect("2 bytes"),
         ))
     }
-    fn i32(&mut self) -> Result<i32, String> {
+    pub(crate) fn i32(&mut self) -> Result<i32, String> {
         Ok(i32::from_be_bytes(
             self.take(4)?.try_into().expect("4 bytes"),
         ))
     }
-    fn i64(&mut self) -> Result<i64, String> {
+    pub(crate) fn i64(&mut self) -> Result<i64, String> {
         Ok(i64::from_be_bytes(
             self.take(8)?.try_into().expect("8 bytes"),
         ))
     }
-    fn string(&mut self) -> Result<String, String> {
+    pub(crate) fn string(&mut self) -> Result<String, String> {
         self.nullable_string()?
             .ok_or_else(|| "null where a string is required".to_string())
     }
-    fn nullable_string(&mut self) -> Result<Option<String>, String> {
+    pub(crate) fn nullable_string(&mut self) -> Result<Option<String>, String> {
         match self.i16()? {
             -1 => Ok(None),
             n if n >= 0 => String::from_utf8(self.take(n as usize)?.to_vec())
@@ -256,7 +258,7 @@ impl<'a> Reader<'a> {
             n => Err(format!("negative string length {n}")),
         }
     }
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], String> {
         match self.i32()? {
             n if n >= 0 => self.take(n as usize),
             n => Err(format!("negative bytes length {n}")),

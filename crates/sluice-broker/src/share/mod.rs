@@ -6,6 +6,7 @@
 
 mod membership;
 mod partition;
+mod state;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub use membership::{
     ShareAssignment, ShareGroup, ShareHeartbeat, ShareHeartbeatResult, ShareMember,
 };
 pub use partition::{AckType, Acquired, Counts, Limits, SharePartition};
+pub use state::{PersistedState, StateBatch, SHARE_STATE_TOPIC};
 
 /// A share session's epoch that opens it, and the one that closes it.
 const OPEN: i32 = 0;
@@ -33,11 +35,16 @@ const CLOSE: i32 = -1;
 pub struct Shares {
     pub(crate) groups: Mutex<membership::ShareGroups>,
     sessions: Mutex<HashMap<(String, String), Session>>,
-    partitions: Mutex<HashMap<SharePartitionKey, Arc<Mutex<SharePartition>>>>,
+    /// Each with the leader epoch it was built in: a leader that lost and regained a
+    /// partition reads its state again (others changed it meanwhile).
+    partitions: Mutex<HashMap<SharePartitionKey, (i32, SharedPartition)>>,
+    /// The snapshots of the `__share_group_state` partitions this broker leads.
+    state: Mutex<state::StateCache>,
 }
 
 /// (group, topic, partition).
 type SharePartitionKey = (String, Arc<str>, i32);
+type SharedPartition = Arc<Mutex<SharePartition>>;
 
 /// A member's share session with this broker: the partitions it fetches here.
 struct Session {
@@ -130,14 +137,16 @@ impl Broker {
                 ..Default::default()
             };
             if !p.acks.is_empty() {
-                if let Err(e) = self.share_acknowledge_one(&req.group_id, &member, p, &limits) {
-                    entry.ack_error = Some(e);
-                }
+                entry.ack_error = self
+                    .acknowledge_durably(&req.group_id, &member, p, &limits)
+                    .await
+                    .err();
             }
             out.push(entry);
         }
         // Acknowledged first: what a closing member acknowledges is not released.
-        self.release_for(&req.group_id, &req.member_id, released, &limits);
+        self.release_for(&req.group_id, &req.member_id, released, &limits)
+            .await;
         if req.session_epoch == CLOSE {
             return Ok(ShareFetchResult {
                 lock_duration_ms: limits.lock_duration_ms,
@@ -218,7 +227,7 @@ impl Broker {
     }
 
     /// ShareAcknowledge: acknowledgements outside a fetch. Returns each partition's outcome.
-    pub fn share_acknowledge(
+    pub async fn share_acknowledge(
         &self,
         group_id: &str,
         member_id: &str,
@@ -243,16 +252,36 @@ impl Broker {
         };
         let (_, released) = self.advance_session(&req)?;
         let member: Arc<str> = Arc::from(member_id);
-        let outcomes = partitions
-            .iter()
-            .map(|p| self.share_acknowledge_one(group_id, &member, p, &limits))
-            .collect();
-        self.release_for(group_id, member_id, released, &limits);
+        let mut outcomes = Vec::with_capacity(partitions.len());
+        for p in partitions {
+            outcomes.push(
+                self.acknowledge_durably(group_id, &member, p, &limits)
+                    .await,
+            );
+        }
+        self.release_for(group_id, member_id, released, &limits)
+            .await;
         Ok(outcomes)
     }
 
-    /// Makes what `member` holds in `partitions` available again.
-    fn release_for(
+    /// Applies one partition's acknowledgements and waits until their new state is durable.
+    async fn acknowledge_durably(
+        &self,
+        group: &str,
+        member: &Arc<str>,
+        p: &ShareFetchPartition,
+        limits: &Limits,
+    ) -> Result<()> {
+        let (pending, refused) = self.share_acknowledge_one(group, member, p, limits)?;
+        if let Some(pending) = pending {
+            settle(pending).await?;
+        }
+        refused.map_or(Ok(()), Err)
+    }
+
+    /// Makes what `member` holds in `partitions` available again, durably (a release
+    /// raised delivery counts, and may have archived records at the limit).
+    async fn release_for(
         &self,
         group: &str,
         member: &str,
@@ -260,8 +289,21 @@ impl Broker {
         limits: &Limits,
     ) {
         for (topic, index) in partitions {
-            if let Some(sp) = self.existing_share_partition(group, &topic, index) {
-                sp.lock().release_member(member, limits);
+            let Some(sp) = self.existing_share_partition(group, &topic, index) else {
+                continue;
+            };
+            let written = self.state_key(group, &topic, index).and_then(|key| {
+                let mut state = sp.lock();
+                state.release_member(member, limits);
+                self.write_share_state(&key, state.to_persisted())
+            });
+            let settled = match written {
+                Ok(Some(pending)) => settle(pending).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = settled {
+                tracing::warn!(group, topic = %topic, partition = index, error = %e, "could not persist released records");
             }
         }
     }
@@ -340,7 +382,7 @@ impl Broker {
         member: &Arc<str>,
         p: &ShareFetchPartition,
         limits: &Limits,
-    ) -> Result<()> {
+    ) -> Result<(Option<crate::PendingAppend>, Option<BrokerError>)> {
         self.local_leader(&p.topic, p.partition, -1)?;
         let sp = self
             .existing_share_partition(group, &p.topic, p.partition)
@@ -364,14 +406,23 @@ impl Broker {
                 })?;
             parsed.push((b.first_offset, b.last_offset, types));
         }
+        let key = self.state_key(group, &p.topic, p.partition)?;
         let mut state = sp.lock();
-        let mut result = Ok(());
+        let mut refused = None;
+        let mut changed = false;
         for (first, last, types) in parsed {
-            if let Err(e) = state.acknowledge(member, first, last, &types, limits) {
-                result = Err(BrokerError::InvalidRecordState(e.0));
+            match state.acknowledge(member, first, last, &types, limits) {
+                Ok(()) => changed = true,
+                Err(e) => refused = Some(BrokerError::InvalidRecordState(e.0)),
             }
         }
-        result
+        let pending = if changed {
+            self.write_share_state(&key, state.to_persisted())?
+        } else {
+            None
+        };
+        drop(state);
+        Ok((pending, refused))
     }
 
     fn existing_share_partition(
@@ -384,39 +435,109 @@ impl Broker {
             .partitions
             .lock()
             .get(&(group.to_string(), topic.clone(), index))
-            .cloned()
+            .map(|(_, sp)| sp.clone())
     }
 
-    /// The group's share-partition of a partition this broker leads, created where
-    /// `share.auto.offset.reset` says on first use.
+    /// The group's share-partition of a partition this broker leads: as persisted, or new
+    /// where `share.auto.offset.reset` says.
     fn share_partition(
         &self,
         group: &str,
         topic: &Arc<str>,
         partition: &Partition,
-    ) -> Arc<Mutex<SharePartition>> {
+    ) -> Result<Arc<Mutex<SharePartition>>> {
         let key = (group.to_string(), topic.clone(), partition.index);
-        if let Some(sp) = self.shares.partitions.lock().get(&key) {
-            return sp.clone();
+        let epoch = partition.leader_epoch();
+        if let Some((e, sp)) = self.shares.partitions.lock().get(&key) {
+            if *e == epoch {
+                return Ok(sp.clone());
+            }
         }
-        let start = {
-            let log = partition.log();
-            if self
-                .groups()
-                .group_setting_str(group, "share.auto.offset.reset")
-                == "earliest"
-            {
-                log.log_start_offset()
-            } else {
-                log.high_watermark()
+        let sp = match self.read_share_state(&self.state_key(group, topic, partition.index)?)? {
+            Some(persisted) => SharePartition::from_persisted(&persisted),
+            None => {
+                let log = partition.log();
+                let earliest = self
+                    .groups()
+                    .group_setting_str(group, "share.auto.offset.reset")
+                    == "earliest";
+                SharePartition::new(if earliest {
+                    log.log_start_offset()
+                } else {
+                    log.high_watermark()
+                })
             }
         };
+        let mut all = self.shares.partitions.lock();
+        match all.get(&key) {
+            // Built meanwhile by another request: that one is the share-partition.
+            Some((e, existing)) if *e == epoch => Ok(existing.clone()),
+            _ => {
+                let sp = Arc::new(Mutex::new(sp));
+                all.insert(key, (epoch, sp.clone()));
+                Ok(sp)
+            }
+        }
+    }
+
+    fn state_key(&self, group: &str, topic: &str, partition: i32) -> Result<state::StateKey> {
+        let id = self
+            .topic(topic)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?
+            .id;
+        Ok((group.to_string(), id, partition))
+    }
+
+    /// The persisted state of a share-partition, from its share coordinator (the leader of
+    /// its `__share_group_state` partition). None when nothing was persisted, or when
+    /// another broker leads that partition (durable queue state in a cluster is to come).
+    fn read_share_state(&self, key: &state::StateKey) -> Result<Option<PersistedState>> {
+        let Some(partition) = self.state_partition(key)? else {
+            return Ok(None);
+        };
+        self.shares.state.lock().get(&partition, key)
+    }
+
+    /// Writes a share-partition's snapshot to its state partition; the caller waits for it
+    /// (acks=all) before answering. Called under the share-partition's lock, so snapshots
+    /// are appended in the order they were taken.
+    fn write_share_state(
+        &self,
+        key: &state::StateKey,
+        snapshot: PersistedState,
+    ) -> Result<Option<crate::PendingAppend>> {
+        let Some(partition) = self.state_partition(key)? else {
+            return Ok(None);
+        };
+        let (k, v) = (state::encode_key(key), state::encode_value(&snapshot));
+        let batch = sluice_log::batch::build_batch(
+            crate::now_ms(),
+            &[(Some(k.as_slice()), Some(v.as_slice()))],
+        );
+        let pending = self.append(
+            &partition,
+            batch.into(),
+            -1,
+            crate::AppendOrigin::Coordinator,
+        )?;
         self.shares
-            .partitions
+            .state
             .lock()
-            .entry(key)
-            .or_insert_with(|| Arc::new(Mutex::new(SharePartition::new(start))))
-            .clone()
+            .put(&partition, key.clone(), snapshot);
+        Ok(Some(pending))
+    }
+
+    /// The state partition of `key` if this broker leads it.
+    fn state_partition(&self, key: &state::StateKey) -> Result<Option<Arc<Partition>>> {
+        state::state_topic(self)?;
+        match self.local_leader(SHARE_STATE_TOPIC, state::state_partition_of(key), -1) {
+            Ok(p) => Ok(Some(p)),
+            Err(BrokerError::NotLeaderOrFollower { .. }) => Ok(None),
+            Err(BrokerError::LeaderNotAvailable | BrokerError::UnknownTopicOrPartition) => {
+                Err(BrokerError::CoordinatorNotAvailable)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Acquires records of one partition for `member`: redeliveries first, else new
@@ -433,7 +554,7 @@ impl Broker {
         limits: &Limits,
     ) -> Result<Option<(Vec<u8>, Vec<Acquired>)>> {
         let partition = self.local_leader(topic, index, -1)?;
-        let sp = self.share_partition(group, topic, &partition);
+        let sp = self.share_partition(group, topic, &partition)?;
         let now = crate::now_ms();
         let (available, end, room) = {
             let mut s = sp.lock();
@@ -461,6 +582,14 @@ impl Broker {
         };
         Ok((!acquired.is_empty()).then_some((bytes, acquired)))
     }
+}
+
+/// How long a share state write waits for the state partition's in-sync replicas.
+const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits for a share state write (acks=all).
+async fn settle(pending: crate::PendingAppend) -> Result<()> {
+    pending.wait(STATE_WRITE_TIMEOUT).await.map(|_| ())
 }
 
 /// Whole batches from the one holding `from`, up to `max_bytes` (at least one batch) and

@@ -7,6 +7,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use super::state::{
+    PersistedState, StateBatch, STATE_ACKNOWLEDGED, STATE_ARCHIVED, STATE_AVAILABLE,
+};
+
 /// What a member said about a record (the Kafka ack types; 0 is a gap: no record there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckType {
@@ -297,6 +301,71 @@ impl SharePartition {
         self.advance_start();
     }
 
+    /// What must survive a crash: the start offset and every run of the window that is
+    /// finished or was delivered. An acquired record is stored as available with its count
+    /// (after a crash nobody holds it).
+    pub fn to_persisted(&self) -> PersistedState {
+        let mut batches: Vec<StateBatch> = Vec::new();
+        for (i, slot) in self.window.iter().enumerate() {
+            let state = match slot.state {
+                RecordState::Available | RecordState::Acquired => STATE_AVAILABLE,
+                RecordState::Acknowledged => STATE_ACKNOWLEDGED,
+                RecordState::Archived => STATE_ARCHIVED,
+            };
+            let offset = self.start + i as i64;
+            match batches.last_mut() {
+                Some(b)
+                    if b.state == state
+                        && b.delivery_count == slot.deliveries
+                        && b.last_offset + 1 == offset =>
+                {
+                    b.last_offset = offset
+                }
+                _ => batches.push(StateBatch {
+                    first_offset: offset,
+                    last_offset: offset,
+                    state,
+                    delivery_count: slot.deliveries,
+                }),
+            }
+        }
+        PersistedState {
+            start_offset: self.start,
+            batches,
+        }
+    }
+
+    /// A share-partition as it was persisted (nothing acquired).
+    pub fn from_persisted(state: &PersistedState) -> SharePartition {
+        let mut sp = SharePartition::new(state.start_offset);
+        for b in &state.batches {
+            if b.last_offset < sp.start || b.last_offset < b.first_offset {
+                continue;
+            }
+            let end = sp.start + sp.window.len() as i64;
+            for _ in end..=b.last_offset {
+                sp.window.push_back(Slot {
+                    state: RecordState::Available,
+                    deliveries: 0,
+                    owner: None,
+                    lock_deadline_ms: 0,
+                });
+            }
+            let state = match b.state {
+                STATE_ACKNOWLEDGED => RecordState::Acknowledged,
+                STATE_ARCHIVED => RecordState::Archived,
+                _ => RecordState::Available,
+            };
+            for o in b.first_offset.max(sp.start)..=b.last_offset {
+                let slot = &mut sp.window[(o - sp.start) as usize];
+                slot.state = state;
+                slot.deliveries = b.delivery_count;
+            }
+        }
+        sp.advance_start();
+        sp
+    }
+
     fn advance_start(&mut self) {
         while self.window.front().is_some_and(|s| s.state.finished()) {
             self.window.pop_front();
@@ -428,6 +497,47 @@ mod tests {
             }
         );
         assert_eq!(redeliver(&mut sp, &b, 1, 0), run(0, 0, 2));
+    }
+
+    #[test]
+    fn the_persisted_state_keeps_what_was_finished_and_frees_what_was_held() {
+        let (a, b) = (member("a"), member("b"));
+        let mut sp = SharePartition::new(100);
+        sp.acquire_new(&a, 100, 104, 0, &LIMITS);
+        sp.acquire_new(&b, 105, 107, 0, &LIMITS);
+        let types = [
+            AckType::Release,
+            AckType::Accept,
+            AckType::Reject,
+            AckType::Accept,
+            AckType::Release,
+        ];
+        sp.acknowledge("a", 100, 104, &types, &LIMITS).unwrap();
+        let stored = sp.to_persisted();
+        let mut back = SharePartition::from_persisted(&stored);
+        assert_eq!((back.start_offset(), back.end_offset()), (100, 108));
+        assert_eq!(back.to_persisted(), stored);
+        // What b held is available again with its count; finished records never come back.
+        let c = member("c");
+        let mut offered = Vec::new();
+        while let Some(from) = back.first_available() {
+            offered.extend(back.acquire_available(&c, from, i64::MAX, 100, 0, &LIMITS));
+        }
+        assert_eq!(
+            offered,
+            vec![
+                Acquired {
+                    first_offset: 100,
+                    last_offset: 100,
+                    delivery_count: 2
+                },
+                Acquired {
+                    first_offset: 104,
+                    last_offset: 107,
+                    delivery_count: 2
+                },
+            ]
+        );
     }
 
     #[test]

@@ -13,14 +13,22 @@ use uuid::Uuid;
 
 use super::share_fetch::{ids, leader_of};
 use crate::errors;
-use crate::reply::{Reply, Response};
+use crate::reply::{Reply, ResponseFuture};
 use crate::Context;
 
 /// The versions of this API that are advertised (see versions.rs).
 pub const VERSIONS: (i16, i16) = (1, 1);
 
-pub fn handle(ctx: &Context, reply: &Reply, req: ShareAcknowledgeRequest) -> Response {
-    let broker = &ctx.broker;
+pub fn handle(ctx: &Context, reply: Reply, req: ShareAcknowledgeRequest) -> ResponseFuture {
+    let broker = ctx.broker.clone();
+    Box::pin(async move { answer(&broker, &reply, req).await })
+}
+
+async fn answer(
+    broker: &sluice_broker::Broker,
+    reply: &Reply,
+    req: ShareAcknowledgeRequest,
+) -> crate::reply::Response {
     let Some((group_id, member_id)) = ids(&req.group_id, &req.member_id) else {
         return reply.encode(&top_level_error(&BrokerError::InvalidRequest(
             "an acknowledgement names its group and member".into(),
@@ -60,12 +68,13 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ShareAcknowledgeRequest) -> Res
             });
         }
     }
-    let outcomes =
-        match broker.share_acknowledge(&group_id, &member_id, req.share_session_epoch, &partitions)
-        {
-            Ok(o) => o,
-            Err(e) => return reply.encode(&top_level_error(&e)),
-        };
+    let outcomes = match broker
+        .share_acknowledge(&group_id, &member_id, req.share_session_epoch, &partitions)
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => return reply.encode(&top_level_error(&e)),
+    };
     for ((p, outcome), id) in partitions.iter().zip(outcomes).zip(ids_of) {
         let (code, message) = errors::of(&outcome);
         let leader = leader_of(broker, &p.topic, p.partition);

@@ -1,0 +1,231 @@
+//! Durable share-partition state in `__share_group_state` (compacted, as in Kafka): one
+//! snapshot record per (group, topic id, partition), written after every change that must
+//! survive a crash (acknowledgements and releases) and read back when a share-partition is
+//! first used on a leader. The broker leading the state partition of a key is that key's
+//! share coordinator; it keeps the latest snapshots of its state partitions in memory,
+//! loaded from the log on first use in each leader epoch.
+//!
+//! Record layout (big-endian): key = i16 type (0, a snapshot), string group, 16-byte topic
+//! id, i32 partition; value = i16 version (0), i64 start offset, i32 count, then per batch
+//! i64 first offset, i64 last offset, i8 state (0 available, 2 acknowledged, 4 archived, as
+//! Kafka's RecordState), i16 delivery count. A null value deletes the key.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::error::{BrokerError, Result};
+use crate::group::records::{partition_for, Reader, Writer};
+use crate::partition::Partition;
+use crate::topic::Topic;
+
+pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
+/// Partitions of `__share_group_state` (Kafka's `share.coordinator.state.topic.num.partitions`).
+pub const SHARE_STATE_PARTITIONS: i32 = 50;
+
+const SNAPSHOT: i16 = 0;
+
+/// What is durable about one share-partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersistedState {
+    pub start_offset: i64,
+    /// Runs of the window that are not "available, never delivered", in offset order.
+    pub batches: Vec<StateBatch>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateBatch {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub state: i8,
+    pub delivery_count: i16,
+}
+
+pub const STATE_AVAILABLE: i8 = 0;
+pub const STATE_ACKNOWLEDGED: i8 = 2;
+pub const STATE_ARCHIVED: i8 = 4;
+
+/// (group, topic id, partition).
+pub type StateKey = (String, Uuid, i32);
+
+/// The state partition that holds a key: Kafka's "group:topicId:partition" coordinator key.
+pub fn state_partition_of(key: &StateKey) -> i32 {
+    partition_for(
+        &format!("{}:{}:{}", key.0, key.1, key.2),
+        SHARE_STATE_PARTITIONS,
+    )
+}
+
+pub fn encode_key(key: &StateKey) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.i16(SNAPSHOT);
+    w.string(&key.0);
+    w.0.extend_from_slice(key.1.as_bytes());
+    w.i32(key.2);
+    w.0
+}
+
+pub fn encode_value(state: &PersistedState) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.i16(0);
+    w.i64(state.start_offset);
+    w.i32(state.batches.len() as i32);
+    for b in &state.batches {
+        w.i64(b.first_offset);
+        w.i64(b.last_offset);
+        w.0.push(b.state as u8);
+        w.i16(b.delivery_count);
+    }
+    w.0
+}
+
+pub fn decode_key(bytes: &[u8]) -> std::result::Result<Option<StateKey>, String> {
+    let mut r = Reader(bytes);
+    if r.i16()? != SNAPSHOT {
+        return Ok(None);
+    }
+    let group = r.string()?;
+    let id = Uuid::from_slice(r.take(16)?).map_err(|e| e.to_string())?;
+    Ok(Some((group, id, r.i32()?)))
+}
+
+pub fn decode_value(bytes: &[u8]) -> std::result::Result<PersistedState, String> {
+    let mut r = Reader(bytes);
+    let version = r.i16()?;
+    if version != 0 {
+        return Err(format!("unknown share state version {version}"));
+    }
+    let start_offset = r.i64()?;
+    let count = r.i32()?;
+    // Bounded by the bytes present, not by the count the record claims.
+    if count < 0 || count as usize > bytes.len() / 19 {
+        return Err(format!("bad share state batch count {count}"));
+    }
+    let mut batches = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        batches.push(StateBatch {
+            first_offset: r.i64()?,
+            last_offset: r.i64()?,
+            state: r.take(1)?[0] as i8,
+            delivery_count: r.i16()?,
+        });
+    }
+    Ok(PersistedState {
+        start_offset,
+        batches,
+    })
+}
+
+/// The snapshots of the state partitions this broker leads, by partition, each with the
+/// leader epoch it was loaded in (a new epoch loads again: another leader may have written).
+#[derive(Default)]
+pub struct StateCache {
+    loaded: HashMap<i32, (i32, BTreeMap<StateKey, PersistedState>)>,
+}
+
+impl StateCache {
+    /// The snapshot of `key` held in `partition` (led here, in `leader_epoch`), loading the
+    /// partition first if needed.
+    pub fn get(&mut self, partition: &Partition, key: &StateKey) -> Result<Option<PersistedState>> {
+        let epoch = partition.leader_epoch();
+        let fresh = self
+            .loaded
+            .get(&partition.index)
+            .is_some_and(|(e, _)| *e == epoch);
+        if !fresh {
+            let mut states = BTreeMap::new();
+            crate::group::leadership::for_each_record(partition, |k, v| {
+                let Ok(Some(key)) = decode_key(k) else {
+                    return;
+                };
+                match v.map(decode_value) {
+                    Some(Ok(state)) => {
+                        states.insert(key, state);
+                    }
+                    None => {
+                        states.remove(&key);
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "skipping an unreadable share state record")
+                    }
+                }
+            })?;
+            tracing::info!(
+                partition = partition.index,
+                snapshots = states.len(),
+                "loaded share group state"
+            );
+            self.loaded.insert(partition.index, (epoch, states));
+        }
+        Ok(self.loaded[&partition.index].1.get(key).cloned())
+    }
+
+    /// Notes a snapshot written to `partition`.
+    pub fn put(&mut self, partition: &Partition, key: StateKey, state: PersistedState) {
+        if let Some((epoch, states)) = self.loaded.get_mut(&partition.index) {
+            if *epoch == partition.leader_epoch() {
+                states.insert(key, state);
+            }
+        }
+    }
+}
+
+/// The state topic as the share coordinator needs it (created on first use).
+pub fn state_topic(broker: &crate::Broker) -> Result<Arc<Topic>> {
+    if let Some(t) = broker.topic(SHARE_STATE_TOPIC) {
+        return Ok(t);
+    }
+    let configs = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("segment.bytes".to_string(), "104857600".to_string()),
+    ]);
+    match broker.admin().create_topic_as_broker(
+        SHARE_STATE_TOPIC,
+        SHARE_STATE_PARTITIONS,
+        -1,
+        configs,
+        false,
+    ) {
+        Ok(t) => Ok(t),
+        Err(BrokerError::TopicAlreadyExists(_)) => broker
+            .topic(SHARE_STATE_TOPIC)
+            .ok_or(BrokerError::CoordinatorNotAvailable),
+        Err(BrokerError::NotController) => Err(BrokerError::CoordinatorNotAvailable),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_round_trip_and_bad_ones_are_refused() {
+        let key = ("g".to_string(), Uuid::from_u128(7), 3);
+        assert_eq!(decode_key(&encode_key(&key)).unwrap(), Some(key));
+        let state = PersistedState {
+            start_offset: 10,
+            batches: vec![
+                StateBatch {
+                    first_offset: 10,
+                    last_offset: 12,
+                    state: STATE_AVAILABLE,
+                    delivery_count: 2,
+                },
+                StateBatch {
+                    first_offset: 13,
+                    last_offset: 13,
+                    state: STATE_ARCHIVED,
+                    delivery_count: 5,
+                },
+            ],
+        };
+        let bytes = encode_value(&state);
+        assert_eq!(decode_value(&bytes).unwrap(), state);
+        assert!(decode_value(&bytes[..bytes.len() - 1]).is_err());
+        let mut lying = bytes.clone();
+        lying[10..14].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(decode_value(&lying).is_err());
+    }
+}
