@@ -165,6 +165,9 @@ impl TopicAdmin<'_> {
                     -1 if name == crate::group::OFFSETS_TOPIC => {
                         self.broker.config.offsets_topic_replication_factor()
                     }
+                    -1 if name == crate::share::SHARE_STATE_TOPIC => {
+                        self.broker.config.share_state_topic_replication_factor()
+                    }
                     -1 => self.broker.config.default_replication_factor(),
                     n => n,
                 };

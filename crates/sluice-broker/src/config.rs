@@ -127,6 +127,13 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "replicas of each __consumer_offsets partition",
     ),
     (
+        "share.coordinator.state.topic.replication.factor",
+        "1",
+        ConfigType::Int,
+        Range::Between(1, 32767),
+        "replicas of each __share_group_state partition (queue state)",
+    ),
+    (
         "broker.session.timeout.ms",
         "9000",
         ConfigType::Int,
@@ -500,6 +507,10 @@ impl BrokerConfig {
     }
     pub fn offsets_topic_replication_factor(&self) -> i16 {
         self.int_setting("offsets.topic.replication.factor", 1)
+            .clamp(1, i16::MAX as i64) as i16
+    }
+    pub fn share_state_topic_replication_factor(&self) -> i16 {
+        self.int_setting("share.coordinator.state.topic.replication.factor", 1)
             .clamp(1, i16::MAX as i64) as i16
     }
     pub fn auto_create_topics(&self) -> bool {

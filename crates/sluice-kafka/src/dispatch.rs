@@ -46,7 +46,7 @@ fn needs_forwarding(
     let creates = match api {
         _ if crate::forward::is_controller_api(api) => true,
         ApiKey::FindCoordinator => FindCoordinatorRequest::decode(&mut body.clone(), version)
-            .is_ok_and(|req| handlers::find_coordinator::may_create_offsets_topic(ctx, &req)),
+            .is_ok_and(|req| handlers::find_coordinator::may_create_internal_topic(ctx, &req)),
         _ => false,
     };
     if !creates {
@@ -131,7 +131,7 @@ pub fn dispatch(
         ApiKey::Fetch => handlers::fetch::handle(ctx, reply.clone(), decode(&mut body, &reply)?),
         ApiKey::FindCoordinator => {
             let req = decode(&mut body, &reply)?;
-            if handlers::find_coordinator::may_create_offsets_topic(ctx, &req) {
+            if handlers::find_coordinator::may_create_internal_topic(ctx, &req) {
                 blocking(ctx, move |ctx| {
                     handlers::find_coordinator::handle(ctx, &reply, req)
                 })
@@ -241,6 +241,14 @@ pub fn dispatch(
             &reply,
             decode(&mut body, &reply)?,
         )),
+        ApiKey::ReadShareGroupState => ready(handlers::share_group_state::read(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::WriteShareGroupState => {
+            handlers::share_group_state::write(ctx, reply.clone(), decode(&mut body, &reply)?)
+        }
         ApiKey::ShareGroupHeartbeat => ready(handlers::share_group_heartbeat::handle(
             ctx,
             &reply,

@@ -183,3 +183,176 @@ async fn round_trip(to: &(String, u16), frame: &[u8]) -> std::io::Result<BytesMu
     debug!(controller = %format!("{}:{}", to.0, to.1), bytes = len, "forwarded a request to the controller");
     Ok(out)
 }
+
+/// Share coordinators on other brokers (ReadShareGroupState, WriteShareGroupState), and the
+/// controller's creation of `__share_group_state` (a share coordinator lookup).
+pub struct ShareCoordinators {
+    pub broker: std::sync::Weak<sluice_broker::Broker>,
+}
+
+impl ShareCoordinators {
+    fn node_id(&self) -> i32 {
+        self.broker.upgrade().map_or(-1, |b| b.config.node_id)
+    }
+}
+
+/// A share coordinator's error code as the share-partition leader passes it on: clients retry.
+fn share_coordinator_error(code: i16, message: Option<StrBytes>) -> sluice_broker::BrokerError {
+    debug!(code, ?message, "the share coordinator refused");
+    sluice_broker::BrokerError::CoordinatorNotAvailable
+}
+
+impl sluice_broker::share::ShareStateRemote for ShareCoordinators {
+    fn read(
+        &self,
+        to: sluice_cluster::BrokerInfo,
+        key: sluice_broker::share::StateKey,
+    ) -> futures::future::BoxFuture<
+        '_,
+        sluice_broker::Result<Option<sluice_broker::share::PersistedState>>,
+    > {
+        use kafka_protocol::messages::read_share_group_state_request::{
+            PartitionData, ReadStateData,
+        };
+        use kafka_protocol::messages::{ReadShareGroupStateRequest, ReadShareGroupStateResponse};
+        Box::pin(async move {
+            let request = ReadShareGroupStateRequest::default()
+                .with_group_id(StrBytes::from_string(key.0.clone()))
+                .with_topics(vec![ReadStateData::default()
+                    .with_topic_id(key.1)
+                    .with_partitions(vec![PartitionData::default()
+                        .with_partition(key.2)
+                        .with_leader_epoch(-1)])]);
+            let to_addr = (to.host.clone(), to.port);
+            let response: ReadShareGroupStateResponse = call_controller(
+                &to_addr,
+                self.node_id(),
+                ApiKey::ReadShareGroupState,
+                0,
+                &request,
+            )
+            .await
+            .map_err(|e| {
+                debug!(error = %e, "could not reach a share coordinator");
+                sluice_broker::BrokerError::CoordinatorNotAvailable
+            })?;
+            let p = response
+                .results
+                .first()
+                .and_then(|t| t.partitions.first())
+                .ok_or(sluice_broker::BrokerError::CoordinatorNotAvailable)?;
+            if p.error_code != 0 {
+                return Err(share_coordinator_error(
+                    p.error_code,
+                    p.error_message.clone(),
+                ));
+            }
+            if p.start_offset == crate::handlers::share_group_state::NO_STATE {
+                return Ok(None);
+            }
+            Ok(Some(sluice_broker::share::PersistedState {
+                start_offset: p.start_offset,
+                batches: p
+                    .state_batches
+                    .iter()
+                    .map(|b| sluice_broker::share::StateBatch {
+                        first_offset: b.first_offset,
+                        last_offset: b.last_offset,
+                        state: b.delivery_state,
+                        delivery_count: b.delivery_count,
+                    })
+                    .collect(),
+            }))
+        })
+    }
+
+    fn write(
+        &self,
+        to: sluice_cluster::BrokerInfo,
+        key: sluice_broker::share::StateKey,
+        state: sluice_broker::share::PersistedState,
+    ) -> futures::future::BoxFuture<'_, sluice_broker::Result<()>> {
+        use kafka_protocol::messages::write_share_group_state_request::{
+            PartitionData, StateBatch, WriteStateData,
+        };
+        use kafka_protocol::messages::{WriteShareGroupStateRequest, WriteShareGroupStateResponse};
+        Box::pin(async move {
+            let batches = state
+                .batches
+                .iter()
+                .map(|b| {
+                    StateBatch::default()
+                        .with_first_offset(b.first_offset)
+                        .with_last_offset(b.last_offset)
+                        .with_delivery_state(b.state)
+                        .with_delivery_count(b.delivery_count)
+                })
+                .collect();
+            let request = WriteShareGroupStateRequest::default()
+                .with_group_id(StrBytes::from_string(key.0.clone()))
+                .with_topics(vec![WriteStateData::default()
+                    .with_topic_id(key.1)
+                    .with_partitions(vec![PartitionData::default()
+                        .with_partition(key.2)
+                        .with_leader_epoch(-1)
+                        .with_start_offset(state.start_offset)
+                        .with_state_batches(batches)])]);
+            let to_addr = (to.host.clone(), to.port);
+            let response: WriteShareGroupStateResponse = call_controller(
+                &to_addr,
+                self.node_id(),
+                ApiKey::WriteShareGroupState,
+                0,
+                &request,
+            )
+            .await
+            .map_err(|e| {
+                debug!(error = %e, "could not reach a share coordinator");
+                sluice_broker::BrokerError::CoordinatorNotAvailable
+            })?;
+            let p = response
+                .results
+                .first()
+                .and_then(|t| t.partitions.first())
+                .ok_or(sluice_broker::BrokerError::CoordinatorNotAvailable)?;
+            if p.error_code != 0 {
+                return Err(share_coordinator_error(
+                    p.error_code,
+                    p.error_message.clone(),
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    fn create_state_topic(&self) -> futures::future::BoxFuture<'_, sluice_broker::Result<()>> {
+        use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+        Box::pin(async move {
+            let broker = self
+                .broker
+                .upgrade()
+                .ok_or(sluice_broker::BrokerError::CoordinatorNotAvailable)?;
+            let image = broker.image();
+            let controller = image
+                .broker(image.controller_id)
+                .ok_or(sluice_broker::BrokerError::CoordinatorNotAvailable)?;
+            let to = (controller.host.clone(), controller.port);
+            let request = FindCoordinatorRequest::default()
+                .with_key_type(2)
+                .with_coordinator_keys(vec![StrBytes::from_static_str("sluice:create")]);
+            let _: FindCoordinatorResponse = call_controller(
+                &to,
+                broker.config.node_id,
+                ApiKey::FindCoordinator,
+                4,
+                &request,
+            )
+            .await
+            .map_err(|e| {
+                debug!(error = %e, "could not ask the controller for __share_group_state");
+                sluice_broker::BrokerError::CoordinatorNotAvailable
+            })?;
+            Ok(())
+        })
+    }
+}

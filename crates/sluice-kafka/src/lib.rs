@@ -69,6 +69,9 @@ pub async fn serve(
         .set_controller_source(Arc::new(forward::ControllerBlocks {
             broker: Arc::downgrade(&broker),
         }));
+    broker.set_share_state_remote(Arc::new(forward::ShareCoordinators {
+        broker: Arc::downgrade(&broker),
+    }));
     tokio::spawn(replica_fetcher::run(broker.clone(), shutdown.clone()));
     tokio::spawn(isr_tracker::run(broker.clone(), shutdown.clone()));
     let ctx = Arc::new(Context::new(broker));

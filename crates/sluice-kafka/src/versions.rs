@@ -64,6 +64,14 @@ pub const SUPPORTED: &[(ApiKey, (i16, i16))] = &[
 pub const BETWEEN_BROKERS: &[(ApiKey, (i16, i16))] = &[
     (ApiKey::AlterPartition, alter_partition::VERSIONS),
     (ApiKey::AllocateProducerIds, allocate_producer_ids::VERSIONS),
+    (
+        ApiKey::ReadShareGroupState,
+        share_group_state::READ_VERSIONS,
+    ),
+    (
+        ApiKey::WriteShareGroupState,
+        share_group_state::WRITE_VERSIONS,
+    ),
 ];
 
 /// Lowest Produce version actually implemented (magic 2 record batches).

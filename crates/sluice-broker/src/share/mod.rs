@@ -6,6 +6,7 @@
 
 mod membership;
 mod partition;
+mod persist;
 mod state;
 
 use std::collections::{BTreeSet, HashMap};
@@ -24,7 +25,11 @@ pub use membership::{
     ShareAssignment, ShareGroup, ShareHeartbeat, ShareHeartbeatResult, ShareMember,
 };
 pub use partition::{AckType, Acquired, Counts, Limits, SharePartition};
-pub use state::{PersistedState, StateBatch, SHARE_STATE_TOPIC};
+pub use persist::ShareStateRemote;
+pub use state::{
+    coordinator_key, state_partition_for, state_topic, PersistedState, StateBatch, StateKey,
+    SHARE_STATE_TOPIC,
+};
 
 /// A share session's epoch that opens it, and the one that closes it.
 const OPEN: i32 = 0;
@@ -40,11 +45,19 @@ pub struct Shares {
     partitions: Mutex<HashMap<SharePartitionKey, (i32, SharedPartition)>>,
     /// The snapshots of the `__share_group_state` partitions this broker leads.
     state: Mutex<state::StateCache>,
+    remote: std::sync::OnceLock<Arc<dyn ShareStateRemote>>,
+}
+
+/// A share-partition, and the gate its state writes pass one at a time (so they reach the
+/// share coordinator in the order they were taken).
+pub struct ShareSlot {
+    state: Mutex<SharePartition>,
+    writes: tokio::sync::Mutex<()>,
 }
 
 /// (group, topic, partition).
 type SharePartitionKey = (String, Arc<str>, i32);
-type SharedPartition = Arc<Mutex<SharePartition>>;
+type SharedPartition = Arc<ShareSlot>;
 
 /// A member's share session with this broker: the partitions it fetches here.
 struct Session {
@@ -162,15 +175,17 @@ impl Broker {
                 if budget == 0 || bytes == 0 {
                     break;
                 }
-                let acquired = self.acquire_for(
-                    &req.group_id,
-                    &member,
-                    topic,
-                    *index,
-                    budget,
-                    bytes,
-                    &limits,
-                );
+                let acquired = self
+                    .acquire_for(
+                        &req.group_id,
+                        &member,
+                        topic,
+                        *index,
+                        budget,
+                        bytes,
+                        &limits,
+                    )
+                    .await;
                 let slot = match out
                     .iter()
                     .position(|e| &e.topic == topic && e.partition == *index)
@@ -272,9 +287,45 @@ impl Broker {
         p: &ShareFetchPartition,
         limits: &Limits,
     ) -> Result<()> {
-        let (pending, refused) = self.share_acknowledge_one(group, member, p, limits)?;
-        if let Some(pending) = pending {
-            settle(pending).await?;
+        self.local_leader(&p.topic, p.partition, -1)?;
+        let slot = self
+            .existing_share_partition(group, &p.topic, p.partition)
+            .ok_or_else(|| {
+                BrokerError::InvalidRecordState(
+                    "no records of this partition were delivered to the group".into(),
+                )
+            })?;
+        let mut parsed = Vec::with_capacity(p.acks.len());
+        for b in &p.acks {
+            let types = b
+                .types
+                .iter()
+                .map(|&t| AckType::from_code(t))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    BrokerError::InvalidRequest(format!(
+                        "unknown acknowledge type in {:?}",
+                        b.types
+                    ))
+                })?;
+            parsed.push((b.first_offset, b.last_offset, types));
+        }
+        let key = self.state_key(group, &p.topic, p.partition)?;
+        let _gate = slot.writes.lock().await;
+        let mut refused = None;
+        let snapshot = {
+            let mut state = slot.state.lock();
+            let mut changed = false;
+            for (first, last, types) in parsed {
+                match state.acknowledge(member, first, last, &types, limits) {
+                    Ok(()) => changed = true,
+                    Err(e) => refused = Some(BrokerError::InvalidRecordState(e.0)),
+                }
+            }
+            changed.then(|| state.to_persisted())
+        };
+        if let Some(snapshot) = snapshot {
+            self.store_share_state(&key, snapshot).await?;
         }
         refused.map_or(Ok(()), Err)
     }
@@ -289,20 +340,20 @@ impl Broker {
         limits: &Limits,
     ) {
         for (topic, index) in partitions {
-            let Some(sp) = self.existing_share_partition(group, &topic, index) else {
+            let Some(slot) = self.existing_share_partition(group, &topic, index) else {
                 continue;
             };
-            let written = self.state_key(group, &topic, index).and_then(|key| {
-                let mut state = sp.lock();
-                state.release_member(member, limits);
-                self.write_share_state(&key, state.to_persisted())
-            });
-            let settled = match written {
-                Ok(Some(pending)) => settle(pending).await,
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
+            let stored = async {
+                let key = self.state_key(group, &topic, index)?;
+                let _gate = slot.writes.lock().await;
+                let snapshot = {
+                    let mut state = slot.state.lock();
+                    state.release_member(member, limits);
+                    state.to_persisted()
+                };
+                self.store_share_state(&key, snapshot).await
             };
-            if let Err(e) = settled {
+            if let Err(e) = stored.await {
                 tracing::warn!(group, topic = %topic, partition = index, error = %e, "could not persist released records");
             }
         }
@@ -376,61 +427,12 @@ impl Broker {
         Ok((partitions, released))
     }
 
-    fn share_acknowledge_one(
-        &self,
-        group: &str,
-        member: &Arc<str>,
-        p: &ShareFetchPartition,
-        limits: &Limits,
-    ) -> Result<(Option<crate::PendingAppend>, Option<BrokerError>)> {
-        self.local_leader(&p.topic, p.partition, -1)?;
-        let sp = self
-            .existing_share_partition(group, &p.topic, p.partition)
-            .ok_or_else(|| {
-                BrokerError::InvalidRecordState(
-                    "no records of this partition were delivered to the group".into(),
-                )
-            })?;
-        let mut parsed = Vec::with_capacity(p.acks.len());
-        for b in &p.acks {
-            let types = b
-                .types
-                .iter()
-                .map(|&t| AckType::from_code(t))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
-                    BrokerError::InvalidRequest(format!(
-                        "unknown acknowledge type in {:?}",
-                        b.types
-                    ))
-                })?;
-            parsed.push((b.first_offset, b.last_offset, types));
-        }
-        let key = self.state_key(group, &p.topic, p.partition)?;
-        let mut state = sp.lock();
-        let mut refused = None;
-        let mut changed = false;
-        for (first, last, types) in parsed {
-            match state.acknowledge(member, first, last, &types, limits) {
-                Ok(()) => changed = true,
-                Err(e) => refused = Some(BrokerError::InvalidRecordState(e.0)),
-            }
-        }
-        let pending = if changed {
-            self.write_share_state(&key, state.to_persisted())?
-        } else {
-            None
-        };
-        drop(state);
-        Ok((pending, refused))
-    }
-
     fn existing_share_partition(
         &self,
         group: &str,
         topic: &Arc<str>,
         index: i32,
-    ) -> Option<Arc<Mutex<SharePartition>>> {
+    ) -> Option<SharedPartition> {
         self.shares
             .partitions
             .lock()
@@ -440,12 +442,12 @@ impl Broker {
 
     /// The group's share-partition of a partition this broker leads: as persisted, or new
     /// where `share.auto.offset.reset` says.
-    fn share_partition(
+    async fn share_partition(
         &self,
         group: &str,
         topic: &Arc<str>,
         partition: &Partition,
-    ) -> Result<Arc<Mutex<SharePartition>>> {
+    ) -> Result<SharedPartition> {
         let key = (group.to_string(), topic.clone(), partition.index);
         let epoch = partition.leader_epoch();
         if let Some((e, sp)) = self.shares.partitions.lock().get(&key) {
@@ -453,7 +455,10 @@ impl Broker {
                 return Ok(sp.clone());
             }
         }
-        let sp = match self.read_share_state(&self.state_key(group, topic, partition.index)?)? {
+        let persisted = self
+            .load_share_state(&self.state_key(group, topic, partition.index)?)
+            .await?;
+        let sp = match persisted {
             Some(persisted) => SharePartition::from_persisted(&persisted),
             None => {
                 let log = partition.log();
@@ -473,9 +478,12 @@ impl Broker {
             // Built meanwhile by another request: that one is the share-partition.
             Some((e, existing)) if *e == epoch => Ok(existing.clone()),
             _ => {
-                let sp = Arc::new(Mutex::new(sp));
-                all.insert(key, (epoch, sp.clone()));
-                Ok(sp)
+                let slot = Arc::new(ShareSlot {
+                    state: Mutex::new(sp),
+                    writes: tokio::sync::Mutex::new(()),
+                });
+                all.insert(key, (epoch, slot.clone()));
+                Ok(slot)
             }
         }
     }
@@ -488,62 +496,10 @@ impl Broker {
         Ok((group.to_string(), id, partition))
     }
 
-    /// The persisted state of a share-partition, from its share coordinator (the leader of
-    /// its `__share_group_state` partition). None when nothing was persisted, or when
-    /// another broker leads that partition (durable queue state in a cluster is to come).
-    fn read_share_state(&self, key: &state::StateKey) -> Result<Option<PersistedState>> {
-        let Some(partition) = self.state_partition(key)? else {
-            return Ok(None);
-        };
-        self.shares.state.lock().get(&partition, key)
-    }
-
-    /// Writes a share-partition's snapshot to its state partition; the caller waits for it
-    /// (acks=all) before answering. Called under the share-partition's lock, so snapshots
-    /// are appended in the order they were taken.
-    fn write_share_state(
-        &self,
-        key: &state::StateKey,
-        snapshot: PersistedState,
-    ) -> Result<Option<crate::PendingAppend>> {
-        let Some(partition) = self.state_partition(key)? else {
-            return Ok(None);
-        };
-        let (k, v) = (state::encode_key(key), state::encode_value(&snapshot));
-        let batch = sluice_log::batch::build_batch(
-            crate::now_ms(),
-            &[(Some(k.as_slice()), Some(v.as_slice()))],
-        );
-        let pending = self.append(
-            &partition,
-            batch.into(),
-            -1,
-            crate::AppendOrigin::Coordinator,
-        )?;
-        self.shares
-            .state
-            .lock()
-            .put(&partition, key.clone(), snapshot);
-        Ok(Some(pending))
-    }
-
-    /// The state partition of `key` if this broker leads it.
-    fn state_partition(&self, key: &state::StateKey) -> Result<Option<Arc<Partition>>> {
-        state::state_topic(self)?;
-        match self.local_leader(SHARE_STATE_TOPIC, state::state_partition_of(key), -1) {
-            Ok(p) => Ok(Some(p)),
-            Err(BrokerError::NotLeaderOrFollower { .. }) => Ok(None),
-            Err(BrokerError::LeaderNotAvailable | BrokerError::UnknownTopicOrPartition) => {
-                Err(BrokerError::CoordinatorNotAvailable)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     /// Acquires records of one partition for `member`: redeliveries first, else new
     /// records at the window's end. Returns the whole batches holding them and the runs.
     #[allow(clippy::too_many_arguments)]
-    fn acquire_for(
+    async fn acquire_for(
         &self,
         group: &str,
         member: &Arc<str>,
@@ -554,7 +510,8 @@ impl Broker {
         limits: &Limits,
     ) -> Result<Option<(Vec<u8>, Vec<Acquired>)>> {
         let partition = self.local_leader(topic, index, -1)?;
-        let sp = self.share_partition(group, topic, &partition)?;
+        let slot = self.share_partition(group, topic, &partition).await?;
+        let sp = &slot.state;
         let now = crate::now_ms();
         let (available, end, room) = {
             let mut s = sp.lock();
@@ -582,14 +539,6 @@ impl Broker {
         };
         Ok((!acquired.is_empty()).then_some((bytes, acquired)))
     }
-}
-
-/// How long a share state write waits for the state partition's in-sync replicas.
-const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Waits for a share state write (acks=all).
-async fn settle(pending: crate::PendingAppend) -> Result<()> {
-    pending.wait(STATE_WRITE_TIMEOUT).await.map(|_| ())
 }
 
 /// Whole batches from the one holding `from`, up to `max_bytes` (at least one batch) and

@@ -49,12 +49,19 @@ pub const STATE_ARCHIVED: i8 = 4;
 /// (group, topic id, partition).
 pub type StateKey = (String, Uuid, i32);
 
-/// The state partition that holds a key: Kafka's "group:topicId:partition" coordinator key.
+/// A key as FindCoordinator names it (key type 2): Kafka's "group:topicId:partition".
+pub fn coordinator_key(key: &StateKey) -> String {
+    format!("{}:{}:{}", key.0, key.1, key.2)
+}
+
+/// The state partition that holds a key.
 pub fn state_partition_of(key: &StateKey) -> i32 {
-    partition_for(
-        &format!("{}:{}:{}", key.0, key.1, key.2),
-        SHARE_STATE_PARTITIONS,
-    )
+    state_partition_for(&coordinator_key(key))
+}
+
+/// The state partition of a FindCoordinator share key.
+pub fn state_partition_for(coordinator_key: &str) -> i32 {
+    partition_for(coordinator_key, SHARE_STATE_PARTITIONS)
 }
 
 pub fn encode_key(key: &StateKey) -> Vec<u8> {

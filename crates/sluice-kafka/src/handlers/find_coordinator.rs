@@ -1,5 +1,7 @@
 //! FindCoordinator (10): a group's coordinator is the broker that leads its
-//! `__consumer_offsets` partition; the topic is created on the first lookup.
+//! `__consumer_offsets` partition; a share key's (KIP-932, asked by share-partition leaders)
+//! the one that leads its `__share_group_state` partition. Each topic is created on the first
+//! lookup that needs it.
 //!
 //! Transactions do not exist yet. A transactional key gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 //! with a message saying so: every client takes it as fatal and stops at once (librdkafka and
@@ -21,30 +23,46 @@ use crate::Context;
 pub const VERSIONS: (i16, i16) = (0, 6);
 
 const KEY_TYPE_GROUP: i8 = 0;
+/// A share coordinator (KIP-932), asked by share-partition leaders: "group:topicId:partition".
+const KEY_TYPE_SHARE: i8 = 2;
 const TRANSACTIONS_UNSUPPORTED: &str =
     "transactions are not supported by this broker yet (Sluice): use an idempotent producer";
 
-/// Whether answering would create `__consumer_offsets` (file work, and the controller's).
-pub fn may_create_offsets_topic(ctx: &Context, req: &FindCoordinatorRequest) -> bool {
-    req.key_type == KEY_TYPE_GROUP
-        && ctx
-            .broker
-            .image()
-            .topic(sluice_broker::group::OFFSETS_TOPIC)
-            .is_none()
+/// The internal topic a lookup of this key type needs.
+fn internal_topic(key_type: i8) -> Option<&'static str> {
+    match key_type {
+        KEY_TYPE_GROUP => Some(sluice_broker::group::OFFSETS_TOPIC),
+        KEY_TYPE_SHARE => Some(sluice_broker::share::SHARE_STATE_TOPIC),
+        _ => None,
+    }
+}
+
+/// Whether answering would create `__consumer_offsets` or `__share_group_state` (file work,
+/// and the controller's).
+pub fn may_create_internal_topic(ctx: &Context, req: &FindCoordinatorRequest) -> bool {
+    internal_topic(req.key_type).is_some_and(|t| ctx.broker.image().topic(t).is_none())
 }
 
 pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Response {
-    if may_create_offsets_topic(ctx, &req) {
+    if may_create_internal_topic(ctx, &req) {
         // Here only on the controller (others forward): a failure shows in the lookups.
-        if let Err(e) = ctx.broker.groups().offsets_topic() {
-            info!(error = %e, "could not create __consumer_offsets yet");
+        let created = match req.key_type {
+            KEY_TYPE_SHARE => sluice_broker::share::state_topic(&ctx.broker).map(|_| ()),
+            _ => ctx.broker.groups().offsets_topic().map(|_| ()),
+        };
+        if let Err(e) = created {
+            info!(error = %e, "could not create an internal topic yet");
         }
     }
     let coordinator = |key: StrBytes| {
         let c = Coordinator::default().with_key(key);
-        if req.key_type == KEY_TYPE_GROUP {
-            match ctx.broker.groups().group_coordinator(&c.key) {
+        if req.key_type == KEY_TYPE_GROUP || req.key_type == KEY_TYPE_SHARE {
+            let found = if req.key_type == KEY_TYPE_GROUP {
+                ctx.broker.groups().group_coordinator(&c.key)
+            } else {
+                share_coordinator(ctx, &c.key)
+            };
+            match found {
                 Ok(b) => c
                     .with_node_id(BrokerId(b.node_id))
                     .with_host(str(&b.host))
@@ -80,4 +98,17 @@ pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Resp
             .with_host(c.host)
             .with_port(c.port),
     )
+}
+
+/// The leader of the `__share_group_state` partition of a share key.
+fn share_coordinator(
+    ctx: &Context,
+    key: &str,
+) -> Result<sluice_cluster::BrokerInfo, sluice_broker::BrokerError> {
+    let index = sluice_broker::share::state_partition_for(key);
+    ctx.broker
+        .image()
+        .live_leader(sluice_broker::share::SHARE_STATE_TOPIC, index)
+        .cloned()
+        .ok_or(sluice_broker::BrokerError::CoordinatorNotAvailable)
 }

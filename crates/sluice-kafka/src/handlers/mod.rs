@@ -34,6 +34,7 @@ pub mod produce;
 pub mod share_acknowledge;
 pub mod share_fetch;
 pub mod share_group_heartbeat;
+pub mod share_group_state;
 pub mod sync_group;
 
 use kafka_protocol::protocol::StrBytes;

@@ -1,0 +1,147 @@
+//! Where a share-partition's state is made durable: its share coordinator, the broker leading
+//! the key's `__share_group_state` partition. The share-partition leader writes there itself
+//! when it is that broker, and otherwise asks it over the network (ReadShareGroupState and
+//! WriteShareGroupState, through `ShareStateRemote`, which the Kafka front end provides).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sluice_cluster::BrokerInfo;
+
+use super::state::{self, PersistedState, StateKey, SHARE_STATE_TOPIC};
+use crate::broker::Broker;
+use crate::error::{BrokerError, Result};
+use crate::partition::Partition;
+
+/// How long a share state write waits for the state partition's in-sync replicas.
+const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The network side of share state, for keys another broker coordinates.
+pub trait ShareStateRemote: Send + Sync {
+    fn read(&self, to: BrokerInfo, key: StateKey) -> BoxFuture<'_, Result<Option<PersistedState>>>;
+    fn write(
+        &self,
+        to: BrokerInfo,
+        key: StateKey,
+        state: PersistedState,
+    ) -> BoxFuture<'_, Result<()>>;
+    /// Asks the controller to create `__share_group_state` (a share coordinator lookup).
+    fn create_state_topic(&self) -> BoxFuture<'_, Result<()>>;
+}
+
+/// Where a key's state partition is led.
+enum Place {
+    Here(Arc<Partition>),
+    At(BrokerInfo),
+}
+
+impl Broker {
+    /// How this broker reaches share coordinators on other brokers.
+    pub fn set_share_state_remote(&self, remote: Arc<dyn ShareStateRemote>) {
+        let _ = self.shares.remote.set(remote);
+    }
+
+    /// The persisted state of a share-partition, from its share coordinator.
+    pub(crate) async fn load_share_state(&self, key: &StateKey) -> Result<Option<PersistedState>> {
+        match self.place_of(key).await? {
+            Place::Here(partition) => self.shares.state.lock().get(&partition, key),
+            Place::At(coordinator) => self.remote()?.read(coordinator, key.clone()).await,
+        }
+    }
+
+    /// Makes a share-partition's snapshot durable at its share coordinator (acks=all there).
+    pub(crate) async fn store_share_state(
+        &self,
+        key: &StateKey,
+        snapshot: PersistedState,
+    ) -> Result<()> {
+        match self.place_of(key).await? {
+            Place::Here(_) => self.coordinator_write_share_state(key, snapshot).await,
+            Place::At(coordinator) => {
+                self.remote()?
+                    .write(coordinator, key.clone(), snapshot)
+                    .await
+            }
+        }
+    }
+
+    /// The share coordinator's ReadShareGroupState: NOT_COORDINATOR unless this broker leads
+    /// the key's state partition.
+    pub fn coordinator_read_share_state(&self, key: &StateKey) -> Result<Option<PersistedState>> {
+        let partition = self.coordinated_partition(key)?;
+        self.shares.state.lock().get(&partition, key)
+    }
+
+    /// The share coordinator's WriteShareGroupState: appends the snapshot and waits until
+    /// the state partition's in-sync replicas have it.
+    pub async fn coordinator_write_share_state(
+        &self,
+        key: &StateKey,
+        snapshot: PersistedState,
+    ) -> Result<()> {
+        let partition = self.coordinated_partition(key)?;
+        let (k, v) = (state::encode_key(key), state::encode_value(&snapshot));
+        let batch = sluice_log::batch::build_batch(
+            crate::now_ms(),
+            &[(Some(k.as_slice()), Some(v.as_slice()))],
+        );
+        let pending = {
+            // Appended under the cache's lock, so the log and the cache agree on the order.
+            let mut cache = self.shares.state.lock();
+            cache.get(&partition, key)?;
+            let pending = self.append(
+                &partition,
+                batch.into(),
+                -1,
+                crate::AppendOrigin::Coordinator,
+            )?;
+            cache.put(&partition, key.clone(), snapshot);
+            pending
+        };
+        pending.wait(STATE_WRITE_TIMEOUT).await.map(|_| ())
+    }
+
+    fn coordinated_partition(&self, key: &StateKey) -> Result<Arc<Partition>> {
+        self.local_leader(SHARE_STATE_TOPIC, state::state_partition_of(key), -1)
+            .map_err(|e| match e {
+                BrokerError::NotLeaderOrFollower { .. } => BrokerError::NotCoordinator,
+                BrokerError::LeaderNotAvailable | BrokerError::UnknownTopicOrPartition => {
+                    BrokerError::CoordinatorNotAvailable
+                }
+                e => e,
+            })
+    }
+
+    async fn place_of(&self, key: &StateKey) -> Result<Place> {
+        if self.topic(SHARE_STATE_TOPIC).is_none() {
+            match state::state_topic(self) {
+                Ok(_) => {}
+                // Not the controller: ask it, and let the client retry meanwhile.
+                Err(BrokerError::CoordinatorNotAvailable) if self.shares.remote.get().is_some() => {
+                    self.remote()?.create_state_topic().await?;
+                    return Err(BrokerError::CoordinatorNotAvailable);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let index = state::state_partition_of(key);
+        let image = self.image();
+        let leader = image
+            .live_leader(SHARE_STATE_TOPIC, index)
+            .cloned()
+            .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        if leader.node_id == self.config.node_id {
+            Ok(Place::Here(self.coordinated_partition(key)?))
+        } else {
+            Ok(Place::At(leader))
+        }
+    }
+
+    fn remote(&self) -> Result<&Arc<dyn ShareStateRemote>> {
+        self.shares
+            .remote
+            .get()
+            .ok_or(BrokerError::CoordinatorNotAvailable)
+    }
+}
