@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::cluster::metadata;
+use common::cluster::{leaders, metadata, Cluster};
 use common::group::{produce, wait_until, Member};
 use common::raw::Raw;
 use common::share::{set_group_configs, Delivery, ShareMember};
@@ -19,10 +19,13 @@ use kafka_protocol::messages::share_fetch_request::{
     AcknowledgementBatch, FetchPartition, FetchTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, GroupId, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest,
-    ShareFetchResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse, TopicName,
+    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, ShareAcknowledgeRequest,
+    ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse, ShareGroupHeartbeatRequest,
+    ShareGroupHeartbeatResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::producer::FutureRecord;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -247,6 +250,96 @@ async fn a_consumer_group_and_a_share_group_read_one_topic_side_by_side() {
     assert_eq!(sharer.got().len(), 200);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_in_a_cluster_survives_its_partition_leaders_death() {
+    let mut c = Cluster::start_with(
+        3,
+        "\"offsets.topic.replication.factor\" = 3\n\"share.coordinator.state.topic.replication.factor\" = 3\n",
+    );
+    let topic = NewTopic::new("cq", 1, TopicReplication::Fixed(3));
+    let created = c.brokers[0]
+        .admin()
+        .create_topics([&topic], &AdminOptions::new())
+        .await
+        .unwrap();
+    created[0].as_ref().expect("created");
+    wait_until(30, "every broker knows the topic", || {
+        c.brokers
+            .iter()
+            .all(|b| leaders(b, "cq").first().is_some_and(|&l| l > 0))
+    });
+    set_group_configs(
+        &c.brokers[0],
+        "cg",
+        &[("share.auto.offset.reset", "earliest")],
+    );
+    let bootstrap = c.bootstrap();
+    let producer = c.brokers[0].producer(&[("bootstrap.servers", &bootstrap), ("acks", "all")]);
+    let send = |n: usize, tag: &'static str| {
+        let producer = producer.clone();
+        async move {
+            for i in 0..n {
+                let value = format!("{tag}-{i}");
+                producer
+                    .send(
+                        FutureRecord::<(), _>::to("cq").payload(&value),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .expect("acknowledged");
+            }
+        }
+    };
+    send(50, "first").await;
+    let first = ShareMember::spawn(&bootstrap, "cg", "cq", "accept", Some(50));
+    wait_until(60, "the first member accepted all 50 and closed", || {
+        first.closed()
+    });
+    produce_more_and_hold(&c, &bootstrap, send(50, "second")).await;
+    let leader = leaders(&c.brokers[0], "cq")[0];
+    // The share coordinator (FindCoordinator, key type 2) may be the leader or another broker:
+    // both paths (local, and Read/WriteShareGroupState) are taken over repeated runs.
+    let key = format!("cg:{}:0", topic_id(&c.brokers[0], "cq"));
+    let coordinator = share_coordinator(&c.brokers[0], &key);
+    assert!(
+        (1..=3).contains(&coordinator),
+        "a live share coordinator: {coordinator}"
+    );
+    eprintln!("partition leader {leader}, share coordinator {coordinator}");
+    c.broker(leader).kill();
+    let watcher = if leader == 1 { 1 } else { 0 };
+    wait_until(60, "another broker leads the partition", || {
+        leaders(&c.brokers[watcher], "cq")
+            .first()
+            .is_some_and(|&l| l > 0 && l != leader)
+    });
+    let after = ShareMember::spawn(&bootstrap, "cg", "cq", "accept", None);
+    wait_until(90, "every unacknowledged record comes back", || {
+        times_delivered(&after.got()).len() == 50
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let again: BTreeSet<i64> = after.got().iter().map(|d| d.offset).collect();
+    assert_eq!(
+        again,
+        (50..100).collect::<BTreeSet<i64>>(),
+        "acknowledged records came back"
+    );
+    assert_eq!(after.got().len(), 50);
+}
+
+/// Produces with `sent` while a member holds what it gets (acquired, never acknowledged),
+/// then kills that member.
+async fn produce_more_and_hold(
+    _c: &Cluster,
+    bootstrap: &str,
+    sent: impl std::future::Future<Output = ()>,
+) {
+    sent.await;
+    let mut holder = ShareMember::spawn(bootstrap, "cg", "cq", "hold", None);
+    wait_until(60, "the holder holds records", || !holder.got().is_empty());
+    holder.kill();
+}
+
 // ---- the protocol, raw ----
 
 fn topic_id(broker: &Broker, topic: &str) -> uuid::Uuid {
@@ -256,6 +349,22 @@ fn topic_id(broker: &Broker, topic: &str) -> uuid::Uuid {
         .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
         .expect("topic known")
         .topic_id
+}
+
+/// The share coordinator of a key (FindCoordinator v4, key type 2).
+fn share_coordinator(broker: &Broker, key: &str) -> i32 {
+    let req = FindCoordinatorRequest::default()
+        .with_key_type(2)
+        .with_coordinator_keys(vec![s(key)]);
+    let mut raw = Raw::connect(broker);
+    let c = raw.send(ApiKey::FindCoordinator, 4, &req);
+    let r: FindCoordinatorResponse = raw.receive_response(ApiKey::FindCoordinator, 4, c);
+    assert_eq!(
+        r.coordinators[0].error_code, 0,
+        "{:?}",
+        r.coordinators[0].error_message
+    );
+    r.coordinators[0].node_id.0
 }
 
 fn heartbeat(
