@@ -26,6 +26,37 @@ pub struct RecordView<'a> {
     pub raw: &'a [u8],
 }
 
+/// A record header: its key and (nullable) value.
+pub type Header<'a> = (&'a [u8], Option<&'a [u8]>);
+
+impl<'a> RecordView<'a> {
+    /// The record's headers, parsed from its bytes (for the cold paths that need them: a
+    /// queue's delayed delivery and dead letters).
+    pub fn headers(&self) -> Result<Vec<Header<'a>>> {
+        let mut cur = Cursor {
+            buf: self.raw,
+            pos: 0,
+        };
+        cur.varint32()?; // length
+        cur.take(1)?; // attributes
+        cur.varint64()?; // timestamp delta
+        cur.varint32()?; // offset delta
+        cur.nullable_bytes()?; // key
+        cur.nullable_bytes()?; // value
+        let count = cur.varint32()?;
+        // Each header takes at least two bytes: the count cannot claim more than that.
+        if count < 0 || count as usize > self.raw.len() / 2 {
+            return Err(corrupt("bad header count"));
+        }
+        let mut out = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let key = cur.nullable_bytes()?.ok_or(Malformed("null header key"))?;
+            out.push((key, cur.nullable_bytes()?));
+        }
+        Ok(out)
+    }
+}
+
 fn corrupt(what: &str) -> LogError {
     LogError::CorruptRecord(what.to_string())
 }

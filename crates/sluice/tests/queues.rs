@@ -135,10 +135,14 @@ async fn a_released_record_comes_back_at_once_and_a_rejected_one_never() {
         .collect();
     assert_eq!(second, (0..10).collect::<Vec<_>>());
 
+    broker.create_topic("rel-dlq", 1, &[]).await;
     set_group_configs(
         &broker,
         "rejecters",
-        &[("share.auto.offset.reset", "earliest")],
+        &[
+            ("share.auto.offset.reset", "earliest"),
+            ("errors.deadletterqueue.topic.name", "rel-dlq"),
+        ],
     );
     let r = ShareMember::spawn(&broker.bootstrap(), "rejecters", "rel", "reject", Some(10));
     wait_until(20, "the rejecter got all and closed", || r.closed());
@@ -152,13 +156,63 @@ async fn a_released_record_comes_back_at_once_and_a_rejected_one_never() {
     produce(&broker, "rel", 1, 1, "late").await;
     wait_until(20, "the next record arrives", || after.got().len() == 1);
     assert_eq!(after.got()[0].offset, 10);
+    // Every rejected record is in the dead-letter topic, saying where it came from and why.
+    let letters = dead_letters(&broker, "rel-dlq", 10);
+    for (i, (value, headers)) in letters.iter().enumerate() {
+        assert_eq!(value, &format!("r-{i}"));
+        assert_eq!(headers["__dlq.errors.topic"], "rel");
+        assert_eq!(headers["__dlq.errors.partition"], "0");
+        assert_eq!(headers["__dlq.errors.offset"], i.to_string());
+        assert_eq!(headers["__dlq.errors.group.id"], "rejecters");
+        assert_eq!(headers["__dlq.errors.delivery.count"], "1");
+        assert_eq!(headers["__dlq.errors.reason"], "rejected");
+    }
+}
+
+/// The first `count` records of a dead-letter topic: value and headers.
+fn dead_letters(
+    broker: &Broker,
+    topic: &str,
+    count: usize,
+) -> Vec<(String, BTreeMap<String, String>)> {
+    use rdkafka::message::{Headers, Message};
+    let consumer = broker.consumer(&[]);
+    let mut out = Vec::new();
+    common::consume(
+        &consumer,
+        topic,
+        &[0],
+        rdkafka::Offset::Beginning,
+        count,
+        |m| {
+            let mut headers = BTreeMap::new();
+            if let Some(h) = m.headers() {
+                for header in h.iter() {
+                    let value = header
+                        .value
+                        .map(|v| String::from_utf8_lossy(v).into_owned());
+                    headers.insert(header.key.to_string(), value.unwrap_or_default());
+                }
+            }
+            out.push((String::from_utf8(common::payload(m)).unwrap(), headers));
+        },
+    );
+    out
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_delivery_limit_archives_a_record_that_is_always_released() {
     let broker = Broker::start();
     queue_with(&broker, "poison", "limited", 5).await;
-    set_group_configs(&broker, "limited", &[("share.delivery.count.limit", "3")]);
+    broker.create_topic("poison-dlq", 1, &[]).await;
+    set_group_configs(
+        &broker,
+        "limited",
+        &[
+            ("share.delivery.count.limit", "3"),
+            ("errors.deadletterqueue.topic.name", "poison-dlq"),
+        ],
+    );
     let m = ShareMember::spawn(&broker.bootstrap(), "limited", "poison", "release", None);
     wait_until(30, "three deliveries each", || {
         times_delivered(&m.got()).values().all(|&n| n == 3) && m.got().len() == 15
@@ -166,6 +220,12 @@ async fn the_delivery_limit_archives_a_record_that_is_always_released() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(m.got().len(), 15, "archived after the third delivery");
     assert_eq!(m.got().iter().map(|d| d.delivery_count).max(), Some(3));
+    let letters = dead_letters(&broker, "poison-dlq", 5);
+    for (i, (value, headers)) in letters.iter().enumerate() {
+        assert_eq!(value, &format!("r-{i}"));
+        assert_eq!(headers["__dlq.errors.delivery.count"], "3");
+        assert_eq!(headers["__dlq.errors.reason"], "delivery count limit");
+    }
     produce(&broker, "poison", 1, 1, "late").await;
     wait_until(20, "the member still gets new records", || {
         m.got().iter().any(|d| d.offset == 5)
@@ -231,6 +291,88 @@ async fn a_broker_crash_loses_no_acknowledgement_and_keeps_every_unacknowledged_
         "acknowledged records came back"
     );
     assert_eq!(after.got().len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delayed_records_reach_a_queue_no_earlier_than_their_time() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let broker = Broker::start();
+    broker.create_topic("later", 1, &[]).await;
+    set_group_configs(
+        &broker,
+        "patient",
+        &[("share.auto.offset.reset", "earliest")],
+    );
+    let producer = broker.producer(&[]);
+    let deliver_at = now_ms() + 3000;
+    let at_text = deliver_at.to_string();
+    // Records 0 and 2 wait (an absolute time, and a delay from their timestamp); 1 and 3 not.
+    let delays = [
+        Some(("sluice-deliver-at", at_text.as_str())),
+        None,
+        Some(("sluice-delay-ms", "2000")),
+        None,
+    ];
+    for (i, header) in delays.into_iter().enumerate() {
+        let value = format!("d-{i}");
+        let mut record = FutureRecord::<(), _>::to("later").payload(&value);
+        if let Some((key, v)) = header {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key,
+                value: Some(v),
+            }));
+        }
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .expect("acknowledged");
+    }
+    let m = ShareMember::spawn(&broker.bootstrap(), "patient", "later", "accept", None);
+    let reader = Member::start(
+        &broker,
+        "impatient",
+        &["later"],
+        &[
+            ("group.protocol", "consumer"),
+            ("auto.offset.reset", "earliest"),
+        ],
+    );
+    // A consumer group reads them at once (they are in the log).
+    wait_until(20, "the consumer group read all four", || {
+        reader.seen().len() >= 4
+    });
+    assert!(
+        now_ms() < deliver_at,
+        "the consumer group was not held back"
+    );
+    wait_until(30, "all four reach the queue", || m.got().len() == 4);
+    let got = m.got();
+    let first_two: Vec<i64> = got.iter().take(2).map(|d| d.offset).collect();
+    assert_eq!(
+        first_two,
+        vec![1, 3],
+        "the records without a delay go first: {got:?}"
+    );
+    // Clocks are the same machine's; a little slack for the member's clock reading.
+    let tolerance = 50;
+    let of = |o: i64| got.iter().find(|d| d.offset == o).unwrap().clone();
+    assert!(
+        of(0).received_at + tolerance >= deliver_at,
+        "{:?} before {deliver_at}",
+        of(0)
+    );
+    assert!(
+        of(2).received_at + tolerance >= of(2).timestamp + 2000,
+        "{:?}",
+        of(2)
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -87,6 +87,15 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
         doc: "records of one partition a share group may have in flight (queues)",
     },
     GroupConfigDef {
+        name: "errors.deadletterqueue.topic.name",
+        broker_name: None,
+        default: "",
+        kind: ConfigType::String,
+        allowed: &[],
+        range: Range::Any,
+        doc: "the topic a share group copies the records it archives to (empty: none)",
+    },
+    GroupConfigDef {
         name: "share.auto.offset.reset",
         broker_name: None,
         default: "latest",

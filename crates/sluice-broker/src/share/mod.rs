@@ -4,6 +4,8 @@
 //! with a deadline, ShareAcknowledge (or acknowledgements riding on ShareFetch) finishes or
 //! releases them.
 
+mod dead_letters;
+mod delays;
 mod membership;
 mod partition;
 mod persist;
@@ -21,10 +23,14 @@ use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
 
+pub use dead_letters::DEAD_LETTER_TOPIC_CONFIG;
+pub use delays::{DELAY_MS_HEADER, DELIVER_AT_HEADER};
 pub use membership::{
     ShareAssignment, ShareGroup, ShareHeartbeat, ShareHeartbeatResult, ShareMember,
 };
-pub use partition::{AckType, Acquired, Counts, Limits, SharePartition};
+pub use partition::{
+    AckType, Acquired, ArchiveReason, ArchivedRecord, Counts, Limits, SharePartition,
+};
 pub use persist::ShareStateRemote;
 pub use state::{
     coordinator_key, state_partition_for, state_topic, PersistedState, StateBatch, StateKey,
@@ -287,7 +293,7 @@ impl Broker {
         p: &ShareFetchPartition,
         limits: &Limits,
     ) -> Result<()> {
-        self.local_leader(&p.topic, p.partition, -1)?;
+        let partition = self.local_leader(&p.topic, p.partition, -1)?;
         let slot = self
             .existing_share_partition(group, &p.topic, p.partition)
             .ok_or_else(|| {
@@ -322,9 +328,11 @@ impl Broker {
                     Err(e) => refused = Some(BrokerError::InvalidRecordState(e.0)),
                 }
             }
-            changed.then(|| state.to_persisted())
+            changed.then(|| (state.to_persisted(), state.take_archived()))
         };
-        if let Some(snapshot) = snapshot {
+        if let Some((snapshot, archived)) = snapshot {
+            // Dead letters first: a crash between the two copies a record twice, never zero times.
+            self.send_dead_letters(group, &partition, &archived).await;
             self.store_share_state(&key, snapshot).await?;
         }
         refused.map_or(Ok(()), Err)
@@ -345,12 +353,14 @@ impl Broker {
             };
             let stored = async {
                 let key = self.state_key(group, &topic, index)?;
+                let partition = self.local_leader(&topic, index, -1)?;
                 let _gate = slot.writes.lock().await;
-                let snapshot = {
+                let (snapshot, archived) = {
                     let mut state = slot.state.lock();
                     state.release_member(member, limits);
-                    state.to_persisted()
+                    (state.to_persisted(), state.take_archived())
                 };
+                self.send_dead_letters(group, &partition, &archived).await;
                 self.store_share_state(&key, snapshot).await
             };
             if let Err(e) = stored.await {
@@ -513,11 +523,25 @@ impl Broker {
         let slot = self.share_partition(group, topic, &partition).await?;
         let sp = &slot.state;
         let now = crate::now_ms();
-        let (available, end, room) = {
+        let (available, end, room, archived) = {
             let mut s = sp.lock();
             s.expire_locks(now, limits);
-            (s.first_available(), s.end_offset(), s.room(limits))
+            let archived = s.take_archived();
+            (
+                s.first_available(now),
+                s.end_offset(),
+                s.room(limits),
+                archived,
+            )
         };
+        if !archived.is_empty() {
+            // Locks ran out at the delivery limit: those records are dead letters now.
+            let key = self.state_key(group, topic, index)?;
+            let _gate = slot.writes.lock().await;
+            self.send_dead_letters(group, &partition, &archived).await;
+            let snapshot = sp.lock().to_persisted();
+            self.store_share_state(&key, snapshot).await?;
+        }
         let from = match available {
             Some(offset) => offset,
             None if room > 0 => end,
@@ -527,13 +551,16 @@ impl Broker {
         else {
             return Ok(None);
         };
+        let delays = delays::delays_in(&bytes, now);
         let acquired = {
             let mut s = sp.lock();
             match available {
-                Some(offset) => s.acquire_available(member, offset, last, max_records, now, limits),
+                Some(offset) => {
+                    s.acquire_available(member, offset, last, max_records, now, limits, &delays)
+                }
                 None => {
                     let last = last.min(end + room as i64 - 1).max(end);
-                    s.acquire_new(member, end, last, now, limits)
+                    s.acquire_new(member, end, last, now, limits, &delays)
                 }
             }
         };

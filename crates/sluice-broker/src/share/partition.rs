@@ -32,8 +32,9 @@ impl AckType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RecordState {
+    #[default]
     Available,
     Acquired,
     Acknowledged,
@@ -46,13 +47,33 @@ impl RecordState {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Slot {
     state: RecordState,
     deliveries: i16,
     owner: Option<Arc<str>>,
     lock_deadline_ms: i64,
+    /// A delayed record (its delivery-time header) is not offered before this time.
+    not_before_ms: i64,
 }
+
+/// Why a record was archived (a dead letter's reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveReason {
+    Rejected,
+    DeliveryLimit,
+}
+
+/// A record archived since the owner of the share-partition last looked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchivedRecord {
+    pub offset: i64,
+    pub delivery_count: i16,
+    pub reason: ArchiveReason,
+}
+
+/// Offsets of records not to deliver before a time (epoch ms), from their headers.
+pub type Delays = std::collections::HashMap<i64, i64>;
 
 /// A run of acquired offsets with one delivery count (ShareFetch's AcquiredRecords).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +110,8 @@ pub struct SharePartition {
     window: VecDeque<Slot>,
     /// The earliest lock deadline of an Acquired record, if any (so most calls skip the scan).
     next_deadline_ms: Option<i64>,
+    /// Records archived and not yet taken (for the dead-letter topic).
+    archived: Vec<ArchivedRecord>,
 }
 
 impl SharePartition {
@@ -98,6 +121,7 @@ impl SharePartition {
             start,
             window: VecDeque::new(),
             next_deadline_ms: None,
+            archived: Vec::new(),
         }
     }
 
@@ -131,12 +155,13 @@ impl SharePartition {
             return;
         }
         let mut next = None::<i64>;
-        for slot in self.window.iter_mut() {
+        for (i, slot) in self.window.iter_mut().enumerate() {
+            let offset = self.start + i as i64;
             if slot.state != RecordState::Acquired {
                 continue;
             }
             if slot.lock_deadline_ms <= now_ms {
-                release(slot, limits);
+                release(slot, offset, limits, &mut self.archived);
             } else {
                 next = Some(next.map_or(slot.lock_deadline_ms, |n| n.min(slot.lock_deadline_ms)));
             }
@@ -145,16 +170,19 @@ impl SharePartition {
         self.advance_start();
     }
 
-    /// The first record inside the window that is available for delivery again.
-    pub fn first_available(&self) -> Option<i64> {
+    /// The first record inside the window that may be delivered now.
+    pub fn first_available(&self, now_ms: i64) -> Option<i64> {
         self.window
             .iter()
-            .position(|s| s.state == RecordState::Available)
+            .position(|s| s.state == RecordState::Available && s.not_before_ms <= now_ms)
             .map(|i| self.start + i as i64)
     }
 
-    /// Acquires for `member` the run of available records from `from` (at most `max_records`,
-    /// none past `upto`): redeliveries, which come before new records as in Kafka.
+    /// Acquires for `member` the available records from `from` on (at most `max_records`,
+    /// none past `upto`, stopping at the first record in another state): redeliveries, which
+    /// come before new records as in Kafka. A record never delivered whose time in `delays`
+    /// is still to come is passed over until then.
+    #[allow(clippy::too_many_arguments)]
     pub fn acquire_available(
         &mut self,
         member: &Arc<str>,
@@ -163,18 +191,35 @@ impl SharePartition {
         max_records: usize,
         now_ms: i64,
         limits: &Limits,
+        delays: &Delays,
     ) -> Vec<Acquired> {
         if from < self.start || from >= self.end_offset() || upto < from {
             return Vec::new();
         }
         let first = (from - self.start) as usize;
         let last = ((upto - self.start) as usize).min(self.window.len() - 1);
-        let mut i = first;
-        while i <= last && i - first < max_records && self.window[i].state == RecordState::Available
-        {
-            i += 1;
+        let mut taken = Vec::new();
+        for i in first..=last {
+            if taken.len() >= max_records {
+                break;
+            }
+            let offset = self.start + i as i64;
+            let slot = &mut self.window[i];
+            if slot.state != RecordState::Available {
+                break;
+            }
+            if slot.not_before_ms > now_ms {
+                continue;
+            }
+            if let Some(&at) = delays.get(&offset).filter(|&&at| at > now_ms) {
+                if slot.deliveries == 0 {
+                    slot.not_before_ms = at;
+                    continue;
+                }
+            }
+            taken.push(i);
         }
-        self.lock_range(first, i, member, now_ms, limits)
+        self.lock(&taken, member, now_ms, limits)
     }
 
     /// How many new records may be acquired now (the in-flight bound).
@@ -191,34 +236,36 @@ impl SharePartition {
         last: i64,
         now_ms: i64,
         limits: &Limits,
+        delays: &Delays,
     ) -> Vec<Acquired> {
         if from != self.end_offset() || last < from {
             return Vec::new();
         }
-        let begin = self.window.len();
-        for _ in from..=last {
+        let mut taken = Vec::with_capacity((last - from + 1) as usize);
+        for offset in from..=last {
+            let not_before_ms = delays.get(&offset).copied().filter(|&at| at > now_ms);
+            if not_before_ms.is_none() {
+                taken.push(self.window.len());
+            }
             self.window.push_back(Slot {
-                state: RecordState::Available,
-                deliveries: 0,
-                owner: None,
-                lock_deadline_ms: 0,
+                not_before_ms: not_before_ms.unwrap_or(0),
+                ..Slot::default()
             });
         }
-        let end = self.window.len();
-        self.lock_range(begin, end, member, now_ms, limits)
+        self.lock(&taken, member, now_ms, limits)
     }
 
-    fn lock_range(
+    /// Acquires the slots at `indices` (ascending) for `member`; returns the runs.
+    fn lock(
         &mut self,
-        begin: usize,
-        end: usize,
+        indices: &[usize],
         member: &Arc<str>,
         now_ms: i64,
         limits: &Limits,
     ) -> Vec<Acquired> {
         let deadline = now_ms + limits.lock_duration_ms;
         let mut out: Vec<Acquired> = Vec::new();
-        for i in begin..end {
+        for &i in indices {
             let slot = &mut self.window[i];
             slot.state = RecordState::Acquired;
             slot.deliveries = slot.deliveries.saturating_add(1);
@@ -238,7 +285,7 @@ impl SharePartition {
                 }),
             }
         }
-        if begin < end {
+        if !indices.is_empty() {
             self.next_deadline_ms =
                 Some(self.next_deadline_ms.map_or(deadline, |d| d.min(deadline)));
         }
@@ -283,8 +330,15 @@ impl SharePartition {
             let slot = &mut self.window[(o - self.start) as usize];
             match kind {
                 AckType::Accept | AckType::Gap => finish(slot, RecordState::Acknowledged),
-                AckType::Reject => finish(slot, RecordState::Archived),
-                AckType::Release => release(slot, limits),
+                AckType::Reject => {
+                    self.archived.push(ArchivedRecord {
+                        offset: o,
+                        delivery_count: slot.deliveries,
+                        reason: ArchiveReason::Rejected,
+                    });
+                    finish(slot, RecordState::Archived)
+                }
+                AckType::Release => release(slot, o, limits, &mut self.archived),
             }
         }
         self.advance_start();
@@ -293,12 +347,17 @@ impl SharePartition {
 
     /// Releases every record `member` holds (its share session closed or it left).
     pub fn release_member(&mut self, member: &str, limits: &Limits) {
-        for slot in self.window.iter_mut() {
+        for (i, slot) in self.window.iter_mut().enumerate() {
             if slot.state == RecordState::Acquired && slot.owner.as_deref() == Some(member) {
-                release(slot, limits);
+                release(slot, self.start + i as i64, limits, &mut self.archived);
             }
         }
         self.advance_start();
+    }
+
+    /// The records archived since the last call (for the dead-letter topic).
+    pub fn take_archived(&mut self) -> Vec<ArchivedRecord> {
+        std::mem::take(&mut self.archived)
     }
 
     /// What must survive a crash: the start offset and every run of the window that is
@@ -344,12 +403,7 @@ impl SharePartition {
             }
             let end = sp.start + sp.window.len() as i64;
             for _ in end..=b.last_offset {
-                sp.window.push_back(Slot {
-                    state: RecordState::Available,
-                    deliveries: 0,
-                    owner: None,
-                    lock_deadline_ms: 0,
-                });
+                sp.window.push_back(Slot::default());
             }
             let state = match b.state {
                 STATE_ACKNOWLEDGED => RecordState::Acknowledged,
@@ -375,14 +429,19 @@ impl SharePartition {
 }
 
 /// An acquired record goes back to Available, or to Archived once it was delivered as many
-/// times as the limit allows.
-fn release(slot: &mut Slot, limits: &Limits) {
+/// times as the limit allows (noted in `archived`).
+fn release(slot: &mut Slot, offset: i64, limits: &Limits, archived: &mut Vec<ArchivedRecord>) {
     slot.owner = None;
-    slot.state = if slot.deliveries >= limits.delivery_count_limit {
-        RecordState::Archived
+    if slot.deliveries >= limits.delivery_count_limit {
+        slot.state = RecordState::Archived;
+        archived.push(ArchivedRecord {
+            offset,
+            delivery_count: slot.deliveries,
+            reason: ArchiveReason::DeliveryLimit,
+        });
     } else {
-        RecordState::Available
-    };
+        slot.state = RecordState::Available;
+    }
 }
 
 fn finish(slot: &mut Slot, state: RecordState) {
@@ -406,8 +465,10 @@ mod tests {
 
     /// Redelivers to `m` what is available first, as a share fetch would.
     fn redeliver(sp: &mut SharePartition, m: &Arc<str>, max: usize, now: i64) -> Vec<Acquired> {
-        match sp.first_available() {
-            Some(from) => sp.acquire_available(m, from, i64::MAX, max, now, &LIMITS),
+        match sp.first_available(now) {
+            Some(from) => {
+                sp.acquire_available(m, from, i64::MAX, max, now, &LIMITS, &Delays::new())
+            }
             None => Vec::new(),
         }
     }
@@ -424,8 +485,14 @@ mod tests {
     fn accepted_records_advance_the_start_and_are_never_redelivered() {
         let (a, b) = (member("a"), member("b"));
         let mut sp = SharePartition::new(10);
-        assert_eq!(sp.acquire_new(&a, 10, 14, 0, &LIMITS), run(10, 14, 1));
-        assert_eq!(sp.acquire_new(&b, 15, 16, 0, &LIMITS), run(15, 16, 1));
+        assert_eq!(
+            sp.acquire_new(&a, 10, 14, 0, &LIMITS, &Delays::new()),
+            run(10, 14, 1)
+        );
+        assert_eq!(
+            sp.acquire_new(&b, 15, 16, 0, &LIMITS, &Delays::new()),
+            run(15, 16, 1)
+        );
         assert!(redeliver(&mut sp, &b, 10, 0).is_empty());
         sp.acknowledge("a", 10, 14, &[AckType::Accept], &LIMITS)
             .unwrap();
@@ -441,7 +508,7 @@ mod tests {
     fn released_and_expired_records_come_back_with_a_higher_count() {
         let (a, b) = (member("a"), member("b"));
         let mut sp = SharePartition::new(0);
-        sp.acquire_new(&a, 0, 3, 0, &LIMITS);
+        sp.acquire_new(&a, 0, 3, 0, &LIMITS, &Delays::new());
         let types = [
             AckType::Accept,
             AckType::Release,
@@ -466,8 +533,8 @@ mod tests {
     fn acknowledgements_of_records_not_held_change_nothing() {
         let (a, b) = (member("a"), member("b"));
         let mut sp = SharePartition::new(0);
-        sp.acquire_new(&a, 0, 1, 0, &LIMITS);
-        sp.acquire_new(&b, 2, 2, 0, &LIMITS);
+        sp.acquire_new(&a, 0, 1, 0, &LIMITS, &Delays::new());
+        sp.acquire_new(&b, 2, 2, 0, &LIMITS, &Delays::new());
         assert!(sp
             .acknowledge("a", 1, 2, &[AckType::Accept], &LIMITS)
             .is_err());
@@ -503,8 +570,8 @@ mod tests {
     fn the_persisted_state_keeps_what_was_finished_and_frees_what_was_held() {
         let (a, b) = (member("a"), member("b"));
         let mut sp = SharePartition::new(100);
-        sp.acquire_new(&a, 100, 104, 0, &LIMITS);
-        sp.acquire_new(&b, 105, 107, 0, &LIMITS);
+        sp.acquire_new(&a, 100, 104, 0, &LIMITS, &Delays::new());
+        sp.acquire_new(&b, 105, 107, 0, &LIMITS, &Delays::new());
         let types = [
             AckType::Release,
             AckType::Accept,
@@ -520,8 +587,16 @@ mod tests {
         // What b held is available again with its count; finished records never come back.
         let c = member("c");
         let mut offered = Vec::new();
-        while let Some(from) = back.first_available() {
-            offered.extend(back.acquire_available(&c, from, i64::MAX, 100, 0, &LIMITS));
+        while let Some(from) = back.first_available(0) {
+            offered.extend(back.acquire_available(
+                &c,
+                from,
+                i64::MAX,
+                100,
+                0,
+                &LIMITS,
+                &Delays::new(),
+            ));
         }
         assert_eq!(
             offered,
@@ -541,6 +616,85 @@ mod tests {
     }
 
     #[test]
+    fn delayed_records_wait_without_holding_up_the_ones_behind() {
+        let a = member("a");
+        let mut sp = SharePartition::new(0);
+        let delays = Delays::from([(1, 5000), (2, 9000)]);
+        // 1 and 2 wait; 0 and 3 go now.
+        assert_eq!(
+            sp.acquire_new(&a, 0, 3, 1000, &LIMITS, &delays),
+            vec![
+                Acquired {
+                    first_offset: 0,
+                    last_offset: 0,
+                    delivery_count: 1
+                },
+                Acquired {
+                    first_offset: 3,
+                    last_offset: 3,
+                    delivery_count: 1
+                },
+            ]
+        );
+        sp.acknowledge("a", 0, 0, &[AckType::Accept], &LIMITS)
+            .unwrap();
+        sp.acknowledge("a", 3, 3, &[AckType::Accept], &LIMITS)
+            .unwrap();
+        assert_eq!(sp.first_available(4999), None);
+        assert_eq!(sp.first_available(5000), Some(1));
+        assert_eq!(take_first(&mut sp, &a, 5000, &delays), run(1, 1, 1));
+        assert_eq!(sp.first_available(8000), None);
+        assert_eq!(take_first(&mut sp, &a, 9000, &delays), run(2, 2, 1));
+        assert_eq!(sp.start_offset(), 1, "in flight until acknowledged");
+    }
+
+    /// What a share fetch at `now` acquires first for `m`.
+    fn take_first(
+        sp: &mut SharePartition,
+        m: &Arc<str>,
+        now: i64,
+        delays: &Delays,
+    ) -> Vec<Acquired> {
+        match sp.first_available(now) {
+            Some(from) => sp.acquire_available(m, from, i64::MAX, 100, now, &LIMITS, delays),
+            None => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn rejected_and_exhausted_records_are_reported_as_archived() {
+        let a = member("a");
+        let limits = Limits {
+            delivery_count_limit: 2,
+            ..LIMITS
+        };
+        let mut sp = SharePartition::new(0);
+        sp.acquire_new(&a, 0, 1, 0, &limits, &Delays::new());
+        sp.acknowledge("a", 0, 1, &[AckType::Reject, AckType::Release], &limits)
+            .unwrap();
+        assert_eq!(
+            sp.take_archived(),
+            vec![ArchivedRecord {
+                offset: 0,
+                delivery_count: 1,
+                reason: ArchiveReason::Rejected
+            }]
+        );
+        let from = sp.first_available(0).unwrap();
+        sp.acquire_available(&a, from, i64::MAX, 10, 0, &limits, &Delays::new());
+        sp.expire_locks(LIMITS.lock_duration_ms, &limits);
+        assert_eq!(
+            sp.take_archived(),
+            vec![ArchivedRecord {
+                offset: 1,
+                delivery_count: 2,
+                reason: ArchiveReason::DeliveryLimit
+            }]
+        );
+        assert!(sp.take_archived().is_empty());
+    }
+
+    #[test]
     fn new_records_are_taken_only_at_the_end_and_within_the_bound() {
         let a = member("a");
         let limits = Limits {
@@ -549,13 +703,15 @@ mod tests {
         };
         let mut sp = SharePartition::new(0);
         assert!(
-            sp.acquire_new(&a, 1, 3, 0, &limits).is_empty(),
+            sp.acquire_new(&a, 1, 3, 0, &limits, &Delays::new())
+                .is_empty(),
             "not the end"
         );
-        sp.acquire_new(&a, 0, 2, 0, &limits);
+        sp.acquire_new(&a, 0, 2, 0, &limits, &Delays::new());
         assert_eq!(sp.room(&limits), 1);
         assert!(
-            sp.acquire_new(&a, 0, 2, 0, &limits).is_empty(),
+            sp.acquire_new(&a, 0, 2, 0, &limits, &Delays::new())
+                .is_empty(),
             "taken already"
         );
     }

@@ -23,6 +23,9 @@ pub struct Delivery {
     pub offset: i64,
     pub delivery_count: i64,
     pub value: String,
+    /// The record's timestamp, and when the member got it (epoch ms).
+    pub timestamp: i64,
+    pub received_at: i64,
 }
 
 pub struct ShareMember {
@@ -78,6 +81,8 @@ impl ShareMember {
                         offset: v["o"].as_i64().unwrap(),
                         delivery_count: v["d"].as_i64().unwrap(),
                         value: v["v"].as_str().unwrap().to_string(),
+                        timestamp: v["ts"].as_i64().unwrap_or(-1),
+                        received_at: v["at"].as_i64().unwrap_or(-1),
                     });
                 }
             }

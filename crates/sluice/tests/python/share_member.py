@@ -7,7 +7,7 @@ ACTION says what it does with each record it gets:
   hold                     never acknowledge (explicit mode; polls once, then sleeps);
   implicit                 nothing: implicit mode accepts a poll's records on the next poll.
 Prints one JSON line per record it gets: {"p": partition, "o": offset, "d": delivery count,
-"v": value}. With LIMIT it closes (committing what is pending) once it got that many;
+"v": value, "ts": the record's timestamp, "at": when it got it (epoch ms)}. With LIMIT it closes (committing what is pending) once it got that many;
 otherwise it runs until killed."""
 
 import json
@@ -37,7 +37,16 @@ while limit is None or got < limit:
             continue
         got += 1
         print(
-            json.dumps({"p": m.partition(), "o": m.offset(), "d": m.delivery_count(), "v": m.value().decode()}),
+            json.dumps(
+                {
+                    "p": m.partition(),
+                    "o": m.offset(),
+                    "d": m.delivery_count(),
+                    "v": m.value().decode(),
+                    "ts": m.timestamp()[1],
+                    "at": int(time.time() * 1000),
+                }
+            ),
             flush=True,
         )
         if action == "hold":
