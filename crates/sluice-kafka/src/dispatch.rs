@@ -249,6 +249,16 @@ pub fn dispatch(
         ApiKey::WriteShareGroupState => {
             handlers::share_group_state::write(ctx, reply.clone(), decode(&mut body, &reply)?)
         }
+        ApiKey::DescribeShareGroupOffsets => handlers::describe_share_group_offsets::handle(
+            ctx,
+            reply.clone(),
+            decode(&mut body, &reply)?,
+        ),
+        ApiKey::ShareGroupDescribe => ready(handlers::share_group_describe::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
         ApiKey::ShareGroupHeartbeat => ready(handlers::share_group_heartbeat::handle(
             ctx,
             &reply,

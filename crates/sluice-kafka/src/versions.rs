@@ -51,6 +51,11 @@ pub const SUPPORTED: &[(ApiKey, (i16, i16))] = &[
     ),
     (ApiKey::DescribeAcls, describe_acls::VERSIONS),
     (ApiKey::ShareGroupHeartbeat, share_group_heartbeat::VERSIONS),
+    (ApiKey::ShareGroupDescribe, share_group_describe::VERSIONS),
+    (
+        ApiKey::DescribeShareGroupOffsets,
+        describe_share_group_offsets::VERSIONS,
+    ),
     (ApiKey::ShareFetch, share_fetch::VERSIONS),
     (ApiKey::ShareAcknowledge, share_acknowledge::VERSIONS),
     (

@@ -643,3 +643,51 @@ async fn bad_acknowledgements_and_sessions_get_kafka_errors() {
         .iter()
         .all(|t| t.partitions.iter().all(|p| p.acquired_records.is_empty())));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_share_group_is_described_with_its_members_and_start_offsets() {
+    use kafka_protocol::messages::describe_share_group_offsets_request::{
+        DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse,
+        ShareGroupDescribeRequest, ShareGroupDescribeResponse,
+    };
+    let broker = Broker::start();
+    queue_with(&broker, "desc", "described", 30).await;
+    let m = ShareMember::spawn(&broker.bootstrap(), "described", "desc", "accept", Some(30));
+    wait_until(30, "the member accepted all 30", || m.got().len() == 30);
+    let mut raw = Raw::connect(&broker);
+    let req = ShareGroupDescribeRequest::default()
+        .with_group_ids(vec![GroupId(s("described")), GroupId(s("nobody"))]);
+    let c = raw.send(ApiKey::ShareGroupDescribe, 1, &req);
+    let r: ShareGroupDescribeResponse = raw.receive_response(ApiKey::ShareGroupDescribe, 1, c);
+    let g = &r.groups[0];
+    assert_eq!(g.error_code, 0, "{:?}", g.error_message);
+    assert!(["Stable", "Empty"].contains(&g.group_state.as_str()));
+    if let Some(member) = g.members.first() {
+        assert_eq!(member.subscribed_topic_names[0].0.as_str(), "desc");
+        assert_eq!(member.assignment.topic_partitions[0].partitions, vec![0]);
+    }
+    assert_eq!(r.groups[1].error_code, 69, "GROUP_ID_NOT_FOUND");
+
+    wait_until(20, "the member closed", || m.closed());
+    let offsets = |raw: &mut Raw| -> DescribeShareGroupOffsetsResponse {
+        let req = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+            DescribeShareGroupOffsetsRequestGroup::default()
+                .with_group_id(GroupId(s("described")))
+                .with_topics(Some(vec![DescribeShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(TopicName(s("desc")))
+                    .with_partitions(vec![0])])),
+        ]);
+        let c = raw.send(ApiKey::DescribeShareGroupOffsets, 0, &req);
+        raw.receive_response(ApiKey::DescribeShareGroupOffsets, 0, c)
+    };
+    let r = offsets(&mut raw);
+    let p = &r.groups[0].topics[0].partitions[0];
+    assert_eq!(
+        (p.error_code, p.start_offset),
+        (0, 30),
+        "every record accepted"
+    );
+}

@@ -498,7 +498,7 @@ impl Broker {
         }
     }
 
-    fn state_key(&self, group: &str, topic: &str, partition: i32) -> Result<state::StateKey> {
+    pub fn state_key(&self, group: &str, topic: &str, partition: i32) -> Result<state::StateKey> {
         let id = self
             .topic(topic)
             .ok_or(BrokerError::UnknownTopicOrPartition)?

@@ -43,7 +43,7 @@ impl Broker {
     }
 
     /// The persisted state of a share-partition, from its share coordinator.
-    pub(crate) async fn load_share_state(&self, key: &StateKey) -> Result<Option<PersistedState>> {
+    pub async fn load_share_state(&self, key: &StateKey) -> Result<Option<PersistedState>> {
         match self.place_of(key).await? {
             Place::Here(partition) => self.shares.state.lock().get(&partition, key),
             Place::At(coordinator) => self.remote()?.read(coordinator, key.clone()).await,
