@@ -126,6 +126,21 @@ impl Conn {
         Ok(())
     }
 
+    /// `call` at a version the caller chose (APIs outside the bench's own set).
+    pub async fn call_at<Req: Encodable, Resp: Decodable>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> anyhow::Result<Resp> {
+        let frame = self
+            .send_versioned(api, version, request)
+            .await?
+            .await
+            .map_err(|_| anyhow!("{}: connection closed awaiting {api:?}", self.addr))?;
+        decode(api, version, frame)
+    }
+
     /// Sends a request and waits for its decoded response.
     pub async fn call<Req: Encodable, Resp: Decodable>(
         &self,

@@ -3,6 +3,7 @@
 
 mod cluster_cmd;
 mod log_cmd;
+mod queue_cmd;
 mod settings;
 
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ enum Command {
     /// Inspect a running cluster (any Kafka-compatible one) through one of its brokers.
     #[command(subcommand)]
     Cluster(cluster_cmd::ClusterCommand),
+    /// Inspect queues (share groups) through any broker of the cluster.
+    #[command(subcommand)]
+    Queue(queue_cmd::QueueCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -75,6 +79,13 @@ fn main() {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => sluice_bench::run(args),
         Command::Cluster(command) => match cluster_cmd::run(command) {
+            Ok(status) => std::process::exit(status),
+            Err(e) => {
+                eprintln!("sluice: {e:#}");
+                std::process::exit(2);
+            }
+        },
+        Command::Queue(command) => match queue_cmd::run(command) {
             Ok(status) => std::process::exit(status),
             Err(e) => {
                 eprintln!("sluice: {e:#}");

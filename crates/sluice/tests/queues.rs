@@ -690,4 +690,45 @@ async fn a_share_group_is_described_with_its_members_and_start_offsets() {
         (0, 30),
         "every record accepted"
     );
+
+    // `sluice queue describe`: done, then a group holding every record.
+    let (code, out) = queue_describe(&broker, "described", &["--topic", "desc"]);
+    assert_eq!(code, 0, "{out}");
+    let row = &out["partitions"][0];
+    assert_eq!(
+        (row["start_offset"].as_i64(), row["log_end_offset"].as_i64()),
+        (Some(30), Some(30))
+    );
+    assert_eq!(row["unfinished"].as_i64(), Some(0));
+    set_group_configs(&broker, "peek", &[("share.auto.offset.reset", "earliest")]);
+    let holder = ShareMember::spawn(&broker.bootstrap(), "peek", "desc", "hold", None);
+    wait_until(30, "the holder holds all 30", || holder.got().len() == 30);
+    let (code, out) = queue_describe(&broker, "peek", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["state"], "Stable");
+    assert_eq!(out["members"].as_array().map(Vec::len), Some(1));
+    let row = &out["partitions"][0];
+    assert_eq!(row["topic"], "desc");
+    assert_eq!(row["unfinished"].as_i64(), Some(30), "{out}");
+    let (code, _) = queue_describe(&broker, "never-was", &[]);
+    assert_eq!(code, 1, "an unknown group");
+}
+
+/// Runs `sluice queue describe GROUP --output json`; its exit code and output.
+fn queue_describe(broker: &Broker, group: &str, extra: &[&str]) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "queue",
+            "describe",
+            group,
+            "--bootstrap",
+            &broker.bootstrap(),
+            "--output",
+            "json",
+        ])
+        .args(extra)
+        .output()
+        .expect("sluice runs");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), json)
 }

@@ -1,0 +1,405 @@
+//! `sluice queue describe GROUP`: a share group (queue) as its coordinators see it, over the
+//! Kafka protocol: members (ShareGroupDescribe), and per partition the start offset, the log
+//! end, and from the share-partition's persisted state (ReadShareGroupState at its share
+//! coordinator, found with FindCoordinator key type 2) how many records in flight are done
+//! (acknowledged, archived), waiting for redelivery, and how often they were delivered.
+//! Exit status 0: described; 1: no such share group; 2: the brokers could not be asked.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use kafka_protocol::messages::describe_share_group_offsets_request::{
+    DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
+};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::read_share_group_state_request::{PartitionData, ReadStateData};
+use kafka_protocol::messages::{
+    ApiKey, DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, ReadShareGroupStateRequest,
+    ReadShareGroupStateResponse, ShareGroupDescribeRequest, ShareGroupDescribeResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use sluice_bench::client::Conn;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum QueueCommand {
+    /// Show a share group's members and, per partition, its progress and in-flight records.
+    Describe(DescribeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DescribeArgs {
+    /// The share group.
+    pub group: String,
+    /// Any broker of the cluster (host:port).
+    #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Topics to describe (default: those the group's members subscribe to).
+    #[arg(long = "topic")]
+    pub topics: Vec<String>,
+    /// `text` for people, `json` for scripts.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+}
+
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_SHARE: i8 = 2;
+/// Kafka's RecordState codes in persisted share state.
+const ACKNOWLEDGED: i8 = 2;
+const ARCHIVED: i8 = 4;
+
+#[derive(Debug, Default, serde::Serialize)]
+struct PartitionRow {
+    topic: String,
+    partition: i32,
+    /// Where the group's unfinished records begin (-1: it never read this partition).
+    start_offset: i64,
+    log_end_offset: i64,
+    /// Records from the start offset to the log end not yet done.
+    unfinished: i64,
+    /// Done but ahead of the start offset (in flight: an earlier record is not).
+    acknowledged: i64,
+    archived: i64,
+    /// Delivered and released (or their lock ran out): offered again.
+    awaiting_redelivery: i64,
+    /// Records in flight by how many times they were delivered.
+    delivery_counts: BTreeMap<i16, i64>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct MemberRow {
+    member_id: String,
+    client_id: String,
+    host: String,
+    epoch: i32,
+    partitions: usize,
+}
+
+/// Runs the command; returns the process exit status.
+pub fn run(command: QueueCommand) -> anyhow::Result<i32> {
+    let QueueCommand::Describe(args) = command;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), describe(&args))
+            .await
+            .map_err(|_| anyhow!("the brokers did not answer within 30 s"))?
+    })
+}
+
+async fn describe(args: &DescribeArgs) -> anyhow::Result<i32> {
+    let bootstrap = Conn::connect(&args.bootstrap).await?;
+    let metadata: MetadataResponse = bootstrap
+        .call(
+            ApiKey::Metadata,
+            &MetadataRequest::default().with_topics(None),
+        )
+        .await?;
+    let brokers = Brokers::from(&metadata);
+    let coordinator = brokers
+        .find(&bootstrap, KEY_TYPE_GROUP, &args.group)
+        .await
+        .context("finding the group's coordinator")?;
+    let described: ShareGroupDescribeResponse = coordinator
+        .call_at(
+            ApiKey::ShareGroupDescribe,
+            1,
+            &ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(&args.group))]),
+        )
+        .await?;
+    let group = described
+        .groups
+        .first()
+        .ok_or_else(|| anyhow!("the coordinator described no group"))?;
+    const GROUP_ID_NOT_FOUND: i16 = 69;
+    if group.error_code == GROUP_ID_NOT_FOUND && args.topics.is_empty() {
+        eprintln!("sluice: no share group {:?}", args.group);
+        return Ok(1);
+    }
+    if group.error_code != 0 && group.error_code != GROUP_ID_NOT_FOUND {
+        bail!(
+            "describing the group failed: error {} {}",
+            group.error_code,
+            group.error_message.as_deref().unwrap_or("")
+        );
+    }
+    let members: Vec<MemberRow> = group
+        .members
+        .iter()
+        .map(|m| MemberRow {
+            member_id: m.member_id.to_string(),
+            client_id: m.client_id.to_string(),
+            host: m.client_host.to_string(),
+            epoch: m.member_epoch,
+            partitions: m
+                .assignment
+                .topic_partitions
+                .iter()
+                .map(|t| t.partitions.len())
+                .sum(),
+        })
+        .collect();
+    let topics: BTreeSet<String> = if args.topics.is_empty() {
+        group
+            .members
+            .iter()
+            .flat_map(|m| m.subscribed_topic_names.iter().map(|t| t.to_string()))
+            .collect()
+    } else {
+        args.topics.iter().cloned().collect()
+    };
+    let mut rows = Vec::new();
+    for topic in &topics {
+        let Some(t) = metadata
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        else {
+            bail!("unknown topic {topic:?}");
+        };
+        let mut partitions: Vec<(i32, i32)> = t
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.leader_id.0))
+            .collect();
+        partitions.sort();
+        let starts = start_offsets(&coordinator, &args.group, topic, &partitions).await?;
+        for (index, leader) in partitions {
+            let mut row = PartitionRow {
+                topic: topic.clone(),
+                partition: index,
+                start_offset: starts.get(&index).copied().unwrap_or(-1),
+                log_end_offset: brokers.log_end(leader, topic, index).await?,
+                ..Default::default()
+            };
+            let key = format!("{}:{}:{index}", args.group, t.topic_id);
+            brokers
+                .fill_in_flight(&bootstrap, &key, t.topic_id, index, &args.group, &mut row)
+                .await?;
+            let from = row.start_offset.max(0);
+            row.unfinished = (row.log_end_offset - from - row.acknowledged - row.archived).max(0);
+            rows.push(row);
+        }
+    }
+    print(args, group.group_state.as_str(), &members, &rows)?;
+    Ok(0)
+}
+
+fn print(
+    args: &DescribeArgs,
+    state: &str,
+    members: &[MemberRow],
+    rows: &[PartitionRow],
+) -> anyhow::Result<()> {
+    if args.output == "json" {
+        let out = serde_json::json!({
+            "group": args.group,
+            "state": state,
+            "members": members,
+            "partitions": rows,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "share group {}  {}  {} members",
+        args.group,
+        if state.is_empty() { "unknown" } else { state },
+        members.len()
+    );
+    if !members.is_empty() {
+        println!();
+        println!(
+            "{:<24} {:<20} {:<18} {:>6} {:>10}",
+            "MEMBER", "CLIENT", "HOST", "EPOCH", "PARTITIONS"
+        );
+        for m in members {
+            println!(
+                "{:<24} {:<20} {:<18} {:>6} {:>10}",
+                m.member_id, m.client_id, m.host, m.epoch, m.partitions
+            );
+        }
+    }
+    println!();
+    println!(
+        "{:<20} {:>9} {:>12} {:>12} {:>10} {:>8} {:>8} {:>10}  DELIVERIES",
+        "TOPIC", "PARTITION", "START", "END", "UNFINISHED", "ACKED", "ARCHIVED", "REDELIVER"
+    );
+    for r in rows {
+        let deliveries: Vec<String> = r
+            .delivery_counts
+            .iter()
+            .map(|(count, n)| format!("{count}x:{n}"))
+            .collect();
+        println!(
+            "{:<20} {:>9} {:>12} {:>12} {:>10} {:>8} {:>8} {:>10}  {}",
+            r.topic,
+            r.partition,
+            r.start_offset,
+            r.log_end_offset,
+            r.unfinished,
+            r.acknowledged,
+            r.archived,
+            r.awaiting_redelivery,
+            if deliveries.is_empty() {
+                "-".to_string()
+            } else {
+                deliveries.join(" ")
+            }
+        );
+    }
+    println!();
+    println!(
+        "START: where the group's unfinished records begin. ACKED/ARCHIVED: done records past it."
+    );
+    println!("REDELIVER: released or timed out, offered again. As of the last acknowledgement or release.");
+    Ok(())
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+async fn start_offsets(
+    coordinator: &Conn,
+    group: &str,
+    topic: &str,
+    partitions: &[(i32, i32)],
+) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let request = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+        DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(GroupId(s(group)))
+            .with_topics(Some(vec![DescribeShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(TopicName(s(topic)))
+                .with_partitions(partitions.iter().map(|p| p.0).collect())])),
+    ]);
+    let r: DescribeShareGroupOffsetsResponse = coordinator
+        .call_at(ApiKey::DescribeShareGroupOffsets, 0, &request)
+        .await?;
+    let mut out = BTreeMap::new();
+    for g in &r.groups {
+        for t in &g.topics {
+            for p in &t.partitions {
+                out.insert(p.partition_index, p.start_offset);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The cluster's brokers by id, with connections opened as needed.
+struct Brokers {
+    addresses: BTreeMap<i32, String>,
+    open: tokio::sync::Mutex<BTreeMap<i32, Arc<Conn>>>,
+}
+
+impl Brokers {
+    fn from(metadata: &MetadataResponse) -> Brokers {
+        Brokers {
+            addresses: metadata
+                .brokers
+                .iter()
+                .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+                .collect(),
+            open: Default::default(),
+        }
+    }
+
+    async fn conn(&self, node: i32) -> anyhow::Result<Arc<Conn>> {
+        let mut open = self.open.lock().await;
+        if let Some(c) = open.get(&node) {
+            return Ok(c.clone());
+        }
+        let addr = self
+            .addresses
+            .get(&node)
+            .ok_or_else(|| anyhow!("broker {node} is not in the cluster's metadata"))?;
+        let c = Conn::connect(addr).await?;
+        open.insert(node, c.clone());
+        Ok(c)
+    }
+
+    /// The coordinator of `key` (a group, or a share-partition's state), connected.
+    async fn find(&self, via: &Conn, key_type: i8, key: &str) -> anyhow::Result<Arc<Conn>> {
+        let request = FindCoordinatorRequest::default()
+            .with_key_type(key_type)
+            .with_coordinator_keys(vec![s(key)]);
+        let r: FindCoordinatorResponse = via.call_at(ApiKey::FindCoordinator, 4, &request).await?;
+        let c = r
+            .coordinators
+            .first()
+            .ok_or_else(|| anyhow!("FindCoordinator answered nothing"))?;
+        if c.error_code != 0 {
+            bail!(
+                "no coordinator for {key:?}: error {} {}",
+                c.error_code,
+                c.error_message.as_deref().unwrap_or("")
+            );
+        }
+        self.conn(c.node_id.0).await
+    }
+
+    async fn log_end(&self, leader: i32, topic: &str, partition: i32) -> anyhow::Result<i64> {
+        if leader < 0 {
+            return Ok(-1);
+        }
+        let conn = self.conn(leader).await?;
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(partition)
+                    .with_timestamp(-1)])]);
+        let r: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, &request).await?;
+        Ok(r.topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .map_or(-1, |p| p.offset))
+    }
+
+    /// Fills in the in-flight counts of a share-partition from its persisted state.
+    async fn fill_in_flight(
+        &self,
+        via: &Conn,
+        key: &str,
+        topic_id: uuid::Uuid,
+        partition: i32,
+        group: &str,
+        row: &mut PartitionRow,
+    ) -> anyhow::Result<()> {
+        let Ok(coordinator) = self.find(via, KEY_TYPE_SHARE, key).await else {
+            return Ok(()); // no state topic yet: nothing was ever acknowledged
+        };
+        let request = ReadShareGroupStateRequest::default()
+            .with_group_id(s(group))
+            .with_topics(vec![ReadStateData::default()
+                .with_topic_id(topic_id)
+                .with_partitions(vec![PartitionData::default()
+                    .with_partition(partition)
+                    .with_leader_epoch(-1)])]);
+        let r: ReadShareGroupStateResponse = coordinator
+            .call_at(ApiKey::ReadShareGroupState, 0, &request)
+            .await?;
+        let Some(p) = r.results.first().and_then(|t| t.partitions.first()) else {
+            return Ok(());
+        };
+        for b in &p.state_batches {
+            let n = b.last_offset - b.first_offset + 1;
+            match b.delivery_state {
+                ACKNOWLEDGED => row.acknowledged += n,
+                ARCHIVED => row.archived += n,
+                _ if b.delivery_count > 0 => row.awaiting_redelivery += n,
+                _ => {}
+            }
+            if b.delivery_count > 0 {
+                *row.delivery_counts.entry(b.delivery_count).or_insert(0) += n;
+            }
+        }
+        Ok(())
+    }
+}
