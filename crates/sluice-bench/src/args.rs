@@ -13,6 +13,10 @@ pub enum Mode {
     Consume,
     /// Produce and consume at once; latency from the send timestamp embedded in each record.
     EndToEnd,
+    /// Consume the topic as a queue (a share group, KIP-932): --consumers members each
+    /// acquire records and acknowledge them (Accept) with their next fetch, until every
+    /// record in the topic at the start is acknowledged.
+    Share,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

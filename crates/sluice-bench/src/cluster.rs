@@ -23,6 +23,7 @@ const LATEST: i64 = -1;
 
 pub struct Layout {
     pub topic: TopicName,
+    pub topic_id: uuid::Uuid,
     /// Partition index -> the connection to its leader.
     pub leaders: Vec<Arc<Conn>>,
 }
@@ -84,6 +85,7 @@ pub async fn discover(
         }
         layouts.push(Layout {
             topic: name.clone(),
+            topic_id: topic_meta.topic_id,
             leaders,
         });
     }

@@ -9,6 +9,7 @@ mod cluster;
 mod consume;
 mod produce;
 mod records;
+mod share;
 mod stats;
 mod ticker;
 
@@ -51,7 +52,7 @@ async fn run_mode(args: Arc<BenchArgs>) -> anyhow::Result<Vec<Summary>> {
     let consume_stats = Arc::new(Stats::new("consume"));
     let shown = match args.mode {
         Mode::Produce => vec![produce_stats.clone()],
-        Mode::Consume => vec![consume_stats.clone()],
+        Mode::Consume | Mode::Share => vec![consume_stats.clone()],
         Mode::EndToEnd => vec![produce_stats.clone(), consume_stats.clone()],
     };
     if args.progress_interval > 0.0 {
@@ -60,7 +61,7 @@ async fn run_mode(args: Arc<BenchArgs>) -> anyhow::Result<Vec<Summary>> {
     }
     let connections = match args.mode {
         Mode::Produce => args.producers,
-        Mode::Consume => args.consumers,
+        Mode::Consume | Mode::Share => args.consumers,
         Mode::EndToEnd => args.producers + args.consumers,
     };
     let mut layouts = cluster::discover(
@@ -88,6 +89,42 @@ async fn run_mode(args: Arc<BenchArgs>) -> anyhow::Result<Vec<Summary>> {
             let start = Instant::now();
             let mut consumers = spawn_consumers(&args, layouts, &starts, target, &consume_stats);
             join_all(&mut consumers).await?;
+            Ok(vec![consume_stats.summary(start)])
+        }
+        Mode::Share => {
+            let ranges = cluster::offset_range(&layouts[0]).await?;
+            let total: i64 = ranges.iter().map(|r| r.1 - r.0).sum();
+            let target = Arc::new(ConsumeTarget {
+                ends: None,
+                expected: AtomicU64::new(args.records.unwrap_or(total.max(0) as u64)),
+                consumed: AtomicU64::new(0),
+            });
+            let group = share::new_group(&layouts[0].leaders[0]).await?;
+            let start = Instant::now();
+            let mut members = JoinSet::new();
+            for layout in layouts {
+                let layout = Arc::new(layout);
+                // Every member fetches every partition: one session per leader.
+                let mut by_leader: Vec<(Arc<client::Conn>, Vec<i32>)> = Vec::new();
+                for (p, conn) in layout.leaders.iter().enumerate() {
+                    match by_leader.iter_mut().find(|(c, _)| Arc::ptr_eq(c, conn)) {
+                        Some((_, ps)) => ps.push(p as i32),
+                        None => by_leader.push((conn.clone(), vec![p as i32])),
+                    }
+                }
+                for (conn, partitions) in by_leader {
+                    members.spawn(share::run_member(
+                        conn,
+                        layout.clone(),
+                        partitions,
+                        group.clone(),
+                        args.clone(),
+                        target.clone(),
+                        consume_stats.clone(),
+                    ));
+                }
+            }
+            join_all(&mut members).await?;
             Ok(vec![consume_stats.summary(start)])
         }
         Mode::EndToEnd => {

@@ -58,7 +58,81 @@ pub struct Shares {
 /// share coordinator in the order they were taken).
 pub struct ShareSlot {
     state: Mutex<SharePartition>,
+    /// Bumped with every change, for share fetches waiting for records to free up.
+    signal: tokio::sync::watch::Sender<u64>,
+    /// Changes made to `state` that must become durable, counted under its lock.
+    changes: std::sync::atomic::AtomicU64,
+    /// How many of them a write has made durable.
+    durable: std::sync::atomic::AtomicU64,
     writes: tokio::sync::Mutex<()>,
+}
+
+impl ShareSlot {
+    fn new(sp: SharePartition) -> ShareSlot {
+        ShareSlot {
+            state: Mutex::new(sp),
+            signal: tokio::sync::watch::Sender::new(0),
+            changes: Default::default(),
+            durable: Default::default(),
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Numbers a change just made to the state (call with its lock held).
+    fn changed(&self) -> u64 {
+        let n = self
+            .changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        self.signal.send_replace(n);
+        n
+    }
+}
+
+/// How often a waiting share fetch looks again without being woken (lock expiries and
+/// delivery times are not events).
+const WAIT_TICK: Duration = Duration::from_millis(100);
+
+/// What a waiting share fetch wakes on: its partitions' high watermarks (new records) and
+/// their share-partitions' changes (records released, acknowledged, archived).
+#[derive(Default)]
+struct Wakers {
+    high_watermarks: Vec<tokio::sync::watch::Receiver<i64>>,
+    changes: Vec<tokio::sync::watch::Receiver<u64>>,
+}
+
+impl Wakers {
+    fn is_empty(&self) -> bool {
+        self.high_watermarks.is_empty() && self.changes.is_empty()
+    }
+
+    fn mark_seen(&mut self) {
+        for w in &mut self.high_watermarks {
+            w.borrow_and_update();
+        }
+        for w in &mut self.changes {
+            w.borrow_and_update();
+        }
+    }
+
+    async fn wait_until(&mut self, until: tokio::time::Instant) {
+        type Wait<'a> = futures::future::BoxFuture<'a, bool>;
+        let waits: Vec<Wait<'_>> = self
+            .high_watermarks
+            .iter_mut()
+            .map(|w| Box::pin(async move { w.changed().await.is_ok() }) as Wait<'_>)
+            .chain(
+                self.changes
+                    .iter_mut()
+                    .map(|w| Box::pin(async move { w.changed().await.is_ok() }) as Wait<'_>),
+            )
+            .collect();
+        if waits.is_empty() {
+            tokio::time::sleep_until(until).await;
+            return;
+        }
+        let _ = tokio::time::timeout_at(until, futures::future::select_all(waits)).await;
+    }
 }
 
 /// (group, topic, partition).
@@ -173,7 +247,9 @@ impl Broker {
             });
         }
         let deadline = tokio::time::Instant::now() + req.max_wait;
+        let mut wakers = Wakers::default();
         loop {
+            wakers.mark_seen();
             let mut budget = req.max_records.max(1);
             let mut bytes = req.max_bytes.max(1);
             let mut got_any = false;
@@ -226,10 +302,13 @@ impl Broker {
             if got_any || errors || tokio::time::Instant::now() >= deadline {
                 break;
             }
-            // New records, releases and lock expiries all make records acquirable: look
-            // again shortly (or when the wait ends).
-            let tick = tokio::time::Instant::now() + Duration::from_millis(50);
-            tokio::time::sleep_until(tick.min(deadline)).await;
+            // New records and other members' acknowledgements and releases wake the wait;
+            // lock expiries and delivery times come due on the tick.
+            if wakers.is_empty() {
+                wakers = self.wakers_for(&req.group_id, &session_partitions);
+            }
+            let tick = tokio::time::Instant::now() + WAIT_TICK;
+            wakers.wait_until(tick.min(deadline)).await;
         }
         // Only partitions with something to say are answered.
         out.retain(|e| {
@@ -245,6 +324,21 @@ impl Broker {
             lock_duration_ms: limits.lock_duration_ms,
             partitions: out,
         })
+    }
+
+    /// Wakers for a share fetch waiting on `partitions` (those led here).
+    fn wakers_for(&self, group: &str, partitions: &[(Arc<str>, i32)]) -> Wakers {
+        let mut w = Wakers::default();
+        for (topic, index) in partitions {
+            if let Ok(p) = self.local_leader(topic, *index, -1) {
+                w.high_watermarks
+                    .push(p.subscribe_to(ReadBound::HighWatermark));
+            }
+            if let Some(slot) = self.existing_share_partition(group, topic, *index) {
+                w.changes.push(slot.signal.subscribe());
+            }
+        }
+        w
     }
 
     /// ShareAcknowledge: acknowledgements outside a fetch. Returns each partition's outcome.
@@ -317,9 +411,8 @@ impl Broker {
             parsed.push((b.first_offset, b.last_offset, types));
         }
         let key = self.state_key(group, &p.topic, p.partition)?;
-        let _gate = slot.writes.lock().await;
         let mut refused = None;
-        let snapshot = {
+        let change = {
             let mut state = slot.state.lock();
             let mut changed = false;
             for (first, last, types) in parsed {
@@ -328,14 +421,46 @@ impl Broker {
                     Err(e) => refused = Some(BrokerError::InvalidRecordState(e.0)),
                 }
             }
-            changed.then(|| (state.to_persisted(), state.take_archived()))
+            changed.then(|| (slot.changed(), state.take_archived()))
         };
-        if let Some((snapshot, archived)) = snapshot {
-            // Dead letters first: a crash between the two copies a record twice, never zero times.
-            self.send_dead_letters(group, &partition, &archived).await;
-            self.store_share_state(&key, snapshot).await?;
+        if let Some((change, archived)) = change {
+            self.commit_change(group, &partition, &key, &slot, change, archived)
+                .await?;
         }
         refused.map_or(Ok(()), Err)
+    }
+
+    /// Makes a change to a share-partition durable: first the dead letters of the records it
+    /// archived (those stay in flight until theirs are written), then the state, through a
+    /// write that includes the change. Concurrent changes share writes: whoever writes next
+    /// writes the state as it is then, and every change it includes is answered by it.
+    async fn commit_change(
+        &self,
+        group: &str,
+        partition: &Partition,
+        key: &state::StateKey,
+        slot: &ShareSlot,
+        mut change: u64,
+        archived: Vec<ArchivedRecord>,
+    ) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if !archived.is_empty() {
+            self.send_dead_letters(group, partition, &archived).await;
+            let mut state = slot.state.lock();
+            state.letters_written(&archived);
+            change = slot.changed();
+        }
+        let _gate = slot.writes.lock().await;
+        if slot.durable.load(Ordering::SeqCst) >= change {
+            return Ok(());
+        }
+        let (snapshot, through) = {
+            let state = slot.state.lock();
+            (state.to_persisted(), slot.changes.load(Ordering::SeqCst))
+        };
+        self.store_share_state(key, snapshot).await?;
+        slot.durable.fetch_max(through, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Makes what `member` holds in `partitions` available again, durably (a release
@@ -354,14 +479,13 @@ impl Broker {
             let stored = async {
                 let key = self.state_key(group, &topic, index)?;
                 let partition = self.local_leader(&topic, index, -1)?;
-                let _gate = slot.writes.lock().await;
-                let (snapshot, archived) = {
+                let (change, archived) = {
                     let mut state = slot.state.lock();
                     state.release_member(member, limits);
-                    (state.to_persisted(), state.take_archived())
+                    (slot.changed(), state.take_archived())
                 };
-                self.send_dead_letters(group, &partition, &archived).await;
-                self.store_share_state(&key, snapshot).await
+                self.commit_change(group, &partition, &key, &slot, change, archived)
+                    .await
             };
             if let Err(e) = stored.await {
                 tracing::warn!(group, topic = %topic, partition = index, error = %e, "could not persist released records");
@@ -488,10 +612,7 @@ impl Broker {
             // Built meanwhile by another request: that one is the share-partition.
             Some((e, existing)) if *e == epoch => Ok(existing.clone()),
             _ => {
-                let slot = Arc::new(ShareSlot {
-                    state: Mutex::new(sp),
-                    writes: tokio::sync::Mutex::new(()),
-                });
+                let slot = Arc::new(ShareSlot::new(sp));
                 all.insert(key, (epoch, slot.clone()));
                 Ok(slot)
             }
@@ -527,6 +648,9 @@ impl Broker {
             let mut s = sp.lock();
             s.expire_locks(now, limits);
             let archived = s.take_archived();
+            if !archived.is_empty() {
+                slot.changed();
+            }
             (
                 s.first_available(now),
                 s.end_offset(),
@@ -537,18 +661,22 @@ impl Broker {
         if !archived.is_empty() {
             // Locks ran out at the delivery limit: those records are dead letters now.
             let key = self.state_key(group, topic, index)?;
-            let _gate = slot.writes.lock().await;
-            self.send_dead_letters(group, &partition, &archived).await;
-            let snapshot = sp.lock().to_persisted();
-            self.store_share_state(&key, snapshot).await?;
+            let change = slot.changes.load(std::sync::atomic::Ordering::SeqCst);
+            self.commit_change(group, &partition, &key, &slot, change, archived)
+                .await?;
         }
         let from = match available {
             Some(offset) => offset,
             None if room > 0 => end,
             None => return Ok(None),
         };
-        let Some((bytes, last)) = read_whole_batches(&partition, from, max_bytes, max_records)?
-        else {
+        // New records go in whole batches (a batch is sent whole anyway), so the in-flight
+        // bound may be passed by the rest of the last batch.
+        let wanted = match available {
+            Some(_) => max_records,
+            None => max_records.min(room),
+        };
+        let Some((bytes, last)) = read_whole_batches(&partition, from, max_bytes, wanted)? else {
             return Ok(None);
         };
         let delays = delays::delays_in(&bytes, now);
@@ -558,15 +686,16 @@ impl Broker {
                 Some(offset) => {
                     s.acquire_available(member, offset, last, max_records, now, limits, &delays)
                 }
-                None => {
-                    let last = last.min(end + room as i64 - 1).max(end);
-                    s.acquire_new(member, end, last, now, limits, &delays)
-                }
+                None => s.acquire_new(member, end, last, now, limits, &delays),
             }
         };
         Ok((!acquired.is_empty()).then_some((bytes, acquired)))
     }
 }
+
+/// Bytes read from the log at once while gathering a share fetch's batches: a fetch of a
+/// few hundred records should not read (and copy) its whole byte budget.
+const READ_CHUNK: usize = 256 * 1024;
 
 /// Whole batches from the one holding `from`, up to `max_bytes` (at least one batch) and
 /// stopping once `max_records` offsets from `from` are covered. Returns them and the last
@@ -577,32 +706,40 @@ fn read_whole_batches(
     max_bytes: usize,
     max_records: usize,
 ) -> Result<Option<(Vec<u8>, i64)>> {
-    let slice = partition
-        .log()
-        .read_bounded(from, max_bytes, ReadBound::HighWatermark)?;
-    let Some(slice) = slice else {
-        return Ok(None);
-    };
-    let bytes = slice
-        .read_to_vec()
-        .map_err(|e| BrokerError::Storage(e.to_string()))?;
-    let mut pos = 0;
+    let mut out: Vec<u8> = Vec::new();
     let mut last = -1;
-    while pos + sluice_log::batch::HEADER_SIZE <= bytes.len() {
-        let h = BatchHeader::parse(&bytes[pos..]);
-        if pos + h.size() > bytes.len() {
+    let mut next = from;
+    while last - from + 1 < max_records as i64 && out.len() < max_bytes {
+        let chunk = READ_CHUNK.min(max_bytes - out.len());
+        let slice = partition
+            .log()
+            .read_bounded(next, chunk, ReadBound::HighWatermark)?;
+        let Some(slice) = slice else {
+            break;
+        };
+        let bytes = slice
+            .read_to_vec()
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
+        let mut pos = 0;
+        while pos + sluice_log::batch::HEADER_SIZE <= bytes.len() {
+            let h = BatchHeader::parse(&bytes[pos..]);
+            if pos + h.size() > bytes.len() || h.size() < sluice_log::batch::HEADER_SIZE {
+                break;
+            }
+            pos += h.size();
+            last = h.last_offset();
+            if last - from + 1 >= max_records as i64 {
+                break;
+            }
+        }
+        if pos == 0 {
             break;
         }
-        pos += h.size();
-        last = h.last_offset();
-        if last - from + 1 >= max_records as i64 {
-            break;
-        }
+        out.extend_from_slice(&bytes[..pos]);
+        next = last + 1;
     }
     if last < from {
         return Ok(None);
     }
-    let mut bytes = bytes;
-    bytes.truncate(pos);
-    Ok(Some((bytes, last)))
+    Ok(Some((out, last)))
 }

@@ -55,6 +55,15 @@ struct Slot {
     lock_deadline_ms: i64,
     /// A delayed record (its delivery-time header) is not offered before this time.
     not_before_ms: i64,
+    /// Archived, and its dead letter not yet written: persisted as available (so a crash
+    /// delivers it again rather than losing its dead letter), and the start offset waits.
+    letter_pending: bool,
+}
+
+impl Slot {
+    fn done(&self) -> bool {
+        self.state.finished() && !self.letter_pending
+    }
 }
 
 /// Why a record was archived (a dead letter's reason).
@@ -336,7 +345,8 @@ impl SharePartition {
                         delivery_count: slot.deliveries,
                         reason: ArchiveReason::Rejected,
                     });
-                    finish(slot, RecordState::Archived)
+                    finish(slot, RecordState::Archived);
+                    slot.letter_pending = true;
                 }
                 AckType::Release => release(slot, o, limits, &mut self.archived),
             }
@@ -355,9 +365,22 @@ impl SharePartition {
         self.advance_start();
     }
 
-    /// The records archived since the last call (for the dead-letter topic).
+    /// The records archived since the last call (for the dead-letter topic). Each stays in
+    /// flight until `letters_written` says its dead letter is (or needs not be) written.
     pub fn take_archived(&mut self) -> Vec<ArchivedRecord> {
         std::mem::take(&mut self.archived)
+    }
+
+    /// The dead letters of `archived` are written: those records are done.
+    pub fn letters_written(&mut self, archived: &[ArchivedRecord]) {
+        for a in archived {
+            if a.offset >= self.start {
+                if let Some(slot) = self.window.get_mut((a.offset - self.start) as usize) {
+                    slot.letter_pending = false;
+                }
+            }
+        }
+        self.advance_start();
     }
 
     /// What must survive a crash: the start offset and every run of the window that is
@@ -369,6 +392,7 @@ impl SharePartition {
             let state = match slot.state {
                 RecordState::Available | RecordState::Acquired => STATE_AVAILABLE,
                 RecordState::Acknowledged => STATE_ACKNOWLEDGED,
+                RecordState::Archived if slot.letter_pending => STATE_AVAILABLE,
                 RecordState::Archived => STATE_ARCHIVED,
             };
             let offset = self.start + i as i64;
@@ -421,7 +445,7 @@ impl SharePartition {
     }
 
     fn advance_start(&mut self) {
-        while self.window.front().is_some_and(|s| s.state.finished()) {
+        while self.window.front().is_some_and(Slot::done) {
             self.window.pop_front();
             self.start += 1;
         }
@@ -434,6 +458,7 @@ fn release(slot: &mut Slot, offset: i64, limits: &Limits, archived: &mut Vec<Arc
     slot.owner = None;
     if slot.deliveries >= limits.delivery_count_limit {
         slot.state = RecordState::Archived;
+        slot.letter_pending = true;
         archived.push(ArchivedRecord {
             offset,
             delivery_count: slot.deliveries,
@@ -523,9 +548,13 @@ mod tests {
         assert!(redeliver(&mut sp, &a, 10, 999).is_empty());
         sp.expire_locks(1005, &LIMITS);
         assert_eq!(redeliver(&mut sp, &a, 10, 1005), run(1, 1, 3));
-        // The third delivery was the last: released again, it is archived.
+        // The third delivery was the last: released again, it is archived (done once its
+        // dead letter is written).
         sp.acknowledge("a", 1, 1, &[AckType::Release], &LIMITS)
             .unwrap();
+        assert_eq!(sp.start_offset(), 1);
+        let archived = sp.take_archived();
+        sp.letters_written(&archived);
         assert_eq!((sp.start_offset(), sp.end_offset()), (4, 4));
     }
 
@@ -580,6 +609,14 @@ mod tests {
             AckType::Release,
         ];
         sp.acknowledge("a", 100, 104, &types, &LIMITS).unwrap();
+        // The rejected record counts as done only once its dead letter is written.
+        let pending = sp.to_persisted();
+        assert!(pending
+            .batches
+            .iter()
+            .any(|b| b.first_offset <= 102 && b.last_offset >= 102 && b.state == STATE_AVAILABLE));
+        let archived = sp.take_archived();
+        sp.letters_written(&archived);
         let stored = sp.to_persisted();
         let mut back = SharePartition::from_persisted(&stored);
         assert_eq!((back.start_offset(), back.end_offset()), (100, 108));
@@ -672,14 +709,22 @@ mod tests {
         sp.acquire_new(&a, 0, 1, 0, &limits, &Delays::new());
         sp.acknowledge("a", 0, 1, &[AckType::Reject, AckType::Release], &limits)
             .unwrap();
+        let rejected = sp.take_archived();
         assert_eq!(
-            sp.take_archived(),
+            rejected,
             vec![ArchivedRecord {
                 offset: 0,
                 delivery_count: 1,
                 reason: ArchiveReason::Rejected
             }]
         );
+        assert_eq!(
+            sp.start_offset(),
+            0,
+            "in flight until its dead letter is written"
+        );
+        sp.letters_written(&rejected);
+        assert_eq!(sp.start_offset(), 1);
         let from = sp.first_available(0).unwrap();
         sp.acquire_available(&a, from, i64::MAX, 10, 0, &limits, &Delays::new());
         sp.expire_locks(LIMITS.lock_duration_ms, &limits);
