@@ -127,6 +127,8 @@ pub enum BrokerError {
     ShareSessionNotFound,
     #[error("{0}")]
     InvalidShareSessionEpoch(String),
+    #[error("the share group's state was changed by an administrator: read it again")]
+    FencedStateEpoch,
 }
 
 impl From<LogError> for BrokerError {

@@ -254,6 +254,16 @@ pub fn dispatch(
             reply.clone(),
             decode(&mut body, &reply)?,
         ),
+        ApiKey::AlterShareGroupOffsets => handlers::share_group_offsets_admin::alter(
+            ctx,
+            reply.clone(),
+            decode(&mut body, &reply)?,
+        ),
+        ApiKey::DeleteShareGroupOffsets => handlers::share_group_offsets_admin::delete(
+            ctx,
+            reply.clone(),
+            decode(&mut body, &reply)?,
+        ),
         ApiKey::ShareGroupDescribe => ready(handlers::share_group_describe::handle(
             ctx,
             &reply,

@@ -59,6 +59,7 @@ pub fn code(e: &BrokerError) -> i16 {
         BrokerError::InvalidRecordState(_) => ResponseError::InvalidRecordState,
         BrokerError::ShareSessionNotFound => ResponseError::ShareSessionNotFound,
         BrokerError::InvalidShareSessionEpoch(_) => ResponseError::InvalidShareSessionEpoch,
+        BrokerError::FencedStateEpoch => ResponseError::FencedStateEpoch,
         BrokerError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
         BrokerError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
         BrokerError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,

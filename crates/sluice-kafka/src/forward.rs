@@ -199,6 +199,10 @@ impl ShareCoordinators {
 /// A share coordinator's error code as the share-partition leader passes it on: clients retry.
 fn share_coordinator_error(code: i16, message: Option<StrBytes>) -> sluice_broker::BrokerError {
     debug!(code, ?message, "the share coordinator refused");
+    const FENCED_STATE_EPOCH: i16 = 124;
+    if code == FENCED_STATE_EPOCH {
+        return sluice_broker::BrokerError::FencedStateEpoch;
+    }
     sluice_broker::BrokerError::CoordinatorNotAvailable
 }
 
@@ -247,10 +251,12 @@ impl sluice_broker::share::ShareStateRemote for ShareCoordinators {
                     p.error_message.clone(),
                 ));
             }
-            if p.start_offset == crate::handlers::share_group_state::NO_STATE {
+            if p.start_offset == crate::handlers::share_group_state::NO_STATE && p.state_epoch == 0
+            {
                 return Ok(None);
             }
             Ok(Some(sluice_broker::share::PersistedState {
+                state_epoch: p.state_epoch,
                 start_offset: p.start_offset,
                 batches: p
                     .state_batches
@@ -295,6 +301,7 @@ impl sluice_broker::share::ShareStateRemote for ShareCoordinators {
                     .with_partitions(vec![PartitionData::default()
                         .with_partition(key.2)
                         .with_leader_epoch(-1)
+                        .with_state_epoch(state.state_epoch)
                         .with_start_offset(state.start_offset)
                         .with_state_batches(batches)])]);
             let to_addr = (to.host.clone(), to.port);

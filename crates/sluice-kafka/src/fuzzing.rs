@@ -68,6 +68,15 @@ pub fn decode_request(frame: &[u8]) -> Result<ApiKey, String> {
         DescribeCluster => DescribeClusterRequest,
         DescribeAcls => DescribeAclsRequest,
         ListPartitionReassignments => ListPartitionReassignmentsRequest,
+        ShareGroupHeartbeat => ShareGroupHeartbeatRequest,
+        ShareGroupDescribe => ShareGroupDescribeRequest,
+        ShareFetch => ShareFetchRequest,
+        ShareAcknowledge => ShareAcknowledgeRequest,
+        DescribeShareGroupOffsets => DescribeShareGroupOffsetsRequest,
+        AlterShareGroupOffsets => AlterShareGroupOffsetsRequest,
+        DeleteShareGroupOffsets => DeleteShareGroupOffsetsRequest,
+        ReadShareGroupState => ReadShareGroupStateRequest,
+        WriteShareGroupState => WriteShareGroupStateRequest,
     )
     .map_err(|e| format!("body: {e}"))?;
     Ok(api)

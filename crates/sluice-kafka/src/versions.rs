@@ -56,6 +56,14 @@ pub const SUPPORTED: &[(ApiKey, (i16, i16))] = &[
         ApiKey::DescribeShareGroupOffsets,
         describe_share_group_offsets::VERSIONS,
     ),
+    (
+        ApiKey::AlterShareGroupOffsets,
+        share_group_offsets_admin::ALTER_VERSIONS,
+    ),
+    (
+        ApiKey::DeleteShareGroupOffsets,
+        share_group_offsets_admin::DELETE_VERSIONS,
+    ),
     (ApiKey::ShareFetch, share_fetch::VERSIONS),
     (ApiKey::ShareAcknowledge, share_acknowledge::VERSIONS),
     (

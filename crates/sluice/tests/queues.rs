@@ -732,3 +732,67 @@ fn queue_describe(broker: &Broker, group: &str, extra: &[&str]) -> (i32, serde_j
     let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
     (out.status.code().unwrap_or(-1), json)
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_share_groups_offsets_are_altered_and_deleted() {
+    use kafka_protocol::messages::alter_share_group_offsets_request::{
+        AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
+    };
+    use kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic;
+    use kafka_protocol::messages::{
+        AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse,
+        DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse,
+    };
+    let broker = Broker::start();
+    queue_with(&broker, "adm", "admins", 20).await;
+    let first = ShareMember::spawn(&broker.bootstrap(), "admins", "adm", "accept", Some(20));
+    wait_until(30, "the first member accepted all and left", || {
+        first.closed()
+    });
+    let mut raw = Raw::connect(&broker);
+    let alter = |raw: &mut Raw, start: i64| -> AlterShareGroupOffsetsResponse {
+        let req = AlterShareGroupOffsetsRequest::default()
+            .with_group_id(GroupId(s("admins")))
+            .with_topics(vec![AlterShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(TopicName(s("adm")))
+                .with_partitions(vec![
+                    AlterShareGroupOffsetsRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_start_offset(start),
+                ])]);
+        let c = raw.send(ApiKey::AlterShareGroupOffsets, 0, &req);
+        raw.receive_response(ApiKey::AlterShareGroupOffsets, 0, c)
+    };
+    // Back to offset 5: the next member gets 5..19 again, as new deliveries.
+    let r = alter(&mut raw, 5);
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    let second = ShareMember::spawn(&broker.bootstrap(), "admins", "adm", "accept", Some(15));
+    wait_until(30, "the second member got 15 and left", || second.closed());
+    let offsets: Vec<i64> = second.got().iter().map(|d| d.offset).collect();
+    assert_eq!(offsets, (5..20).collect::<Vec<_>>());
+    assert!(second.got().iter().all(|d| d.delivery_count == 1));
+    // Deleted: the group starts where share.auto.offset.reset says (earliest).
+    let req = DeleteShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(s("admins")))
+        .with_topics(vec![
+            DeleteShareGroupOffsetsRequestTopic::default().with_topic_name(TopicName(s("adm")))
+        ]);
+    let c = raw.send(ApiKey::DeleteShareGroupOffsets, 0, &req);
+    let r: DeleteShareGroupOffsetsResponse =
+        raw.receive_response(ApiKey::DeleteShareGroupOffsets, 0, c);
+    assert_eq!(
+        (r.error_code, r.responses[0].error_code),
+        (0, 0),
+        "{:?}",
+        r.error_message
+    );
+    let third = ShareMember::spawn(&broker.bootstrap(), "admins", "adm", "accept", Some(20));
+    wait_until(30, "the third member got all 20", || third.closed());
+    assert_eq!(times_delivered(&third.got()).len(), 20);
+    // Not while the group has members; bad offsets are refused.
+    let holder = ShareMember::spawn(&broker.bootstrap(), "admins", "adm", "hold", None);
+    produce(&broker, "adm", 1, 1, "more").await;
+    wait_until(30, "a member holds a record", || !holder.got().is_empty());
+    assert_eq!(alter(&mut raw, 0).error_code, 68, "GROUP_NOT_EMPTY");
+}

@@ -160,7 +160,7 @@ impl GroupCoordinator<'_> {
     }
 
     /// A group id in use by a consumer group is not a share group (Kafka's answer).
-    fn refuse_if_consumer_group(&self, group: &str) -> Result<()> {
+    pub(crate) fn refuse_if_consumer_group(&self, group: &str) -> Result<()> {
         let groups = self.broker.group_state.lock();
         match groups.get(group) {
             Some(g) if g.consumer.is_some() || !g.members.is_empty() => {

@@ -4,6 +4,7 @@
 //! with a deadline, ShareAcknowledge (or acknowledgements riding on ShareFetch) finishes or
 //! releases them.
 
+mod admin;
 mod dead_letters;
 mod delays;
 mod membership;
@@ -221,6 +222,10 @@ impl Broker {
             ));
         }
         let (session_partitions, released) = self.advance_session(&req)?;
+        if req.session_epoch == OPEN {
+            self.refresh_share_partitions(&req.group_id, &req.partitions)
+                .await;
+        }
         let member: Arc<str> = Arc::from(req.member_id.as_str());
         let mut out: Vec<ShareFetchedPartition> = Vec::new();
         for p in &req.partitions {
@@ -458,7 +463,13 @@ impl Broker {
             let state = slot.state.lock();
             (state.to_persisted(), slot.changes.load(Ordering::SeqCst))
         };
-        self.store_share_state(key, snapshot).await?;
+        if let Err(e) = self.store_share_state(key, snapshot).await {
+            if matches!(e, BrokerError::FencedStateEpoch) {
+                // An administrator replaced the state: build it again from there.
+                self.forget_share_partition(group, partition);
+            }
+            return Err(e);
+        }
         slot.durable.fetch_max(through, Ordering::SeqCst);
         Ok(())
     }
@@ -593,18 +604,22 @@ impl Broker {
             .load_share_state(&self.state_key(group, topic, partition.index)?)
             .await?;
         let sp = match persisted {
-            Some(persisted) => SharePartition::from_persisted(&persisted),
-            None => {
+            Some(persisted) if persisted.start_offset >= 0 => {
+                SharePartition::from_persisted(&persisted)
+            }
+            // Never read, or its offsets deleted by an administrator: start afresh.
+            other => {
                 let log = partition.log();
                 let earliest = self
                     .groups()
                     .group_setting_str(group, "share.auto.offset.reset")
                     == "earliest";
-                SharePartition::new(if earliest {
+                let start = if earliest {
                     log.log_start_offset()
                 } else {
                     log.high_watermark()
-                })
+                };
+                SharePartition::new_in_epoch(start, other.map_or(0, |p| p.state_epoch))
             }
         };
         let mut all = self.shares.partitions.lock();
@@ -615,6 +630,37 @@ impl Broker {
                 let slot = Arc::new(ShareSlot::new(sp));
                 all.insert(key, (epoch, slot.clone()));
                 Ok(slot)
+            }
+        }
+    }
+
+    /// Drops this broker's copy of a share-partition; the next use reads its state again.
+    fn forget_share_partition(&self, group: &str, partition: &Partition) {
+        self.shares.partitions.lock().remove(&(
+            group.to_string(),
+            partition.topic.clone(),
+            partition.index,
+        ));
+    }
+
+    /// A member opening a share session may follow an administrator's change of the group's
+    /// offsets (which needs the group empty): share-partitions built from an older state
+    /// epoch are dropped, to be read again.
+    async fn refresh_share_partitions(&self, group: &str, partitions: &[ShareFetchPartition]) {
+        for p in partitions {
+            let Some(slot) = self.existing_share_partition(group, &p.topic, p.partition) else {
+                continue;
+            };
+            let Ok(key) = self.state_key(group, &p.topic, p.partition) else {
+                continue;
+            };
+            let held = slot.state.lock().state_epoch();
+            if let Ok(Some(persisted)) = self.load_share_state(&key).await {
+                if persisted.state_epoch > held {
+                    if let Ok(partition) = self.local_leader(&p.topic, p.partition, -1) {
+                        self.forget_share_partition(group, &partition);
+                    }
+                }
             }
         }
     }

@@ -121,6 +121,8 @@ pub struct SharePartition {
     next_deadline_ms: Option<i64>,
     /// Records archived and not yet taken (for the dead-letter topic).
     archived: Vec<ArchivedRecord>,
+    /// The persisted state's epoch this share-partition was built from.
+    state_epoch: i32,
 }
 
 impl SharePartition {
@@ -131,7 +133,20 @@ impl SharePartition {
             window: VecDeque::new(),
             next_deadline_ms: None,
             archived: Vec::new(),
+            state_epoch: 0,
         }
+    }
+
+    /// A new share-partition in a state epoch an administrator's change began.
+    pub fn new_in_epoch(start: i64, state_epoch: i32) -> SharePartition {
+        SharePartition {
+            state_epoch,
+            ..SharePartition::new(start)
+        }
+    }
+
+    pub fn state_epoch(&self) -> i32 {
+        self.state_epoch
     }
 
     /// The share-partition start offset: every record before it is finished.
@@ -413,6 +428,7 @@ impl SharePartition {
             }
         }
         PersistedState {
+            state_epoch: self.state_epoch,
             start_offset: self.start,
             batches,
         }
@@ -420,7 +436,7 @@ impl SharePartition {
 
     /// A share-partition as it was persisted (nothing acquired).
     pub fn from_persisted(state: &PersistedState) -> SharePartition {
-        let mut sp = SharePartition::new(state.start_offset);
+        let mut sp = SharePartition::new_in_epoch(state.start_offset, state.state_epoch);
         for b in &state.batches {
             if b.last_offset < sp.start || b.last_offset < b.first_offset {
                 continue;

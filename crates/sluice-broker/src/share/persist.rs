@@ -89,7 +89,13 @@ impl Broker {
         let pending = {
             // Appended under the cache's lock, so the log and the cache agree on the order.
             let mut cache = self.shares.state.lock();
-            cache.get(&partition, key)?;
+            // A leader still holding the state an administrator replaced may not write.
+            if cache
+                .get(&partition, key)?
+                .is_some_and(|current| current.state_epoch > snapshot.state_epoch)
+            {
+                return Err(BrokerError::FencedStateEpoch);
+            }
             let pending = self.append(
                 &partition,
                 batch.into(),

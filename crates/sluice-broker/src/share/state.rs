@@ -6,7 +6,8 @@
 //! loaded from the log on first use in each leader epoch.
 //!
 //! Record layout (big-endian): key = i16 type (0, a snapshot), string group, 16-byte topic
-//! id, i32 partition; value = i16 version (0), i64 start offset, i32 count, then per batch
+//! id, i32 partition; value = i16 version (0), i32 state epoch, i64 start offset (-1: not
+//! initialized), i32 count, then per batch
 //! i64 first offset, i64 last offset, i8 state (0 available, 2 acknowledged, 4 archived, as
 //! Kafka's RecordState), i16 delivery count. A null value deletes the key.
 
@@ -29,6 +30,10 @@ const SNAPSHOT: i16 = 0;
 /// What is durable about one share-partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PersistedState {
+    /// Bumped by an administrator's change (AlterShareGroupOffsets, DeleteShareGroupOffsets):
+    /// a share-partition leader holding an older epoch is fenced and reads the state again.
+    pub state_epoch: i32,
+    /// -1: not initialized (a new share-partition starts where `share.auto.offset.reset` says).
     pub start_offset: i64,
     /// Runs of the window that are not "available, never delivered", in offset order.
     pub batches: Vec<StateBatch>,
@@ -76,6 +81,7 @@ pub fn encode_key(key: &StateKey) -> Vec<u8> {
 pub fn encode_value(state: &PersistedState) -> Vec<u8> {
     let mut w = Writer::default();
     w.i16(0);
+    w.i32(state.state_epoch);
     w.i64(state.start_offset);
     w.i32(state.batches.len() as i32);
     for b in &state.batches {
@@ -103,6 +109,7 @@ pub fn decode_value(bytes: &[u8]) -> std::result::Result<PersistedState, String>
     if version != 0 {
         return Err(format!("unknown share state version {version}"));
     }
+    let state_epoch = r.i32()?;
     let start_offset = r.i64()?;
     let count = r.i32()?;
     // Bounded by the bytes present, not by the count the record claims.
@@ -119,6 +126,7 @@ pub fn decode_value(bytes: &[u8]) -> std::result::Result<PersistedState, String>
         });
     }
     Ok(PersistedState {
+        state_epoch,
         start_offset,
         batches,
     })
@@ -212,6 +220,7 @@ mod tests {
         let key = ("g".to_string(), Uuid::from_u128(7), 3);
         assert_eq!(decode_key(&encode_key(&key)).unwrap(), Some(key));
         let state = PersistedState {
+            state_epoch: 3,
             start_offset: 10,
             batches: vec![
                 StateBatch {
@@ -232,7 +241,7 @@ mod tests {
         assert_eq!(decode_value(&bytes).unwrap(), state);
         assert!(decode_value(&bytes[..bytes.len() - 1]).is_err());
         let mut lying = bytes.clone();
-        lying[10..14].copy_from_slice(&i32::MAX.to_be_bytes());
+        lying[14..18].copy_from_slice(&i32::MAX.to_be_bytes());
         assert!(decode_value(&lying).is_err());
     }
 }

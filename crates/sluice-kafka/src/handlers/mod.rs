@@ -36,6 +36,7 @@ pub mod share_acknowledge;
 pub mod share_fetch;
 pub mod share_group_describe;
 pub mod share_group_heartbeat;
+pub mod share_group_offsets_admin;
 pub mod share_group_state;
 pub mod sync_group;
 

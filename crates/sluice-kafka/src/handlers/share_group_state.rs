@@ -24,6 +24,8 @@ pub const READ_VERSIONS: (i16, i16) = (0, 0);
 pub const WRITE_VERSIONS: (i16, i16) = (0, 0);
 
 /// Kafka's answer for a key nobody persisted state for yet: start offset -1, no batches.
+/// (A state whose offsets an administrator deleted also has start offset -1; it is told
+/// apart by its state epoch, above 0.)
 pub const NO_STATE: i64 = -1;
 
 pub fn read(ctx: &Context, reply: &Reply, req: ReadShareGroupStateRequest) -> Response {
@@ -39,8 +41,10 @@ pub fn read(ctx: &Context, reply: &Reply, req: ReadShareGroupStateRequest) -> Re
                     let key = (group.clone(), t.topic_id, p.partition);
                     let r = ReadResult::default().with_partition(p.partition);
                     match ctx.broker.coordinator_read_share_state(&key) {
-                        Ok(Some(state)) => {
-                            r.with_start_offset(state.start_offset).with_state_batches(
+                        Ok(Some(state)) => r
+                            .with_state_epoch(state.state_epoch)
+                            .with_start_offset(state.start_offset)
+                            .with_state_batches(
                                 state
                                     .batches
                                     .iter()
@@ -52,9 +56,8 @@ pub fn read(ctx: &Context, reply: &Reply, req: ReadShareGroupStateRequest) -> Re
                                             .with_delivery_count(b.delivery_count)
                                     })
                                     .collect(),
-                            )
-                        }
-                        Ok(None) => r.with_start_offset(NO_STATE),
+                            ),
+                        Ok(None) => r.with_state_epoch(0).with_start_offset(NO_STATE),
                         Err(e) => r
                             .with_error_code(errors::code(&e))
                             .with_error_message(errors::message(&e)),
@@ -78,6 +81,7 @@ pub fn write(ctx: &Context, reply: Reply, req: WriteShareGroupStateRequest) -> R
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for p in &t.partitions {
                 let state = PersistedState {
+                    state_epoch: p.state_epoch,
                     start_offset: p.start_offset,
                     batches: p
                         .state_batches
