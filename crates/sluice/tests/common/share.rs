@@ -33,6 +33,7 @@ pub struct ShareMember {
     got: Arc<Mutex<Vec<Delivery>>>,
     errors: Arc<Mutex<Vec<String>>>,
     closed: Arc<Mutex<bool>>,
+    holding: Arc<Mutex<bool>>,
 }
 
 impl ShareMember {
@@ -64,7 +65,8 @@ impl ShareMember {
         let got = Arc::new(Mutex::new(Vec::new()));
         let errors = Arc::new(Mutex::new(Vec::new()));
         let closed = Arc::new(Mutex::new(false));
-        let (g, e, c) = (got.clone(), errors.clone(), closed.clone());
+        let holding = Arc::new(Mutex::new(false));
+        let (g, e, c, h) = (got.clone(), errors.clone(), closed.clone(), holding.clone());
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
                 let v: serde_json::Value = match serde_json::from_str(&line) {
@@ -75,6 +77,8 @@ impl ShareMember {
                     e.lock().unwrap().push(err.to_string());
                 } else if v.get("closed").is_some() {
                     *c.lock().unwrap() = true;
+                } else if v.get("holding").is_some() {
+                    *h.lock().unwrap() = true;
                 } else {
                     g.lock().unwrap().push(Delivery {
                         partition: v["p"].as_i64().unwrap() as i32,
@@ -92,6 +96,7 @@ impl ShareMember {
             got,
             errors,
             closed,
+            holding,
         }
     }
 
@@ -107,6 +112,11 @@ impl ShareMember {
     /// True once the member closed after its limit.
     pub fn closed(&self) -> bool {
         *self.closed.lock().unwrap()
+    }
+
+    /// True once a `hold` member has printed every record it holds.
+    pub fn holding(&self) -> bool {
+        *self.holding.lock().unwrap()
     }
 
     /// SIGKILL: no acknowledgement, no leaving.

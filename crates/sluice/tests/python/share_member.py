@@ -4,7 +4,8 @@ so tests can SIGKILL it. Usage: share_member.py BOOTSTRAP GROUP TOPIC ACTION [LI
 ACTION says what it does with each record it gets:
   accept, release, reject  acknowledge it so (explicit mode), committed after each poll;
   release-once             release it on its first delivery, accept it after;
-  hold                     never acknowledge (explicit mode; polls once, then sleeps);
+  hold                     never acknowledge (explicit mode; polls until it gets records, prints
+                           {"holding": N}, then sleeps);
   implicit                 nothing: implicit mode accepts a poll's records on the next poll.
 Prints one JSON line per record it gets: {"p": partition, "o": offset, "d": delivery count,
 "v": value, "ts": the record's timestamp, "at": when it got it (epoch ms)}. With LIMIT it closes (committing what is pending) once it got that many;
@@ -56,6 +57,7 @@ while limit is None or got < limit:
         elif explicit:
             consumer.acknowledge(m, types[action])
     if action == "hold" and got > 0:
+        print(json.dumps({"holding": got}), flush=True)
         while True:
             time.sleep(1)
     if explicit and len(messages) > 0:
