@@ -118,20 +118,36 @@ pub struct ReadSlice {
 
 impl ReadSlice {
     pub fn read_to_vec(&self) -> std::io::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_append(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// Reads the range onto the end of `out`; returns the bytes read (fewer than `len` if
+    /// the segment was truncated or deleted under us).
+    pub fn read_append(&self, out: &mut Vec<u8>) -> std::io::Result<usize> {
         use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; self.len];
+        let start = out.len();
+        out.resize(start + self.len, 0);
         let mut done = 0;
         while done < self.len {
-            let n = self
+            let n = match self
                 .file
-                .read_at(&mut buf[done..], self.position + done as u64)?;
+                .read_at(&mut out[start + done..], self.position + done as u64)
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(e);
+                }
+            };
             if n == 0 {
-                break; // the segment was truncated or deleted under us: return what we have
+                break;
             }
             done += n;
         }
-        buf.truncate(done);
-        Ok(buf)
+        out.truncate(start + done);
+        Ok(done)
     }
 }
 

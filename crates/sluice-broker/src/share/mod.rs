@@ -763,13 +763,15 @@ fn read_whole_batches(
         let Some(slice) = slice else {
             break;
         };
-        let bytes = slice
-            .read_to_vec()
+        // Read onto the end of what is gathered, then keep only the whole batches.
+        let begin = out.len();
+        slice
+            .read_append(&mut out)
             .map_err(|e| BrokerError::Storage(e.to_string()))?;
-        let mut pos = 0;
-        while pos + sluice_log::batch::HEADER_SIZE <= bytes.len() {
-            let h = BatchHeader::parse(&bytes[pos..]);
-            if pos + h.size() > bytes.len() || h.size() < sluice_log::batch::HEADER_SIZE {
+        let mut pos = begin;
+        while pos + sluice_log::batch::HEADER_SIZE <= out.len() {
+            let h = BatchHeader::parse(&out[pos..]);
+            if pos + h.size() > out.len() || h.size() < sluice_log::batch::HEADER_SIZE {
                 break;
             }
             pos += h.size();
@@ -778,10 +780,10 @@ fn read_whole_batches(
                 break;
             }
         }
-        if pos == 0 {
+        out.truncate(pos);
+        if pos == begin {
             break;
         }
-        out.extend_from_slice(&bytes[..pos]);
         next = last + 1;
     }
     if last < from {
