@@ -129,6 +129,8 @@ pub enum BrokerError {
     InvalidShareSessionEpoch(String),
     #[error("the share group's state was changed by an administrator: read it again")]
     FencedStateEpoch,
+    #[error("this broker keeps as many share sessions as it may")]
+    ShareSessionLimitReached,
 }
 
 impl From<LogError> for BrokerError {

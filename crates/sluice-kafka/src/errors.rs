@@ -60,6 +60,7 @@ pub fn code(e: &BrokerError) -> i16 {
         BrokerError::ShareSessionNotFound => ResponseError::ShareSessionNotFound,
         BrokerError::InvalidShareSessionEpoch(_) => ResponseError::InvalidShareSessionEpoch,
         BrokerError::FencedStateEpoch => ResponseError::FencedStateEpoch,
+        BrokerError::ShareSessionLimitReached => ResponseError::ShareSessionLimitReached,
         BrokerError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
         BrokerError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
         BrokerError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,

@@ -796,3 +796,28 @@ async fn an_empty_share_groups_offsets_are_altered_and_deleted() {
     wait_until(30, "a member holds a record", || holder.holding());
     assert_eq!(alter(&mut raw, 0).error_code, 68, "GROUP_NOT_EMPTY");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn share_sessions_are_bounded() {
+    let broker = Broker::start();
+    let mut raw = Raw::connect(&broker);
+    let open = |raw: &mut Raw, member: &str| -> i16 {
+        let req = ShareFetchRequest::default()
+            .with_group_id(Some(GroupId(s("many"))))
+            .with_member_id(Some(s(member)))
+            .with_share_session_epoch(0)
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_max_records(10);
+        let c = raw.send(ApiKey::ShareFetch, 1, &req);
+        let r: ShareFetchResponse = raw.receive_response(ApiKey::ShareFetch, 1, c);
+        r.error_code
+    };
+    for i in 0..2000 {
+        assert_eq!(open(&mut raw, &format!("m{i}")), 0, "session {i}");
+    }
+    const SHARE_SESSION_LIMIT_REACHED: i16 = 133;
+    assert_eq!(open(&mut raw, "one-too-many"), SHARE_SESSION_LIMIT_REACHED);
+    // A member that has one may open it again (it replaces its own).
+    assert_eq!(open(&mut raw, "m7"), 0);
+}

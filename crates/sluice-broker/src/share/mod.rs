@@ -145,7 +145,15 @@ struct Session {
     /// The epoch the member's next request must carry.
     next_epoch: i32,
     partitions: BTreeSet<(Arc<str>, i32)>,
+    last_used: std::time::Instant,
 }
+
+/// Share sessions a broker keeps (Kafka's `group.share.max.share.sessions` default); past it
+/// a new one is refused with SHARE_SESSION_LIMIT_REACHED, once idle ones are dropped.
+const MAX_SHARE_SESSIONS: usize = 2000;
+/// A session unused this long is dropped when room is needed (its member is gone; what it
+/// held comes back when the locks run out). Members fetch every few hundred ms.
+const IDLE_SESSION: Duration = Duration::from_secs(120);
 
 /// One acknowledgement range of a request.
 #[derive(Debug, Clone)]
@@ -524,9 +532,16 @@ impl Broker {
                     .remove(&key)
                     .map(|s| s.partitions.into_iter().collect())
                     .unwrap_or_default();
+                if sessions.len() >= MAX_SHARE_SESSIONS {
+                    sessions.retain(|_, s| s.last_used.elapsed() < IDLE_SESSION);
+                    if sessions.len() >= MAX_SHARE_SESSIONS {
+                        return Err(BrokerError::ShareSessionLimitReached);
+                    }
+                }
                 let mut s = Session {
                     next_epoch: 1,
                     partitions: BTreeSet::new(),
+                    last_used: std::time::Instant::now(),
                 };
                 for p in &req.partitions {
                     s.partitions.insert((p.topic.clone(), p.partition));
@@ -551,6 +566,7 @@ impl Broker {
                         s.next_epoch
                     )));
                 }
+                s.last_used = std::time::Instant::now();
                 s.next_epoch = if s.next_epoch == i32::MAX {
                     1
                 } else {

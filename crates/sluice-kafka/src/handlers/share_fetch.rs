@@ -74,7 +74,9 @@ pub fn handle(ctx: &Context, reply: Reply, req: ShareFetchRequest) -> ResponseFu
             member_id,
             session_epoch: req.share_session_epoch,
             max_wait: Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64),
-            max_bytes: req.max_bytes.max(0) as usize,
+            // Bounded as Fetch is: what a share fetch reads into memory is the broker's
+            // `fetch.max.bytes` at most, whatever the request asks.
+            max_bytes: (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes()),
             max_records: req.max_records.max(1) as usize,
             partitions,
             forgotten,
