@@ -194,6 +194,23 @@ impl ShareCoordinators {
     fn node_id(&self) -> i32 {
         self.broker.upgrade().map_or(-1, |b| b.config.node_id)
     }
+
+    /// One request (v0) to the share coordinator `to`; an unreachable one is
+    /// COORDINATOR_NOT_AVAILABLE, which clients retry.
+    async fn call<Req: Encodable, Resp: Decodable>(
+        &self,
+        to: &sluice_cluster::BrokerInfo,
+        api: ApiKey,
+        request: &Req,
+    ) -> sluice_broker::Result<Resp> {
+        let to = (to.host.clone(), to.port);
+        call_controller(&to, self.node_id(), api, 0, request)
+            .await
+            .map_err(|e| {
+                debug!(error = %e, "could not reach a share coordinator");
+                sluice_broker::BrokerError::CoordinatorNotAvailable
+            })
+    }
 }
 
 /// A share coordinator's error code as the share-partition leader passes it on: clients retry.
@@ -227,19 +244,9 @@ impl sluice_broker::share::ShareStateRemote for ShareCoordinators {
                     .with_partitions(vec![PartitionData::default()
                         .with_partition(key.2)
                         .with_leader_epoch(-1)])]);
-            let to_addr = (to.host.clone(), to.port);
-            let response: ReadShareGroupStateResponse = call_controller(
-                &to_addr,
-                self.node_id(),
-                ApiKey::ReadShareGroupState,
-                0,
-                &request,
-            )
-            .await
-            .map_err(|e| {
-                debug!(error = %e, "could not reach a share coordinator");
-                sluice_broker::BrokerError::CoordinatorNotAvailable
-            })?;
+            let response: ReadShareGroupStateResponse = self
+                .call(&to, ApiKey::ReadShareGroupState, &request)
+                .await?;
             let p = response
                 .results
                 .first()
@@ -304,19 +311,9 @@ impl sluice_broker::share::ShareStateRemote for ShareCoordinators {
                         .with_state_epoch(state.state_epoch)
                         .with_start_offset(state.start_offset)
                         .with_state_batches(batches)])]);
-            let to_addr = (to.host.clone(), to.port);
-            let response: WriteShareGroupStateResponse = call_controller(
-                &to_addr,
-                self.node_id(),
-                ApiKey::WriteShareGroupState,
-                0,
-                &request,
-            )
-            .await
-            .map_err(|e| {
-                debug!(error = %e, "could not reach a share coordinator");
-                sluice_broker::BrokerError::CoordinatorNotAvailable
-            })?;
+            let response: WriteShareGroupStateResponse = self
+                .call(&to, ApiKey::WriteShareGroupState, &request)
+                .await?;
             let p = response
                 .results
                 .first()

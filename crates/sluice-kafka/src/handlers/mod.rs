@@ -50,6 +50,26 @@ pub fn str(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
+/// Partitions grouped by topic, in first-seen order, as (topic id, name, partitions): the
+/// shape every group API's assignment takes. Topics this broker does not know are left out.
+pub fn by_topic<'a>(
+    broker: &sluice_broker::Broker,
+    partitions: impl IntoIterator<Item = (&'a String, i32)>,
+) -> Vec<(uuid::Uuid, &'a str, Vec<i32>)> {
+    let mut out: Vec<(uuid::Uuid, &'a str, Vec<i32>)> = Vec::new();
+    for (topic, partition) in partitions {
+        match out.iter_mut().find(|t| t.1 == topic.as_str()) {
+            Some(t) => t.2.push(partition),
+            None => {
+                if let Some(t) = broker.topic(topic) {
+                    out.push((t.id, topic.as_str(), vec![partition]));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Kafka's marker for "authorized operations not requested".
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 

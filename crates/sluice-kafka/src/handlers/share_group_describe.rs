@@ -71,20 +71,14 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ShareGroupDescribeRequest) -> R
 }
 
 fn assignment(broker: &Broker, a: &ShareAssignment) -> Assignment {
-    let mut topics: Vec<TopicPartitions> = Vec::new();
-    for (topic, partition) in a {
-        let Some(t) = broker.topic(topic) else {
-            continue;
-        };
-        match topics.iter_mut().find(|tp| tp.topic_id == t.id) {
-            Some(tp) => tp.partitions.push(*partition),
-            None => topics.push(
-                TopicPartitions::default()
-                    .with_topic_id(t.id)
-                    .with_topic_name(TopicName(str(topic)))
-                    .with_partitions(vec![*partition]),
-            ),
-        }
-    }
+    let topics = super::by_topic(broker, a.iter().map(|(t, p)| (t, *p)))
+        .into_iter()
+        .map(|(id, name, partitions)| {
+            TopicPartitions::default()
+                .with_topic_id(id)
+                .with_topic_name(TopicName(str(name)))
+                .with_partitions(partitions)
+        })
+        .collect();
     Assignment::default().with_topic_partitions(topics)
 }

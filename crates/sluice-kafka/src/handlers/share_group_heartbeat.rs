@@ -45,19 +45,12 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ShareGroupHeartbeatRequest) -> 
 }
 
 fn by_topic_id(broker: &Broker, assignment: &ShareAssignment) -> Vec<TopicPartitions> {
-    let mut out: Vec<TopicPartitions> = Vec::new();
-    for (topic, partition) in assignment {
-        let Some(t) = broker.topic(topic) else {
-            continue;
-        };
-        match out.iter_mut().find(|tp| tp.topic_id == t.id) {
-            Some(tp) => tp.partitions.push(*partition),
-            None => out.push(
-                TopicPartitions::default()
-                    .with_topic_id(t.id)
-                    .with_partitions(vec![*partition]),
-            ),
-        }
-    }
-    out
+    super::by_topic(broker, assignment.iter().map(|(t, p)| (t, *p)))
+        .into_iter()
+        .map(|(id, _, partitions)| {
+            TopicPartitions::default()
+                .with_topic_id(id)
+                .with_partitions(partitions)
+        })
+        .collect()
 }
