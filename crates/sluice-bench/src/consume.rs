@@ -23,6 +23,8 @@ pub struct ConsumeTarget {
     /// known yet).
     pub expected: AtomicU64,
     pub consumed: AtomicU64,
+    /// Share mode: records delivered for the first time, by all members together.
+    pub acquired: AtomicU64,
 }
 
 impl ConsumeTarget {

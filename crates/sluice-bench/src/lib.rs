@@ -84,6 +84,7 @@ async fn run_mode(args: Arc<BenchArgs>) -> anyhow::Result<Vec<Summary>> {
                 ends: Some(ranges.iter().map(|r| r.1).collect()),
                 expected: AtomicU64::new(args.records.unwrap_or(u64::MAX)),
                 consumed: AtomicU64::new(0),
+                acquired: AtomicU64::new(0),
             });
             let starts = ranges.iter().map(|r| r.0).collect::<Vec<_>>();
             let start = Instant::now();
@@ -98,6 +99,7 @@ async fn run_mode(args: Arc<BenchArgs>) -> anyhow::Result<Vec<Summary>> {
                 ends: None,
                 expected: AtomicU64::new(args.records.unwrap_or(total.max(0) as u64)),
                 consumed: AtomicU64::new(0),
+                acquired: AtomicU64::new(0),
             });
             let group = share::new_group(&layouts[0].leaders[0]).await?;
             let start = Instant::now();
@@ -134,6 +136,7 @@ async fn run_mode(args: Arc<BenchArgs>) -> anyhow::Result<Vec<Summary>> {
                 ends: None,
                 expected: AtomicU64::new(u64::MAX),
                 consumed: AtomicU64::new(0),
+                acquired: AtomicU64::new(0),
             });
             let starts = ranges.iter().map(|r| r.1).collect::<Vec<_>>();
             let start = Instant::now();

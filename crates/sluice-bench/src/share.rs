@@ -75,16 +75,20 @@ pub async fn run_member(
     // Acquired and not yet accepted: partition -> (first, last) runs.
     let mut held: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
     loop {
-        let done =
-            target.consumed.load(Ordering::Relaxed) >= target.expected.load(Ordering::Relaxed);
-        if done {
-            return close(&conn, &layout, &group_id, &member, epoch, &held).await;
-        }
+        let expected = target.expected.load(Ordering::Relaxed);
         let sent: u64 = held
             .values()
             .flatten()
             .map(|(f, l)| (l - f + 1) as u64)
             .sum();
+        if target.acquired.load(Ordering::Relaxed) >= expected {
+            // Every record is out: accept what is held with ShareAcknowledge, answered at
+            // once, where a fetch would first wait for records that will not come.
+            close(&conn, &layout, &group_id, &member, epoch, &held).await?;
+            stats.add(sent, 0);
+            target.consumed.fetch_add(sent, Ordering::Relaxed);
+            return Ok(());
+        }
         let fetch_partitions = partitions
             .iter()
             .map(|&p| {
@@ -137,11 +141,13 @@ pub async fn run_member(
             }
             bytes += data.records.as_ref().map_or(0, |r| r.len() as u64);
             let runs = held.entry(data.partition_index).or_default();
-            runs.extend(
-                data.acquired_records
-                    .iter()
-                    .map(|a| (a.first_offset, a.last_offset)),
-            );
+            for a in &data.acquired_records {
+                runs.push((a.first_offset, a.last_offset));
+                if a.delivery_count == 1 {
+                    let n = (a.last_offset - a.first_offset + 1) as u64;
+                    target.acquired.fetch_add(n, Ordering::Relaxed);
+                }
+            }
         }
         // The acknowledgements this fetch carried were accepted: those records are done.
         stats.add(sent, bytes);
@@ -188,6 +194,18 @@ async fn close(
     let r: ShareAcknowledgeResponse = conn.call_at(ApiKey::ShareAcknowledge, 1, &request).await?;
     if r.error_code != 0 {
         return Err(anyhow!("closing the share session: error {}", r.error_code));
+    }
+    if let Some(p) = r
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .find(|p| p.error_code != 0)
+    {
+        bail!(
+            "acknowledging partition {}: error {}",
+            p.partition_index,
+            p.error_code
+        );
     }
     Ok(())
 }

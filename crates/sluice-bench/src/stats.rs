@@ -38,12 +38,14 @@ impl Stats {
         }
     }
 
+    /// Counts records and bytes; the run ends with the last records counted (a queue's
+    /// records are counted when acknowledged, apart from the bytes that brought them).
     pub fn add(&self, records: u64, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
         if records == 0 {
             return;
         }
         self.records.fetch_add(records, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
         let at = self.created.elapsed().as_nanos() as u64;
         self.last_added_ns.fetch_max(at, Ordering::Relaxed);
     }

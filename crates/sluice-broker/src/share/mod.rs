@@ -312,7 +312,10 @@ impl Broker {
                 }
             }
             let errors = out.iter().any(|e| e.error.is_some());
-            if got_any || errors || tokio::time::Instant::now() >= deadline {
+            // A fetch that carried acknowledgements answers them now rather than after a
+            // wait for records (max_wait is a bound, not a promise): the member learns at
+            // once that its acknowledgements are durable.
+            if got_any || errors || has_acks || tokio::time::Instant::now() >= deadline {
                 break;
             }
             // New records and other members' acknowledgements and releases wake the wait;

@@ -3,8 +3,14 @@
 //! each Available, Acquired by a member until its lock expires, Acknowledged or Archived.
 //! Records below the window are finished; records from its end on were never delivered.
 //! Pure state: the caller reads the log and persists, this decides who gets what.
+//!
+//! The window is kept as runs of offsets in the same state (as Kafka's in-flight batches):
+//! records are acquired and acknowledged a batch at a time, so a run is usually a whole
+//! batch, and the work of a fetch or an acknowledgement is per run, not per record. A run is
+//! split where an acknowledgement or a delay treats its records differently, and merged
+//! again with its neighbours once they agree.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::state::{
@@ -47,8 +53,11 @@ impl RecordState {
     }
 }
 
-#[derive(Debug, Clone, Default)]
-struct Slot {
+/// Consecutive offsets `first..=last` in one state.
+#[derive(Debug, Clone)]
+struct Run {
+    first: i64,
+    last: i64,
     state: RecordState,
     deliveries: i16,
     owner: Option<Arc<str>>,
@@ -60,9 +69,44 @@ struct Slot {
     letter_pending: bool,
 }
 
-impl Slot {
+impl Run {
+    fn new(first: i64, last: i64) -> Run {
+        Run {
+            first,
+            last,
+            state: RecordState::Available,
+            deliveries: 0,
+            owner: None,
+            lock_deadline_ms: 0,
+            not_before_ms: 0,
+            letter_pending: false,
+        }
+    }
+
+    fn len(&self) -> i64 {
+        self.last - self.first + 1
+    }
+
     fn done(&self) -> bool {
         self.state.finished() && !self.letter_pending
+    }
+
+    /// Whether `next` (starting right after this run) may join it.
+    fn joins(&self, next: &Run) -> bool {
+        self.last + 1 == next.first
+            && self.state == next.state
+            && self.deliveries == next.deliveries
+            && self.owner.as_deref() == next.owner.as_deref()
+            && self.lock_deadline_ms == next.lock_deadline_ms
+            && self.not_before_ms == next.not_before_ms
+            && self.letter_pending == next.letter_pending
+    }
+
+    /// No longer held by anyone, in `state`.
+    fn set_free(&mut self, state: RecordState) {
+        self.state = state;
+        self.owner = None;
+        self.lock_deadline_ms = 0;
     }
 }
 
@@ -82,7 +126,7 @@ pub struct ArchivedRecord {
 }
 
 /// Offsets of records not to deliver before a time (epoch ms), from their headers.
-pub type Delays = std::collections::HashMap<i64, i64>;
+pub type Delays = BTreeMap<i64, i64>;
 
 /// A run of acquired offsets with one delivery count (ShareFetch's AcquiredRecords).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +160,9 @@ pub struct Counts {
 #[derive(Debug)]
 pub struct SharePartition {
     start: i64,
-    window: VecDeque<Slot>,
+    /// The first offset never delivered: the runs cover `start..end` exactly.
+    end: i64,
+    runs: VecDeque<Run>,
     /// The earliest lock deadline of an Acquired record, if any (so most calls skip the scan).
     next_deadline_ms: Option<i64>,
     /// Records archived and not yet taken (for the dead-letter topic).
@@ -130,7 +176,8 @@ impl SharePartition {
     pub fn new(start: i64) -> SharePartition {
         SharePartition {
             start,
-            window: VecDeque::new(),
+            end: start,
+            runs: VecDeque::new(),
             next_deadline_ms: None,
             archived: Vec::new(),
             state_epoch: 0,
@@ -156,17 +203,18 @@ impl SharePartition {
 
     /// The first offset never delivered.
     pub fn end_offset(&self) -> i64 {
-        self.start + self.window.len() as i64
+        self.end
     }
 
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
-        for s in &self.window {
-            match s.state {
-                RecordState::Available => c.available += 1,
-                RecordState::Acquired => c.acquired += 1,
-                RecordState::Acknowledged => c.acknowledged += 1,
-                RecordState::Archived => c.archived += 1,
+        for r in &self.runs {
+            let n = r.len() as usize;
+            match r.state {
+                RecordState::Available => c.available += n,
+                RecordState::Acquired => c.acquired += n,
+                RecordState::Acknowledged => c.acknowledged += n,
+                RecordState::Archived => c.archived += n,
             }
         }
         c
@@ -179,27 +227,27 @@ impl SharePartition {
             return;
         }
         let mut next = None::<i64>;
-        for (i, slot) in self.window.iter_mut().enumerate() {
-            let offset = self.start + i as i64;
-            if slot.state != RecordState::Acquired {
+        for run in self.runs.iter_mut() {
+            if run.state != RecordState::Acquired {
                 continue;
             }
-            if slot.lock_deadline_ms <= now_ms {
-                release(slot, offset, limits, &mut self.archived);
+            if run.lock_deadline_ms <= now_ms {
+                release(run, limits, &mut self.archived);
             } else {
-                next = Some(next.map_or(slot.lock_deadline_ms, |n| n.min(slot.lock_deadline_ms)));
+                next = Some(next.map_or(run.lock_deadline_ms, |n| n.min(run.lock_deadline_ms)));
             }
         }
         self.next_deadline_ms = next;
+        self.merge_all();
         self.advance_start();
     }
 
     /// The first record inside the window that may be delivered now.
     pub fn first_available(&self, now_ms: i64) -> Option<i64> {
-        self.window
+        self.runs
             .iter()
-            .position(|s| s.state == RecordState::Available && s.not_before_ms <= now_ms)
-            .map(|i| self.start + i as i64)
+            .find(|r| r.state == RecordState::Available && r.not_before_ms <= now_ms)
+            .map(|r| r.first)
     }
 
     /// Acquires for `member` the available records from `from` on (at most `max_records`,
@@ -217,38 +265,64 @@ impl SharePartition {
         limits: &Limits,
         delays: &Delays,
     ) -> Vec<Acquired> {
-        if from < self.start || from >= self.end_offset() || upto < from {
+        if from < self.start || from >= self.end || upto < from {
             return Vec::new();
         }
-        let first = (from - self.start) as usize;
-        let last = ((upto - self.start) as usize).min(self.window.len() - 1);
-        let mut taken = Vec::new();
-        for i in first..=last {
-            if taken.len() >= max_records {
+        let upto = upto.min(self.end - 1);
+        // First decide (reading), then change (splitting runs by offset).
+        let mut take: Vec<(i64, i64)> = Vec::new();
+        let mut hold_back: Vec<(i64, i64)> = Vec::new();
+        let mut budget = max_records as i64;
+        let mut i = self.run_at(from);
+        let mut cursor = from;
+        while budget > 0 && cursor <= upto && i < self.runs.len() {
+            let run = &self.runs[i];
+            if run.state != RecordState::Available {
                 break;
             }
-            let offset = self.start + i as i64;
-            let slot = &mut self.window[i];
-            if slot.state != RecordState::Available {
-                break;
-            }
-            if slot.not_before_ms > now_ms {
-                continue;
-            }
-            if let Some(&at) = delays.get(&offset).filter(|&&at| at > now_ms) {
-                if slot.deliveries == 0 {
-                    slot.not_before_ms = at;
-                    continue;
+            let last = run.last.min(upto);
+            if run.not_before_ms <= now_ms {
+                // Records never delivered may carry a delivery time still to come.
+                let waiting = delays
+                    .range(cursor..=last)
+                    .filter(|&(_, &at)| at > now_ms && run.deliveries == 0);
+                let mut piece = cursor;
+                for (&offset, &at) in waiting {
+                    let n = (offset - piece).min(budget);
+                    if n > 0 {
+                        take.push((piece, piece + n - 1));
+                        budget -= n;
+                    }
+                    if budget == 0 {
+                        break;
+                    }
+                    hold_back.push((offset, at));
+                    piece = offset + 1;
+                }
+                if budget > 0 && piece <= last {
+                    let n = (last - piece + 1).min(budget);
+                    take.push((piece, piece + n - 1));
+                    budget -= n;
                 }
             }
-            taken.push(i);
+            cursor = run.last + 1;
+            i += 1;
         }
-        self.lock(&taken, member, now_ms, limits)
+        for (offset, at) in hold_back {
+            for run in self.isolate(offset, offset) {
+                run.not_before_ms = at;
+            }
+        }
+        let acquired = self.lock(&take, member, now_ms, limits);
+        self.merge_all();
+        acquired
     }
 
     /// How many new records may be acquired now (the in-flight bound).
     pub fn room(&self, limits: &Limits) -> usize {
-        limits.max_in_flight.saturating_sub(self.window.len())
+        limits
+            .max_in_flight
+            .saturating_sub((self.end - self.start) as usize)
     }
 
     /// Acquires for `member` the new records `from..=last` (whole batches the caller read
@@ -262,54 +336,63 @@ impl SharePartition {
         limits: &Limits,
         delays: &Delays,
     ) -> Vec<Acquired> {
-        if from != self.end_offset() || last < from {
+        if from != self.end || last < from {
             return Vec::new();
         }
-        let mut taken = Vec::with_capacity((last - from + 1) as usize);
-        for offset in from..=last {
-            let not_before_ms = delays.get(&offset).copied().filter(|&at| at > now_ms);
-            if not_before_ms.is_none() {
-                taken.push(self.window.len());
+        let mut take = Vec::new();
+        let mut piece = from;
+        for (&offset, &at) in delays.range(from..=last).filter(|&(_, &at)| at > now_ms) {
+            if offset > piece {
+                take.push((piece, offset - 1));
+                self.runs.push_back(Run::new(piece, offset - 1));
             }
-            self.window.push_back(Slot {
-                not_before_ms: not_before_ms.unwrap_or(0),
-                ..Slot::default()
+            self.runs.push_back(Run {
+                not_before_ms: at,
+                ..Run::new(offset, offset)
             });
+            piece = offset + 1;
         }
-        self.lock(&taken, member, now_ms, limits)
+        if piece <= last {
+            take.push((piece, last));
+            self.runs.push_back(Run::new(piece, last));
+        }
+        self.end = last + 1;
+        let acquired = self.lock(&take, member, now_ms, limits);
+        self.merge_all();
+        acquired
     }
 
-    /// Acquires the slots at `indices` (ascending) for `member`; returns the runs.
+    /// Acquires the available ranges `take` (ascending) for `member`; returns the runs.
     fn lock(
         &mut self,
-        indices: &[usize],
+        take: &[(i64, i64)],
         member: &Arc<str>,
         now_ms: i64,
         limits: &Limits,
     ) -> Vec<Acquired> {
         let deadline = now_ms + limits.lock_duration_ms;
         let mut out: Vec<Acquired> = Vec::new();
-        for &i in indices {
-            let slot = &mut self.window[i];
-            slot.state = RecordState::Acquired;
-            slot.deliveries = slot.deliveries.saturating_add(1);
-            slot.owner = Some(member.clone());
-            slot.lock_deadline_ms = deadline;
-            let offset = self.start + i as i64;
-            match out.last_mut() {
-                Some(run)
-                    if run.delivery_count == slot.deliveries && run.last_offset + 1 == offset =>
-                {
-                    run.last_offset = offset
+        for &(first, last) in take {
+            for run in self.isolate(first, last) {
+                run.state = RecordState::Acquired;
+                run.deliveries = run.deliveries.saturating_add(1);
+                run.owner = Some(member.clone());
+                run.lock_deadline_ms = deadline;
+                match out.last_mut() {
+                    Some(a)
+                        if a.delivery_count == run.deliveries && a.last_offset + 1 == run.first =>
+                    {
+                        a.last_offset = run.last
+                    }
+                    _ => out.push(Acquired {
+                        first_offset: run.first,
+                        last_offset: run.last,
+                        delivery_count: run.deliveries,
+                    }),
                 }
-                _ => out.push(Acquired {
-                    first_offset: offset,
-                    last_offset: offset,
-                    delivery_count: slot.deliveries,
-                }),
             }
         }
-        if !indices.is_empty() {
+        if !take.is_empty() {
             self.next_deadline_ms =
                 Some(self.next_deadline_ms.map_or(deadline, |d| d.min(deadline)));
         }
@@ -333,50 +416,63 @@ impl SharePartition {
                 types.len()
             )));
         }
-        if first < self.start || last >= self.end_offset() {
+        if first < self.start || last >= self.end {
             return Err(InvalidAck(format!(
                 "offsets {first}..={last} are not in flight (in flight: {}..{})",
-                self.start,
-                self.end_offset()
+                self.start, self.end
             )));
         }
-        let at = |o: i64| (o - self.start) as usize;
-        for o in first..=last {
-            let slot = &self.window[at(o)];
-            if slot.state != RecordState::Acquired || slot.owner.as_deref() != Some(member) {
-                return Err(InvalidAck(format!(
-                    "offset {o} is not acquired by this member"
-                )));
-            }
+        let held = self
+            .runs
+            .range(self.run_at(first)..)
+            .take_while(|r| r.first <= last)
+            .find(|r| r.state != RecordState::Acquired || r.owner.as_deref() != Some(member));
+        if let Some(run) = held {
+            return Err(InvalidAck(format!(
+                "offset {} is not acquired by this member",
+                run.first.max(first)
+            )));
         }
-        for (n, o) in (first..=last).enumerate() {
-            let kind = if types.len() == 1 { types[0] } else { types[n] };
-            let slot = &mut self.window[(o - self.start) as usize];
-            match kind {
-                AckType::Accept | AckType::Gap => finish(slot, RecordState::Acknowledged),
-                AckType::Reject => {
-                    self.archived.push(ArchivedRecord {
-                        offset: o,
-                        delivery_count: slot.deliveries,
-                        reason: ArchiveReason::Rejected,
-                    });
-                    finish(slot, RecordState::Archived);
-                    slot.letter_pending = true;
-                }
-                AckType::Release => release(slot, o, limits, &mut self.archived),
-            }
+        // Consecutive offsets with the same type are applied as one range.
+        let mut at = 0;
+        while at < types.len() {
+            let kind = types[at];
+            let same = types[at..].iter().take_while(|&&t| t == kind).count();
+            let (lo, hi) = if types.len() == 1 {
+                (first, last)
+            } else {
+                (first + at as i64, first + (at + same) as i64 - 1)
+            };
+            self.apply(lo, hi, kind, limits);
+            at += same;
         }
+        self.merge_all();
         self.advance_start();
         Ok(())
     }
 
-    /// Releases every record `member` holds (its share session closed or it left).
-    pub fn release_member(&mut self, member: &str, limits: &Limits) {
-        for (i, slot) in self.window.iter_mut().enumerate() {
-            if slot.state == RecordState::Acquired && slot.owner.as_deref() == Some(member) {
-                release(slot, self.start + i as i64, limits, &mut self.archived);
+    fn apply(&mut self, first: i64, last: i64, kind: AckType, limits: &Limits) {
+        let mut archived = std::mem::take(&mut self.archived);
+        for run in self.isolate(first, last) {
+            match kind {
+                AckType::Accept | AckType::Gap => run.set_free(RecordState::Acknowledged),
+                AckType::Reject => {
+                    archive(run, ArchiveReason::Rejected, &mut archived);
+                }
+                AckType::Release => release(run, limits, &mut archived),
             }
         }
+        self.archived = archived;
+    }
+
+    /// Releases every record `member` holds (its share session closed or it left).
+    pub fn release_member(&mut self, member: &str, limits: &Limits) {
+        for run in self.runs.iter_mut() {
+            if run.state == RecordState::Acquired && run.owner.as_deref() == Some(member) {
+                release(run, limits, &mut self.archived);
+            }
+        }
+        self.merge_all();
         self.advance_start();
     }
 
@@ -388,13 +484,27 @@ impl SharePartition {
 
     /// The dead letters of `archived` are written: those records are done.
     pub fn letters_written(&mut self, archived: &[ArchivedRecord]) {
-        for a in archived {
-            if a.offset >= self.start {
-                if let Some(slot) = self.window.get_mut((a.offset - self.start) as usize) {
-                    slot.letter_pending = false;
-                }
+        let mut offsets: Vec<i64> = archived
+            .iter()
+            .map(|a| a.offset)
+            .filter(|&o| o >= self.start && o < self.end)
+            .collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        let mut i = 0;
+        while i < offsets.len() {
+            let first = offsets[i];
+            let n = offsets[i..]
+                .iter()
+                .enumerate()
+                .take_while(|&(k, &o)| o == first + k as i64)
+                .count();
+            for run in self.isolate(first, first + n as i64 - 1) {
+                run.letter_pending = false;
             }
+            i += n;
         }
+        self.merge_all();
         self.advance_start();
     }
 
@@ -403,27 +513,26 @@ impl SharePartition {
     /// (after a crash nobody holds it).
     pub fn to_persisted(&self) -> PersistedState {
         let mut batches: Vec<StateBatch> = Vec::new();
-        for (i, slot) in self.window.iter().enumerate() {
-            let state = match slot.state {
+        for run in &self.runs {
+            let state = match run.state {
                 RecordState::Available | RecordState::Acquired => STATE_AVAILABLE,
                 RecordState::Acknowledged => STATE_ACKNOWLEDGED,
-                RecordState::Archived if slot.letter_pending => STATE_AVAILABLE,
+                RecordState::Archived if run.letter_pending => STATE_AVAILABLE,
                 RecordState::Archived => STATE_ARCHIVED,
             };
-            let offset = self.start + i as i64;
             match batches.last_mut() {
                 Some(b)
                     if b.state == state
-                        && b.delivery_count == slot.deliveries
-                        && b.last_offset + 1 == offset =>
+                        && b.delivery_count == run.deliveries
+                        && b.last_offset + 1 == run.first =>
                 {
-                    b.last_offset = offset
+                    b.last_offset = run.last
                 }
                 _ => batches.push(StateBatch {
-                    first_offset: offset,
-                    last_offset: offset,
+                    first_offset: run.first,
+                    last_offset: run.last,
                     state,
-                    delivery_count: slot.deliveries,
+                    delivery_count: run.deliveries,
                 }),
             }
         }
@@ -441,53 +550,92 @@ impl SharePartition {
             if b.last_offset < sp.start || b.last_offset < b.first_offset {
                 continue;
             }
-            let end = sp.start + sp.window.len() as i64;
-            for _ in end..=b.last_offset {
-                sp.window.push_back(Slot::default());
+            if b.last_offset >= sp.end {
+                sp.runs.push_back(Run::new(sp.end, b.last_offset));
+                sp.end = b.last_offset + 1;
             }
             let state = match b.state {
                 STATE_ACKNOWLEDGED => RecordState::Acknowledged,
                 STATE_ARCHIVED => RecordState::Archived,
                 _ => RecordState::Available,
             };
-            for o in b.first_offset.max(sp.start)..=b.last_offset {
-                let slot = &mut sp.window[(o - sp.start) as usize];
-                slot.state = state;
-                slot.deliveries = b.delivery_count;
+            for run in sp.isolate(b.first_offset.max(sp.start), b.last_offset) {
+                run.state = state;
+                run.deliveries = b.delivery_count;
             }
         }
+        sp.merge_all();
         sp.advance_start();
         sp
     }
 
+    /// The index of the run holding `offset` (`runs.len()` past the end).
+    fn run_at(&self, offset: i64) -> usize {
+        self.runs.partition_point(|r| r.last < offset)
+    }
+
+    /// Makes a run begin at `offset` (inside the window), splitting the one holding it.
+    fn split_at(&mut self, offset: i64) {
+        let i = self.run_at(offset);
+        if let Some(run) = self.runs.get_mut(i) {
+            if run.first < offset {
+                let mut tail = run.clone();
+                run.last = offset - 1;
+                tail.first = offset;
+                self.runs.insert(i + 1, tail);
+            }
+        }
+    }
+
+    /// The runs covering exactly `first..=last` (inside the window), split out of their
+    /// neighbours.
+    fn isolate(&mut self, first: i64, last: i64) -> impl Iterator<Item = &mut Run> {
+        self.split_at(first);
+        self.split_at(last + 1);
+        let (lo, hi) = (self.run_at(first), self.run_at(last + 1));
+        self.runs.range_mut(lo..hi)
+    }
+
+    /// Joins neighbouring runs that agree in everything.
+    fn merge_all(&mut self) {
+        let mut merged: VecDeque<Run> = VecDeque::with_capacity(self.runs.len());
+        for run in self.runs.drain(..) {
+            match merged.back_mut() {
+                Some(prev) if prev.joins(&run) => prev.last = run.last,
+                _ => merged.push_back(run),
+            }
+        }
+        self.runs = merged;
+    }
+
     fn advance_start(&mut self) {
-        while self.window.front().is_some_and(Slot::done) {
-            self.window.pop_front();
-            self.start += 1;
+        while self.runs.front().is_some_and(Run::done) {
+            if let Some(run) = self.runs.pop_front() {
+                self.start = run.last + 1;
+            }
         }
     }
 }
 
-/// An acquired record goes back to Available, or to Archived once it was delivered as many
+/// Acquired records go back to Available, or to Archived once they were delivered as many
 /// times as the limit allows (noted in `archived`).
-fn release(slot: &mut Slot, offset: i64, limits: &Limits, archived: &mut Vec<ArchivedRecord>) {
-    slot.owner = None;
-    if slot.deliveries >= limits.delivery_count_limit {
-        slot.state = RecordState::Archived;
-        slot.letter_pending = true;
-        archived.push(ArchivedRecord {
-            offset,
-            delivery_count: slot.deliveries,
-            reason: ArchiveReason::DeliveryLimit,
-        });
+fn release(run: &mut Run, limits: &Limits, archived: &mut Vec<ArchivedRecord>) {
+    if run.deliveries >= limits.delivery_count_limit {
+        archive(run, ArchiveReason::DeliveryLimit, archived);
     } else {
-        slot.state = RecordState::Available;
+        run.set_free(RecordState::Available);
     }
 }
 
-fn finish(slot: &mut Slot, state: RecordState) {
-    slot.owner = None;
-    slot.state = state;
+/// Archives a run; it stays in flight until its dead letters are written.
+fn archive(run: &mut Run, reason: ArchiveReason, archived: &mut Vec<ArchivedRecord>) {
+    run.set_free(RecordState::Archived);
+    run.letter_pending = true;
+    archived.extend((run.first..=run.last).map(|offset| ArchivedRecord {
+        offset,
+        delivery_count: run.deliveries,
+        reason,
+    }));
 }
 
 #[cfg(test)]
@@ -753,6 +901,73 @@ mod tests {
             }]
         );
         assert!(sp.take_archived().is_empty());
+    }
+
+    #[test]
+    fn a_batch_is_one_run_split_only_where_its_records_differ() {
+        let (a, b) = (member("a"), member("b"));
+        let limits = Limits {
+            max_in_flight: 1_000_000,
+            ..LIMITS
+        };
+        let mut sp = SharePartition::new(0);
+        assert_eq!(
+            sp.acquire_new(&a, 0, 99_999, 0, &limits, &Delays::new()),
+            run(0, 99_999, 1)
+        );
+        assert_eq!(sp.runs.len(), 1);
+        // Release one record in the middle: three runs; a takes it back: one owner again.
+        let mut types = vec![AckType::Accept; 3];
+        types[1] = AckType::Release;
+        sp.acknowledge("a", 500, 502, &types, &limits).unwrap();
+        assert_eq!(
+            sp.runs.len(),
+            5,
+            "0..500 held, 500 done, 501 free, 502 done, rest held"
+        );
+        assert_eq!(
+            sp.acquire_available(&b, 501, i64::MAX, 10, 0, &limits, &Delays::new()),
+            run(501, 501, 2)
+        );
+        sp.acknowledge("a", 0, 499, &[AckType::Accept], &limits)
+            .unwrap();
+        sp.acknowledge("b", 501, 501, &[AckType::Accept], &limits)
+            .unwrap();
+        assert_eq!(sp.start_offset(), 503);
+        assert_eq!(sp.runs.len(), 1, "the rest of the batch, held by a");
+        // A fetch asking for fewer records than a run holds takes the front of it.
+        sp.release_member("a", &limits);
+        assert_eq!(
+            sp.acquire_available(&b, 503, i64::MAX, 7, 0, &limits, &Delays::new()),
+            run(503, 509, 2)
+        );
+        assert_eq!(sp.counts().available, 99_999 - 509);
+    }
+
+    #[test]
+    fn a_persisted_state_is_rebuilt_by_runs_not_by_records() {
+        let stored = PersistedState {
+            state_epoch: 3,
+            start_offset: 0,
+            batches: vec![
+                StateBatch {
+                    first_offset: 0,
+                    last_offset: 1 << 40,
+                    state: STATE_AVAILABLE,
+                    delivery_count: 1,
+                },
+                StateBatch {
+                    first_offset: 10,
+                    last_offset: 19,
+                    state: STATE_ACKNOWLEDGED,
+                    delivery_count: 1,
+                },
+            ],
+        };
+        let sp = SharePartition::from_persisted(&stored);
+        assert_eq!(sp.runs.len(), 3);
+        assert_eq!((sp.start_offset(), sp.end_offset()), (0, (1 << 40) + 1));
+        assert_eq!(sp.counts().acknowledged, 10);
     }
 
     #[test]
