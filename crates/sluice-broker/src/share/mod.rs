@@ -79,14 +79,25 @@ impl ShareSlot {
         }
     }
 
-    /// Numbers a change just made to the state (call with its lock held).
+    /// Numbers a change just made to the state (call with its lock held) and wakes the
+    /// share fetches waiting on this share-partition.
     fn changed(&self) -> u64 {
-        let n = self
-            .changes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            + 1;
-        self.signal.send_replace(n);
+        let n = self.changed_quietly();
+        self.notify();
         n
+    }
+
+    /// Numbers a change without waking anyone yet: a member whose acknowledgements freed
+    /// room gets the first pick of what it freed, then `notify` wakes the others.
+    fn changed_quietly(&self) -> u64 {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+
+    fn notify(&self) {
+        self.signal
+            .send_replace(self.changes.load(std::sync::atomic::Ordering::SeqCst));
     }
 }
 
@@ -154,6 +165,16 @@ const MAX_SHARE_SESSIONS: usize = 2000;
 /// A session unused this long is dropped when room is needed (its member is gone; what it
 /// held comes back when the locks run out). Members fetch every few hundred ms.
 const IDLE_SESSION: Duration = Duration::from_secs(120);
+
+/// A change to a share-partition, applied in memory, to be made durable.
+struct PendingCommit {
+    group: String,
+    partition: Arc<Partition>,
+    key: state::StateKey,
+    slot: SharedPartition,
+    change: u64,
+    archived: Vec<ArchivedRecord>,
+}
 
 /// One acknowledgement range of a request.
 #[derive(Debug, Clone)]
@@ -236,6 +257,7 @@ impl Broker {
         }
         let member: Arc<str> = Arc::from(req.member_id.as_str());
         let mut out: Vec<ShareFetchedPartition> = Vec::new();
+        let mut commits: Vec<(usize, PendingCommit)> = Vec::new();
         for p in &req.partitions {
             let mut entry = ShareFetchedPartition {
                 topic: p.topic.clone(),
@@ -243,59 +265,102 @@ impl Broker {
                 ..Default::default()
             };
             if !p.acks.is_empty() {
-                entry.ack_error = self
-                    .acknowledge_durably(&req.group_id, &member, p, &limits)
-                    .await
-                    .err();
+                match self.apply_acks(&req.group_id, &member, p, &limits) {
+                    Ok((refused, commit)) => {
+                        entry.ack_error = refused;
+                        commits.extend(commit.map(|c| (out.len(), c)));
+                    }
+                    Err(e) => entry.ack_error = Some(e),
+                }
             }
             out.push(entry);
         }
         // Acknowledged first: what a closing member acknowledges is not released.
-        self.release_for(&req.group_id, &req.member_id, released, &limits)
-            .await;
-        if req.session_epoch == CLOSE {
-            return Ok(ShareFetchResult {
-                lock_duration_ms: limits.lock_duration_ms,
-                partitions: out,
-            });
+        let releases = self.release_in_memory(&req.group_id, &req.member_id, released, &limits);
+        // The acknowledgements become durable while records are acquired; the answer waits
+        // for both.
+        let quiet: Vec<SharedPartition> = commits.iter().map(|(_, c)| c.slot.clone()).collect();
+        let durable = async {
+            let mut failed = Vec::new();
+            for (at, commit) in commits {
+                if let Err(e) = self.commit(commit).await {
+                    failed.push((at, e));
+                }
+            }
+            self.commit_releases(&req.group_id, releases).await;
+            failed
+        };
+        let failed = if req.session_epoch == CLOSE {
+            for slot in quiet {
+                slot.notify();
+            }
+            durable.await
+        } else {
+            let acquire = async {
+                let acquired = self
+                    .acquire_records(&req, &member, &limits, &session_partitions, has_acks)
+                    .await;
+                for slot in quiet {
+                    slot.notify();
+                }
+                acquired
+            };
+            let (failed, acquired) = tokio::join!(durable, acquire);
+            for fetched in acquired {
+                match out
+                    .iter_mut()
+                    .find(|e| e.topic == fetched.topic && e.partition == fetched.partition)
+                {
+                    Some(e) => {
+                        e.error = fetched.error;
+                        e.records = fetched.records;
+                        e.acquired = fetched.acquired;
+                    }
+                    None => out.push(fetched),
+                }
+            }
+            failed
+        };
+        for (at, e) in failed {
+            out[at].ack_error = Some(e);
         }
+        Ok(ShareFetchResult {
+            lock_duration_ms: limits.lock_duration_ms,
+            partitions: out,
+        })
+    }
+
+    /// Acquires records for `member` from its session's partitions, waiting up to the
+    /// request's max_wait for some (not at all when the request carried acknowledgements:
+    /// it answers them now). Returns the partitions with records or an error.
+    async fn acquire_records(
+        &self,
+        req: &ShareFetchRequest,
+        member: &Arc<str>,
+        limits: &Limits,
+        session_partitions: &[(Arc<str>, i32)],
+        has_acks: bool,
+    ) -> Vec<ShareFetchedPartition> {
         let deadline = tokio::time::Instant::now() + req.max_wait;
         let mut wakers = Wakers::default();
         loop {
             wakers.mark_seen();
             let mut budget = req.max_records.max(1);
             let mut bytes = req.max_bytes.max(1);
-            let mut got_any = false;
-            for (topic, index) in &session_partitions {
+            let mut out = Vec::new();
+            for (topic, index) in session_partitions {
                 if budget == 0 || bytes == 0 {
                     break;
                 }
-                let acquired = self
-                    .acquire_for(
-                        &req.group_id,
-                        &member,
-                        topic,
-                        *index,
-                        budget,
-                        bytes,
-                        &limits,
-                    )
-                    .await;
-                let slot = match out
-                    .iter()
-                    .position(|e| &e.topic == topic && e.partition == *index)
-                {
-                    Some(i) => i,
-                    None => {
-                        out.push(ShareFetchedPartition {
-                            topic: topic.clone(),
-                            partition: *index,
-                            ..Default::default()
-                        });
-                        out.len() - 1
-                    }
+                let mut entry = ShareFetchedPartition {
+                    topic: topic.clone(),
+                    partition: *index,
+                    ..Default::default()
                 };
-                match acquired {
+                match self
+                    .acquire_for(&req.group_id, member, topic, *index, budget, bytes, limits)
+                    .await
+                {
                     Ok(Some((records, acquired))) => {
                         let count: i64 = acquired
                             .iter()
@@ -303,43 +368,28 @@ impl Broker {
                             .sum();
                         budget = budget.saturating_sub(count as usize);
                         bytes = bytes.saturating_sub(records.len());
-                        out[slot].records = Some(records);
-                        out[slot].acquired = acquired;
-                        got_any = true;
+                        entry.records = Some(records);
+                        entry.acquired = acquired;
                     }
-                    Ok(None) => {}
-                    Err(e) => out[slot].error = Some(e),
+                    Ok(None) => continue,
+                    Err(e) => entry.error = Some(e),
                 }
+                out.push(entry);
             }
-            let errors = out.iter().any(|e| e.error.is_some());
             // A fetch that carried acknowledgements answers them now rather than after a
             // wait for records (max_wait is a bound, not a promise): the member learns at
             // once that its acknowledgements are durable.
-            if got_any || errors || has_acks || tokio::time::Instant::now() >= deadline {
-                break;
+            if !out.is_empty() || has_acks || tokio::time::Instant::now() >= deadline {
+                return out;
             }
             // New records and other members' acknowledgements and releases wake the wait;
             // lock expiries and delivery times come due on the tick.
             if wakers.is_empty() {
-                wakers = self.wakers_for(&req.group_id, &session_partitions);
+                wakers = self.wakers_for(&req.group_id, session_partitions);
             }
             let tick = tokio::time::Instant::now() + WAIT_TICK;
             wakers.wait_until(tick.min(deadline)).await;
         }
-        // Only partitions with something to say are answered.
-        out.retain(|e| {
-            e.error.is_some()
-                || e.ack_error.is_some()
-                || e.records.is_some()
-                || req
-                    .partitions
-                    .iter()
-                    .any(|p| p.topic == e.topic && p.partition == e.partition)
-        });
-        Ok(ShareFetchResult {
-            lock_duration_ms: limits.lock_duration_ms,
-            partitions: out,
-        })
     }
 
     /// Wakers for a share fetch waiting on `partitions` (those led here).
@@ -403,6 +453,23 @@ impl Broker {
         p: &ShareFetchPartition,
         limits: &Limits,
     ) -> Result<()> {
+        let (refused, commit) = self.apply_acks(group, member, p, limits)?;
+        if let Some(commit) = commit {
+            commit.slot.notify();
+            self.commit(commit).await?;
+        }
+        refused.map_or(Ok(()), Err)
+    }
+
+    /// Applies one partition's acknowledgements to its share-partition (in memory). Returns
+    /// the refusal of any of them (the others are applied), and the change to make durable.
+    fn apply_acks(
+        &self,
+        group: &str,
+        member: &Arc<str>,
+        p: &ShareFetchPartition,
+        limits: &Limits,
+    ) -> Result<(Option<BrokerError>, Option<PendingCommit>)> {
         let partition = self.local_leader(&p.topic, p.partition, -1)?;
         let slot = self
             .existing_share_partition(group, &p.topic, p.partition)
@@ -428,28 +495,41 @@ impl Broker {
         }
         let key = self.state_key(group, &p.topic, p.partition)?;
         let mut refused = None;
-        let change = {
-            let mut state = slot.state.lock();
-            let mut changed = false;
-            for (first, last, types) in parsed {
-                match state.acknowledge(member, first, last, &types, limits) {
-                    Ok(()) => changed = true,
-                    Err(e) => refused = Some(BrokerError::InvalidRecordState(e.0)),
-                }
+        let mut state = slot.state.lock();
+        let mut changed = false;
+        for (first, last, types) in parsed {
+            match state.acknowledge(member, first, last, &types, limits) {
+                Ok(()) => changed = true,
+                Err(e) => refused = Some(BrokerError::InvalidRecordState(e.0)),
             }
-            changed.then(|| (slot.changed(), state.take_archived()))
-        };
-        if let Some((change, archived)) = change {
-            self.commit_change(group, &partition, &key, &slot, change, archived)
-                .await?;
         }
-        refused.map_or(Ok(()), Err)
+        let commit = changed.then(|| PendingCommit {
+            group: group.to_string(),
+            change: slot.changed_quietly(),
+            archived: state.take_archived(),
+            partition,
+            key,
+            slot: slot.clone(),
+        });
+        Ok((refused, commit))
     }
 
     /// Makes a change to a share-partition durable: first the dead letters of the records it
     /// archived (those stay in flight until theirs are written), then the state, through a
     /// write that includes the change. Concurrent changes share writes: whoever writes next
     /// writes the state as it is then, and every change it includes is answered by it.
+    async fn commit(&self, c: PendingCommit) -> Result<()> {
+        self.commit_change(
+            &c.group,
+            &c.partition,
+            &c.key,
+            &c.slot,
+            c.change,
+            c.archived,
+        )
+        .await
+    }
+
     async fn commit_change(
         &self,
         group: &str,
@@ -494,23 +574,55 @@ impl Broker {
         partitions: Vec<(Arc<str>, i32)>,
         limits: &Limits,
     ) {
+        let releases = self.release_in_memory(group, member, partitions, limits);
+        self.commit_releases(group, releases).await;
+    }
+
+    /// Makes what `member` holds in `partitions` available again (in memory); returns the
+    /// changes to make durable.
+    fn release_in_memory(
+        &self,
+        group: &str,
+        member: &str,
+        partitions: Vec<(Arc<str>, i32)>,
+        limits: &Limits,
+    ) -> Vec<Result<PendingCommit>> {
+        let mut out = Vec::new();
         for (topic, index) in partitions {
             let Some(slot) = self.existing_share_partition(group, &topic, index) else {
                 continue;
             };
-            let stored = async {
+            out.push((|| {
                 let key = self.state_key(group, &topic, index)?;
                 let partition = self.local_leader(&topic, index, -1)?;
-                let (change, archived) = {
-                    let mut state = slot.state.lock();
-                    state.release_member(member, limits);
-                    (slot.changed(), state.take_archived())
-                };
-                self.commit_change(group, &partition, &key, &slot, change, archived)
-                    .await
+                let mut state = slot.state.lock();
+                state.release_member(member, limits);
+                Ok(PendingCommit {
+                    group: group.to_string(),
+                    change: slot.changed(),
+                    archived: state.take_archived(),
+                    partition,
+                    key,
+                    slot: slot.clone(),
+                })
+            })());
+        }
+        out
+    }
+
+    /// Makes released records durable; a failure is logged (nobody waits on a release).
+    async fn commit_releases(&self, group: &str, releases: Vec<Result<PendingCommit>>) {
+        for release in releases {
+            let target = release
+                .as_ref()
+                .map(|c| (c.partition.topic.clone(), c.partition.index))
+                .ok();
+            let stored = match release {
+                Ok(commit) => self.commit(commit).await,
+                Err(e) => Err(e),
             };
-            if let Err(e) = stored.await {
-                tracing::warn!(group, topic = %topic, partition = index, error = %e, "could not persist released records");
+            if let Err(e) = stored {
+                tracing::warn!(group, partition = ?target, error = %e, "could not persist released records");
             }
         }
     }
