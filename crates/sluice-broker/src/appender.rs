@@ -26,6 +26,9 @@ pub struct AppendJob {
     pub partition: Arc<Partition>,
     pub records: Bytes,
     pub summary: BatchSetSummary,
+    /// Validation saw Sluice's own headers: the partition's marks were told it is writing
+    /// and are told where the records ended (`HeaderMarks`).
+    pub sluice_headers: bool,
     /// Answered once the append is as durable as the partition's flush policy asks;
     /// `None` for acks=0.
     pub done: Option<AppendDone>,
@@ -82,6 +85,7 @@ fn run(rx: mpsc::Receiver<Job>, flusher: &Flusher) {
             partition,
             records,
             summary,
+            sluice_headers,
             done,
         } = job;
         // Plan under the lock, write the page cache without it (readers never look past the
@@ -100,6 +104,11 @@ fn run(rx: mpsc::Receiver<Job>, flusher: &Flusher) {
             }
             Err(e) => Err(e),
         };
+        if sluice_headers {
+            partition
+                .header_marks
+                .written(partition.log().end().offset - 1);
+        }
         let info = match appended {
             Ok(info) => {
                 partition.note_log_end(info.end.offset);

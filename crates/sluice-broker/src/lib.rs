@@ -10,6 +10,7 @@ mod error;
 mod fetch;
 mod flusher;
 pub mod group;
+mod header_marks;
 mod partition;
 mod produce;
 mod producer_ids;

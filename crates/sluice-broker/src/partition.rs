@@ -38,6 +38,8 @@ pub struct Partition {
     min_insync_replicas: AtomicUsize,
     /// Taken before `log` when both are needed.
     replication: Mutex<Replication>,
+    /// Which records may carry Sluice's own headers (for share fetches).
+    pub(crate) header_marks: crate::header_marks::HeaderMarks,
 }
 
 /// This replica's place in replication: set from the metadata image and, while it leads, fed
@@ -132,6 +134,7 @@ impl Partition {
                 leader_high_watermark: -1,
                 ..Replication::default()
             }),
+            header_marks: crate::header_marks::HeaderMarks::new(ready.offset),
         }
     }
 
@@ -169,7 +172,10 @@ impl Partition {
         if new_term {
             state.followers.clear();
             if leading {
-                if let Err(e) = self.log.lock().begin_leader_epoch(placement.leader_epoch) {
+                let mut log = self.log.lock();
+                // What it replicated as a follower was not validated here.
+                self.header_marks.cover_log(log.end().offset);
+                if let Err(e) = log.begin_leader_epoch(placement.leader_epoch) {
                     tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "could not record the new leader epoch");
                 }
             }

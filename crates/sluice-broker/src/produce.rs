@@ -109,7 +109,7 @@ impl Broker {
             )
         };
         let summary = batch::validate_batches(&records, max_bytes)?;
-        records::validate_records(&records, &rules, crate::now_ms())?;
+        let validated = records::validate_records(&records, &rules, crate::now_ms())?;
         // A topic with its own compression.type stores batches in that codec; batches already
         // in it (and every batch under `producer`) are stored as sent.
         let records = match compression {
@@ -125,10 +125,14 @@ impl Broker {
             None => records,
         };
         let (done, outcome) = oneshot::channel();
+        if validated.sluice_headers {
+            partition.header_marks.writing();
+        }
         self.appender.submit(AppendJob {
             partition: partition.clone(),
             records,
             summary,
+            sluice_headers: validated.sluice_headers,
             done: Some(done),
         });
         Ok(PendingAppend {

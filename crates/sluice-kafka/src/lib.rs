@@ -14,6 +14,7 @@ mod isr_tracker;
 mod leaders;
 mod replica_fetcher;
 mod reply;
+mod share_frame;
 pub mod versions;
 
 use std::sync::Arc;

@@ -376,21 +376,51 @@ pub struct RecordRules {
 /// At most this many per-record errors are reported for one batch.
 const MAX_RECORD_ERRORS: usize = 100;
 
+/// Header keys of Sluice's own start with this (a queue's delivery time): validation says
+/// whether a set may carry one, so that a share fetch reads only such records to look.
+pub const SLUICE_HEADER_PREFIX: &[u8] = b"sluice-";
+
+/// What validation saw in a set of records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Validated {
+    /// Some record's headers hold `SLUICE_HEADER_PREFIX` (perhaps in a value: a false
+    /// positive only costs a share fetch a look).
+    pub sluice_headers: bool,
+}
+
 /// Checks every batch of a validated set (`batch::validate_batches`) record by record:
 /// counts and offset deltas against the header, the framing of each record, no control
 /// batches, keys on compacted topics, timestamps inside the window.
-pub fn validate_records(set: &[u8], rules: &RecordRules, now_ms: i64) -> Result<()> {
+pub fn validate_records(set: &[u8], rules: &RecordRules, now_ms: i64) -> Result<Validated> {
+    let mut seen = Validated::default();
     let mut pos = 0;
     while pos + HEADER_SIZE <= set.len() {
         let header = BatchHeader::parse(&set[pos..]);
         let end = (pos + header.size()).min(set.len());
-        validate_batch(&set[pos..end], rules, now_ms)?;
+        validate_batch(&set[pos..end], rules, now_ms, &mut seen)?;
         pos = end;
     }
-    Ok(())
+    Ok(seen)
 }
 
-fn validate_batch(batch: &[u8], rules: &RecordRules, now_ms: i64) -> Result<()> {
+/// The bytes of a record after its value: the header count and the headers.
+fn header_bytes<'a>(r: &RecordView<'a>) -> &'a [u8] {
+    let raw_start = r.raw.as_ptr() as usize;
+    let after = match (r.value, r.key) {
+        (Some(v), _) => v.as_ptr() as usize + v.len() - raw_start,
+        // A null value: headers follow its one-byte length; count from the key if any.
+        (None, Some(k)) => k.as_ptr() as usize + k.len() - raw_start,
+        (None, None) => 0,
+    };
+    r.raw.get(after..).unwrap_or(r.raw)
+}
+
+fn validate_batch(
+    batch: &[u8],
+    rules: &RecordRules,
+    now_ms: i64,
+    seen: &mut Validated,
+) -> Result<()> {
     let header = BatchHeader::parse(batch);
     if header.is_control() {
         return Err(LogError::InvalidRecord(
@@ -429,7 +459,13 @@ fn validate_batch(batch: &[u8], rules: &RecordRules, now_ms: i64) -> Result<()> 
     let mut errors = Vec::new();
     let mut timestamp_error = false;
     let mut index = 0i64;
+    let sluice = memchr::memmem::Finder::new(SLUICE_HEADER_PREFIX);
     while let Some(r) = records.next_record()? {
+        if !seen.sluice_headers {
+            // A record without headers ends in a zero count: one byte.
+            let tail = header_bytes(&r);
+            seen.sluice_headers = tail.len() > 1 && sluice.find(tail).is_some();
+        }
         let fine = r.offset_delta == index
             && (!rules.require_keys || r.key.is_some())
             && r.timestamp
@@ -550,7 +586,7 @@ mod tests {
 
     fn check(b: &[u8], rules: &RecordRules) -> Result<()> {
         validate_batches(b, usize::MAX)?;
-        validate_records(b, rules, NOW)
+        validate_records(b, rules, NOW).map(|_| ())
     }
 
     #[test]
@@ -770,6 +806,33 @@ mod tests {
             };
             check(&b, &roomy).unwrap();
         }
+    }
+
+    #[test]
+    fn validation_says_whether_a_set_may_carry_sluice_headers() {
+        use crate::batch::{put_record_with_headers, seal_batch, HEADER_SIZE};
+        let rules = RecordRules {
+            max_uncompressed_bytes: 1 << 20,
+            require_keys: false,
+            timestamp_window: None,
+        };
+        let set = |headers: &[(&[u8], Option<&[u8]>)], value: Option<&[u8]>| {
+            let mut b = vec![0u8; HEADER_SIZE];
+            put_record_with_headers(&mut b, 0, 0, None, Some(b"sluice-in-a-value"), &[]);
+            put_record_with_headers(&mut b, 1, 0, Some(b"k"), value, headers);
+            seal_batch(&mut b, 2, NOW, 0);
+            validate_records(&b, &rules, NOW).unwrap().sluice_headers
+        };
+        assert!(
+            !set(&[], Some(b"v")),
+            "a value naming sluice- is not a header"
+        );
+        assert!(!set(&[(b"trace", Some(b"x"))], Some(b"v")));
+        assert!(set(&[(b"sluice-delay-ms", Some(b"5"))], Some(b"v")));
+        assert!(set(
+            &[(b"a", None), (b"sluice-deliver-at", Some(b"1"))],
+            None
+        ));
     }
 }
 

@@ -30,7 +30,7 @@ pub use membership::{
     ShareAssignment, ShareGroup, ShareHeartbeat, ShareHeartbeatResult, ShareMember,
 };
 pub use partition::{
-    AckType, Acquired, ArchiveReason, ArchivedRecord, Counts, Limits, SharePartition,
+    AckType, Acquired, ArchiveReason, ArchivedRecord, Counts, Delays, Limits, SharePartition,
 };
 pub use persist::ShareStateRemote;
 pub use state::{
@@ -211,8 +211,28 @@ pub struct ShareFetchedPartition {
     pub error: Option<BrokerError>,
     /// The outcome of the acknowledgements sent for this partition, if any were.
     pub ack_error: Option<BrokerError>,
-    pub records: Option<Vec<u8>>,
+    pub records: Option<ShareRecords>,
     pub acquired: Vec<Acquired>,
+}
+
+/// The whole batches holding a share fetch's records, as ranges of the log's files (sent
+/// with sendfile, as Fetch sends).
+#[derive(Debug, Default)]
+pub struct ShareRecords {
+    pub slices: Vec<sluice_log::ReadSlice>,
+    /// Their bytes.
+    pub len: usize,
+}
+
+impl ShareRecords {
+    /// The bytes, read (for tests and tools; share fetches send the ranges).
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.len);
+        for s in &self.slices {
+            s.read_append(&mut out)?;
+        }
+        Ok(out)
+    }
 }
 
 pub struct ShareFetchResult {
@@ -367,7 +387,7 @@ impl Broker {
                             .map(|a| a.last_offset - a.first_offset + 1)
                             .sum();
                         budget = budget.saturating_sub(count as usize);
-                        bytes = bytes.saturating_sub(records.len());
+                        bytes = bytes.saturating_sub(records.len);
                         entry.records = Some(records);
                         entry.acquired = acquired;
                     }
@@ -816,7 +836,7 @@ impl Broker {
         max_records: usize,
         max_bytes: usize,
         limits: &Limits,
-    ) -> Result<Option<(Vec<u8>, Vec<Acquired>)>> {
+    ) -> Result<Option<(ShareRecords, Vec<Acquired>)>> {
         let partition = self.local_leader(topic, index, -1)?;
         let slot = self.share_partition(group, topic, &partition).await?;
         let sp = &slot.state;
@@ -853,10 +873,11 @@ impl Broker {
             Some(_) => max_records,
             None => max_records.min(room),
         };
-        let Some((bytes, last)) = read_whole_batches(&partition, from, max_bytes, wanted)? else {
+        let Some((records, last, delays)) =
+            read_whole_batches(&partition, from, max_bytes, wanted, now)?
+        else {
             return Ok(None);
         };
-        let delays = delays::delays_in(&bytes, now);
         let acquired = {
             let mut s = sp.lock();
             match available {
@@ -866,59 +887,78 @@ impl Broker {
                 None => s.acquire_new(member, end, last, now, limits, &delays),
             }
         };
-        Ok((!acquired.is_empty()).then_some((bytes, acquired)))
+        Ok((!acquired.is_empty()).then_some((records, acquired)))
     }
 }
 
-/// Bytes read from the log at once while gathering a share fetch's batches: a fetch of a
-/// few hundred records should not read (and copy) its whole byte budget.
+/// Bytes of the log looked at at once while gathering a share fetch's batches.
 const READ_CHUNK: usize = 256 * 1024;
 
 /// Whole batches from the one holding `from`, up to `max_bytes` (at least one batch) and
-/// stopping once `max_records` offsets from `from` are covered. Returns them and the last
-/// offset they hold; None when there is nothing at `from` yet.
+/// stopping once `max_records` offsets from `from` are covered: their file ranges (sent by
+/// sendfile, unread), the last offset they hold, and the delivery times of the records that
+/// must wait past `now_ms`. Only batch headers are read, and the batches that may carry
+/// Sluice's own headers (`HeaderMarks`). None when there is nothing at `from` yet.
 fn read_whole_batches(
     partition: &Partition,
     from: i64,
     max_bytes: usize,
     max_records: usize,
-) -> Result<Option<(Vec<u8>, i64)>> {
-    let mut out: Vec<u8> = Vec::new();
+    now_ms: i64,
+) -> Result<Option<(ShareRecords, i64, Delays)>> {
+    use sluice_log::batch::HEADER_SIZE;
+    use std::os::unix::fs::FileExt;
+    let storage = |e: std::io::Error| BrokerError::Storage(e.to_string());
+    let mut records = ShareRecords::default();
+    let mut delays = Delays::new();
     let mut last = -1;
     let mut next = from;
-    while last - from + 1 < max_records as i64 && out.len() < max_bytes {
-        let chunk = READ_CHUNK.min(max_bytes - out.len());
+    let mut header = [0u8; HEADER_SIZE];
+    while last - from + 1 < max_records as i64 && records.len < max_bytes {
+        let chunk = READ_CHUNK.min(max_bytes - records.len);
         let slice = partition
             .log()
             .read_bounded(next, chunk, ReadBound::HighWatermark)?;
         let Some(slice) = slice else {
             break;
         };
-        // Read onto the end of what is gathered, then keep only the whole batches.
-        let begin = out.len();
-        slice
-            .read_append(&mut out)
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
-        let mut pos = begin;
-        while pos + sluice_log::batch::HEADER_SIZE <= out.len() {
-            let h = BatchHeader::parse(&out[pos..]);
-            if pos + h.size() > out.len() || h.size() < sluice_log::batch::HEADER_SIZE {
+        let end = slice.position + slice.len as u64;
+        let mut pos = slice.position;
+        while pos + HEADER_SIZE as u64 <= end {
+            slice
+                .file
+                .read_exact_at(&mut header, pos)
+                .map_err(storage)?;
+            let h = BatchHeader::parse(&header);
+            let size = h.size() as u64;
+            if size < HEADER_SIZE as u64 || pos + size > end {
                 break;
             }
-            pos += h.size();
+            if partition.header_marks.may_hold(h.base_offset) {
+                let mut batch = vec![0u8; size as usize];
+                slice.file.read_exact_at(&mut batch, pos).map_err(storage)?;
+                delays.extend(delays::delays_in(&batch, now_ms));
+            }
+            pos += size;
             last = h.last_offset();
             if last - from + 1 >= max_records as i64 {
                 break;
             }
         }
-        out.truncate(pos);
-        if pos == begin {
+        let whole = (pos - slice.position) as usize;
+        if whole == 0 {
             break;
         }
+        records.len += whole;
+        records.slices.push(sluice_log::ReadSlice {
+            file: slice.file.clone(),
+            position: slice.position,
+            len: whole,
+        });
         next = last + 1;
     }
     if last < from {
         return Ok(None);
     }
-    Ok(Some((out, last)))
+    Ok(Some((records, last, delays)))
 }

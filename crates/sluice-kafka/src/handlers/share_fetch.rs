@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::errors;
 use crate::reply::{Reply, ResponseFuture};
+use crate::share_frame;
 use crate::Context;
 
 /// The versions of this API that are advertised (see versions.rs).
@@ -85,13 +86,16 @@ pub fn handle(ctx: &Context, reply: Reply, req: ShareFetchRequest) -> ResponseFu
             Ok(r) => r,
             Err(e) => return reply.encode(&top_level_error(&e)),
         };
-        let mut by_topic: BTreeMap<Uuid, Vec<PartitionData>> = BTreeMap::new();
+        // Each partition, with its records to send in place of a placeholder (share_frame).
+        type Answer = (PartitionData, Option<(bytes::Bytes, share::ShareRecords)>);
+        let mut by_topic: BTreeMap<Uuid, Vec<Answer>> = BTreeMap::new();
         for (id, p) in unknown {
-            by_topic.entry(id).or_default().push(
+            by_topic.entry(id).or_default().push((
                 PartitionData::default()
                     .with_partition_index(p)
                     .with_error_code(kafka_protocol::error::ResponseError::UnknownTopicId.code()),
-            );
+                None,
+            ));
         }
         for p in result.partitions {
             let Some(topic) = broker.topic(&p.topic) else {
@@ -99,41 +103,46 @@ pub fn handle(ctx: &Context, reply: Reply, req: ShareFetchRequest) -> ResponseFu
             };
             let (error_code, error_message) = error_of(&p.error);
             let (ack_code, ack_message) = error_of(&p.ack_error);
-            by_topic.entry(topic.id).or_default().push(
-                PartitionData::default()
-                    .with_partition_index(p.partition)
-                    .with_error_code(error_code)
-                    .with_error_message(error_message)
-                    .with_acknowledge_error_code(ack_code)
-                    .with_acknowledge_error_message(ack_message)
-                    .with_current_leader(leader_of(&broker, &p.topic, p.partition))
-                    .with_records(p.records.map(bytes::Bytes::from))
-                    .with_acquired_records(
-                        p.acquired
-                            .iter()
-                            .map(|a| {
-                                AcquiredRecords::default()
-                                    .with_first_offset(a.first_offset)
-                                    .with_last_offset(a.last_offset)
-                                    .with_delivery_count(a.delivery_count)
-                            })
-                            .collect(),
-                    ),
+            let records = p.records.map(|r| (share_frame::placeholder(), r));
+            let data = PartitionData::default()
+                .with_partition_index(p.partition)
+                .with_error_code(error_code)
+                .with_error_message(error_message)
+                .with_acknowledge_error_code(ack_code)
+                .with_acknowledge_error_message(ack_message)
+                .with_current_leader(leader_of(&broker, &p.topic, p.partition))
+                .with_records(records.as_ref().map(|(mark, _)| mark.clone()))
+                .with_acquired_records(
+                    p.acquired
+                        .iter()
+                        .map(|a| {
+                            AcquiredRecords::default()
+                                .with_first_offset(a.first_offset)
+                                .with_last_offset(a.last_offset)
+                                .with_delivery_count(a.delivery_count)
+                        })
+                        .collect(),
+                );
+            by_topic.entry(topic.id).or_default().push((data, records));
+        }
+        let mut parts = Vec::new();
+        let mut topics = Vec::with_capacity(by_topic.len());
+        for (id, answers) in by_topic {
+            let mut partitions = Vec::with_capacity(answers.len());
+            for (data, records) in answers {
+                partitions.push(data);
+                parts.extend(records);
+            }
+            topics.push(
+                ShareFetchableTopicResponse::default()
+                    .with_topic_id(id)
+                    .with_partitions(partitions),
             );
         }
         let response = ShareFetchResponse::default()
             .with_acquisition_lock_timeout_ms(result.lock_duration_ms.min(i32::MAX as i64) as i32)
-            .with_responses(
-                by_topic
-                    .into_iter()
-                    .map(|(id, partitions)| {
-                        ShareFetchableTopicResponse::default()
-                            .with_topic_id(id)
-                            .with_partitions(partitions)
-                    })
-                    .collect(),
-            );
-        reply.encode(&response)
+            .with_responses(topics);
+        share_frame::encode(&reply, &response, parts)
     })
 }
 
