@@ -644,6 +644,128 @@ async fn bad_acknowledgements_and_sessions_get_kafka_errors() {
         .all(|t| t.partitions.iter().all(|p| p.acquired_records.is_empty())));
 }
 
+/// A version 2 ShareFetch (KIP-1206's acquire modes: 0 batch-optimized, 1 record-limit,
+/// 255 renew only).
+#[allow(clippy::too_many_arguments)]
+fn share_fetch_v2(
+    raw: &mut Raw,
+    member: &str,
+    epoch: i32,
+    topic: uuid::Uuid,
+    mode: i8,
+    max_records: i32,
+    acks: Vec<AcknowledgementBatch>,
+) -> ShareFetchResponse {
+    let req = ShareFetchRequest::default()
+        .with_group_id(Some(GroupId(s("v2g"))))
+        .with_member_id(Some(s(member)))
+        .with_share_session_epoch(epoch)
+        .with_max_wait_ms(200)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_max_records(max_records)
+        .with_batch_size(max_records)
+        .with_share_acquire_mode(mode)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic_id(topic)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition_index(0)
+                .with_acknowledgement_batches(acks)])]);
+    let c = raw.send(ApiKey::ShareFetch, 2, &req);
+    raw.receive_response(ApiKey::ShareFetch, 2, c)
+}
+
+fn acquired_offsets(r: &ShareFetchResponse) -> Vec<i64> {
+    r.responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .flat_map(|p| &p.acquired_records)
+        .flat_map(|a| a.first_offset..=a.last_offset)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn version_2_limits_acquisition_to_max_records_and_renews_locks() {
+    const RENEW: i8 = 4;
+    const INVALID_RECORD_STATE: i16 = 121;
+    const INVALID_REQUEST: i16 = 42;
+    let broker = Broker::start();
+    queue_with(&broker, "v2", "v2g", 10).await;
+    set_group_configs(&broker, "v2g", &[("share.record.lock.duration.ms", "2000")]);
+    let id = topic_id(&broker, "v2");
+    let (mut m1, mut m2) = (Raw::connect(&broker), Raw::connect(&broker));
+    let started = Instant::now();
+
+    // Record-limit mode: three records, however the ten were batched.
+    let r = share_fetch_v2(&mut m1, "m1", 0, id, 1, 3, vec![]);
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert_eq!(acquired_offsets(&r), vec![0, 1, 2]);
+    assert_eq!(r.acquisition_lock_timeout_ms, 2000);
+
+    // Renew them after 1.3 s with a renew-only fetch: nothing more is acquired.
+    std::thread::sleep(Duration::from_millis(1300).saturating_sub(started.elapsed()));
+    let renew = AcknowledgementBatch::default()
+        .with_first_offset(0)
+        .with_last_offset(2)
+        .with_acknowledge_types(vec![RENEW]);
+    let r = share_fetch_v2(&mut m1, "m1", 1, id, -1, 3, vec![renew]);
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(
+        p.acknowledge_error_code, 0,
+        "{:?}",
+        p.acknowledge_error_message
+    );
+    assert!(
+        acquired_offsets(&r).is_empty(),
+        "a renew-only fetch acquires nothing"
+    );
+
+    // At 2.5 s the first lock would have run out; renewed, the records stay with m1, and m2
+    // gets the next ones (redeliveries would have come first).
+    std::thread::sleep(Duration::from_millis(2500).saturating_sub(started.elapsed()));
+    let r = share_fetch_v2(&mut m2, "m2", 0, id, 1, 10, vec![]);
+    let got = acquired_offsets(&r);
+    assert_eq!(
+        got,
+        (3..10).collect::<Vec<_>>(),
+        "m1's renewed records are not redelivered"
+    );
+    // m2 cannot renew what it does not hold.
+    let not_held = AcknowledgementBatch::default()
+        .with_first_offset(0)
+        .with_last_offset(0)
+        .with_acknowledge_types(vec![RENEW]);
+    let r = share_fetch_v2(&mut m2, "m2", 1, id, -1, 10, vec![not_held]);
+    assert_eq!(
+        r.responses[0].partitions[0].acknowledge_error_code,
+        INVALID_RECORD_STATE
+    );
+
+    // m1 accepts them with ShareAcknowledge v2, which tells the lock duration.
+    let req = ShareAcknowledgeRequest::default()
+        .with_group_id(Some(GroupId(s("v2g"))))
+        .with_member_id(Some(s("m1")))
+        .with_share_session_epoch(2)
+        .with_topics(vec![AcknowledgeTopic::default()
+            .with_topic_id(id)
+            .with_partitions(vec![AcknowledgePartition::default()
+                .with_partition_index(0)
+                .with_acknowledgement_batches(vec![AckBatch::default()
+                    .with_first_offset(0)
+                    .with_last_offset(2)
+                    .with_acknowledge_types(vec![1])])])]);
+    let c = m1.send(ApiKey::ShareAcknowledge, 2, &req);
+    let r: ShareAcknowledgeResponse = m1.receive_response(ApiKey::ShareAcknowledge, 2, c);
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    assert_eq!(r.acquisition_lock_timeout_ms, 2000);
+
+    // An acquire mode that does not exist.
+    let r = share_fetch_v2(&mut m1, "m1", 3, id, 7, 10, vec![]);
+    assert_eq!(r.error_code, INVALID_REQUEST);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_share_group_is_described_with_its_members_and_start_offsets() {
     use kafka_protocol::messages::describe_share_group_offsets_request::{

@@ -166,6 +166,28 @@ const MAX_SHARE_SESSIONS: usize = 2000;
 /// held comes back when the locks run out). Members fetch every few hundred ms.
 const IDLE_SESSION: Duration = Duration::from_secs(120);
 
+/// How a share fetch acquires records (ShareFetch v2's ShareAcquireMode, KIP-1206).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcquireMode {
+    /// Whole batches, so `max_records` may be passed by the rest of the last one.
+    BatchOptimized,
+    /// Never more than `max_records`.
+    RecordLimit,
+    /// Only the acknowledgements (renewals) the request carries; nothing is acquired.
+    RenewOnly,
+}
+
+impl AcquireMode {
+    pub fn from_code(code: i8) -> Option<AcquireMode> {
+        match code as u8 {
+            0 => Some(AcquireMode::BatchOptimized),
+            1 => Some(AcquireMode::RecordLimit),
+            255 => Some(AcquireMode::RenewOnly),
+            _ => None,
+        }
+    }
+}
+
 /// A change to a share-partition, applied in memory, to be made durable.
 struct PendingCommit {
     group: String,
@@ -199,6 +221,7 @@ pub struct ShareFetchRequest {
     pub max_wait: Duration,
     pub max_bytes: usize,
     pub max_records: usize,
+    pub acquire_mode: AcquireMode,
     /// Partitions added to the session or acknowledged in this request.
     pub partitions: Vec<ShareFetchPartition>,
     pub forgotten: Vec<(Arc<str>, i32)>,
@@ -310,7 +333,7 @@ impl Broker {
             self.commit_releases(&req.group_id, releases).await;
             failed
         };
-        let failed = if req.session_epoch == CLOSE {
+        let failed = if req.session_epoch == CLOSE || req.acquire_mode == AcquireMode::RenewOnly {
             for slot in quiet {
                 slot.notify();
             }
@@ -378,7 +401,16 @@ impl Broker {
                     ..Default::default()
                 };
                 match self
-                    .acquire_for(&req.group_id, member, topic, *index, budget, bytes, limits)
+                    .acquire_for(
+                        &req.group_id,
+                        member,
+                        topic,
+                        *index,
+                        budget,
+                        bytes,
+                        limits,
+                        req.acquire_mode,
+                    )
                     .await
                 {
                     Ok(Some((records, acquired))) => {
@@ -448,6 +480,7 @@ impl Broker {
             max_wait: Duration::ZERO,
             max_bytes: 0,
             max_records: 0,
+            acquire_mode: AcquireMode::RenewOnly,
             partitions: Vec::new(),
             forgotten: Vec::new(),
         };
@@ -515,11 +548,14 @@ impl Broker {
         }
         let key = self.state_key(group, &p.topic, p.partition)?;
         let mut refused = None;
+        let now = crate::now_ms();
         let mut state = slot.state.lock();
         let mut changed = false;
         for (first, last, types) in parsed {
-            match state.acknowledge(member, first, last, &types, limits) {
-                Ok(()) => changed = true,
+            match state.acknowledge(member, first, last, &types, limits, now) {
+                // A renewal changes nothing that is persisted (an acquired record is stored
+                // as available), so alone it needs no write.
+                Ok(()) => changed |= types.iter().any(|&t| t != AckType::Renew),
                 Err(e) => refused = Some(BrokerError::InvalidRecordState(e.0)),
             }
         }
@@ -836,6 +872,7 @@ impl Broker {
         max_records: usize,
         max_bytes: usize,
         limits: &Limits,
+        mode: AcquireMode,
     ) -> Result<Option<(ShareRecords, Vec<Acquired>)>> {
         let partition = self.local_leader(topic, index, -1)?;
         let slot = self.share_partition(group, topic, &partition).await?;
@@ -877,6 +914,12 @@ impl Broker {
             read_whole_batches(&partition, from, max_bytes, wanted, now)?
         else {
             return Ok(None);
+        };
+        // Record-limit mode acquires no more than asked; the batches still go whole (the
+        // member skips records it did not acquire).
+        let last = match mode {
+            AcquireMode::RecordLimit => last.min(from + wanted as i64 - 1),
+            _ => last,
         };
         let acquired = {
             let mut s = sp.lock();

@@ -17,13 +17,15 @@ use super::state::{
     PersistedState, StateBatch, STATE_ACKNOWLEDGED, STATE_ARCHIVED, STATE_AVAILABLE,
 };
 
-/// What a member said about a record (the Kafka ack types; 0 is a gap: no record there).
+/// What a member said about a record (the Kafka ack types; 0 is a gap: no record there;
+/// Renew, KIP-1222, keeps the record and restarts its lock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckType {
     Gap,
     Accept,
     Release,
     Reject,
+    Renew,
 }
 
 impl AckType {
@@ -33,6 +35,7 @@ impl AckType {
             1 => Some(AckType::Accept),
             2 => Some(AckType::Release),
             3 => Some(AckType::Reject),
+            4 => Some(AckType::Renew),
             _ => None,
         }
     }
@@ -399,9 +402,9 @@ impl SharePartition {
         out
     }
 
-    /// Applies `member`'s acknowledgement of `first..=last`: one type for the whole range,
-    /// or one per offset. Every offset must be acquired by `member`; otherwise nothing in
-    /// the range changes.
+    /// Applies `member`'s acknowledgement of `first..=last` at `now_ms`: one type for the
+    /// whole range, or one per offset. Every offset must be acquired by `member`; otherwise
+    /// nothing in the range changes.
     pub fn acknowledge(
         &mut self,
         member: &str,
@@ -409,6 +412,7 @@ impl SharePartition {
         last: i64,
         types: &[AckType],
         limits: &Limits,
+        now_ms: i64,
     ) -> Result<(), InvalidAck> {
         if last < first || (types.len() != 1 && types.len() as i64 != last - first + 1) {
             return Err(InvalidAck(format!(
@@ -443,7 +447,7 @@ impl SharePartition {
             } else {
                 (first + at as i64, first + (at + same) as i64 - 1)
             };
-            self.apply(lo, hi, kind, limits);
+            self.apply(lo, hi, kind, limits, now_ms);
             at += same;
         }
         self.merge_all();
@@ -451,10 +455,12 @@ impl SharePartition {
         Ok(())
     }
 
-    fn apply(&mut self, first: i64, last: i64, kind: AckType, limits: &Limits) {
+    fn apply(&mut self, first: i64, last: i64, kind: AckType, limits: &Limits, now_ms: i64) {
         let mut archived = std::mem::take(&mut self.archived);
+        let renewed = now_ms + limits.lock_duration_ms;
         for run in self.isolate(first, last) {
             match kind {
+                AckType::Renew => run.lock_deadline_ms = renewed,
                 AckType::Accept | AckType::Gap => run.set_free(RecordState::Acknowledged),
                 AckType::Reject => {
                     archive(run, ArchiveReason::Rejected, &mut archived);
@@ -683,10 +689,10 @@ mod tests {
             run(15, 16, 1)
         );
         assert!(redeliver(&mut sp, &b, 10, 0).is_empty());
-        sp.acknowledge("a", 10, 14, &[AckType::Accept], &LIMITS)
+        sp.acknowledge("a", 10, 14, &[AckType::Accept], &LIMITS, 0)
             .unwrap();
         assert_eq!(sp.start_offset(), 15);
-        sp.acknowledge("b", 15, 16, &[AckType::Accept], &LIMITS)
+        sp.acknowledge("b", 15, 16, &[AckType::Accept], &LIMITS, 0)
             .unwrap();
         assert_eq!((sp.start_offset(), sp.end_offset()), (17, 17));
         sp.expire_locks(10_000, &LIMITS);
@@ -704,7 +710,7 @@ mod tests {
             AckType::Accept,
             AckType::Accept,
         ];
-        sp.acknowledge("a", 0, 3, &types, &LIMITS).unwrap();
+        sp.acknowledge("a", 0, 3, &types, &LIMITS, 0).unwrap();
         assert_eq!(sp.start_offset(), 1);
         assert_eq!(redeliver(&mut sp, &b, 10, 5), run(1, 1, 2));
         // b never acknowledges: its lock runs out and a gets it.
@@ -714,7 +720,7 @@ mod tests {
         assert_eq!(redeliver(&mut sp, &a, 10, 1005), run(1, 1, 3));
         // The third delivery was the last: released again, it is archived (done once its
         // dead letter is written).
-        sp.acknowledge("a", 1, 1, &[AckType::Release], &LIMITS)
+        sp.acknowledge("a", 1, 1, &[AckType::Release], &LIMITS, 0)
             .unwrap();
         assert_eq!(sp.start_offset(), 1);
         let archived = sp.take_archived();
@@ -729,10 +735,10 @@ mod tests {
         sp.acquire_new(&a, 0, 1, 0, &LIMITS, &Delays::new());
         sp.acquire_new(&b, 2, 2, 0, &LIMITS, &Delays::new());
         assert!(sp
-            .acknowledge("a", 1, 2, &[AckType::Accept], &LIMITS)
+            .acknowledge("a", 1, 2, &[AckType::Accept], &LIMITS, 0)
             .is_err());
         assert!(sp
-            .acknowledge("a", 5, 6, &[AckType::Accept], &LIMITS)
+            .acknowledge("a", 5, 6, &[AckType::Accept], &LIMITS, 0)
             .is_err());
         assert!(sp
             .acknowledge(
@@ -740,12 +746,13 @@ mod tests {
                 0,
                 1,
                 &[AckType::Accept, AckType::Accept, AckType::Accept],
-                &LIMITS
+                &LIMITS,
+                0
             )
             .is_err());
         assert_eq!(sp.counts().acquired, 3, "nothing changed");
         // Rejected records are finished for good.
-        sp.acknowledge("b", 2, 2, &[AckType::Reject], &LIMITS)
+        sp.acknowledge("b", 2, 2, &[AckType::Reject], &LIMITS, 0)
             .unwrap();
         sp.release_member("a", &LIMITS);
         assert_eq!(
@@ -772,7 +779,7 @@ mod tests {
             AckType::Accept,
             AckType::Release,
         ];
-        sp.acknowledge("a", 100, 104, &types, &LIMITS).unwrap();
+        sp.acknowledge("a", 100, 104, &types, &LIMITS, 0).unwrap();
         // The rejected record counts as done only once its dead letter is written.
         let pending = sp.to_persisted();
         assert!(pending
@@ -837,9 +844,9 @@ mod tests {
                 },
             ]
         );
-        sp.acknowledge("a", 0, 0, &[AckType::Accept], &LIMITS)
+        sp.acknowledge("a", 0, 0, &[AckType::Accept], &LIMITS, 0)
             .unwrap();
-        sp.acknowledge("a", 3, 3, &[AckType::Accept], &LIMITS)
+        sp.acknowledge("a", 3, 3, &[AckType::Accept], &LIMITS, 0)
             .unwrap();
         assert_eq!(sp.first_available(4999), None);
         assert_eq!(sp.first_available(5000), Some(1));
@@ -871,7 +878,7 @@ mod tests {
         };
         let mut sp = SharePartition::new(0);
         sp.acquire_new(&a, 0, 1, 0, &limits, &Delays::new());
-        sp.acknowledge("a", 0, 1, &[AckType::Reject, AckType::Release], &limits)
+        sp.acknowledge("a", 0, 1, &[AckType::Reject, AckType::Release], &limits, 0)
             .unwrap();
         let rejected = sp.take_archived();
         assert_eq!(
@@ -919,7 +926,7 @@ mod tests {
         // Release one record in the middle: three runs; a takes it back: one owner again.
         let mut types = vec![AckType::Accept; 3];
         types[1] = AckType::Release;
-        sp.acknowledge("a", 500, 502, &types, &limits).unwrap();
+        sp.acknowledge("a", 500, 502, &types, &limits, 0).unwrap();
         assert_eq!(
             sp.runs.len(),
             5,
@@ -929,9 +936,9 @@ mod tests {
             sp.acquire_available(&b, 501, i64::MAX, 10, 0, &limits, &Delays::new()),
             run(501, 501, 2)
         );
-        sp.acknowledge("a", 0, 499, &[AckType::Accept], &limits)
+        sp.acknowledge("a", 0, 499, &[AckType::Accept], &limits, 0)
             .unwrap();
-        sp.acknowledge("b", 501, 501, &[AckType::Accept], &limits)
+        sp.acknowledge("b", 501, 501, &[AckType::Accept], &limits, 0)
             .unwrap();
         assert_eq!(sp.start_offset(), 503);
         assert_eq!(sp.runs.len(), 1, "the rest of the batch, held by a");
@@ -942,6 +949,24 @@ mod tests {
             run(503, 509, 2)
         );
         assert_eq!(sp.counts().available, 99_999 - 509);
+    }
+
+    #[test]
+    fn a_renewed_lock_runs_from_the_renewal() {
+        let a = member("a");
+        let mut sp = SharePartition::new(0);
+        sp.acquire_new(&a, 0, 4, 0, &LIMITS, &Delays::new());
+        // Renew two of five at 800 ms: they stay acquired, with the same count, until 1800.
+        sp.acknowledge("a", 1, 2, &[AckType::Renew], &LIMITS, 800)
+            .unwrap();
+        sp.expire_locks(1000, &LIMITS);
+        assert_eq!(redeliver(&mut sp, &a, 10, 1000), run(0, 0, 2));
+        assert_eq!(sp.counts().available, 2, "3 and 4 ran out; 1 and 2 did not");
+        sp.expire_locks(1800, &LIMITS);
+        assert_eq!(redeliver(&mut sp, &a, 1, 1800), run(1, 1, 2));
+        assert!(sp
+            .acknowledge("b", 3, 3, &[AckType::Renew], &LIMITS, 1800)
+            .is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::reply::{Reply, ResponseFuture};
 use crate::Context;
 
 /// The versions of this API that are advertised (see versions.rs).
-pub const VERSIONS: (i16, i16) = (1, 1);
+pub const VERSIONS: (i16, i16) = (1, 2);
 
 pub fn handle(ctx: &Context, reply: Reply, req: ShareAcknowledgeRequest) -> ResponseFuture {
     let broker = ctx.broker.clone();
@@ -90,17 +90,20 @@ async fn answer(
                 ),
         );
     }
+    let lock_ms = broker.share_limits(&group_id).lock_duration_ms;
     reply.encode(
-        &ShareAcknowledgeResponse::default().with_responses(
-            by_topic
-                .into_iter()
-                .map(|(id, partitions)| {
-                    ShareAcknowledgeTopicResponse::default()
-                        .with_topic_id(id)
-                        .with_partitions(partitions)
-                })
-                .collect(),
-        ),
+        &ShareAcknowledgeResponse::default()
+            .with_acquisition_lock_timeout_ms(lock_ms.min(i32::MAX as i64) as i32)
+            .with_responses(
+                by_topic
+                    .into_iter()
+                    .map(|(id, partitions)| {
+                        ShareAcknowledgeTopicResponse::default()
+                            .with_topic_id(id)
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            ),
     )
 }
 

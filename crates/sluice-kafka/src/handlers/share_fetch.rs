@@ -20,7 +20,7 @@ use crate::share_frame;
 use crate::Context;
 
 /// The versions of this API that are advertised (see versions.rs).
-pub const VERSIONS: (i16, i16) = (1, 1);
+pub const VERSIONS: (i16, i16) = (1, 2);
 
 /// The longest a share fetch waits, whatever it asks (as Fetch's bound).
 const MAX_WAIT_MS: i32 = 30_000;
@@ -70,6 +70,12 @@ pub fn handle(ctx: &Context, reply: Reply, req: ShareFetchRequest) -> ResponseFu
                 ps.iter().map(move |p| (name.clone(), *p))
             })
             .collect();
+        let Some(acquire_mode) = share::AcquireMode::from_code(req.share_acquire_mode) else {
+            return reply.encode(&top_level_error(&BrokerError::InvalidRequest(format!(
+                "unknown share acquire mode {}",
+                req.share_acquire_mode
+            ))));
+        };
         let request = share::ShareFetchRequest {
             group_id,
             member_id,
@@ -79,6 +85,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: ShareFetchRequest) -> ResponseFu
             // `fetch.max.bytes` at most, whatever the request asks.
             max_bytes: (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes()),
             max_records: req.max_records.max(1) as usize,
+            acquire_mode,
             partitions,
             forgotten,
         };
