@@ -84,7 +84,7 @@ pub async fn create_topic_at_controller(
             .with_replication_factor(-1)])
         .with_timeout_ms(FORWARD_TIMEOUT.as_millis() as i32);
     let response: CreateTopicsResponse =
-        call_controller(to, node_id, ApiKey::CreateTopics, 5, &body).await?;
+        call_broker(to, node_id, ApiKey::CreateTopics, 5, &body).await?;
     match response.topics.first().map(|t| t.error_code) {
         Some(0) | Some(TOPIC_ALREADY_EXISTS) => Ok(()),
         Some(code) => Err(format!("the controller answered error code {code}")),
@@ -115,7 +115,7 @@ impl sluice_broker::BlockSource for ControllerBlocks {
                 .with_broker_id(BrokerId(me))
                 .with_broker_epoch(-1);
             let response: AllocateProducerIdsResponse =
-                call_controller(&to, me, ApiKey::AllocateProducerIds, 0, &request)
+                call_broker(&to, me, ApiKey::AllocateProducerIds, 0, &request)
                     .await
                     .map_err(|e| {
                         debug!(error = %e, "could not reach the controller for producer ids");
@@ -133,8 +133,9 @@ impl sluice_broker::BlockSource for ControllerBlocks {
     }
 }
 
-/// A request of this broker's own to the controller at `to`, and its decoded response.
-pub async fn call_controller<Req: Encodable, Resp: Decodable>(
+/// A request of this broker's own to another broker at `to` (the controller, a share
+/// coordinator, a partition's leader), and its decoded response.
+pub async fn call_broker<Req: Encodable, Resp: Decodable>(
     to: &(String, u16),
     node_id: i32,
     api: ApiKey,
@@ -154,7 +155,7 @@ pub async fn call_controller<Req: Encodable, Resp: Decodable>(
         .map_err(|e| e.to_string())?;
     let answer = tokio::time::timeout(FORWARD_TIMEOUT, round_trip(to, &frame))
         .await
-        .map_err(|_| "the controller did not answer in time".to_string())?
+        .map_err(|_| "the broker did not answer in time".to_string())?
         .map_err(|e| e.to_string())?;
     let mut answer = answer.freeze().slice(4..);
     ResponseHeader::decode(&mut answer, api.response_header_version(version))
@@ -180,7 +181,7 @@ async fn round_trip(to: &(String, u16), frame: &[u8]) -> std::io::Result<BytesMu
     out.put_u32(len as u32);
     out.resize(4 + len, 0);
     stream.read_exact(&mut out[4..]).await?;
-    debug!(controller = %format!("{}:{}", to.0, to.1), bytes = len, "forwarded a request to the controller");
+    debug!(to = %format!("{}:{}", to.0, to.1), bytes = len, "sent a request to another broker");
     Ok(out)
 }
 
@@ -204,7 +205,7 @@ impl ShareCoordinators {
         request: &Req,
     ) -> sluice_broker::Result<Resp> {
         let to = (to.host.clone(), to.port);
-        call_controller(&to, self.node_id(), api, 0, request)
+        call_broker(&to, self.node_id(), api, 0, request)
             .await
             .map_err(|e| {
                 debug!(error = %e, "could not reach a share coordinator");
@@ -344,7 +345,7 @@ impl sluice_broker::share::ShareStateRemote for ShareCoordinators {
             let request = FindCoordinatorRequest::default()
                 .with_key_type(2)
                 .with_coordinator_keys(vec![StrBytes::from_static_str("sluice:create")]);
-            let _: FindCoordinatorResponse = call_controller(
+            let _: FindCoordinatorResponse = call_broker(
                 &to,
                 broker.config.node_id,
                 ApiKey::FindCoordinator,
@@ -356,6 +357,46 @@ impl sluice_broker::share::ShareStateRemote for ShareCoordinators {
                 debug!(error = %e, "could not ask the controller for __share_group_state");
                 sluice_broker::BrokerError::CoordinatorNotAvailable
             })?;
+            Ok(())
+        })
+    }
+
+    fn produce(
+        &self,
+        to: sluice_cluster::BrokerInfo,
+        topic: String,
+        partition: i32,
+        batch: Bytes,
+    ) -> futures::future::BoxFuture<'_, sluice_broker::Result<()>> {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+        Box::pin(async move {
+            let request = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(5_000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(topic)))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(batch))])]);
+            let to = (to.host.clone(), to.port);
+            let response: ProduceResponse =
+                call_broker(&to, self.node_id(), ApiKey::Produce, 8, &request)
+                    .await
+                    .map_err(|e| {
+                        debug!(error = %e, "could not reach a partition's leader");
+                        sluice_broker::BrokerError::LeaderNotAvailable
+                    })?;
+            let code = response
+                .responses
+                .first()
+                .and_then(|t| t.partition_responses.first())
+                .map_or(-1, |p| p.error_code);
+            if code != 0 {
+                return Err(sluice_broker::BrokerError::Storage(format!(
+                    "the partition's leader refused the write: error {code}"
+                )));
+            }
             Ok(())
         })
     }

@@ -97,7 +97,7 @@ async fn send(broker: &Arc<Broker>, proposals: Vec<Proposal>) {
         .with_broker_id(BrokerId(me))
         .with_broker_epoch(-1)
         .with_topics(topics);
-    let response: Result<AlterPartitionResponse, String> = crate::forward::call_controller(
+    let response: Result<AlterPartitionResponse, String> = crate::forward::call_broker(
         &to,
         me,
         ApiKey::AlterPartition,

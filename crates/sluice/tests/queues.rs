@@ -469,6 +469,44 @@ async fn a_queue_in_a_cluster_survives_its_partition_leaders_death() {
     assert_eq!(after.got().len(), 50);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_reach_a_topic_led_by_another_broker() {
+    let c = Cluster::start(2);
+    // The queue's partition on broker 1, its dead-letter topic's on broker 2.
+    let source = NewTopic::new("far", 1, TopicReplication::Variable(&[&[1]]));
+    let letters = NewTopic::new("far-dlq", 1, TopicReplication::Variable(&[&[2]]));
+    let created = c.brokers[0]
+        .admin()
+        .create_topics([&source, &letters], &AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    wait_until(30, "both brokers know both topics", || {
+        c.brokers.iter().all(|b| {
+            leaders(b, "far").first() == Some(&1) && leaders(b, "far-dlq").first() == Some(&2)
+        })
+    });
+    set_group_configs(
+        &c.brokers[0],
+        "far-g",
+        &[
+            ("share.auto.offset.reset", "earliest"),
+            ("errors.deadletterqueue.topic.name", "far-dlq"),
+        ],
+    );
+    produce(&c.brokers[0], "far", 1, 3, "r").await;
+    let bootstrap = c.bootstrap();
+    let r = ShareMember::spawn(&bootstrap, "far-g", "far", "reject", Some(3));
+    wait_until(30, "the rejecter got all and closed", || r.closed());
+    let letters = dead_letters(&c.brokers[0], "far-dlq", 3);
+    for (i, (value, headers)) in letters.iter().enumerate() {
+        assert_eq!(value, &format!("r-{i}"));
+        assert_eq!(headers["__dlq.errors.topic"], "far");
+        assert_eq!(headers["__dlq.errors.offset"], i.to_string());
+        assert_eq!(headers["__dlq.errors.reason"], "rejected");
+    }
+}
+
 /// Produces with `sent` while a member holds what it gets (acquired, never acknowledged),
 /// then kills that member.
 async fn produce_more_and_hold(

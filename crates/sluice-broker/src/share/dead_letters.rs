@@ -63,13 +63,9 @@ impl Broker {
         let topic = self
             .topic(name)
             .ok_or(crate::BrokerError::UnknownTopicOrPartition)?;
-        // Any partition of the topic this broker leads (in a cluster one may be elsewhere).
-        let target = (0..topic.partition_count)
-            .find_map(|p| self.local_leader(name, p, -1).ok())
-            .ok_or(crate::BrokerError::NotLeaderOrFollower {
-                leader: -1,
-                leader_epoch: -1,
-            })?;
+        // A partition of the topic this broker leads, else the source's namesake partition
+        // (modulo the count) at its leader.
+        let local = (0..topic.partition_count).find_map(|p| self.local_leader(name, p, -1).ok());
         let mut letters = Vec::with_capacity(archived.len());
         for a in archived {
             if let Some(letter) = read_letter(group, source, a)? {
@@ -97,8 +93,28 @@ impl Broker {
             );
         }
         seal_batch(&mut batch, letters.len() as i32, base, 0);
-        let pending = self.append(&target, batch.into(), -1, crate::AppendOrigin::Coordinator)?;
-        pending.wait(WRITE_TIMEOUT).await.map(|_| ())
+        if let Some(target) = local {
+            let pending =
+                self.append(&target, batch.into(), -1, crate::AppendOrigin::Coordinator)?;
+            return pending.wait(WRITE_TIMEOUT).await.map(|_| ());
+        }
+        let index = source.index.rem_euclid(topic.partition_count.max(1));
+        let leader = self
+            .image()
+            .live_leader(name, index)
+            .cloned()
+            .ok_or(crate::BrokerError::LeaderNotAvailable)?;
+        let remote = self
+            .shares
+            .remote
+            .get()
+            .ok_or(crate::BrokerError::LeaderNotAvailable)?;
+        tokio::time::timeout(
+            WRITE_TIMEOUT,
+            remote.produce(leader, name.to_string(), index, batch.into()),
+        )
+        .await
+        .map_err(|_| crate::BrokerError::RequestTimedOut(WRITE_TIMEOUT.as_millis() as u64))?
     }
 }
 

@@ -28,6 +28,15 @@ pub trait ShareStateRemote: Send + Sync {
     ) -> BoxFuture<'_, Result<()>>;
     /// Asks the controller to create `__share_group_state` (a share coordinator lookup).
     fn create_state_topic(&self) -> BoxFuture<'_, Result<()>>;
+    /// Writes `batch` to a partition led by `to`, acks=all (dead letters for a topic whose
+    /// partitions are led elsewhere).
+    fn produce(
+        &self,
+        to: BrokerInfo,
+        topic: String,
+        partition: i32,
+        batch: bytes::Bytes,
+    ) -> BoxFuture<'_, Result<()>>;
 }
 
 /// Where a key's state partition is led.
