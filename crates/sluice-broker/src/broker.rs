@@ -95,6 +95,9 @@ fn release_free_memory() {
 /// How often the controller looks for partitions whose leader or in-sync replicas are gone.
 const ELECTION_ROUND: Duration = Duration::from_millis(250);
 
+/// How often share-partitions release expired locks and persist what no acknowledgement
+/// wrote (acquisitions, raised delivery counts) when nobody fetches.
+const SHARE_STATE_REFRESH: Duration = Duration::from_secs(1);
 /// How often segment files are checked for idleness, and how long unused before closed.
 const SEGMENT_FILE_SWEEP: Duration = Duration::from_secs(10);
 const SEGMENT_FILE_IDLE: Duration = Duration::from_secs(60);
@@ -297,9 +300,24 @@ impl Broker {
         self.every(ms(self.config.cleaner_backoff_ms()), true, |b| {
             b.compact_all()
         });
+        self.persist_share_partitions_every(SHARE_STATE_REFRESH);
         self.every(SEGMENT_FILE_SWEEP, false, |_| {
             sluice_log::file_cache::close_idle(SEGMENT_FILE_IDLE.as_millis() as i64);
             release_free_memory();
+        });
+    }
+
+    /// Share-partitions' periodic pass (`persist_share_partitions`), one at a time.
+    fn persist_share_partitions_every(self: &Arc<Self>, period: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { return };
+                broker.persist_share_partitions().await;
+            }
         });
     }
 

@@ -48,6 +48,7 @@ pub struct DescribeArgs {
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_SHARE: i8 = 2;
 /// Kafka's RecordState codes in persisted share state.
+const ACQUIRED: i8 = 1;
 const ACKNOWLEDGED: i8 = 2;
 const ARCHIVED: i8 = 4;
 
@@ -60,6 +61,8 @@ struct PartitionRow {
     log_end_offset: i64,
     /// Records from the start offset to the log end not yet done.
     unfinished: i64,
+    /// Held by members (as of the last state write, at most about a second old).
+    acquired: i64,
     /// Done but ahead of the start offset (in flight: an earlier record is not).
     acknowledged: i64,
     archived: i64,
@@ -226,8 +229,16 @@ fn print(
     }
     println!();
     println!(
-        "{:<20} {:>9} {:>12} {:>12} {:>10} {:>8} {:>8} {:>10}  DELIVERIES",
-        "TOPIC", "PARTITION", "START", "END", "UNFINISHED", "ACKED", "ARCHIVED", "REDELIVER"
+        "{:<20} {:>9} {:>12} {:>12} {:>10} {:>8} {:>8} {:>8} {:>10}  DELIVERIES",
+        "TOPIC",
+        "PARTITION",
+        "START",
+        "END",
+        "UNFINISHED",
+        "ACQUIRED",
+        "ACKED",
+        "ARCHIVED",
+        "REDELIVER"
     );
     for r in rows {
         let deliveries: Vec<String> = r
@@ -236,12 +247,13 @@ fn print(
             .map(|(count, n)| format!("{count}x:{n}"))
             .collect();
         println!(
-            "{:<20} {:>9} {:>12} {:>12} {:>10} {:>8} {:>8} {:>10}  {}",
+            "{:<20} {:>9} {:>12} {:>12} {:>10} {:>8} {:>8} {:>8} {:>10}  {}",
             r.topic,
             r.partition,
             r.start_offset,
             r.log_end_offset,
             r.unfinished,
+            r.acquired,
             r.acknowledged,
             r.archived,
             r.awaiting_redelivery,
@@ -256,7 +268,8 @@ fn print(
     println!(
         "START: where the group's unfinished records begin. ACKED/ARCHIVED: done records past it."
     );
-    println!("REDELIVER: released or timed out, offered again. As of the last acknowledgement or release.");
+    println!("ACQUIRED: held by members. REDELIVER: released or timed out, offered again.");
+    println!("As of the share-partition's last state write (at most about a second old).");
     Ok(())
 }
 
@@ -391,6 +404,7 @@ impl Brokers {
         for b in &p.state_batches {
             let n = b.last_offset - b.first_offset + 1;
             match b.delivery_state {
+                ACQUIRED => row.acquired += n,
                 ACKNOWLEDGED => row.acknowledged += n,
                 ARCHIVED => row.archived += n,
                 _ if b.delivery_count > 0 => row.awaiting_redelivery += n,

@@ -870,6 +870,17 @@ async fn a_share_group_is_described_with_its_members_and_start_offsets() {
     let row = &out["partitions"][0];
     assert_eq!(row["topic"], "desc");
     assert_eq!(row["unfinished"].as_i64(), Some(30), "{out}");
+    // What is held reaches the stored state within about a second, with no acknowledgement.
+    wait_until(10, "the 30 held records show as acquired", || {
+        let (_, out) = queue_describe(&broker, "peek", &[]);
+        out["partitions"][0]["acquired"].as_i64() == Some(30)
+    });
+    let (_, out) = queue_describe(&broker, "peek", &[]);
+    assert_eq!(
+        out["partitions"][0]["delivery_counts"]["1"].as_i64(),
+        Some(30),
+        "{out}"
+    );
     let (code, _) = queue_describe(&broker, "never-was", &[]);
     assert_eq!(code, 1, "an unknown group");
 }

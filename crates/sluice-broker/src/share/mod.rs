@@ -821,6 +821,53 @@ impl Broker {
         }
     }
 
+    /// The periodic pass over this broker's share-partitions: locks that ran out are released
+    /// (records at the delivery limit archived, their dead letters written) and changes no
+    /// acknowledgement wrote (acquisitions, expiries) are persisted, so delivery counts and
+    /// what is held reach the stored state within a period even when nobody fetches.
+    pub async fn persist_share_partitions(&self) {
+        use std::sync::atomic::Ordering;
+        let all: Vec<(SharePartitionKey, i32, SharedPartition)> = self
+            .shares
+            .partitions
+            .lock()
+            .iter()
+            .map(|(k, (epoch, slot))| (k.clone(), *epoch, slot.clone()))
+            .collect();
+        let now = crate::now_ms();
+        for ((group, topic, index), epoch, slot) in all {
+            // Only a share-partition this broker still leads, in the epoch it was built in.
+            let Ok(partition) = self.local_leader(&topic, index, -1) else {
+                continue;
+            };
+            if partition.leader_epoch() != epoch {
+                continue;
+            }
+            let limits = self.share_limits(&group);
+            let archived = {
+                let mut s = slot.state.lock();
+                if s.expire_locks(now, &limits) {
+                    slot.changed();
+                }
+                s.take_archived()
+            };
+            let change = slot.changes.load(Ordering::SeqCst);
+            if change <= slot.durable.load(Ordering::SeqCst) && archived.is_empty() {
+                continue;
+            }
+            let stored = match self.state_key(&group, &topic, index) {
+                Ok(key) => {
+                    self.commit_change(&group, &partition, &key, &slot, change, archived)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = stored {
+                tracing::debug!(group, topic = %topic, partition = index, error = %e, "could not persist a share-partition");
+            }
+        }
+    }
+
     /// Drops this broker's copy of a share-partition; the next use reads its state again.
     fn forget_share_partition(&self, group: &str, partition: &Partition) {
         self.shares.partitions.lock().remove(&(
@@ -880,7 +927,10 @@ impl Broker {
         let now = crate::now_ms();
         let (available, end, room, archived) = {
             let mut s = sp.lock();
-            s.expire_locks(now, limits);
+            // Expired locks raised delivery counts: a change to persist.
+            if s.expire_locks(now, limits) {
+                slot.changed_quietly();
+            }
             let archived = s.take_archived();
             if !archived.is_empty() {
                 slot.changed();
@@ -923,12 +973,18 @@ impl Broker {
         };
         let acquired = {
             let mut s = sp.lock();
-            match available {
+            let acquired = match available {
                 Some(offset) => {
                     s.acquire_available(member, offset, last, max_records, now, limits, &delays)
                 }
                 None => s.acquire_new(member, end, last, now, limits, &delays),
+            };
+            // Persisted by the next write (an acknowledgement's, or the periodic one), so
+            // raised delivery counts and what is held show in the stored state.
+            if !acquired.is_empty() {
+                slot.changed_quietly();
             }
+            acquired
         };
         Ok((!acquired.is_empty()).then_some((records, acquired)))
     }

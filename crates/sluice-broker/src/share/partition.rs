@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::state::{
-    PersistedState, StateBatch, STATE_ACKNOWLEDGED, STATE_ARCHIVED, STATE_AVAILABLE,
+    PersistedState, StateBatch, STATE_ACKNOWLEDGED, STATE_ACQUIRED, STATE_ARCHIVED, STATE_AVAILABLE,
 };
 
 /// What a member said about a record (the Kafka ack types; 0 is a gap: no record there;
@@ -224,11 +224,12 @@ impl SharePartition {
     }
 
     /// Makes records whose lock ran out at `now_ms` available again (or archives them at the
-    /// delivery limit).
-    pub fn expire_locks(&mut self, now_ms: i64, limits: &Limits) {
+    /// delivery limit). Returns whether any lock ran out.
+    pub fn expire_locks(&mut self, now_ms: i64, limits: &Limits) -> bool {
         if self.next_deadline_ms.is_none_or(|d| d > now_ms) {
-            return;
+            return false;
         }
+        let mut expired = false;
         let mut next = None::<i64>;
         for run in self.runs.iter_mut() {
             if run.state != RecordState::Acquired {
@@ -236,6 +237,7 @@ impl SharePartition {
             }
             if run.lock_deadline_ms <= now_ms {
                 release(run, limits, &mut self.archived);
+                expired = true;
             } else {
                 next = Some(next.map_or(run.lock_deadline_ms, |n| n.min(run.lock_deadline_ms)));
             }
@@ -243,6 +245,7 @@ impl SharePartition {
         self.next_deadline_ms = next;
         self.merge_all();
         self.advance_start();
+        expired
     }
 
     /// The first record inside the window that may be delivered now.
@@ -515,13 +518,15 @@ impl SharePartition {
     }
 
     /// What must survive a crash: the start offset and every run of the window that is
-    /// finished or was delivered. An acquired record is stored as available with its count
-    /// (after a crash nobody holds it).
+    /// finished or was delivered. Acquired records are stored as such (for `sluice queue
+    /// describe`) but read back as available with their count: after a crash nobody holds
+    /// them.
     pub fn to_persisted(&self) -> PersistedState {
         let mut batches: Vec<StateBatch> = Vec::new();
         for run in &self.runs {
             let state = match run.state {
-                RecordState::Available | RecordState::Acquired => STATE_AVAILABLE,
+                RecordState::Available => STATE_AVAILABLE,
+                RecordState::Acquired => STATE_ACQUIRED,
                 RecordState::Acknowledged => STATE_ACKNOWLEDGED,
                 RecordState::Archived if run.letter_pending => STATE_AVAILABLE,
                 RecordState::Archived => STATE_ARCHIVED,
@@ -791,7 +796,23 @@ mod tests {
         let stored = sp.to_persisted();
         let mut back = SharePartition::from_persisted(&stored);
         assert_eq!((back.start_offset(), back.end_offset()), (100, 108));
-        assert_eq!(back.to_persisted(), stored);
+        // What b holds is stored as acquired and read back as available.
+        let mut freed = stored.clone();
+        freed.batches.clear();
+        for b in &stored.batches {
+            let state = match b.state {
+                STATE_ACQUIRED => STATE_AVAILABLE,
+                s => s,
+            };
+            match freed.batches.last_mut() {
+                Some(p) if p.state == state && p.delivery_count == b.delivery_count => {
+                    p.last_offset = b.last_offset
+                }
+                _ => freed.batches.push(StateBatch { state, ..*b }),
+            }
+        }
+        assert!(stored.batches.iter().any(|b| b.state == STATE_ACQUIRED));
+        assert_eq!(back.to_persisted(), freed);
         // What b held is available again with its count; finished records never come back.
         let c = member("c");
         let mut offered = Vec::new();

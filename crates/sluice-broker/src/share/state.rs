@@ -48,6 +48,8 @@ pub struct StateBatch {
 }
 
 pub const STATE_AVAILABLE: i8 = 0;
+/// Held by a member when the state was written (read back as available).
+pub const STATE_ACQUIRED: i8 = 1;
 pub const STATE_ACKNOWLEDGED: i8 = 2;
 pub const STATE_ARCHIVED: i8 = 4;
 
