@@ -105,6 +105,10 @@ pub struct BenchArgs {
     /// Fetch partition_max_bytes (librdkafka's max.partition.fetch.bytes).
     #[arg(long, default_value_t = 1_048_576)]
     pub partition_max_bytes: i32,
+    /// Share mode: records one ShareFetch asks for (max.poll.records; whole batches are
+    /// acquired, so a fetch may get more).
+    #[arg(long, default_value_t = 500)]
+    pub share_max_records: i32,
     /// Produce request timeout.
     #[arg(long, default_value_t = 30_000)]
     pub request_timeout_ms: i32,

@@ -30,8 +30,6 @@ use crate::consume::ConsumeTarget;
 use crate::stats::Stats;
 
 const ACCEPT: i8 = 1;
-/// Records one ShareFetch asks for (librdkafka's default max.poll.records).
-const MAX_RECORDS: i32 = 500;
 
 /// A share group of the bench's own, reading from the earliest offset (a group config, set
 /// through `via`).
@@ -115,8 +113,8 @@ pub async fn run_member(
             .with_max_wait_ms(args.fetch_max_wait_ms)
             .with_min_bytes(1)
             .with_max_bytes(args.fetch_max_bytes)
-            .with_max_records(MAX_RECORDS)
-            .with_batch_size(MAX_RECORDS)
+            .with_max_records(args.share_max_records)
+            .with_batch_size(args.share_max_records)
             .with_topics(vec![FetchTopic::default()
                 .with_topic_id(layout.topic_id)
                 .with_partitions(fetch_partitions)]);
