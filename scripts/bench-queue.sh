@@ -5,6 +5,7 @@
 # alternating, on the same topic. Prints a table row per size.
 #
 #   cargo build --release && scripts/bench-queue.sh        # RUNS=3, RECORDS=2000000
+#   SHARE_ARGS="--share-max-records 2000" scripts/bench-queue.sh   # bigger polls
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/sluice}
@@ -14,6 +15,7 @@ DATA=${DATA:-/tmp/sluice-queue-bench}
 PORT=${PORT:-19193}
 BOOT=127.0.0.1:$PORT
 OUT=$(mktemp -d)
+SHARE_ARGS=${SHARE_ARGS:-}
 
 rm -rf "$DATA" && mkdir -p "$DATA" && sync && sleep 3
 "$BIN" serve --data-dir "$DATA" --listen "$BOOT" >"$OUT/broker.log" 2>&1 &
@@ -41,8 +43,10 @@ for size in 1024 100; do
   consume=() one=() four=()
   for _ in $(seq "$RUNS"); do
     consume+=("$(bench consume --topic "$topic" | rate)")
-    one+=("$(bench share --topic "$topic" --consumers 1 | rate)")
-    four+=("$(bench share --topic "$topic" --consumers 4 | rate)")
+    # shellcheck disable=SC2086 # SHARE_ARGS is a list of options
+    one+=("$(bench share --topic "$topic" --consumers 1 $SHARE_ARGS | rate)")
+    # shellcheck disable=SC2086
+    four+=("$(bench share --topic "$topic" --consumers 4 $SHARE_ARGS | rate)")
   done
   join() { local out=$1; shift; for x in "$@"; do out="$out, $x"; done; echo "$out"; }
   echo "| $RECORDS x $size B | $(join "${consume[@]}") | $(join "${one[@]}") | $(join "${four[@]}") |"
