@@ -89,6 +89,22 @@ fn produce_then_consume_counts_agree_with_librdkafka() {
 
     let consumed = bench(&broker, &["consume", "--topic", "smoke"]);
     assert_eq!(count(&consumed, "consume"), 30000);
+
+    // As a queue: three share consumers over the three partitions, each record acknowledged
+    // once (the broker confirmed every acknowledgement counted).
+    let shared = bench(
+        &broker,
+        &[
+            "share",
+            "--topic",
+            "smoke",
+            "--consumers",
+            "3",
+            "--share-max-records",
+            "300",
+        ],
+    );
+    assert_eq!(count(&shared, "consume"), 30000);
 }
 
 #[test]
