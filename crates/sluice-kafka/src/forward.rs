@@ -55,7 +55,11 @@ pub fn controller_elsewhere(ctx: &Context) -> Option<(String, u16)> {
 /// retries elsewhere, as after any broker failure.
 pub fn to_controller(to: (String, u16), api: ApiKey, frame: Bytes) -> ResponseFuture {
     Box::pin(async move {
-        match tokio::time::timeout(FORWARD_TIMEOUT, round_trip(&to, &frame)).await {
+        let round_trip = async {
+            let mut stream = connect(&to).await?;
+            exchange(&mut stream, &frame).await
+        };
+        match tokio::time::timeout(FORWARD_TIMEOUT, round_trip).await {
             Ok(Ok(response)) => Response::Frame(response),
             Ok(Err(e)) => Response::Close(format!(
                 "could not forward {api:?} to the controller at {}:{}: {e}",
@@ -134,7 +138,7 @@ impl sluice_broker::BlockSource for ControllerBlocks {
 }
 
 /// A request of this broker's own to another broker at `to` (the controller, a share
-/// coordinator, a partition's leader), and its decoded response.
+/// coordinator, a partition's leader), on a connection of its own, and its decoded response.
 pub async fn call_broker<Req: Encodable, Resp: Decodable>(
     to: &(String, u16),
     node_id: i32,
@@ -142,6 +146,24 @@ pub async fn call_broker<Req: Encodable, Resp: Decodable>(
     version: i16,
     body: &Req,
 ) -> Result<Resp, String> {
+    let frame = request_frame(node_id, api, version, body)?;
+    let answer = tokio::time::timeout(FORWARD_TIMEOUT, async {
+        let mut stream = connect(to).await?;
+        exchange(&mut stream, &frame).await
+    })
+    .await
+    .map_err(|_| "the broker did not answer in time".to_string())?
+    .map_err(|e| e.to_string())?;
+    decode_response(answer, api, version)
+}
+
+/// A request's frame (header and body, without the length prefix).
+pub(crate) fn request_frame<Req: Encodable>(
+    node_id: i32,
+    api: ApiKey,
+    version: i16,
+    body: &Req,
+) -> Result<BytesMut, String> {
     let header = RequestHeader::default()
         .with_request_api_key(api as i16)
         .with_request_api_version(version)
@@ -153,20 +175,28 @@ pub async fn call_broker<Req: Encodable, Resp: Decodable>(
         .encode(&mut frame, api.request_header_version(version))
         .and_then(|_| body.encode(&mut frame, version))
         .map_err(|e| e.to_string())?;
-    let answer = tokio::time::timeout(FORWARD_TIMEOUT, round_trip(to, &frame))
-        .await
-        .map_err(|_| "the broker did not answer in time".to_string())?
-        .map_err(|e| e.to_string())?;
+    Ok(frame)
+}
+
+pub(crate) fn decode_response<Resp: Decodable>(
+    answer: BytesMut,
+    api: ApiKey,
+    version: i16,
+) -> Result<Resp, String> {
     let mut answer = answer.freeze().slice(4..);
     ResponseHeader::decode(&mut answer, api.response_header_version(version))
         .map_err(|e| e.to_string())?;
     Resp::decode(&mut answer, version).map_err(|e| e.to_string())
 }
 
-/// One request and its response on a connection of its own (forwarded requests are rare).
-async fn round_trip(to: &(String, u16), frame: &[u8]) -> std::io::Result<BytesMut> {
-    let mut stream = TcpStream::connect((to.0.as_str(), to.1)).await?;
+pub(crate) async fn connect(to: &(String, u16)) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect((to.0.as_str(), to.1)).await?;
     stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// One request and its response on `stream` (length prefix included in the answer).
+pub(crate) async fn exchange(stream: &mut TcpStream, frame: &[u8]) -> std::io::Result<BytesMut> {
     stream
         .write_all(&(frame.len() as u32).to_be_bytes())
         .await?;
@@ -174,14 +204,13 @@ async fn round_trip(to: &(String, u16), frame: &[u8]) -> std::io::Result<BytesMu
     let len = stream.read_u32().await? as usize;
     if len > MAX_RESPONSE_BYTES {
         return Err(std::io::Error::other(format!(
-            "a {len}-byte response is larger than a forwarded request's answer may be"
+            "a {len}-byte response is larger than a broker's answer to a broker may be"
         )));
     }
     let mut out = BytesMut::with_capacity(4 + len);
     out.put_u32(len as u32);
     out.resize(4 + len, 0);
     stream.read_exact(&mut out[4..]).await?;
-    debug!(to = %format!("{}:{}", to.0, to.1), bytes = len, "sent a request to another broker");
     Ok(out)
 }
 
@@ -189,6 +218,8 @@ async fn round_trip(to: &(String, u16), frame: &[u8]) -> std::io::Result<BytesMu
 /// controller's creation of `__share_group_state` (a share coordinator lookup).
 pub struct ShareCoordinators {
     pub broker: std::sync::Weak<sluice_broker::Broker>,
+    /// Kept connections: an acknowledgement's state write should not pay for a connect.
+    pub links: crate::broker_links::BrokerLinks,
 }
 
 impl ShareCoordinators {
@@ -205,7 +236,8 @@ impl ShareCoordinators {
         request: &Req,
     ) -> sluice_broker::Result<Resp> {
         let to = (to.host.clone(), to.port);
-        call_broker(&to, self.node_id(), api, 0, request)
+        self.links
+            .call(&to, self.node_id(), api, 0, request)
             .await
             .map_err(|e| {
                 debug!(error = %e, "could not reach a share coordinator");
@@ -380,13 +412,14 @@ impl sluice_broker::share::ShareStateRemote for ShareCoordinators {
                         .with_index(partition)
                         .with_records(Some(batch))])]);
             let to = (to.host.clone(), to.port);
-            let response: ProduceResponse =
-                call_broker(&to, self.node_id(), ApiKey::Produce, 8, &request)
-                    .await
-                    .map_err(|e| {
-                        debug!(error = %e, "could not reach a partition's leader");
-                        sluice_broker::BrokerError::LeaderNotAvailable
-                    })?;
+            let response: ProduceResponse = self
+                .links
+                .call(&to, self.node_id(), ApiKey::Produce, 8, &request)
+                .await
+                .map_err(|e| {
+                    debug!(error = %e, "could not reach a partition's leader");
+                    sluice_broker::BrokerError::LeaderNotAvailable
+                })?;
             let code = response
                 .responses
                 .first()

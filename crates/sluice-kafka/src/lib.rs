@@ -3,6 +3,7 @@
 //! Encoding and decoding come from the `kafka-protocol` crate.
 
 mod admission;
+mod broker_links;
 mod connection;
 mod dispatch;
 mod errors;
@@ -72,6 +73,7 @@ pub async fn serve(
         }));
     broker.set_share_state_remote(Arc::new(forward::ShareCoordinators {
         broker: Arc::downgrade(&broker),
+        links: Default::default(),
     }));
     tokio::spawn(replica_fetcher::run(broker.clone(), shutdown.clone()));
     tokio::spawn(isr_tracker::run(broker.clone(), shutdown.clone()));
