@@ -805,6 +805,24 @@ async fn version_2_limits_acquisition_to_max_records_and_renews_locks() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn broker_settings_give_share_groups_their_defaults_and_group_configs_win() {
+    let broker = Broker::start_with_config("\"group.share.record.lock.duration.ms\" = 4000\n");
+    queue_with(&broker, "defaults", "dflt", 3).await;
+    let id = topic_id(&broker, "defaults");
+    let mut raw = Raw::connect(&broker);
+    let r = share_fetch(&mut raw, "dflt", "m1", 0, id, vec![]);
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert_eq!(r.acquisition_lock_timeout_ms, 4000, "the broker's default");
+    set_group_configs(
+        &broker,
+        "dflt",
+        &[("share.record.lock.duration.ms", "7000")],
+    );
+    let r = share_fetch(&mut raw, "dflt", "m1", 1, id, vec![]);
+    assert_eq!(r.acquisition_lock_timeout_ms, 7000, "the group's own");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_share_group_is_described_with_its_members_and_start_offsets() {
     use kafka_protocol::messages::describe_share_group_offsets_request::{
         DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,

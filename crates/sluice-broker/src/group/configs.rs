@@ -43,7 +43,7 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
     },
     GroupConfigDef {
         name: "share.session.timeout.ms",
-        broker_name: None,
+        broker_name: Some("group.share.session.timeout.ms"),
         default: "45000",
         kind: ConfigType::Int,
         allowed: &[],
@@ -52,7 +52,7 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
     },
     GroupConfigDef {
         name: "share.heartbeat.interval.ms",
-        broker_name: None,
+        broker_name: Some("group.share.heartbeat.interval.ms"),
         default: "5000",
         kind: ConfigType::Int,
         allowed: &[],
@@ -61,7 +61,7 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
     },
     GroupConfigDef {
         name: "share.record.lock.duration.ms",
-        broker_name: None,
+        broker_name: Some("group.share.record.lock.duration.ms"),
         default: "30000",
         kind: ConfigType::Int,
         allowed: &[],
@@ -70,7 +70,7 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
     },
     GroupConfigDef {
         name: "share.delivery.count.limit",
-        broker_name: None,
+        broker_name: Some("group.share.delivery.count.limit"),
         default: "5",
         kind: ConfigType::Int,
         allowed: &[],
@@ -79,7 +79,7 @@ pub static GROUP_CONFIGS: &[GroupConfigDef] = &[
     },
     GroupConfigDef {
         name: "share.partition.max.record.locks",
-        broker_name: None,
+        broker_name: Some("group.share.partition.max.record.locks"),
         default: "2000",
         kind: ConfigType::Int,
         allowed: &[],
