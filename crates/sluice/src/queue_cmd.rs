@@ -66,8 +66,9 @@ struct PartitionRow {
     /// Done but ahead of the start offset (in flight: an earlier record is not).
     acknowledged: i64,
     archived: i64,
-    /// Delivered and released (or their lock ran out): offered again.
-    awaiting_redelivery: i64,
+    /// In flight and free to be delivered: released, timed out, or waiting for their
+    /// delivery time.
+    available: i64,
     /// Records in flight by how many times they were delivered.
     delivery_counts: BTreeMap<i16, i64>,
 }
@@ -238,7 +239,7 @@ fn print(
         "ACQUIRED",
         "ACKED",
         "ARCHIVED",
-        "REDELIVER"
+        "AVAILABLE"
     );
     for r in rows {
         let deliveries: Vec<String> = r
@@ -256,7 +257,7 @@ fn print(
             r.acquired,
             r.acknowledged,
             r.archived,
-            r.awaiting_redelivery,
+            r.available,
             if deliveries.is_empty() {
                 "-".to_string()
             } else {
@@ -268,7 +269,9 @@ fn print(
     println!(
         "START: where the group's unfinished records begin. ACKED/ARCHIVED: done records past it."
     );
-    println!("ACQUIRED: held by members. REDELIVER: released or timed out, offered again.");
+    println!(
+        "ACQUIRED: held by members. AVAILABLE: in flight and free (released, timed out, delayed)."
+    );
     println!("As of the share-partition's last state write (at most about a second old).");
     Ok(())
 }
@@ -407,8 +410,7 @@ impl Brokers {
                 ACQUIRED => row.acquired += n,
                 ACKNOWLEDGED => row.acknowledged += n,
                 ARCHIVED => row.archived += n,
-                _ if b.delivery_count > 0 => row.awaiting_redelivery += n,
-                _ => {}
+                _ => row.available += n,
             }
             if b.delivery_count > 0 {
                 *row.delivery_counts.entry(b.delivery_count).or_insert(0) += n;

@@ -878,8 +878,15 @@ async fn a_share_group_is_described_with_its_members_and_start_offsets() {
         (Some(30), Some(30))
     );
     assert_eq!(row["unfinished"].as_i64(), Some(0));
-    set_group_configs(&broker, "peek", &[("share.auto.offset.reset", "earliest")]);
-    let holder = ShareMember::spawn(&broker.bootstrap(), "peek", "desc", "hold", None);
+    set_group_configs(
+        &broker,
+        "peek",
+        &[
+            ("share.auto.offset.reset", "earliest"),
+            ("share.record.lock.duration.ms", "6000"),
+        ],
+    );
+    let mut holder = ShareMember::spawn(&broker.bootstrap(), "peek", "desc", "hold", None);
     wait_until(30, "the holder holds all 30", || holder.got().len() == 30);
     let (code, out) = queue_describe(&broker, "peek", &[]);
     assert_eq!(code, 0, "{out}");
@@ -899,6 +906,14 @@ async fn a_share_group_is_described_with_its_members_and_start_offsets() {
         Some(30),
         "{out}"
     );
+    // The holder dies: with nobody fetching, its locks run out and the records show as
+    // available again, delivered once.
+    holder.kill();
+    wait_until(15, "the 30 records show as available", || {
+        let (_, out) = queue_describe(&broker, "peek", &[]);
+        let row = &out["partitions"][0];
+        row["available"].as_i64() == Some(30) && row["acquired"].as_i64() == Some(0)
+    });
     let (code, _) = queue_describe(&broker, "never-was", &[]);
     assert_eq!(code, 1, "an unknown group");
 }
