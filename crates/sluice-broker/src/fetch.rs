@@ -44,13 +44,13 @@ pub async fn fetch(
         let (slices, total, errors) = collect(targets, max_bytes);
         let done = total >= min_bytes.max(1) || errors || tokio::time::Instant::now() >= deadline;
         if done || targets.is_empty() {
-            return into_fetched(slices);
+            return into_fetched(targets, slices);
         }
         // Wake on the first change of any partition's bound, or at the deadline.
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             let (slices, _, _) = collect(targets, max_bytes);
-            return into_fetched(slices);
+            return into_fetched(targets, slices);
         }
     }
 }
@@ -80,9 +80,16 @@ fn collect(targets: &[FetchTarget], max_bytes: usize) -> (Collected, usize, bool
     (slices, total, errors)
 }
 
-fn into_fetched(slices: Collected) -> Vec<FetchedPartition> {
+/// The answer, each partition's bytes counted as sent (`metrics`).
+fn into_fetched(targets: &[FetchTarget], slices: Collected) -> Vec<FetchedPartition> {
     slices
         .into_iter()
-        .map(|result| FetchedPartition { result })
+        .zip(targets)
+        .map(|(result, t)| {
+            if let Ok((Some(s), _)) = &result {
+                t.partition.traffic.sent(s.len);
+            }
+            FetchedPartition { result }
+        })
         .collect()
 }

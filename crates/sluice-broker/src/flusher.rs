@@ -90,12 +90,14 @@ fn run(rx: mpsc::Receiver<FlushJob>, stats: &FlushStats) {
         let mut failed: HashMap<*const Partition, BrokerError> = HashMap::new();
         for (key, (partition, upto)) in targets {
             let files = partition.log().files_to_flush(upto);
+            let started = std::time::Instant::now();
             let result = files.map_err(std::io::Error::other).and_then(|files| {
                 stats
                     .fsyncs
                     .fetch_add(files.len() as u64, Ordering::Relaxed);
                 files.iter().try_for_each(|f| f.sync_data())
             });
+            crate::metrics::fsync_done(started.elapsed());
             match result {
                 Ok(()) => {
                     partition.log().mark_flushed(upto);

@@ -11,6 +11,7 @@ mod fetch;
 mod flusher;
 pub mod group;
 mod header_marks;
+pub mod metrics;
 mod partition;
 mod produce;
 mod producer_ids;

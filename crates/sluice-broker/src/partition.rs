@@ -40,6 +40,8 @@ pub struct Partition {
     replication: Mutex<Replication>,
     /// Which records may carry Sluice's own headers (for share fetches).
     pub(crate) header_marks: crate::header_marks::HeaderMarks,
+    /// Records and bytes in and out, for `/metrics`.
+    pub traffic: crate::metrics::PartitionTraffic,
 }
 
 /// This replica's place in replication: set from the metadata image and, while it leads, fed
@@ -135,6 +137,7 @@ impl Partition {
                 ..Replication::default()
             }),
             header_marks: crate::header_marks::HeaderMarks::new(ready.offset),
+            traffic: Default::default(),
         }
     }
 

@@ -128,6 +128,9 @@ impl Broker {
         if validated.sluice_headers {
             partition.header_marks.writing();
         }
+        partition
+            .traffic
+            .appended(summary.offset_count, records.len());
         self.appender.submit(AppendJob {
             partition: partition.clone(),
             records,

@@ -45,6 +45,7 @@ struct InFlight {
 
 /// Serves one connection; `_admitted` holds its place under the connection limits.
 pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>, _admitted: Admitted) {
+    let _counted = sluice_broker::metrics::connection_opened();
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     // Unbounded in type, bounded by the slots: a request enters only with one.
@@ -110,7 +111,8 @@ async fn read_requests(
                 )
             })??;
         sanitize_client_id(&mut frame);
-        let response = dispatch(ctx, peer, frame.freeze())?;
+        let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+        let response = timed(api_key, len as usize, dispatch(ctx, peer, frame.freeze())?);
         let in_flight = InFlight {
             response,
             _slot: slot,
@@ -120,6 +122,16 @@ async fn read_requests(
             return Err("writer stopped".into());
         }
     }
+}
+
+/// The response, counted in the request metrics (API, time to answer, bytes) when ready.
+fn timed(api_key: i16, bytes_in: usize, response: ResponseFuture) -> ResponseFuture {
+    let arrived = std::time::Instant::now();
+    Box::pin(async move {
+        let answer = response.await;
+        sluice_broker::metrics::request_done(api_key, arrived.elapsed(), bytes_in, answer.size());
+        answer
+    })
 }
 
 /// Waits for `wait` unless the client closes the connection first (`None`): a client that

@@ -24,6 +24,17 @@ pub enum Response {
     Close(String),
 }
 
+impl Response {
+    /// The bytes it sends.
+    pub fn size(&self) -> usize {
+        match self {
+            Response::Frame(b) => b.len(),
+            Response::Chunks(chunks) => chunks.iter().map(crate::fetch_frame::Chunk::len).sum(),
+            Response::Nothing | Response::Close(_) => 0,
+        }
+    }
+}
+
 pub type ResponseFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 
 /// What a request needs to be answered: its API, version and correlation id; and who sent

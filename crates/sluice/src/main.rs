@@ -2,6 +2,7 @@
 //! `--etcd`); `bench`, `log` and `cluster` are tools.
 
 mod cluster_cmd;
+mod http;
 mod log_cmd;
 mod queue_cmd;
 mod settings;
@@ -63,6 +64,11 @@ pub struct ServeArgs {
     /// cluster.
     #[arg(long, env = "SLUICE_CLUSTER_NAME", default_value = "sluice")]
     pub cluster_name: String,
+    /// Address of the HTTP listener (/metrics, /healthz, /readyz), or `off`. Default
+    /// 127.0.0.1:8080, skipped with a warning if that port is taken; an address given here
+    /// must be free.
+    #[arg(long, env = "SLUICE_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
 }
 
 fn main() {
@@ -123,7 +129,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let opened = http::Opened::default();
+        if let Some(http) = bind_http(args.http_listen.as_deref()).await? {
+            tracing::info!(addr = ?http.local_addr().ok(), "HTTP listener ready");
+            tokio::spawn(http::serve(http, opened.clone()));
+        }
         let broker = open_broker(config, &args).await?;
+        let _ = opened.set(broker.clone());
         broker.spawn_background_tasks();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(sluice_kafka::serve(listener, broker.clone(), stop_rx));
@@ -135,6 +147,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         broker.shutdown();
         Ok(())
     })
+}
+
+/// The HTTP listener's socket: none when `off`; the default address is skipped with a
+/// warning when taken (a second broker on one machine), an address given must be free.
+async fn bind_http(asked: Option<&str>) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    const DEFAULT: &str = "127.0.0.1:8080";
+    match asked {
+        Some("off") => Ok(None),
+        Some(addr) => tokio::net::TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {addr}: {e}")),
+        None => match tokio::net::TcpListener::bind(DEFAULT).await {
+            Ok(l) => Ok(Some(l)),
+            Err(e) => {
+                tracing::warn!(addr = DEFAULT, error = %e, "no HTTP listener (set --http-listen)");
+                Ok(None)
+            }
+        },
+    }
 }
 
 /// A clean shutdown in a cluster leaves it first (the registration goes at once), so the

@@ -420,6 +420,9 @@ impl Broker {
                             .sum();
                         budget = budget.saturating_sub(count as usize);
                         bytes = bytes.saturating_sub(records.len);
+                        if let Ok(p) = self.local_leader(topic, *index, -1) {
+                            p.traffic.sent(records.len);
+                        }
                         entry.records = Some(records);
                         entry.acquired = acquired;
                     }

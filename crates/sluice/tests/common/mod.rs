@@ -26,6 +26,8 @@ use rdkafka::{Offset, TopicPartitionList};
 pub struct Broker {
     pub child: Option<Child>,
     pub port: u16,
+    /// Its HTTP listener's port (`/metrics`, `/healthz`, `/readyz`).
+    pub http_port: u16,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     config_file: Option<PathBuf>,
@@ -69,6 +71,7 @@ impl Broker {
         let mut b = Broker {
             child: None,
             port: free_port(),
+            http_port: free_port(),
             data_dir,
             _tmp: Some(tmp),
             config_file,
@@ -90,6 +93,7 @@ impl Broker {
         Broker {
             child: None,
             port: free_port(),
+            http_port: free_port(),
             data_dir: tmp.path().join("data"),
             _tmp: Some(tmp),
             config_file: Some(config_file),
@@ -175,6 +179,8 @@ impl Broker {
         cmd.arg("serve")
             .arg("--listen")
             .arg(format!("{listen}:{}", self.port))
+            .arg("--http-listen")
+            .arg(format!("{listen}:{}", self.http_port))
             .arg("--advertised")
             .arg(self.bootstrap())
             .arg("--data-dir")

@@ -1,0 +1,66 @@
+//! The broker's HTTP listener (`--http-listen`): `/metrics` in Prometheus text format,
+//! `/healthz` (the process answers) and `/readyz` (it serves clients: its logs are recovered
+//! and, in a cluster, it is in touch with etcd). It listens from before the data directory is
+//! opened, so a recovering broker is alive but not ready.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use kafka_protocol::messages::ApiKey;
+use sluice_broker::Broker;
+
+/// The broker, once it is open.
+pub type Opened = Arc<OnceLock<Arc<Broker>>>;
+
+/// Serves until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, opened: Opened) {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(opened);
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "the HTTP listener stopped");
+    }
+}
+
+async fn metrics(State(opened): State<Opened>) -> axum::response::Response {
+    let Some(broker) = opened.get().cloned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the broker is opening\n").into_response();
+    };
+    let text = tokio::task::spawn_blocking(move || {
+        broker.render_metrics(|key| ApiKey::try_from(key).ok().map(|api| format!("{api:?}")))
+    })
+    .await
+    .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn ready(State(opened): State<Opened>) -> (StatusCode, String) {
+    let Some(broker) = opened.get() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "recovering the logs\n".into(),
+        );
+    };
+    let status = broker.coordinator_status();
+    if !status.connected {
+        let why = status.last_error.unwrap_or_else(|| "no answer".into());
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not in touch with the cluster's {}: {why}\n", status.kind),
+        );
+    }
+    (StatusCode::OK, "ready\n".into())
+}

@@ -1,0 +1,137 @@
+//! The HTTP listener against the real binary: `/healthz` and `/readyz` answer, `/metrics` is
+//! Prometheus text (checked by the prometheus-client Python library's parser too), and its
+//! counters move with traffic from real clients.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+
+use common::group::produce;
+use common::Broker;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// A GET over HTTP/1.1: the status code and the body.
+fn get(broker: &Broker, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", broker.http_port)).expect("HTTP listener");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a header and a body");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status");
+    (status, body.to_string())
+}
+
+/// The samples of a Prometheus text exposition by `name{labels}`; panics on a line that is
+/// not a comment, blank or `name{labels} value`, or a sample whose family has no TYPE.
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    let mut typed = std::collections::BTreeSet::new();
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            typed.insert(rest.split(' ').next().unwrap().to_string());
+            continue;
+        }
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
+        let name = series.split('{').next().unwrap();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+            .unwrap_or(name);
+        assert!(typed.contains(family), "no TYPE for {name}");
+        out.insert(series.to_string(), value);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_readiness_and_metrics_that_move_with_traffic() {
+    let broker = Broker::start();
+    assert_eq!(get(&broker, "/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(get(&broker, "/readyz"), (200, "ready\n".to_string()));
+    assert_eq!(get(&broker, "/nothing").0, 404);
+
+    broker.create_topic("m", 1, &[]).await;
+    produce(&broker, "m", 1, 100, "r").await;
+    let consumer = broker.consumer(&[("group.id", "metrics-g")]);
+    let mut seen = 0;
+    common::consume(&consumer, "m", &[0], Offset::Beginning, 100, |_| seen += 1);
+    assert_eq!(seen, 100);
+    let mut commit = TopicPartitionList::new();
+    commit
+        .add_partition_offset("m", 0, Offset::Offset(60))
+        .unwrap();
+    consumer.commit(&commit, CommitMode::Sync).unwrap();
+
+    let (status, text) = get(&broker, "/metrics");
+    assert_eq!(status, 200);
+    let m = samples(&text);
+    let at = |k: &str| *m.get(k).unwrap_or_else(|| panic!("no {k} in\n{text}"));
+    assert!(at("sluice_requests_total{api=\"Produce\"}") >= 1.0);
+    assert!(at("sluice_requests_total{api=\"Fetch\"}") >= 1.0);
+    assert!(at("sluice_request_duration_seconds_count{api=\"Produce\"}") >= 1.0);
+    assert!(at("sluice_request_bytes_total{api=\"Produce\"}") > 0.0);
+    assert!(at("sluice_connections") >= 1.0);
+    assert_eq!(at("sluice_topic_records_in_total{topic=\"m\"}"), 100.0);
+    assert!(at("sluice_topic_bytes_out_total{topic=\"m\"}") > 0.0);
+    assert_eq!(
+        at("sluice_partition_log_end_offset{topic=\"m\",partition=\"0\"}"),
+        100.0
+    );
+    assert_eq!(
+        at("sluice_partition_high_watermark{topic=\"m\",partition=\"0\"}"),
+        100.0
+    );
+    assert_eq!(
+        at("sluice_consumer_group_lag{group=\"metrics-g\",topic=\"m\",partition=\"0\"}"),
+        40.0
+    );
+    assert_eq!(at("sluice_under_replicated_partitions"), 0.0);
+    assert!(at("sluice_fsync_duration_seconds_count") >= 1.0);
+
+    // More traffic, higher counters; a greater lag.
+    produce(&broker, "m", 1, 10, "more").await;
+    let m2 = samples(&get(&broker, "/metrics").1);
+    assert_eq!(m2["sluice_topic_records_in_total{topic=\"m\"}"], 110.0);
+    assert!(
+        m2["sluice_requests_total{api=\"Produce\"}"] > m["sluice_requests_total{api=\"Produce\"}"]
+    );
+    assert_eq!(
+        m2["sluice_consumer_group_lag{group=\"metrics-g\",topic=\"m\",partition=\"0\"}"],
+        50.0
+    );
+
+    // An independent parser agrees it is Prometheus text.
+    let url = format!("http://127.0.0.1:{}/metrics", broker.http_port);
+    let script = "import sys, urllib.request\n\
+from prometheus_client.parser import text_string_to_metric_families\n\
+text = urllib.request.urlopen(sys.argv[1]).read().decode()\n\
+families = list(text_string_to_metric_families(text))\n\
+names = {f.name for f in families}\n\
+assert 'sluice_request_duration_seconds' in names, names\n\
+print(len(families))\n";
+    let out = Command::new("python3")
+        .args(["-c", script, &url])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "prometheus_client refused /metrics: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
