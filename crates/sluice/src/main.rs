@@ -18,6 +18,11 @@ use clap::{Parser, Subcommand};
     about = "A Kafka-compatible message broker in one binary"
 )]
 struct Cli {
+    /// Log lines as `text` (for people) or `json` (one object per line, for log pipelines).
+    /// Levels per module come from SLUICE_LOG (e.g. `info,sluice_kafka=debug`).
+    #[arg(long, global = true, env = "SLUICE_LOG_FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,15 +77,19 @@ pub struct ServeArgs {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let cli = Cli::parse();
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => sluice_bench::run(args),

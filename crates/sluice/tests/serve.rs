@@ -122,3 +122,94 @@ fn settings_come_from_the_environment() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn an_http_address_that_is_taken_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http = taken.local_addr().unwrap().to_string();
+    let out = serve(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--http-listen",
+            &http,
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen for HTTP on"), "{err}");
+}
+
+#[test]
+fn json_logs_are_one_object_a_line_and_levels_come_from_sluice_log() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "off",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("SLUICE_LOG_FORMAT", "json")
+        .env("SLUICE_LOG", "warn,sluice_broker=debug,sluice_kafka=info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in stderr.by_ref() {
+        let line = line.unwrap();
+        let ready = line.contains("Kafka listener ready");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    // SAFETY: a plain signal to the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    lines.extend(stderr.map(Result::unwrap));
+    assert!(child.wait().unwrap().success());
+    let logged: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for l in &logged {
+        assert!(
+            l["level"].is_string() && l["fields"]["message"].is_string(),
+            "{l}"
+        );
+    }
+    let targets_at = |level: &str| -> Vec<String> {
+        logged
+            .iter()
+            .filter(|l| l["level"] == level)
+            .map(|l| l["target"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert!(
+        targets_at("DEBUG")
+            .iter()
+            .all(|t| t.starts_with("sluice_broker")),
+        "debug only where asked: {lines:?}"
+    );
+    assert!(
+        targets_at("INFO")
+            .iter()
+            .all(|t| !t.starts_with("sluice_etcd") && t != "sluice"),
+        "info only from the modules that allow it: {lines:?}"
+    );
+    assert!(
+        targets_at("INFO").iter().any(|t| t == "sluice_kafka"),
+        "{lines:?}"
+    );
+}
