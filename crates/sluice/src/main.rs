@@ -1,11 +1,13 @@
 //! The `sluice` binary: `sluice serve` runs a broker (a single node, or a cluster member with
 //! `--etcd`); `bench`, `log` and `cluster` are tools.
 
+mod cli;
 mod cluster_cmd;
 mod http;
 mod log_cmd;
 mod queue_cmd;
 mod settings;
+mod topic_cmd;
 
 use std::path::PathBuf;
 
@@ -42,6 +44,9 @@ enum Command {
     /// Inspect queues (share groups) through any broker of the cluster.
     #[command(subcommand)]
     Queue(queue_cmd::QueueCommand),
+    /// Create, list, describe, change and delete topics through any broker of the cluster.
+    #[command(subcommand)]
+    Topic(topic_cmd::TopicCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -101,6 +106,13 @@ fn main() {
             }
         },
         Command::Queue(command) => match queue_cmd::run(command) {
+            Ok(status) => std::process::exit(status),
+            Err(e) => {
+                eprintln!("sluice: {e:#}");
+                std::process::exit(2);
+            }
+        },
+        Command::Topic(command) => match topic_cmd::run(command) {
             Ok(status) => std::process::exit(status),
             Err(e) => {
                 eprintln!("sluice: {e:#}");

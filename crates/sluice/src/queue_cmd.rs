@@ -6,23 +6,21 @@
 //! Exit status 0: described; 1: no such share group; 2: the brokers could not be asked.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use kafka_protocol::messages::describe_share_group_offsets_request::{
     DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
 };
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::read_share_group_state_request::{PartitionData, ReadStateData};
 use kafka_protocol::messages::{
-    ApiKey, DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, ReadShareGroupStateRequest,
-    ReadShareGroupStateResponse, ShareGroupDescribeRequest, ShareGroupDescribeResponse, TopicName,
+    ApiKey, DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, GroupId,
+    MetadataRequest, MetadataResponse, ReadShareGroupStateRequest, ReadShareGroupStateResponse,
+    ShareGroupDescribeRequest, ShareGroupDescribeResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
 use sluice_bench::client::Conn;
+
+use crate::cli::{s, Brokers, LATEST};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum QueueCommand {
@@ -177,13 +175,20 @@ async fn describe(args: &DescribeArgs) -> anyhow::Result<i32> {
                 topic: topic.clone(),
                 partition: index,
                 start_offset: starts.get(&index).copied().unwrap_or(-1),
-                log_end_offset: brokers.log_end(leader, topic, index).await?,
+                log_end_offset: brokers.offset(leader, topic, index, LATEST).await?,
                 ..Default::default()
             };
             let key = format!("{}:{}:{index}", args.group, t.topic_id);
-            brokers
-                .fill_in_flight(&bootstrap, &key, t.topic_id, index, &args.group, &mut row)
-                .await?;
+            fill_in_flight(
+                &brokers,
+                &bootstrap,
+                &key,
+                t.topic_id,
+                index,
+                &args.group,
+                &mut row,
+            )
+            .await?;
             let from = row.start_offset.max(0);
             row.unfinished = (row.log_end_offset - from - row.acknowledged - row.archived).max(0);
             rows.push(row);
@@ -276,10 +281,6 @@ fn print(
     Ok(())
 }
 
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
-
 async fn start_offsets(
     coordinator: &Conn,
     group: &str,
@@ -307,115 +308,43 @@ async fn start_offsets(
     Ok(out)
 }
 
-/// The cluster's brokers by id, with connections opened as needed.
-struct Brokers {
-    addresses: BTreeMap<i32, String>,
-    open: tokio::sync::Mutex<BTreeMap<i32, Arc<Conn>>>,
-}
-
-impl Brokers {
-    fn from(metadata: &MetadataResponse) -> Brokers {
-        Brokers {
-            addresses: metadata
-                .brokers
-                .iter()
-                .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
-                .collect(),
-            open: Default::default(),
+/// Fills in the in-flight counts of a share-partition from its persisted state.
+async fn fill_in_flight(
+    brokers: &Brokers,
+    via: &Conn,
+    key: &str,
+    topic_id: uuid::Uuid,
+    partition: i32,
+    group: &str,
+    row: &mut PartitionRow,
+) -> anyhow::Result<()> {
+    let Ok(coordinator) = brokers.find(via, KEY_TYPE_SHARE, key).await else {
+        return Ok(()); // no state topic yet: nothing was ever acknowledged
+    };
+    let request = ReadShareGroupStateRequest::default()
+        .with_group_id(s(group))
+        .with_topics(vec![ReadStateData::default()
+            .with_topic_id(topic_id)
+            .with_partitions(vec![PartitionData::default()
+                .with_partition(partition)
+                .with_leader_epoch(-1)])]);
+    let r: ReadShareGroupStateResponse = coordinator
+        .call_at(ApiKey::ReadShareGroupState, 0, &request)
+        .await?;
+    let Some(p) = r.results.first().and_then(|t| t.partitions.first()) else {
+        return Ok(());
+    };
+    for b in &p.state_batches {
+        let n = b.last_offset - b.first_offset + 1;
+        match b.delivery_state {
+            ACQUIRED => row.acquired += n,
+            ACKNOWLEDGED => row.acknowledged += n,
+            ARCHIVED => row.archived += n,
+            _ => row.available += n,
+        }
+        if b.delivery_count > 0 {
+            *row.delivery_counts.entry(b.delivery_count).or_insert(0) += n;
         }
     }
-
-    async fn conn(&self, node: i32) -> anyhow::Result<Arc<Conn>> {
-        let mut open = self.open.lock().await;
-        if let Some(c) = open.get(&node) {
-            return Ok(c.clone());
-        }
-        let addr = self
-            .addresses
-            .get(&node)
-            .ok_or_else(|| anyhow!("broker {node} is not in the cluster's metadata"))?;
-        let c = Conn::connect(addr).await?;
-        open.insert(node, c.clone());
-        Ok(c)
-    }
-
-    /// The coordinator of `key` (a group, or a share-partition's state), connected.
-    async fn find(&self, via: &Conn, key_type: i8, key: &str) -> anyhow::Result<Arc<Conn>> {
-        let request = FindCoordinatorRequest::default()
-            .with_key_type(key_type)
-            .with_coordinator_keys(vec![s(key)]);
-        let r: FindCoordinatorResponse = via.call_at(ApiKey::FindCoordinator, 4, &request).await?;
-        let c = r
-            .coordinators
-            .first()
-            .ok_or_else(|| anyhow!("FindCoordinator answered nothing"))?;
-        if c.error_code != 0 {
-            bail!(
-                "no coordinator for {key:?}: error {} {}",
-                c.error_code,
-                c.error_message.as_deref().unwrap_or("")
-            );
-        }
-        self.conn(c.node_id.0).await
-    }
-
-    async fn log_end(&self, leader: i32, topic: &str, partition: i32) -> anyhow::Result<i64> {
-        if leader < 0 {
-            return Ok(-1);
-        }
-        let conn = self.conn(leader).await?;
-        let request = ListOffsetsRequest::default()
-            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-            .with_topics(vec![ListOffsetsTopic::default()
-                .with_name(TopicName(s(topic)))
-                .with_partitions(vec![ListOffsetsPartition::default()
-                    .with_partition_index(partition)
-                    .with_timestamp(-1)])]);
-        let r: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, &request).await?;
-        Ok(r.topics
-            .first()
-            .and_then(|t| t.partitions.first())
-            .map_or(-1, |p| p.offset))
-    }
-
-    /// Fills in the in-flight counts of a share-partition from its persisted state.
-    async fn fill_in_flight(
-        &self,
-        via: &Conn,
-        key: &str,
-        topic_id: uuid::Uuid,
-        partition: i32,
-        group: &str,
-        row: &mut PartitionRow,
-    ) -> anyhow::Result<()> {
-        let Ok(coordinator) = self.find(via, KEY_TYPE_SHARE, key).await else {
-            return Ok(()); // no state topic yet: nothing was ever acknowledged
-        };
-        let request = ReadShareGroupStateRequest::default()
-            .with_group_id(s(group))
-            .with_topics(vec![ReadStateData::default()
-                .with_topic_id(topic_id)
-                .with_partitions(vec![PartitionData::default()
-                    .with_partition(partition)
-                    .with_leader_epoch(-1)])]);
-        let r: ReadShareGroupStateResponse = coordinator
-            .call_at(ApiKey::ReadShareGroupState, 0, &request)
-            .await?;
-        let Some(p) = r.results.first().and_then(|t| t.partitions.first()) else {
-            return Ok(());
-        };
-        for b in &p.state_batches {
-            let n = b.last_offset - b.first_offset + 1;
-            match b.delivery_state {
-                ACQUIRED => row.acquired += n,
-                ACKNOWLEDGED => row.acknowledged += n,
-                ARCHIVED => row.archived += n,
-                _ => row.available += n,
-            }
-            if b.delivery_count > 0 {
-                *row.delivery_counts.entry(b.delivery_count).or_insert(0) += n;
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
