@@ -3,6 +3,7 @@
 
 mod cli;
 mod cluster_cmd;
+mod group_cmd;
 mod http;
 mod log_cmd;
 mod queue_cmd;
@@ -47,6 +48,9 @@ enum Command {
     /// Create, list, describe, change and delete topics through any broker of the cluster.
     #[command(subcommand)]
     Topic(topic_cmd::TopicCommand),
+    /// List, describe (with lag), delete consumer groups and reset their offsets.
+    #[command(subcommand)]
+    Group(group_cmd::GroupCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -98,38 +102,26 @@ fn main() {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => sluice_bench::run(args),
-        Command::Cluster(command) => match cluster_cmd::run(command) {
-            Ok(status) => std::process::exit(status),
-            Err(e) => {
-                eprintln!("sluice: {e:#}");
-                std::process::exit(2);
-            }
-        },
-        Command::Queue(command) => match queue_cmd::run(command) {
-            Ok(status) => std::process::exit(status),
-            Err(e) => {
-                eprintln!("sluice: {e:#}");
-                std::process::exit(2);
-            }
-        },
-        Command::Topic(command) => match topic_cmd::run(command) {
-            Ok(status) => std::process::exit(status),
-            Err(e) => {
-                eprintln!("sluice: {e:#}");
-                std::process::exit(2);
-            }
-        },
-        Command::Log(command) => match log_cmd::run(command) {
-            Ok(status) => std::process::exit(status),
-            Err(e) => {
-                eprintln!("sluice: {e:#}");
-                std::process::exit(2);
-            }
-        },
+        Command::Cluster(command) => exit_with(cluster_cmd::run(command)),
+        Command::Queue(command) => exit_with(queue_cmd::run(command)),
+        Command::Group(command) => exit_with(group_cmd::run(command)),
+        Command::Topic(command) => exit_with(topic_cmd::run(command)),
+        Command::Log(command) => exit_with(log_cmd::run(command)),
     };
     if let Err(e) = result {
         eprintln!("sluice: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// Ends a client subcommand with its status; 2 when it could not ask (cli.rs).
+fn exit_with(result: anyhow::Result<i32>) -> ! {
+    match result {
+        Ok(status) => std::process::exit(status),
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            std::process::exit(2);
+        }
     }
 }
 

@@ -1,0 +1,501 @@
+//! `sluice group list|describe|delete|reset-offsets`: consumer groups of any Kafka-compatible
+//! cluster over the Kafka protocol: listed from every broker, described and changed at their
+//! coordinator, with each partition's lag (its end offset, from its leader, minus the
+//! committed offset). Exit status as `cli.rs` says: 0 done, 1 refused, 2 not asked.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, GroupId, ListGroupsRequest, ListGroupsResponse, MetadataRequest,
+    MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+    OffsetFetchResponse, TopicName,
+};
+use serde::Serialize;
+use sluice_bench::client::Conn;
+
+use crate::cli::{self, s, Brokers, Output, Status, EARLIEST, LATEST};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum GroupCommand {
+    /// List the consumer groups of every broker.
+    List(Common),
+    /// Show a group: its state, members, and per partition the committed offset and lag.
+    Describe(GroupArgs),
+    /// Delete groups (only empty ones: their committed offsets go too).
+    Delete(DeleteArgs),
+    /// Move a group's committed offsets (the group must be empty). A dry run unless
+    /// --execute.
+    ResetOffsets(ResetArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Common {
+    /// Any broker of the cluster (host:port).
+    #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GroupArgs {
+    pub group: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DeleteArgs {
+    #[arg(required = true)]
+    pub groups: Vec<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("to").required(true)))]
+pub struct ResetArgs {
+    pub group: String,
+    /// Topics to reset (all partitions of each); default: those the group committed for.
+    #[arg(long = "topic")]
+    pub topics: Vec<String>,
+    /// To each partition's first offset.
+    #[arg(long, group = "to")]
+    pub to_earliest: bool,
+    /// To each partition's end.
+    #[arg(long, group = "to")]
+    pub to_latest: bool,
+    /// To this offset (kept within each partition's start and end).
+    #[arg(long, group = "to")]
+    pub to_offset: Option<i64>,
+    /// To the first record at or after this time (epoch milliseconds).
+    #[arg(long, group = "to")]
+    pub to_timestamp: Option<i64>,
+    /// Commit the new offsets (without it, only show them).
+    #[arg(long)]
+    pub execute: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+pub fn run(command: GroupCommand) -> anyhow::Result<Status> {
+    cli::block_on(async move {
+        match command {
+            GroupCommand::List(c) => list(&c).await,
+            GroupCommand::Describe(a) => describe(&a).await,
+            GroupCommand::Delete(a) => delete(&a).await,
+            GroupCommand::ResetOffsets(a) => reset(&a).await,
+        }
+    })
+}
+
+const KEY_TYPE_GROUP: i8 = 0;
+
+async fn cluster(bootstrap: &str) -> anyhow::Result<(std::sync::Arc<Conn>, MetadataResponse)> {
+    let conn = cli::connect(bootstrap).await?;
+    let metadata: MetadataResponse = conn
+        .call(
+            ApiKey::Metadata,
+            &MetadataRequest::default().with_topics(None),
+        )
+        .await?;
+    Ok((conn, metadata))
+}
+
+#[derive(Serialize)]
+struct GroupRow {
+    group: String,
+    state: String,
+    group_type: String,
+    protocol_type: String,
+}
+
+async fn list(c: &Common) -> anyhow::Result<Status> {
+    let (_, metadata) = cluster(&c.bootstrap).await?;
+    let brokers = Brokers::from(&metadata);
+    let mut rows = BTreeMap::new();
+    for b in &metadata.brokers {
+        let conn = brokers.conn(b.node_id.0).await?;
+        let r: ListGroupsResponse = conn
+            .call_at(ApiKey::ListGroups, 5, &ListGroupsRequest::default())
+            .await?;
+        if r.error_code != 0 {
+            return Ok(cli::refused("listing groups", r.error_code, None));
+        }
+        for g in r.groups {
+            rows.insert(
+                g.group_id.to_string(),
+                GroupRow {
+                    group: g.group_id.to_string(),
+                    state: g.group_state.to_string(),
+                    group_type: g.group_type.to_string(),
+                    protocol_type: g.protocol_type.to_string(),
+                },
+            );
+        }
+    }
+    let rows: Vec<GroupRow> = rows.into_values().collect();
+    match c.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Output::Text => cli::print_table(
+            &["GROUP", "STATE", "TYPE", "PROTOCOL"],
+            &rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.group.clone(),
+                        r.state.clone(),
+                        r.group_type.clone(),
+                        r.protocol_type.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        ),
+    }
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct MemberRow {
+    member_id: String,
+    client_id: String,
+    host: String,
+}
+
+#[derive(Serialize)]
+struct LagRow {
+    topic: String,
+    partition: i32,
+    committed: i64,
+    end_offset: i64,
+    lag: i64,
+}
+
+#[derive(Serialize)]
+struct Description {
+    group: String,
+    state: String,
+    protocol_type: String,
+    members: Vec<MemberRow>,
+    partitions: Vec<LagRow>,
+    total_lag: i64,
+}
+
+/// A partition's leader, by the metadata.
+fn leader_of(metadata: &MetadataResponse, topic: &str, partition: i32) -> i32 {
+    metadata
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        .and_then(|t| t.partitions.iter().find(|p| p.partition_index == partition))
+        .map_or(-1, |p| p.leader_id.0)
+}
+
+/// The group's committed offsets: (topic, partition) -> offset.
+async fn committed(
+    coordinator: &Conn,
+    group: &str,
+) -> anyhow::Result<Result<BTreeMap<(String, i32), i64>, i16>> {
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(None);
+    let r: OffsetFetchResponse = coordinator
+        .call_at(ApiKey::OffsetFetch, 7, &request)
+        .await?;
+    if r.error_code != 0 {
+        return Ok(Err(r.error_code));
+    }
+    Ok(Ok(r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .filter(|p| p.error_code == 0 && p.committed_offset >= 0)
+                .map(move |p| {
+                    (
+                        (t.name.0.to_string(), p.partition_index),
+                        p.committed_offset,
+                    )
+                })
+        })
+        .collect()))
+}
+
+async fn describe(a: &GroupArgs) -> anyhow::Result<Status> {
+    let (conn, metadata) = cluster(&a.common.bootstrap).await?;
+    let brokers = Brokers::from(&metadata);
+    let coordinator = brokers.find(&conn, KEY_TYPE_GROUP, &a.group).await?;
+    let r: DescribeGroupsResponse = coordinator
+        .call_at(
+            ApiKey::DescribeGroups,
+            5,
+            &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(&a.group))]),
+        )
+        .await?;
+    let g = r
+        .groups
+        .first()
+        .ok_or_else(|| anyhow!("DescribeGroups answered nothing"))?;
+    if g.error_code != 0 {
+        return Ok(cli::refused(
+            &format!("group {}", a.group),
+            g.error_code,
+            g.error_message.as_deref(),
+        ));
+    }
+    let offsets = match committed(&coordinator, &a.group).await? {
+        Ok(o) => o,
+        Err(code) => return Ok(cli::refused(&format!("offsets of {}", a.group), code, None)),
+    };
+    if g.group_state.as_str() == "Dead" && offsets.is_empty() {
+        eprintln!("sluice: no group {:?}", a.group);
+        return Ok(1);
+    }
+    let mut partitions = Vec::new();
+    for ((topic, partition), committed) in &offsets {
+        let leader = leader_of(&metadata, topic, *partition);
+        let end = brokers.offset(leader, topic, *partition, LATEST).await?;
+        partitions.push(LagRow {
+            topic: topic.clone(),
+            partition: *partition,
+            committed: *committed,
+            end_offset: end,
+            lag: (end - committed).max(0),
+        });
+    }
+    let d = Description {
+        group: a.group.clone(),
+        state: g.group_state.to_string(),
+        protocol_type: g.protocol_type.to_string(),
+        members: g
+            .members
+            .iter()
+            .map(|m| MemberRow {
+                member_id: m.member_id.to_string(),
+                client_id: m.client_id.to_string(),
+                host: m.client_host.to_string(),
+            })
+            .collect(),
+        total_lag: partitions.iter().map(|p| p.lag).sum(),
+        partitions,
+    };
+    match a.common.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&d)?),
+        Output::Text => {
+            println!(
+                "group {}  {}  {} members  lag {}",
+                d.group,
+                d.state,
+                d.members.len(),
+                d.total_lag
+            );
+            if !d.members.is_empty() {
+                println!();
+                cli::print_table(
+                    &["MEMBER", "CLIENT", "HOST"],
+                    &d.members
+                        .iter()
+                        .map(|m| vec![m.member_id.clone(), m.client_id.clone(), m.host.clone()])
+                        .collect::<Vec<_>>(),
+                );
+            }
+            println!();
+            cli::print_table(
+                &["TOPIC", "PARTITION", "COMMITTED", "END", "LAG"],
+                &d.partitions
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.topic.clone(),
+                            p.partition.to_string(),
+                            p.committed.to_string(),
+                            p.end_offset.to_string(),
+                            p.lag.to_string(),
+                        ]
+                    })
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
+    Ok(0)
+}
+
+async fn delete(a: &DeleteArgs) -> anyhow::Result<Status> {
+    let (conn, metadata) = cluster(&a.common.bootstrap).await?;
+    let brokers = Brokers::from(&metadata);
+    let mut status = 0;
+    for group in &a.groups {
+        let coordinator = brokers.find(&conn, KEY_TYPE_GROUP, group).await?;
+        let r: DeleteGroupsResponse = coordinator
+            .call_at(
+                ApiKey::DeleteGroups,
+                2,
+                &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(group))]),
+            )
+            .await?;
+        match r.results.first() {
+            Some(g) if g.error_code != 0 => {
+                status = cli::refused(&format!("deleting group {group}"), g.error_code, None)
+            }
+            Some(_) => match a.common.output {
+                Output::Text => println!("deleted: {group}"),
+                Output::Json => {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "group": group, "result": "deleted" })
+                    )
+                }
+            },
+            None => bail!("DeleteGroups answered nothing"),
+        }
+    }
+    Ok(status)
+}
+
+#[derive(Serialize)]
+struct ResetRow {
+    topic: String,
+    partition: i32,
+    current: Option<i64>,
+    new: i64,
+}
+
+async fn reset(a: &ResetArgs) -> anyhow::Result<Status> {
+    let (conn, metadata) = cluster(&a.common.bootstrap).await?;
+    let brokers = Brokers::from(&metadata);
+    let coordinator = brokers.find(&conn, KEY_TYPE_GROUP, &a.group).await?;
+    let current = match committed(&coordinator, &a.group).await? {
+        Ok(o) => o,
+        Err(code) => return Ok(cli::refused(&format!("offsets of {}", a.group), code, None)),
+    };
+    // The partitions to move: every partition of the topics named, else those committed.
+    let mut targets: Vec<(String, i32)> = Vec::new();
+    if a.topics.is_empty() {
+        targets.extend(current.keys().cloned());
+    } else {
+        for topic in &a.topics {
+            let t = metadata
+                .topics
+                .iter()
+                .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+                .filter(|t| t.error_code == 0);
+            let Some(t) = t else {
+                return Ok(cli::refused(&format!("topic {topic}"), 3, None));
+            };
+            targets.extend(
+                t.partitions
+                    .iter()
+                    .map(|p| (topic.clone(), p.partition_index)),
+            );
+        }
+    }
+    targets.sort();
+    if targets.is_empty() {
+        bail!("the group has no committed offsets: name the topics with --topic");
+    }
+    let mut rows = Vec::new();
+    for (topic, partition) in targets {
+        let leader = leader_of(&metadata, &topic, partition);
+        let new = if a.to_earliest {
+            brokers.offset(leader, &topic, partition, EARLIEST).await?
+        } else if a.to_latest {
+            brokers.offset(leader, &topic, partition, LATEST).await?
+        } else if let Some(at) = a.to_timestamp {
+            match brokers.offset(leader, &topic, partition, at).await? {
+                // No record at or after that time: the end.
+                -1 => brokers.offset(leader, &topic, partition, LATEST).await?,
+                o => o,
+            }
+        } else {
+            let wanted = a.to_offset.unwrap_or(0);
+            let start = brokers.offset(leader, &topic, partition, EARLIEST).await?;
+            let end = brokers.offset(leader, &topic, partition, LATEST).await?;
+            wanted.clamp(start, end.max(start))
+        };
+        rows.push(ResetRow {
+            current: current.get(&(topic.clone(), partition)).copied(),
+            topic,
+            partition,
+            new,
+        });
+    }
+    let mut status = 0;
+    if a.execute {
+        let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+        for r in &rows {
+            by_topic.entry(&r.topic).or_default().push(
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(r.partition)
+                    .with_committed_offset(r.new)
+                    .with_committed_leader_epoch(-1),
+            );
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(&a.group)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(s(""))
+            .with_topics(
+                by_topic
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        OffsetCommitRequestTopic::default()
+                            .with_name(TopicName(s(t)))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            );
+        let r: OffsetCommitResponse = coordinator
+            .call_at(ApiKey::OffsetCommit, 8, &request)
+            .await?;
+        if let Some(p) = r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .find(|p| p.error_code != 0)
+        {
+            status = cli::refused(
+                &format!(
+                    "committing the offsets of {} (is the group empty?)",
+                    a.group
+                ),
+                p.error_code,
+                None,
+            );
+        }
+    }
+    if status != 0 {
+        return Ok(status);
+    }
+    match a.common.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({ "group": a.group, "executed": a.execute, "partitions": rows })
+        ),
+        Output::Text => {
+            cli::print_table(
+                &["TOPIC", "PARTITION", "CURRENT", "NEW"],
+                &rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.topic.clone(),
+                            r.partition.to_string(),
+                            r.current.map_or("-".into(), |c| c.to_string()),
+                            r.new.to_string(),
+                        ]
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            if !a.execute {
+                println!("\na dry run: nothing was changed (add --execute to commit these)");
+            }
+        }
+    }
+    Ok(0)
+}
