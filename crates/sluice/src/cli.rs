@@ -53,6 +53,14 @@ pub async fn connect(bootstrap: &str) -> anyhow::Result<Arc<Conn>> {
         .with_context(|| format!("cannot reach a broker at {bootstrap}"))
 }
 
+/// A `name=value` argument.
+pub fn name_value(v: &str) -> Result<(String, String), String> {
+    match v.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{v:?} is not name=value")),
+    }
+}
+
 /// A Kafka error code by its name: `TOPIC_ALREADY_EXISTS (36)`.
 pub fn error_name(code: i16) -> String {
     match ResponseError::try_from_code(code) {

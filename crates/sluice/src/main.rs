@@ -3,9 +3,11 @@
 
 mod cli;
 mod cluster_cmd;
+mod consume_cmd;
 mod group_cmd;
 mod http;
 mod log_cmd;
+mod produce_cmd;
 mod queue_cmd;
 mod settings;
 mod topic_cmd;
@@ -51,6 +53,10 @@ enum Command {
     /// List, describe (with lag), delete consumer groups and reset their offsets.
     #[command(subcommand)]
     Group(group_cmd::GroupCommand),
+    /// Write records to a topic, one per line of stdin or a file.
+    Produce(produce_cmd::ProduceArgs),
+    /// Print a topic's records as they come.
+    Consume(consume_cmd::ConsumeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -105,6 +111,8 @@ fn main() {
         Command::Cluster(command) => exit_with(cluster_cmd::run(command)),
         Command::Queue(command) => exit_with(queue_cmd::run(command)),
         Command::Group(command) => exit_with(group_cmd::run(command)),
+        Command::Produce(args) => exit_with(produce_cmd::run(args)),
+        Command::Consume(args) => exit_with(consume_cmd::run(args)),
         Command::Topic(command) => exit_with(topic_cmd::run(command)),
         Command::Log(command) => exit_with(log_cmd::run(command)),
     };

@@ -65,7 +65,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub replication_factor: Option<i16>,
     /// A topic config, `name=value` (repeat for more).
-    #[arg(long = "config", value_parser = name_value)]
+    #[arg(long = "config", value_parser = cli::name_value)]
     pub configs: Vec<(String, String)>,
     #[command(flatten)]
     pub common: Common,
@@ -83,7 +83,7 @@ pub struct DeleteArgs {
 pub struct AlterArgs {
     pub topic: String,
     /// Set a config, `name=value` (repeat for more).
-    #[arg(long = "set", value_parser = name_value)]
+    #[arg(long = "set", value_parser = cli::name_value)]
     pub set: Vec<(String, String)>,
     /// Remove a config (back to the broker's default).
     #[arg(long = "delete")]
@@ -100,13 +100,6 @@ pub struct AddPartitionsArgs {
     pub total: i32,
     #[command(flatten)]
     pub common: Common,
-}
-
-fn name_value(v: &str) -> Result<(String, String), String> {
-    match v.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("{v:?} is not name=value")),
-    }
 }
 
 const TOPIC_RESOURCE: i8 = 2;
