@@ -108,15 +108,16 @@ async fn cluster(bootstrap: &str) -> anyhow::Result<(std::sync::Arc<Conn>, Metad
 }
 
 #[derive(Serialize)]
-struct GroupRow {
-    group: String,
-    state: String,
-    group_type: String,
-    protocol_type: String,
+pub(crate) struct GroupRow {
+    pub group: String,
+    pub state: String,
+    pub group_type: String,
+    pub protocol_type: String,
 }
 
-async fn list(c: &Common) -> anyhow::Result<Status> {
-    let (_, metadata) = cluster(&c.bootstrap).await?;
+/// Every broker's groups, by id; or the error code a broker refused the listing with.
+pub(crate) async fn group_rows(bootstrap: &str) -> anyhow::Result<Result<Vec<GroupRow>, i16>> {
+    let (_, metadata) = cluster(bootstrap).await?;
     let brokers = Brokers::from(&metadata);
     let mut rows = BTreeMap::new();
     for b in &metadata.brokers {
@@ -125,7 +126,7 @@ async fn list(c: &Common) -> anyhow::Result<Status> {
             .call_at(ApiKey::ListGroups, 5, &ListGroupsRequest::default())
             .await?;
         if r.error_code != 0 {
-            return Ok(cli::refused("listing groups", r.error_code, None));
+            return Ok(Err(r.error_code));
         }
         for g in r.groups {
             rows.insert(
@@ -139,7 +140,14 @@ async fn list(c: &Common) -> anyhow::Result<Status> {
             );
         }
     }
-    let rows: Vec<GroupRow> = rows.into_values().collect();
+    Ok(Ok(rows.into_values().collect()))
+}
+
+async fn list(c: &Common) -> anyhow::Result<Status> {
+    let rows = match group_rows(&c.bootstrap).await? {
+        Ok(rows) => rows,
+        Err(code) => return Ok(cli::refused("listing groups", code, None)),
+    };
     match c.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         Output::Text => cli::print_table(
@@ -161,29 +169,35 @@ async fn list(c: &Common) -> anyhow::Result<Status> {
 }
 
 #[derive(Serialize)]
-struct MemberRow {
-    member_id: String,
-    client_id: String,
-    host: String,
+pub(crate) struct MemberRow {
+    pub member_id: String,
+    pub client_id: String,
+    pub host: String,
 }
 
 #[derive(Serialize)]
-struct LagRow {
-    topic: String,
-    partition: i32,
-    committed: i64,
-    end_offset: i64,
-    lag: i64,
+pub(crate) struct LagRow {
+    pub topic: String,
+    pub partition: i32,
+    pub committed: i64,
+    pub end_offset: i64,
+    pub lag: i64,
 }
 
 #[derive(Serialize)]
-struct Description {
-    group: String,
-    state: String,
-    protocol_type: String,
-    members: Vec<MemberRow>,
-    partitions: Vec<LagRow>,
-    total_lag: i64,
+pub(crate) struct Description {
+    pub group: String,
+    pub state: String,
+    pub protocol_type: String,
+    pub members: Vec<MemberRow>,
+    pub partitions: Vec<LagRow>,
+    pub total_lag: i64,
+}
+
+/// Why a group could not be described: a Kafka error (and message), or no such group.
+pub(crate) enum NotDescribed {
+    Refused(i16, Option<String>),
+    NoSuchGroup,
 }
 
 /// A partition's leader, by the metadata.
@@ -227,15 +241,19 @@ async fn committed(
         .collect()))
 }
 
-async fn describe(a: &GroupArgs) -> anyhow::Result<Status> {
-    let (conn, metadata) = cluster(&a.common.bootstrap).await?;
+/// A group: state, members, and per partition its committed offset and lag.
+pub(crate) async fn describe_group(
+    bootstrap: &str,
+    group: &str,
+) -> anyhow::Result<Result<Description, NotDescribed>> {
+    let (conn, metadata) = cluster(bootstrap).await?;
     let brokers = Brokers::from(&metadata);
-    let coordinator = brokers.find(&conn, KEY_TYPE_GROUP, &a.group).await?;
+    let coordinator = brokers.find(&conn, KEY_TYPE_GROUP, group).await?;
     let r: DescribeGroupsResponse = coordinator
         .call_at(
             ApiKey::DescribeGroups,
             5,
-            &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(&a.group))]),
+            &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]),
         )
         .await?;
     let g = r
@@ -243,19 +261,15 @@ async fn describe(a: &GroupArgs) -> anyhow::Result<Status> {
         .first()
         .ok_or_else(|| anyhow!("DescribeGroups answered nothing"))?;
     if g.error_code != 0 {
-        return Ok(cli::refused(
-            &format!("group {}", a.group),
-            g.error_code,
-            g.error_message.as_deref(),
-        ));
+        let message = g.error_message.as_ref().map(|m| m.to_string());
+        return Ok(Err(NotDescribed::Refused(g.error_code, message)));
     }
-    let offsets = match committed(&coordinator, &a.group).await? {
+    let offsets = match committed(&coordinator, group).await? {
         Ok(o) => o,
-        Err(code) => return Ok(cli::refused(&format!("offsets of {}", a.group), code, None)),
+        Err(code) => return Ok(Err(NotDescribed::Refused(code, None))),
     };
     if g.group_state.as_str() == "Dead" && offsets.is_empty() {
-        eprintln!("sluice: no group {:?}", a.group);
-        return Ok(1);
+        return Ok(Err(NotDescribed::NoSuchGroup));
     }
     let mut partitions = Vec::new();
     for ((topic, partition), committed) in &offsets {
@@ -269,8 +283,8 @@ async fn describe(a: &GroupArgs) -> anyhow::Result<Status> {
             lag: (end - committed).max(0),
         });
     }
-    let d = Description {
-        group: a.group.clone(),
+    Ok(Ok(Description {
+        group: group.to_string(),
         state: g.group_state.to_string(),
         protocol_type: g.protocol_type.to_string(),
         members: g
@@ -284,6 +298,23 @@ async fn describe(a: &GroupArgs) -> anyhow::Result<Status> {
             .collect(),
         total_lag: partitions.iter().map(|p| p.lag).sum(),
         partitions,
+    }))
+}
+
+async fn describe(a: &GroupArgs) -> anyhow::Result<Status> {
+    let d = match describe_group(&a.common.bootstrap, &a.group).await? {
+        Ok(d) => d,
+        Err(NotDescribed::Refused(code, message)) => {
+            return Ok(cli::refused(
+                &format!("group {}", a.group),
+                code,
+                message.as_deref(),
+            ))
+        }
+        Err(NotDescribed::NoSuchGroup) => {
+            eprintln!("sluice: no group {:?}", a.group);
+            return Ok(1);
+        }
     };
     match a.common.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&d)?),

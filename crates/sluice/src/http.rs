@@ -22,9 +22,34 @@ pub async fn serve(listener: tokio::net::TcpListener, opened: Opened) {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        // The REST API's own router (its paths under /v3) answers the rest: a fallback,
+        // so no path parameters of this router reach it.
+        .fallback(rest_api)
         .with_state(opened);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the HTTP listener stopped");
+    }
+}
+
+/// The REST API, once the broker is open (503 before).
+async fn rest_api(
+    State(opened): State<Opened>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use tower::ServiceExt as _;
+    let Some(broker) = opened.get().cloned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(
+                serde_json::json!({ "error_code": 50302, "message": "the broker is opening" }),
+            ),
+        )
+            .into_response();
+    };
+    let api = crate::rest::routes().with_state(crate::rest::Rest { broker });
+    match api.oneshot(request).await {
+        Ok(r) => r,
+        Err(never) => match never {},
     }
 }
 

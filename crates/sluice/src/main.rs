@@ -9,6 +9,7 @@ mod http;
 mod log_cmd;
 mod produce_cmd;
 mod queue_cmd;
+mod rest;
 mod settings;
 mod topic_cmd;
 

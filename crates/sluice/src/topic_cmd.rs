@@ -132,15 +132,16 @@ async fn metadata(bootstrap: &str, topics: Option<&[String]>) -> anyhow::Result<
 }
 
 #[derive(Serialize)]
-struct TopicRow {
-    name: String,
-    partitions: usize,
-    replication_factor: usize,
-    internal: bool,
+pub(crate) struct TopicRow {
+    pub name: String,
+    pub partitions: usize,
+    pub replication_factor: usize,
+    pub internal: bool,
 }
 
-async fn list(c: &Common) -> anyhow::Result<Status> {
-    let m = metadata(&c.bootstrap, None).await?;
+/// Every topic, sorted by name.
+pub(crate) async fn topic_rows(bootstrap: &str) -> anyhow::Result<Vec<TopicRow>> {
+    let m = metadata(bootstrap, None).await?;
     let mut rows: Vec<TopicRow> = m
         .topics
         .iter()
@@ -153,6 +154,11 @@ async fn list(c: &Common) -> anyhow::Result<Status> {
         })
         .collect();
     rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
+}
+
+async fn list(c: &Common) -> anyhow::Result<Status> {
+    let rows = topic_rows(&c.bootstrap).await?;
     match c.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         Output::Text => cli::print_table(
@@ -178,34 +184,38 @@ async fn list(c: &Common) -> anyhow::Result<Status> {
 }
 
 #[derive(Serialize)]
-struct PartitionRow {
-    partition: i32,
-    leader: i32,
-    replicas: Vec<i32>,
-    isr: Vec<i32>,
-    start_offset: i64,
-    end_offset: i64,
+pub(crate) struct PartitionRow {
+    pub partition: i32,
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub start_offset: i64,
+    pub end_offset: i64,
 }
 
 #[derive(Serialize)]
-struct TopicDescription {
-    name: String,
-    id: String,
-    partitions: Vec<PartitionRow>,
+pub(crate) struct TopicDescription {
+    pub name: String,
+    pub id: String,
+    pub internal: bool,
+    pub partitions: Vec<PartitionRow>,
     /// Configs set on the topic (others are the broker's defaults).
-    configs: BTreeMap<String, String>,
+    pub configs: BTreeMap<String, String>,
 }
 
-async fn describe(a: &DescribeArgs) -> anyhow::Result<Status> {
-    let m = metadata(&a.common.bootstrap, Some(&a.topics)).await?;
+/// Each topic described, or the Kafka error code that refused it.
+pub(crate) async fn describe_topics(
+    bootstrap: &str,
+    topics: &[String],
+) -> anyhow::Result<Vec<(String, Result<TopicDescription, i16>)>> {
+    let m = metadata(bootstrap, Some(topics)).await?;
     let brokers = Brokers::from(&m);
-    let conn = cli::connect(&a.common.bootstrap).await?;
+    let conn = cli::connect(bootstrap).await?;
     let mut out = Vec::new();
-    let mut status = 0;
     for t in &m.topics {
         let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
         if t.error_code != 0 {
-            status = cli::refused(&format!("topic {name}"), t.error_code, None);
+            out.push((name, Err(t.error_code)));
             continue;
         }
         let mut partitions = Vec::new();
@@ -243,12 +253,26 @@ async fn describe(a: &DescribeArgs) -> anyhow::Result<Status> {
                 (c.name.to_string(), value)
             })
             .collect();
-        out.push(TopicDescription {
-            name,
+        let d = TopicDescription {
+            name: name.clone(),
             id: t.topic_id.to_string(),
+            internal: t.is_internal,
             partitions,
             configs,
-        });
+        };
+        out.push((name, Ok(d)));
+    }
+    Ok(out)
+}
+
+async fn describe(a: &DescribeArgs) -> anyhow::Result<Status> {
+    let mut status = 0;
+    let mut out = Vec::new();
+    for (name, d) in describe_topics(&a.common.bootstrap, &a.topics).await? {
+        match d {
+            Ok(d) => out.push(d),
+            Err(code) => status = cli::refused(&format!("topic {name}"), code, None),
+        }
     }
     match a.common.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&out)?),
@@ -282,14 +306,24 @@ async fn describe(a: &DescribeArgs) -> anyhow::Result<Status> {
     Ok(status)
 }
 
-async fn create(a: &CreateArgs) -> anyhow::Result<Status> {
-    let conn = cli::connect(&a.common.bootstrap).await?;
+/// A Kafka error code and its message.
+pub(crate) type Refusal = (i16, Option<String>);
+
+/// Creates a topic (-1: the broker's default partitions or replication factor).
+pub(crate) async fn create_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: &[(String, String)],
+) -> anyhow::Result<Result<(), Refusal>> {
+    let conn = cli::connect(bootstrap).await?;
     let topic = CreatableTopic::default()
-        .with_name(TopicName(s(&a.topic)))
-        .with_num_partitions(a.partitions.unwrap_or(-1))
-        .with_replication_factor(a.replication_factor.unwrap_or(-1))
+        .with_name(TopicName(s(name)))
+        .with_num_partitions(partitions)
+        .with_replication_factor(replication_factor)
         .with_configs(
-            a.configs
+            configs
                 .iter()
                 .map(|(k, v)| {
                     CreatableTopicConfig::default()
@@ -306,33 +340,65 @@ async fn create(a: &CreateArgs) -> anyhow::Result<Status> {
         bail!("CreateTopics answered nothing");
     };
     if t.error_code != 0 {
+        return Ok(Err((
+            t.error_code,
+            t.error_message.as_ref().map(|m| m.to_string()),
+        )));
+    }
+    Ok(Ok(()))
+}
+
+async fn create(a: &CreateArgs) -> anyhow::Result<Status> {
+    let created = create_topic(
+        &a.common.bootstrap,
+        &a.topic,
+        a.partitions.unwrap_or(-1),
+        a.replication_factor.unwrap_or(-1),
+        &a.configs,
+    )
+    .await?;
+    if let Err((code, message)) = created {
         return Ok(cli::refused(
             &format!("creating topic {}", a.topic),
-            t.error_code,
-            t.error_message.as_deref(),
+            code,
+            message.as_deref(),
         ));
     }
     report(a.common.output, "created", &a.topic);
     Ok(0)
 }
 
-async fn delete(a: &DeleteArgs) -> anyhow::Result<Status> {
-    let conn = cli::connect(&a.common.bootstrap).await?;
+/// Deletes topics: each one's outcome.
+pub(crate) async fn delete_topics(
+    bootstrap: &str,
+    topics: &[String],
+) -> anyhow::Result<Vec<(String, Result<(), Refusal>)>> {
+    let conn = cli::connect(bootstrap).await?;
     let request = DeleteTopicsRequest::default()
-        .with_topic_names(a.topics.iter().map(|t| TopicName(s(t))).collect())
+        .with_topic_names(topics.iter().map(|t| TopicName(s(t))).collect())
         .with_timeout_ms(30_000);
     let r: DeleteTopicsResponse = conn.call_at(ApiKey::DeleteTopics, 4, &request).await?;
+    Ok(r.responses
+        .iter()
+        .map(|t| {
+            let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+            let outcome = match t.error_code {
+                0 => Ok(()),
+                code => Err((code, t.error_message.as_ref().map(|m| m.to_string()))),
+            };
+            (name, outcome)
+        })
+        .collect())
+}
+
+async fn delete(a: &DeleteArgs) -> anyhow::Result<Status> {
     let mut status = 0;
-    for t in &r.responses {
-        let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
-        if t.error_code != 0 {
-            status = cli::refused(
-                &format!("deleting topic {name}"),
-                t.error_code,
-                t.error_message.as_deref(),
-            );
-        } else {
-            report(a.common.output, "deleted", &name);
+    for (name, outcome) in delete_topics(&a.common.bootstrap, &a.topics).await? {
+        match outcome {
+            Ok(()) => report(a.common.output, "deleted", &name),
+            Err((code, message)) => {
+                status = cli::refused(&format!("deleting topic {name}"), code, message.as_deref())
+            }
         }
     }
     Ok(status)
