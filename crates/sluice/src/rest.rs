@@ -69,6 +69,11 @@ pub fn routes() -> Router<Rest> {
             "/v3/clusters/{cluster}/topics/{topic}/partitions/{partition}/records",
             get(read_records),
         )
+        .route("/v3/clusters/{cluster}/brokers", get(brokers))
+        .route(
+            "/v3/clusters/{cluster}/topics/{topic}/partitions",
+            get(partitions),
+        )
         .route("/v3/clusters/{cluster}/consumer-groups", get(groups))
         .route(
             "/v3/clusters/{cluster}/consumer-groups/{group}/lags",
@@ -623,6 +628,81 @@ async fn read_records(
         "partition_id": partition,
         "next_offset": next,
         "data": records,
+    }))
+    .into_response())
+}
+
+async fn brokers(State(rest): State<Rest>, Path(cluster): Path<String>) -> Answer {
+    check_cluster(&rest, &cluster)?;
+    let conn = cli::connect(&rest.bootstrap()).await?;
+    let m: MetadataResponse = conn
+        .call(
+            ApiKey::Metadata,
+            &MetadataRequest::default().with_topics(Some(vec![])),
+        )
+        .await?;
+    let base = format!("/v3/clusters/{cluster}/brokers");
+    let mut data: Vec<Value> = m
+        .brokers
+        .iter()
+        .map(|b| {
+            json!({
+                "kind": "KafkaBroker",
+                "metadata": { "self": format!("{base}/{}", b.node_id.0) },
+                "cluster_id": cluster,
+                "broker_id": b.node_id.0,
+                "host": b.host.as_str(),
+                "port": b.port,
+                "rack": b.rack.as_ref().map(|r| r.as_str()),
+                "is_controller": b.node_id.0 == m.controller_id.0,
+            })
+        })
+        .collect();
+    data.sort_by_key(|b| b["broker_id"].as_i64());
+    Ok(Json(json!({
+        "kind": "KafkaBrokerList",
+        "metadata": { "self": base, "next": null },
+        "data": data,
+    }))
+    .into_response())
+}
+
+async fn partitions(
+    State(rest): State<Rest>,
+    Path((cluster, topic)): Path<(String, String)>,
+) -> Answer {
+    check_cluster(&rest, &cluster)?;
+    let found = topic_cmd::describe_topics(&rest.bootstrap(), std::slice::from_ref(&topic)).await?;
+    let d = match found.into_iter().next() {
+        Some((_, Ok(d))) => d,
+        Some((_, Err(code))) => return Err(refused(code, None)),
+        None => return Err(refused(3, None)),
+    };
+    let base = format!("/v3/clusters/{cluster}/topics/{topic}/partitions");
+    let data: Vec<Value> = d
+        .partitions
+        .iter()
+        .map(|p| {
+            json!({
+                "kind": "KafkaPartition",
+                "metadata": { "self": format!("{base}/{}", p.partition) },
+                "cluster_id": cluster,
+                "topic_name": topic,
+                "partition_id": p.partition,
+                "leader": related(&format!("/v3/clusters/{cluster}/brokers/{}", p.leader)),
+                "leader_id": p.leader,
+                "replicas": p.replicas,
+                "isr": p.isr,
+                "start_offset": p.start_offset,
+                "end_offset": p.end_offset,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "kind": "KafkaPartitionList",
+        "metadata": { "self": base, "next": null },
+        "configs": d.configs,
+        "data": data,
     }))
     .into_response())
 }

@@ -207,6 +207,24 @@ async fn the_rest_api_manages_topics_records_and_groups_as_its_openapi_file_says
     );
     assert_eq!((status, e["error_code"].as_i64()), (400, Some(40001)));
 
+    // Brokers, and a topic's partitions with their offsets.
+    let (status, brokers) = call(&broker, "GET", &format!("{base}/brokers"), None);
+    assert_eq!(status, 200);
+    checked.keep("BrokerList", &brokers);
+    assert_eq!(brokers["data"][0]["broker_id"], 1);
+    assert_eq!(brokers["data"][0]["is_controller"], true);
+    let (status, parts) = call(
+        &broker,
+        "GET",
+        &format!("{base}/topics/rest/partitions"),
+        None,
+    );
+    assert_eq!(status, 200);
+    checked.keep("PartitionList", &parts);
+    assert_eq!(parts["data"].as_array().unwrap().len(), 4);
+    assert_eq!(parts["configs"]["retention.ms"], "60000");
+    assert_eq!(parts["data"][0]["end_offset"], offset + 1);
+
     // Groups and lag.
     let consumer = broker.consumer(&[("group.id", "rest-readers")]);
     let mut commit = TopicPartitionList::new();
