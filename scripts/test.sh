@@ -16,8 +16,9 @@ cd "$(dirname "$0")/.."
 # Debian packages: kcat for the smoke tests; a C toolchain, make and pkg-config to build
 # librdkafka; etcd-server for the cluster tests (each starts its own etcd on free ports) and
 # etcd-client (etcdctl), with which a test moves a partition's leadership as a controller would;
-# iproute2 (ip), with which the network-partition test puts a broker in a namespace of its own.
-packages=(kcat build-essential pkg-config etcd-server etcd-client iproute2)
+# iproute2 (ip), with which the network-partition test puts a broker in a namespace of its own;
+# chromium, which loads the web console headless (tests/console.rs).
+packages=(kcat build-essential pkg-config etcd-server etcd-client iproute2 chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

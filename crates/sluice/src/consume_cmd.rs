@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -57,7 +57,11 @@ struct Quiet;
 
 impl ClientContext for Quiet {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        let end_of_partition = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !end_of_partition {
             tracing::warn!(%error, reason, "librdkafka");
         }
     }
@@ -79,7 +83,10 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<Status> {
             },
         );
     match &args.group {
-        Some(g) => config.set("group.id", g),
+        // Offsets are stored as records are printed, so a commit covers what was shown.
+        Some(g) => config
+            .set("group.id", g)
+            .set("enable.auto.offset.store", "false"),
         // Assigned partitions commit nothing; librdkafka still wants a group id.
         None => config
             .set("group.id", "sluice-consume")
@@ -148,6 +155,9 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<Status> {
                     Output::Text => out.write_all(&formatted(&args.format, &m))?,
                 }
                 printed += 1;
+                if args.group.is_some() {
+                    consumer.store_offset_from_message(&m)?;
+                }
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 out.flush()?;

@@ -1,4 +1,5 @@
-//! The broker's HTTP listener (`--http-listen`): `/metrics` in Prometheus text format,
+//! The broker's HTTP listener (`--http-listen`): the web console at `/`, the REST API under
+//! `/v3` (`rest.rs`), `/metrics` in Prometheus text format,
 //! `/healthz` (the process answers) and `/readyz` (it serves clients: its logs are recovered
 //! and, in a cluster, it is in touch with etcd). It listens from before the data directory is
 //! opened, so a recovering broker is alive but not ready.
@@ -19,6 +20,7 @@ pub type Opened = Arc<OnceLock<Arc<Broker>>>;
 /// Serves until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, opened: Opened) {
     let app = Router::new()
+        .route("/", get(console))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -51,6 +53,14 @@ async fn rest_api(
         Ok(r) => r,
         Err(never) => match never {},
     }
+}
+
+/// The web console: one page, built into the binary, that reads the REST API and /metrics.
+async fn console() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("console.html"),
+    )
 }
 
 async fn metrics(State(opened): State<Opened>) -> axum::response::Response {
