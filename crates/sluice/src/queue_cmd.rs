@@ -51,7 +51,7 @@ const ACKNOWLEDGED: i8 = 2;
 const ARCHIVED: i8 = 4;
 
 #[derive(Debug, Default, serde::Serialize)]
-struct PartitionRow {
+pub(crate) struct PartitionRow {
     topic: String,
     partition: i32,
     /// Where the group's unfinished records begin (-1: it never read this partition).
@@ -72,7 +72,7 @@ struct PartitionRow {
 }
 
 #[derive(Debug, serde::Serialize)]
-struct MemberRow {
+pub(crate) struct MemberRow {
     member_id: String,
     client_id: String,
     host: String,
@@ -93,8 +93,21 @@ pub fn run(command: QueueCommand) -> anyhow::Result<i32> {
     })
 }
 
-async fn describe(args: &DescribeArgs) -> anyhow::Result<i32> {
-    let bootstrap = Conn::connect(&args.bootstrap).await?;
+/// A share group as its coordinators see it: state, members, and a row per partition.
+pub(crate) struct Queue {
+    pub state: String,
+    pub members: Vec<MemberRow>,
+    pub partitions: Vec<PartitionRow>,
+}
+
+/// Describes a share group (over `topics`, or those its members subscribe to); None when
+/// there is no such group and no topics were named.
+pub(crate) async fn describe_queue(
+    bootstrap: &str,
+    group_id: &str,
+    topics: &[String],
+) -> anyhow::Result<Option<Queue>> {
+    let bootstrap = Conn::connect(bootstrap).await?;
     let metadata: MetadataResponse = bootstrap
         .call(
             ApiKey::Metadata,
@@ -103,14 +116,14 @@ async fn describe(args: &DescribeArgs) -> anyhow::Result<i32> {
         .await?;
     let brokers = Brokers::from(&metadata);
     let coordinator = brokers
-        .find(&bootstrap, KEY_TYPE_GROUP, &args.group)
+        .find(&bootstrap, KEY_TYPE_GROUP, group_id)
         .await
         .context("finding the group's coordinator")?;
     let described: ShareGroupDescribeResponse = coordinator
         .call_at(
             ApiKey::ShareGroupDescribe,
             1,
-            &ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(&args.group))]),
+            &ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group_id))]),
         )
         .await?;
     let group = described
@@ -118,9 +131,8 @@ async fn describe(args: &DescribeArgs) -> anyhow::Result<i32> {
         .first()
         .ok_or_else(|| anyhow!("the coordinator described no group"))?;
     const GROUP_ID_NOT_FOUND: i16 = 69;
-    if group.error_code == GROUP_ID_NOT_FOUND && args.topics.is_empty() {
-        eprintln!("sluice: no share group {:?}", args.group);
-        return Ok(1);
+    if group.error_code == GROUP_ID_NOT_FOUND && topics.is_empty() {
+        return Ok(None);
     }
     if group.error_code != 0 && group.error_code != GROUP_ID_NOT_FOUND {
         bail!(
@@ -145,14 +157,14 @@ async fn describe(args: &DescribeArgs) -> anyhow::Result<i32> {
                 .sum(),
         })
         .collect();
-    let topics: BTreeSet<String> = if args.topics.is_empty() {
+    let topics: BTreeSet<String> = if topics.is_empty() {
         group
             .members
             .iter()
             .flat_map(|m| m.subscribed_topic_names.iter().map(|t| t.to_string()))
             .collect()
     } else {
-        args.topics.iter().cloned().collect()
+        topics.iter().cloned().collect()
     };
     let mut rows = Vec::new();
     for topic in &topics {
@@ -169,7 +181,7 @@ async fn describe(args: &DescribeArgs) -> anyhow::Result<i32> {
             .map(|p| (p.partition_index, p.leader_id.0))
             .collect();
         partitions.sort();
-        let starts = start_offsets(&coordinator, &args.group, topic, &partitions).await?;
+        let starts = start_offsets(&coordinator, group_id, topic, &partitions).await?;
         for (index, leader) in partitions {
             let mut row = PartitionRow {
                 topic: topic.clone(),
@@ -178,15 +190,9 @@ async fn describe(args: &DescribeArgs) -> anyhow::Result<i32> {
                 log_end_offset: brokers.offset(leader, topic, index, LATEST).await?,
                 ..Default::default()
             };
-            let key = format!("{}:{}:{index}", args.group, t.topic_id);
+            let key = format!("{group_id}:{}:{index}", t.topic_id);
             fill_in_flight(
-                &brokers,
-                &bootstrap,
-                &key,
-                t.topic_id,
-                index,
-                &args.group,
-                &mut row,
+                &brokers, &bootstrap, &key, t.topic_id, index, group_id, &mut row,
             )
             .await?;
             let from = row.start_offset.max(0);
@@ -194,7 +200,19 @@ async fn describe(args: &DescribeArgs) -> anyhow::Result<i32> {
             rows.push(row);
         }
     }
-    print(args, group.group_state.as_str(), &members, &rows)?;
+    Ok(Some(Queue {
+        state: group.group_state.to_string(),
+        members,
+        partitions: rows,
+    }))
+}
+
+async fn describe(args: &DescribeArgs) -> anyhow::Result<i32> {
+    let Some(queue) = describe_queue(&args.bootstrap, &args.group, &args.topics).await? else {
+        eprintln!("sluice: no share group {:?}", args.group);
+        return Ok(1);
+    };
+    print(args, &queue.state, &queue.members, &queue.partitions)?;
     Ok(0)
 }
 

@@ -6,7 +6,8 @@ mod common;
 
 use std::process::Command;
 
-use common::group::produce;
+use common::group::{produce, wait_until};
+use common::share::{set_group_configs, ShareMember};
 use common::Broker;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -47,6 +48,35 @@ async fn the_console_shows_topics_a_record_and_a_groups_lag() {
         .unwrap();
     consumer.commit(&commit, CommitMode::Sync).unwrap();
 
+    // A queue whose member holds its five jobs.
+    broker.create_topic("jobs", 1, &[]).await;
+    set_group_configs(
+        &broker,
+        "workers",
+        &[("share.auto.offset.reset", "earliest")],
+    );
+    produce(&broker, "jobs", 1, 5, "job").await;
+    let holder = ShareMember::spawn(&broker.bootstrap(), "workers", "jobs", "hold", None);
+    wait_until(30, "the member holds the 5 jobs", || {
+        holder.got().len() == 5
+    });
+    wait_until(15, "the queue's state shows them acquired", || {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args([
+                "queue",
+                "describe",
+                "workers",
+                "--output",
+                "json",
+                "--bootstrap",
+            ])
+            .arg(broker.bootstrap())
+            .output()
+            .unwrap();
+        let q: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        q["partitions"][0]["acquired"] == 5
+    });
+
     let url = format!(
         "http://127.0.0.1:{}/#topic=orders&partition=0&offset=0&group=billing",
         broker.http_port
@@ -69,6 +99,16 @@ async fn the_console_shows_topics_a_record_and_a_groups_lag() {
     );
     assert!(dom.contains("controller"));
     assert!(!dom.contains("&lt;span"), "no markup shown as text: {dom}");
+    // The queue: 1 member, 5 unfinished, 5 acquired, delivered once.
+    assert!(
+        text.contains("<td>workers</td><td>STABLE</td><tdclass=\"num\">1</td><td>jobs</td><tdclass=\"num\">0</td><tdclass=\"num\">0</td><tdclass=\"num\">5</td><tdclass=\"num\">5</td><tdclass=\"num\">5</td>"),
+        "the queue row: {dom}"
+    );
+    assert!(text.contains("1x:5"), "{dom}");
+    assert!(
+        !text.contains("<td>workers</td><td>STABLE</td><tdclass=\"num\">0</td>"),
+        "a queue is not a consumer group: {dom}"
+    );
 
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
     std::fs::create_dir_all(&dir).unwrap();

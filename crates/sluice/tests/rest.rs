@@ -10,6 +10,8 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
+use common::group::{produce, wait_until};
+use common::share::{set_group_configs, ShareMember};
 use common::Broker;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::producer::FutureRecord;
@@ -256,6 +258,49 @@ async fn the_rest_api_manages_topics_records_and_groups_as_its_openapi_file_says
         &format!("{base}/consumer-groups/nobody/lags"),
         None,
     );
+    assert_eq!((status, e["error_code"].as_i64()), (404, Some(40404)));
+
+    // A queue (share group) with a member holding its records.
+    broker.create_topic("jobs", 1, &[]).await;
+    set_group_configs(
+        &broker,
+        "workers",
+        &[("share.auto.offset.reset", "earliest")],
+    );
+    produce(&broker, "jobs", 1, 5, "job").await;
+    let holder = ShareMember::spawn(&broker.bootstrap(), "workers", "jobs", "hold", None);
+    wait_until(30, "the member holds the 5 jobs", || {
+        holder.got().len() == 5
+    });
+    let (status, queues) = call(&broker, "GET", &format!("{base}/share-groups"), None);
+    assert_eq!(status, 200);
+    checked.keep("ShareGroupList", &queues);
+    assert!(
+        queues["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["share_group_id"] == "workers"),
+        "{queues}"
+    );
+    wait_until(10, "the queue shows 5 acquired", || {
+        let (_, q) = call(
+            &broker,
+            "GET",
+            &format!("{base}/share-groups/workers"),
+            None,
+        );
+        q["partitions"][0]["acquired"] == 5
+    });
+    let (_, queue) = call(
+        &broker,
+        "GET",
+        &format!("{base}/share-groups/workers"),
+        None,
+    );
+    checked.keep("ShareGroup", &queue);
+    assert_eq!(queue["members"].as_array().unwrap().len(), 1);
+    let (status, e) = call(&broker, "GET", &format!("{base}/share-groups/nobody"), None);
     assert_eq!((status, e["error_code"].as_i64()), (404, Some(40404)));
 
     let (status, _) = call(&broker, "DELETE", &format!("{base}/topics/rest"), None);

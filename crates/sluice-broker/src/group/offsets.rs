@@ -390,6 +390,23 @@ impl GroupCoordinator<'_> {
                 group_type: group_type(g),
             })
             .collect();
+        // Share groups (queues) are listed too, as Kafka lists them: type and protocol "share".
+        let shares = self.broker.shares.groups.lock();
+        for (id, g) in shares.iter() {
+            let state = if g.members.is_empty() {
+                "Empty"
+            } else {
+                "Stable"
+            };
+            if wanted(states, state) && wanted(types, "share") {
+                out.push(GroupListing {
+                    group_id: id.clone(),
+                    protocol_type: "share".into(),
+                    state,
+                    group_type: "share",
+                });
+            }
+        }
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
     }
