@@ -96,6 +96,7 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<Status> {
     let mut sent = 0u64;
     // Records librdkafka refused before sending (an unknown partition, say).
     let mut refused = Vec::new();
+    let progress = Progress::new();
     for (n, line) in input.lines().enumerate() {
         let line = line?;
         let (key, value) = match &args.key_separator {
@@ -130,8 +131,10 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<Status> {
             }
         }
         producer.poll(Duration::ZERO);
+        progress.show(sent, &producer.context().delivered);
     }
     producer.flush(Duration::from_secs(60))?;
+    progress.finish();
     let reports = producer.context();
     let delivered = reports.delivered.load(Ordering::Relaxed);
     let failed = reports.failed.lock().unwrap_or_else(|p| p.into_inner());
@@ -140,4 +143,37 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<Status> {
     }
     eprintln!("produced {delivered} of {sent} records to {}", args.topic);
     Ok(if delivered == sent { 0 } else { 1 })
+}
+
+/// Records sent and acknowledged so far, on a terminal (a spinner on stderr); nothing when
+/// stderr is a file or a pipe.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new() -> Progress {
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} ({per_sec})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Progress(Some(bar))
+    }
+
+    fn show(&self, sent: u64, delivered: &AtomicU64) {
+        if let Some(bar) = &self.0 {
+            bar.set_position(sent);
+            let acked = delivered.load(Ordering::Relaxed);
+            bar.set_message(format!("{sent} records sent, {acked} acknowledged"));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
 }

@@ -98,7 +98,10 @@ async fn the_console_shows_topics_a_record_and_a_groups_lag() {
         "the group's lag (7 - 4): {dom}"
     );
     assert!(dom.contains("controller"));
-    assert!(dom.contains("records/s") && dom.contains("bytes/s"), "the live charts' legends");
+    assert!(
+        dom.contains("records/s") && dom.contains("bytes/s"),
+        "the live charts' legends"
+    );
     assert!(!dom.contains("&lt;span"), "no markup shown as text: {dom}");
     // The queue: 1 member, 5 unfinished, 5 acquired, delivered once.
     assert!(
