@@ -173,6 +173,34 @@ pub(crate) struct MemberRow {
     pub member_id: String,
     pub client_id: String,
     pub host: String,
+    /// The partitions it is assigned, `topic-partition`.
+    pub assignment: Vec<String>,
+}
+
+/// A classic consumer-protocol assignment (ConsumerProtocolAssignment: version, then topics
+/// with their partitions), as `topic-partition` names; empty if it is not one.
+fn classic_assignment(bytes: &[u8]) -> Vec<String> {
+    fn parse(b: &[u8]) -> Option<Vec<String>> {
+        let mut pos = 2; // version
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let s = b.get(pos..pos + n)?;
+            pos += n;
+            Some(s)
+        };
+        let topics = i32::from_be_bytes(take(4)?.try_into().ok()?);
+        let mut out = Vec::new();
+        for _ in 0..topics.clamp(0, 100_000) {
+            let len = i16::from_be_bytes(take(2)?.try_into().ok()?);
+            let name = String::from_utf8_lossy(take(len.max(0) as usize)?).into_owned();
+            let count = i32::from_be_bytes(take(4)?.try_into().ok()?);
+            for _ in 0..count.clamp(0, 1_000_000) {
+                let p = i32::from_be_bytes(take(4)?.try_into().ok()?);
+                out.push(format!("{name}-{p}"));
+            }
+        }
+        Some(out)
+    }
+    parse(bytes).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -287,18 +315,54 @@ pub(crate) async fn describe_group(
         group: group.to_string(),
         state: g.group_state.to_string(),
         protocol_type: g.protocol_type.to_string(),
-        members: g
-            .members
+        members: match consumer_members(&coordinator, group).await {
+            Some(members) => members,
+            None => g
+                .members
+                .iter()
+                .map(|m| MemberRow {
+                    member_id: m.member_id.to_string(),
+                    client_id: m.client_id.to_string(),
+                    host: m.client_host.to_string(),
+                    assignment: classic_assignment(&m.member_assignment),
+                })
+                .collect(),
+        },
+        total_lag: partitions.iter().map(|p| p.lag).sum(),
+        partitions,
+    }))
+}
+
+/// The members of a KIP-848 consumer group with their assignments (ConsumerGroupDescribe);
+/// None for another kind of group, or a broker without that API.
+async fn consumer_members(coordinator: &Conn, group: &str) -> Option<Vec<MemberRow>> {
+    use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
+    let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]);
+    let r: ConsumerGroupDescribeResponse = coordinator
+        .call_at(ApiKey::ConsumerGroupDescribe, 0, &request)
+        .await
+        .ok()?;
+    let g = r.groups.first().filter(|g| g.error_code == 0)?;
+    Some(
+        g.members
             .iter()
             .map(|m| MemberRow {
                 member_id: m.member_id.to_string(),
                 client_id: m.client_id.to_string(),
                 host: m.client_host.to_string(),
+                assignment: m
+                    .assignment
+                    .topic_partitions
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions
+                            .iter()
+                            .map(move |p| format!("{}-{p}", t.topic_name.0))
+                    })
+                    .collect(),
             })
             .collect(),
-        total_lag: partitions.iter().map(|p| p.lag).sum(),
-        partitions,
-    }))
+    )
 }
 
 async fn describe(a: &GroupArgs) -> anyhow::Result<Status> {
@@ -329,10 +393,17 @@ async fn describe(a: &GroupArgs) -> anyhow::Result<Status> {
             if !d.members.is_empty() {
                 println!();
                 cli::print_table(
-                    &["MEMBER", "CLIENT", "HOST"],
+                    &["MEMBER", "CLIENT", "HOST", "ASSIGNED"],
                     &d.members
                         .iter()
-                        .map(|m| vec![m.member_id.clone(), m.client_id.clone(), m.host.clone()])
+                        .map(|m| {
+                            vec![
+                                m.member_id.clone(),
+                                m.client_id.clone(),
+                                m.host.clone(),
+                                m.assignment.join(","),
+                            ]
+                        })
                         .collect::<Vec<_>>(),
                 );
             }

@@ -84,6 +84,10 @@ pub fn routes() -> Router<Rest> {
             "/v3/clusters/{cluster}/consumer-groups/{group}/lags",
             get(lags),
         )
+        .route(
+            "/v3/clusters/{cluster}/consumer-groups/{group}/consumers",
+            get(consumers),
+        )
 }
 
 /// An error answer: HTTP status and Confluent's error code.
@@ -797,21 +801,63 @@ async fn groups(State(rest): State<Rest>, Path(cluster): Path<String>) -> Answer
     .into_response())
 }
 
+/// A consumer group described, or the failure to answer with.
+async fn described_group(rest: &Rest, group: &str) -> Result<group_cmd::Description, Failure> {
+    match group_cmd::describe_group(&rest.bootstrap(), group).await? {
+        Ok(d) => Ok(d),
+        Err(group_cmd::NotDescribed::Refused(code, message)) => {
+            Err(refused(code, message.as_deref()))
+        }
+        Err(group_cmd::NotDescribed::NoSuchGroup) => Err(Failure(
+            StatusCode::NOT_FOUND,
+            40404,
+            format!("no consumer group {group:?}"),
+        )),
+    }
+}
+
+async fn consumers(
+    State(rest): State<Rest>,
+    Path((cluster, group)): Path<(String, String)>,
+) -> Answer {
+    check_cluster(&rest, &cluster)?;
+    let d = described_group(&rest, &group).await?;
+    let base = format!("/v3/clusters/{cluster}/consumer-groups/{group}/consumers");
+    let data: Vec<Value> = d
+        .members
+        .iter()
+        .map(|m| {
+            let assigned: Vec<Value> = m
+                .assignment
+                .iter()
+                .filter_map(|tp| tp.rsplit_once('-'))
+                .map(|(t, p)| {
+                    json!({ "topic_name": t, "partition_id": p.parse::<i32>().unwrap_or(-1) })
+                })
+                .collect();
+            json!({
+                "kind": "KafkaConsumer",
+                "metadata": { "self": format!("{base}/{}", m.member_id) },
+                "cluster_id": cluster,
+                "consumer_group_id": group,
+                "consumer_id": m.member_id,
+                "client_id": m.client_id,
+                "host": m.host,
+                "assigned_partitions": assigned,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "kind": "KafkaConsumerList",
+        "metadata": { "self": base, "next": null },
+        "data": data,
+    }))
+    .into_response())
+}
+
 async fn lags(State(rest): State<Rest>, Path((cluster, group)): Path<(String, String)>) -> Answer {
     check_cluster(&rest, &cluster)?;
-    let d = match group_cmd::describe_group(&rest.bootstrap(), &group).await? {
-        Ok(d) => d,
-        Err(group_cmd::NotDescribed::Refused(code, message)) => {
-            return Err(refused(code, message.as_deref()))
-        }
-        Err(group_cmd::NotDescribed::NoSuchGroup) => {
-            return Err(Failure(
-                StatusCode::NOT_FOUND,
-                40404,
-                format!("no consumer group {group:?}"),
-            ))
-        }
-    };
+    let d = described_group(&rest, &group).await?;
     let data: Vec<Value> = d
         .partitions
         .iter()

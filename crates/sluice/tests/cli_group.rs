@@ -150,8 +150,14 @@ async fn groups_are_listed_described_with_lag_reset_and_deleted() {
     // An active group is neither reset nor deleted.
     let member = Member::start(&broker, "active", &["g"], &[]);
     wait_until(30, "the member is assigned", || {
-        !member.assignment().is_empty()
+        member.assignment().len() == 2
     });
+    let active = json(&broker, &["describe", "active"]);
+    assert_eq!(
+        active["members"][0]["assignment"],
+        serde_json::json!(["g-0", "g-1"]),
+        "{active}"
+    );
     let (code, _, err) = group(
         &broker,
         &[
@@ -168,6 +174,16 @@ async fn groups_are_listed_described_with_lag_reset_and_deleted() {
     assert_eq!(code, 1);
     assert!(err.contains("NON_EMPTY_GROUP"), "{err}");
     member.close();
+    // A KIP-848 member's assignment comes from ConsumerGroupDescribe.
+    let modern = Member::start(&broker, "modern", &["g"], &[("group.protocol", "consumer")]);
+    wait_until(30, "the KIP-848 member is assigned", || {
+        modern.assignment().len() == 2
+    });
+    wait_until(10, "its assignment is described", || {
+        json(&broker, &["describe", "modern"])["members"][0]["assignment"]
+            == serde_json::json!(["g-0", "g-1"])
+    });
+    modern.close();
 
     let (code, out, _) = group(&broker, &["delete", "readers"]);
     assert_eq!((code, out.as_str()), (0, "deleted: readers\n"));

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::group::{produce, wait_until};
+use common::group::{produce, wait_until, Member};
 use common::share::{set_group_configs, ShareMember};
 use common::Broker;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -36,7 +36,8 @@ fn chromium(args: &[&str], url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_console_shows_topics_a_record_and_a_groups_lag() {
-    let broker = Broker::start();
+    // The test member asks for a 3 s session (below the 6 s minimum by default).
+    let broker = Broker::start_with_config("group.min.session.timeout.ms = 500\n");
     broker
         .create_topic("orders", 2, &[("retention.ms", "600000")])
         .await;
@@ -47,6 +48,12 @@ async fn the_console_shows_topics_a_record_and_a_groups_lag() {
         .add_partition_offset("orders", 0, Offset::Offset(4))
         .unwrap();
     consumer.commit(&commit, CommitMode::Sync).unwrap();
+
+    // A live group member, assigned both partitions.
+    let member = Member::start(&broker, "live", &["orders"], &[]);
+    wait_until(30, "the member is assigned", || {
+        member.assignment().len() == 2
+    });
 
     // A queue whose member holds its five jobs.
     broker.create_topic("jobs", 1, &[]).await;
@@ -78,7 +85,7 @@ async fn the_console_shows_topics_a_record_and_a_groups_lag() {
     });
 
     let url = format!(
-        "http://127.0.0.1:{}/#topic=orders&partition=0&offset=0&group=billing",
+        "http://127.0.0.1:{}/#topic=orders&partition=0&offset=0&group=live",
         broker.http_port
     );
     let dom = chromium(&["--dump-dom"], &url);
@@ -109,6 +116,11 @@ async fn the_console_shows_topics_a_record_and_a_groups_lag() {
         "the queue row: {dom}"
     );
     assert!(text.contains("1x:5"), "{dom}");
+    // The live group's member and what it is assigned.
+    assert!(
+        text.contains("<td>orders-0,orders-1</td>"),
+        "the member's assignment: {dom}"
+    );
     assert!(
         !text.contains("<td>workers</td><td>STABLE</td><tdclass=\"num\">0</td>"),
         "a queue is not a consumer group: {dom}"
