@@ -250,8 +250,45 @@ impl Broker {
     fn render_log_metrics(&self, out: &mut String) {
         let image = self.image();
         let me = self.config.node_id;
-        let mut traffic = String::new();
-        let mut offsets = String::new();
+        // One family after another: the text format wants a family's samples together.
+        let families: [(&str, &str, &str); 7] = [
+            (
+                "sluice_topic_records_in_total",
+                "counter",
+                "Records producers appended on this broker (as leader), by topic.",
+            ),
+            (
+                "sluice_topic_bytes_in_total",
+                "counter",
+                "Record bytes producers appended on this broker (as leader), by topic.",
+            ),
+            (
+                "sluice_topic_bytes_out_total",
+                "counter",
+                "Record bytes sent to consumers and followers, by topic.",
+            ),
+            (
+                "sluice_partition_log_start_offset",
+                "gauge",
+                "First offset of each partition replica on this broker.",
+            ),
+            (
+                "sluice_partition_log_end_offset",
+                "gauge",
+                "Log end offset of each partition replica on this broker.",
+            ),
+            (
+                "sluice_partition_high_watermark",
+                "gauge",
+                "High watermark of each partition replica on this broker.",
+            ),
+            (
+                "sluice_partition_size_bytes",
+                "gauge",
+                "Bytes of record batches of each partition replica on this broker.",
+            ),
+        ];
+        let mut samples: [String; 7] = Default::default();
         let mut under_replicated = 0;
         let mut offline = 0;
         for topic in self.topics() {
@@ -262,35 +299,23 @@ impl Broker {
                 bytes_in += p.traffic.bytes_in.load(Ordering::Relaxed);
                 bytes_out += p.traffic.bytes_out.load(Ordering::Relaxed);
                 let o = p.offsets();
+                let size = p.log().size_bytes();
                 let l = format!("topic=\"{name}\",partition=\"{}\"", p.index);
-                let _ = writeln!(
-                    offsets,
-                    "sluice_partition_log_start_offset{{{l}}} {}",
-                    o.log_start_offset
-                );
-                let _ = writeln!(
-                    offsets,
-                    "sluice_partition_log_end_offset{{{l}}} {}",
-                    o.log_end_offset
-                );
-                let _ = writeln!(
-                    offsets,
-                    "sluice_partition_high_watermark{{{l}}} {}",
-                    o.high_watermark
-                );
+                for (i, v) in [
+                    o.log_start_offset,
+                    o.log_end_offset,
+                    o.high_watermark,
+                    size as i64,
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let _ = writeln!(samples[3 + i], "{}{{{l}}} {v}", families[3 + i].0);
+                }
             }
-            let _ = writeln!(
-                traffic,
-                "sluice_topic_records_in_total{{topic=\"{name}\"}} {records_in}"
-            );
-            let _ = writeln!(
-                traffic,
-                "sluice_topic_bytes_in_total{{topic=\"{name}\"}} {bytes_in}"
-            );
-            let _ = writeln!(
-                traffic,
-                "sluice_topic_bytes_out_total{{topic=\"{name}\"}} {bytes_out}"
-            );
+            for (i, v) in [records_in, bytes_in, bytes_out].into_iter().enumerate() {
+                let _ = writeln!(samples[i], "{}{{topic=\"{name}\"}} {v}", families[i].0);
+            }
             // Replication as the metadata says, counted by the partitions' leaders (the
             // controller counts leaderless ones).
             if let Some(meta) = image.topic(&topic.name) {
@@ -304,44 +329,10 @@ impl Broker {
                 }
             }
         }
-        header(
-            out,
-            "sluice_topic_records_in_total",
-            "counter",
-            "Records producers appended on this broker (as leader), by topic.",
-        );
-        header(
-            out,
-            "sluice_topic_bytes_in_total",
-            "counter",
-            "Record bytes producers appended on this broker (as leader), by topic.",
-        );
-        header(
-            out,
-            "sluice_topic_bytes_out_total",
-            "counter",
-            "Record bytes sent to consumers and followers, by topic.",
-        );
-        out.push_str(&traffic);
-        header(
-            out,
-            "sluice_partition_log_start_offset",
-            "gauge",
-            "First offset of each partition replica on this broker.",
-        );
-        header(
-            out,
-            "sluice_partition_log_end_offset",
-            "gauge",
-            "Log end offset of each partition replica on this broker.",
-        );
-        header(
-            out,
-            "sluice_partition_high_watermark",
-            "gauge",
-            "High watermark of each partition replica on this broker.",
-        );
-        out.push_str(&offsets);
+        for ((name, kind, help), lines) in families.iter().zip(&samples) {
+            header(out, name, kind, help);
+            out.push_str(lines);
+        }
         header(
             out,
             "sluice_under_replicated_partitions",

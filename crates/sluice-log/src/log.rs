@@ -1050,6 +1050,11 @@ impl Log {
         Ok(self.drop_segments(&doomed))
     }
 
+    /// Bytes of record batches in the log's segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size()).sum()
+    }
+
     /// Deletes whole non-active segments past `retention_ms` (by their largest timestamp)
     /// or beyond `retention_bytes` (oldest first); -1 disables either. Returns the files to
     /// remove, to be unlinked outside the lock.
@@ -1060,7 +1065,7 @@ impl Log {
         retention_bytes: i64,
     ) -> Vec<PathBuf> {
         let active = self.active().base_offset;
-        let mut total: u64 = self.segments.values().map(|s| s.size()).sum();
+        let mut total = self.size_bytes();
         let mut doomed = Vec::new();
         for (base, seg) in &self.segments {
             if *base == active {

@@ -704,6 +704,7 @@ async fn partitions(
                 "isr": p.isr,
                 "start_offset": p.start_offset,
                 "end_offset": p.end_offset,
+                "size_bytes": local_size(&rest, &topic, p.partition),
             })
         })
         .collect();
@@ -767,6 +768,14 @@ async fn share_group(
         "partitions": q.partitions,
     }))
     .into_response())
+}
+
+/// Bytes of a partition's replica on this broker (none when it has no replica here).
+fn local_size(rest: &Rest, topic: &str, partition: i32) -> Option<u64> {
+    let t = rest.broker.topic(topic)?;
+    let p = t.partition(partition)?.clone();
+    let size = p.log().size_bytes();
+    Some(size)
 }
 
 async fn groups(State(rest): State<Rest>, Path(cluster): Path<String>) -> Answer {

@@ -101,6 +101,10 @@ async fn the_console_shows_topics_a_record_and_a_groups_lag() {
     );
     assert!(dom.contains("retention.ms=600000"), "its configs");
     assert!(
+        dom.contains(" B</td>") || dom.contains(" KiB</td>"),
+        "its partitions' sizes: {dom}"
+    );
+    assert!(
         text.contains("<td>billing</td><td>EMPTY</td><tdclass=\"num\">3</td>"),
         "the group's lag (7 - 4): {dom}"
     );

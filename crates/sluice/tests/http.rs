@@ -38,6 +38,9 @@ fn get(broker: &Broker, path: &str) -> (u16, String) {
 fn samples(text: &str) -> BTreeMap<String, f64> {
     let mut typed = std::collections::BTreeSet::new();
     let mut out = BTreeMap::new();
+    // Each family's lines come together: once another family starts, it does not come back.
+    let mut finished = std::collections::BTreeSet::new();
+    let mut current = String::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             typed.insert(rest.split(' ').next().unwrap().to_string());
@@ -54,6 +57,10 @@ fn samples(text: &str) -> BTreeMap<String, f64> {
             .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
             .unwrap_or(name);
         assert!(typed.contains(family), "no TYPE for {name}");
+        if family != current {
+            assert!(!finished.contains(family), "{family} is split in two runs");
+            finished.insert(std::mem::replace(&mut current, family.to_string()));
+        }
         out.insert(series.to_string(), value);
     }
     out
@@ -102,6 +109,7 @@ async fn health_readiness_and_metrics_that_move_with_traffic() {
         40.0
     );
     assert_eq!(at("sluice_under_replicated_partitions"), 0.0);
+    assert!(at("sluice_partition_size_bytes{topic=\"m\",partition=\"0\"}") > 0.0);
     assert!(at("sluice_fsync_duration_seconds_count") >= 1.0);
 
     // More traffic, higher counters; a greater lag.
