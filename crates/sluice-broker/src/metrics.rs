@@ -291,6 +291,7 @@ impl Broker {
         let mut samples: [String; 7] = Default::default();
         let mut under_replicated = 0;
         let mut offline = 0;
+        let mut under_by_name = String::new();
         for topic in self.topics() {
             let name = label(&topic.name);
             let (mut records_in, mut bytes_in, mut bytes_out) = (0, 0, 0);
@@ -319,9 +320,14 @@ impl Broker {
             // Replication as the metadata says, counted by the partitions' leaders (the
             // controller counts leaderless ones).
             if let Some(meta) = image.topic(&topic.name) {
-                for p in &meta.partitions {
+                for (index, p) in meta.partitions.iter().enumerate() {
                     if p.leader == me && p.isr.len() < p.replicas.len() {
                         under_replicated += 1;
+                        let _ = writeln!(
+                            under_by_name,
+                            "sluice_partition_under_replicated{{topic=\"{name}\",partition=\"{}\"}} 1",
+                            index
+                        );
                     }
                     if p.leader < 0 && self.is_controller() {
                         offline += 1;
@@ -333,6 +339,13 @@ impl Broker {
             header(out, name, kind, help);
             out.push_str(lines);
         }
+        header(
+            out,
+            "sluice_partition_under_replicated",
+            "gauge",
+            "1 for each partition this broker leads whose in-sync replicas are fewer than its replicas.",
+        );
+        out.push_str(&under_by_name);
         header(
             out,
             "sluice_under_replicated_partitions",

@@ -395,6 +395,14 @@ async fn a_broker_stopped_and_restarted_brings_its_partitions_back() {
     let offline_in_metadata = leaders(b1, "durable").iter().filter(|&&l| l == -1).count();
     assert_eq!(offline.len(), offline_in_metadata, "{report}");
     assert!(offline.len() >= 2, "broker 2 led some partitions: {report}");
+    // The controller's /metrics counts them too.
+    let controller = c.controller(b1);
+    let at = &c.brokers[(controller - 1) as usize];
+    let wanted = format!("sluice_offline_partitions {}\n", offline.len());
+    wait_until(
+        "the controller's metrics count the offline partitions",
+        || common::http_get(at, "/metrics").1.contains(&wanted),
+    );
     c.broker(2).restart();
     let b1 = &c.brokers[0];
     wait_until("every partition has its leader back", || {

@@ -5,8 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 
 use common::group::produce;
@@ -14,23 +12,8 @@ use common::Broker;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-/// A GET over HTTP/1.1: the status code and the body.
 fn get(broker: &Broker, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", broker.http_port)).expect("HTTP listener");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a header and a body");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status");
-    (status, body.to_string())
+    common::http_get(broker, path)
 }
 
 /// The samples of a Prometheus text exposition by `name{labels}`; panics on a line that is

@@ -244,6 +244,16 @@ async fn min_insync_replicas_refuses_writes_it_cannot_replicate_and_recovers() {
     wait_until("the controller drops the gone brokers from the ISR", || {
         isr_of(survivor, "guarded", 0) == vec![leader]
     });
+    // The leader's metrics say so, by name.
+    let (_, metrics) = common::http_get(survivor, "/metrics");
+    assert!(
+        metrics.contains("sluice_under_replicated_partitions 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sluice_partition_under_replicated{topic=\"guarded\",partition=\"0\"} 1"),
+        "{metrics}"
+    );
     let mut raw = Raw::connect(survivor);
     let refused = raw.produce("guarded", batch(b"refused"));
     assert_eq!(refused.error_code, 19, "NOT_ENOUGH_REPLICAS");

@@ -383,3 +383,24 @@ pub fn consume(
 pub fn payload(m: &BorrowedMessage) -> Vec<u8> {
     m.payload().unwrap_or_default().to_vec()
 }
+
+/// A GET on a broker's HTTP listener: the status code and the body.
+pub fn http_get(broker: &Broker, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect((broker.host.as_str(), broker.http_port))
+        .expect("HTTP listener");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a header and a body");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status");
+    (status, body.to_string())
+}
