@@ -64,8 +64,8 @@ pub fn name_value(v: &str) -> Result<(String, String), String> {
 /// A Kafka error code by its name: `TOPIC_ALREADY_EXISTS (36)`.
 pub fn error_name(code: i16) -> String {
     match ResponseError::try_from_code(code) {
+        Some(ResponseError::Unknown(_)) | None => format!("error {code}"),
         Some(e) => format!("{} ({code})", screaming(&format!("{e:?}"))),
-        None => format!("error {code}"),
     }
 }
 
