@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
 use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
-use sluice_bench::client::Conn;
+
+use crate::cli::{self, Output};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ClusterCommand {
@@ -20,9 +20,8 @@ pub struct StatusArgs {
     /// Any broker of the cluster (host:port).
     #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     pub bootstrap: String,
-    /// `text` for people, `json` for scripts.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    pub output: String,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
 }
 
 struct BrokerRow {
@@ -35,22 +34,19 @@ struct BrokerRow {
 /// Runs the command; returns the process exit status.
 pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
     let ClusterCommand::Status(args) = command;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let metadata: MetadataResponse = runtime.block_on(async {
-        let conn = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            Conn::connect(&args.bootstrap),
-        )
-        .await
-        .with_context(|| format!("{} did not answer in 10 s", args.bootstrap))??;
-        conn.call(
-            ApiKey::Metadata,
-            &MetadataRequest::default().with_topics(None),
-        )
-        .await
+    let mut metadata = None;
+    cli::block_on(async {
+        let conn = cli::connect(&args.bootstrap).await?;
+        let m: MetadataResponse = conn
+            .call(
+                ApiKey::Metadata,
+                &MetadataRequest::default().with_topics(None),
+            )
+            .await?;
+        metadata = Some(m);
+        Ok(0)
     })?;
+    let metadata = metadata.ok_or_else(|| anyhow::anyhow!("no metadata"))?;
     let mut brokers: BTreeMap<i32, BrokerRow> = metadata
         .brokers
         .iter()
@@ -84,7 +80,7 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
     under_replicated.sort();
     let controller = metadata.controller_id.0;
     let cluster_id = metadata.cluster_id.as_ref().map(|c| c.to_string());
-    if args.output == "json" {
+    if args.output == Output::Json {
         let rows: Vec<_> = brokers
             .values()
             .map(|b| {
@@ -120,19 +116,19 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
             under_replicated.len()
         );
         println!();
-        println!(
-            "{:<8} {:<28} {:<12} {:>8}",
-            "BROKER", "ADDRESS", "RACK", "LEADS"
-        );
-        for b in brokers.values() {
-            let id = if b.node_id == controller {
-                format!("{}*", b.node_id)
-            } else {
-                b.node_id.to_string()
-            };
-            let rack = b.rack.as_deref().unwrap_or("-");
-            println!("{id:<8} {:<28} {rack:<12} {:>8}", b.address, b.leads);
-        }
+        let rows: Vec<Vec<String>> = brokers
+            .values()
+            .map(|b| {
+                let id = if b.node_id == controller {
+                    format!("{}*", b.node_id)
+                } else {
+                    b.node_id.to_string()
+                };
+                let rack = b.rack.clone().unwrap_or_else(|| "-".into());
+                vec![id, b.address.clone(), rack, b.leads.to_string()]
+            })
+            .collect();
+        cli::print_table(&["BROKER", "ADDRESS", "RACK", "LEADS"], &rows);
         if controller >= 0 {
             println!("(* controller)");
         }

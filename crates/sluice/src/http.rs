@@ -14,6 +14,9 @@ use axum::Router;
 use kafka_protocol::messages::ApiKey;
 use sluice_broker::Broker;
 
+/// HTTP requests served at once.
+const MAX_CONCURRENT_REQUESTS: usize = 64;
+
 /// The broker, once it is open.
 pub type Opened = Arc<OnceLock<Arc<Broker>>>;
 
@@ -27,7 +30,12 @@ pub async fn serve(listener: tokio::net::TcpListener, opened: Opened) {
         // The REST API's own router (its paths under /v3) answers the rest: a fallback,
         // so no path parameters of this router reach it.
         .fallback(rest_api)
-        .with_state(opened);
+        .with_state(opened)
+        // A bound on the work HTTP clients can queue up at once (each REST request is a
+        // Kafka client of the cluster); more wait for a place.
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            MAX_CONCURRENT_REQUESTS,
+        ));
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the HTTP listener stopped");
     }

@@ -479,6 +479,18 @@ fn cluster_status_of_a_single_node() {
     assert_eq!(status, 0, "{report}");
     assert_eq!(report["controller_id"], 1);
     assert_eq!(report["brokers"][0]["address"], b.bootstrap());
+    // The table for people: one row per broker, the controller starred.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["cluster", "status", "--bootstrap", &b.bootstrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("BROKER  ADDRESS"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("1*") && l.contains(&b.bootstrap())),
+        "{text}"
+    );
 }
 
 /// Kafka's partition of a group in `__consumer_offsets` (Java's String.hashCode).
