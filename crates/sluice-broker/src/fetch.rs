@@ -87,7 +87,10 @@ fn into_fetched(targets: &[FetchTarget], slices: Collected) -> Vec<FetchedPartit
         .zip(targets)
         .map(|(result, t)| {
             if let Ok((Some(s), _)) = &result {
-                t.partition.traffic.sent(s.len);
+                let records = s
+                    .whole_through
+                    .map_or(0, |last| (last - t.offset + 1).max(0) as u64);
+                t.partition.traffic.sent(records, s.len);
             }
             FetchedPartition { result }
         })

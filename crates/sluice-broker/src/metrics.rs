@@ -124,6 +124,7 @@ pub fn fsync_done(elapsed: Duration) {
 pub struct PartitionTraffic {
     pub records_in: AtomicU64,
     pub bytes_in: AtomicU64,
+    pub records_out: AtomicU64,
     pub bytes_out: AtomicU64,
 }
 
@@ -133,7 +134,10 @@ impl PartitionTraffic {
         self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    pub fn sent(&self, bytes: usize) {
+    /// `records`: those in the whole batches sent (a read cut by its byte limit ends with
+    /// part of a batch, which the reader asks for again).
+    pub fn sent(&self, records: u64, bytes: usize) {
+        self.records_out.fetch_add(records, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 }
@@ -251,7 +255,7 @@ impl Broker {
         let image = self.image();
         let me = self.config.node_id;
         // One family after another: the text format wants a family's samples together.
-        let families: [(&str, &str, &str); 7] = [
+        let families: [(&str, &str, &str); 8] = [
             (
                 "sluice_topic_records_in_total",
                 "counter",
@@ -261,6 +265,11 @@ impl Broker {
                 "sluice_topic_bytes_in_total",
                 "counter",
                 "Record bytes producers appended on this broker (as leader), by topic.",
+            ),
+            (
+                "sluice_topic_records_out_total",
+                "counter",
+                "Records sent to consumers and followers in whole batches, by topic.",
             ),
             (
                 "sluice_topic_bytes_out_total",
@@ -288,16 +297,17 @@ impl Broker {
                 "Bytes of record batches of each partition replica on this broker.",
             ),
         ];
-        let mut samples: [String; 7] = Default::default();
+        let mut samples: [String; 8] = Default::default();
         let mut under_replicated = 0;
         let mut offline = 0;
         let mut under_by_name = String::new();
         for topic in self.topics() {
             let name = label(&topic.name);
-            let (mut records_in, mut bytes_in, mut bytes_out) = (0, 0, 0);
+            let (mut records_in, mut bytes_in, mut records_out, mut bytes_out) = (0, 0, 0, 0);
             for p in topic.partitions.iter() {
                 records_in += p.traffic.records_in.load(Ordering::Relaxed);
                 bytes_in += p.traffic.bytes_in.load(Ordering::Relaxed);
+                records_out += p.traffic.records_out.load(Ordering::Relaxed);
                 bytes_out += p.traffic.bytes_out.load(Ordering::Relaxed);
                 let o = p.offsets();
                 let size = p.log().size_bytes();
@@ -311,10 +321,13 @@ impl Broker {
                 .into_iter()
                 .enumerate()
                 {
-                    let _ = writeln!(samples[3 + i], "{}{{{l}}} {v}", families[3 + i].0);
+                    let _ = writeln!(samples[4 + i], "{}{{{l}}} {v}", families[4 + i].0);
                 }
             }
-            for (i, v) in [records_in, bytes_in, bytes_out].into_iter().enumerate() {
+            for (i, v) in [records_in, bytes_in, records_out, bytes_out]
+                .into_iter()
+                .enumerate()
+            {
                 let _ = writeln!(samples[i], "{}{{topic=\"{name}\"}} {v}", families[i].0);
             }
             // Replication as the metadata says, counted by the partitions' leaders (the

@@ -250,6 +250,7 @@ mod tests {
             file: file.clone(),
             position: pos as u64,
             len,
+            whole_through: None,
         };
         let names = ["alpha", "b"];
         let ids = [Uuid::from_u128(7), Uuid::from_u128(9)];

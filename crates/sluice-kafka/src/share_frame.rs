@@ -147,6 +147,7 @@ mod tests {
             file: file.clone(),
             position,
             len,
+            whole_through: None,
         };
         // Partition 0: two ranges (200 bytes, as if across segments); 1: none; 2: 1000 bytes.
         let first = [content[100..150].to_vec(), content[400..550].to_vec()].concat();

@@ -35,6 +35,12 @@ impl OffsetIndex {
         }
     }
 
+    /// The last indexed batch starting at or before `position`: (relative offset, position).
+    pub fn at_or_before_position(&self, position: u32) -> Option<(u32, u32)> {
+        let i = self.entries.partition_point(|&(_, p)| p <= position);
+        i.checked_sub(1).map(|i| self.entries[i])
+    }
+
     /// Keeps the entries of batches that start before `position`.
     pub fn retain_below(&mut self, position: u32) {
         self.entries.retain(|&(_, p)| p < position);

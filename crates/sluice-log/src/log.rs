@@ -114,6 +114,9 @@ pub struct ReadSlice {
     pub file: Arc<File>,
     pub position: u64,
     pub len: usize,
+    /// The last offset of the whole batches in the slice (a read cut by its byte limit may
+    /// end inside a batch), when known: what a reader gets, for counting records out.
+    pub whole_through: Option<i64>,
 }
 
 impl ReadSlice {
@@ -917,10 +920,16 @@ impl Log {
                 let available = (end - loc.position) as usize;
                 let first = loc.header.size().min(available);
                 let len = available.min(max_bytes.max(first));
+                let whole_through = if len == available && *base == hw.segment_base {
+                    Some(hw.offset - 1)
+                } else {
+                    seg.last_whole_before(loc.position, loc.position + len as u64)?
+                };
                 return Ok(Some(ReadSlice {
                     file: seg.file()?,
                     position: loc.position,
                     len,
+                    whole_through,
                 }));
             }
         }

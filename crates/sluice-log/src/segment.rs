@@ -360,6 +360,38 @@ impl Segment {
         self.scan(start, end_position, |h| h.last_offset() >= offset)
     }
 
+    /// The last offset of the last batch that ends at or before `cut`, looking from `from`
+    /// (a batch start): the whole batches of a read cut at `cut`. Reads the headers from the
+    /// last index entry before the cut (at most an index interval of them).
+    pub fn last_whole_before(&self, from: u64, cut: u64) -> Result<Option<i64>> {
+        // An indexed batch starting before the cut (one starting at it is not in the read).
+        let before = cut.saturating_sub(1).min(u32::MAX as u64) as u32;
+        let mut pos = match self.index.at_or_before_position(before) {
+            Some((_, p)) if p as u64 > from => p as u64,
+            _ => from,
+        };
+        let end = cut.min(self.size);
+        let file = self.file.get()?;
+        let mut buf = [0u8; HEADER_SIZE];
+        let mut last = None;
+        // Headers are read whole even where the cut falls inside one (the file has it).
+        while pos < end && pos + HEADER_SIZE as u64 <= self.size {
+            file.read_exact_at(&mut buf, pos)?;
+            let header = BatchHeader::parse(&buf);
+            let size = header.size() as u64;
+            if size < HEADER_SIZE as u64 || pos + size > end {
+                // The batch the cut falls in: the whole ones end just before it.
+                if last.is_none() && pos > from {
+                    last = Some(header.base_offset - 1);
+                }
+                break;
+            }
+            last = Some(header.last_offset());
+            pos += size;
+        }
+        Ok(last)
+    }
+
     /// First batch from `start` whose header satisfies `pred`.
     fn scan(
         &self,

@@ -112,6 +112,33 @@ fn first_batch_is_returned_whole_even_if_over_max_bytes() {
 }
 
 #[test]
+fn a_read_says_through_which_offset_its_batches_are_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config, 0).unwrap();
+    // 40 batches of 3 records of 100 bytes (offsets 0..120), one segment.
+    for i in 0..40 {
+        let v = vec![i as u8; 100];
+        append(&mut log, 1, &[&v, &v, &v]);
+    }
+    let whole = log.read(0, 1 << 20).unwrap().unwrap();
+    assert_eq!(whole.whole_through, Some(119), "up to the high watermark");
+    let batch = whole.len / 40;
+    // Cut inside the eighth batch: seven are whole (offsets 0..=20).
+    let cut = log.read(0, batch * 7 + batch / 2).unwrap().unwrap();
+    assert_eq!(cut.whole_through, Some(20));
+    // From the middle of a batch, cut after exactly two batches.
+    let mid = log.read(31, batch * 2).unwrap().unwrap();
+    assert_eq!(mid.whole_through, Some(35));
+    // A first batch larger than the limit is sent whole.
+    let one = log.read(60, 10).unwrap().unwrap();
+    assert_eq!(one.whole_through, Some(62));
+}
+
+#[test]
 fn crash_without_clean_close_recovers_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();

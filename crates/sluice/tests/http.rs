@@ -79,6 +79,7 @@ async fn health_readiness_and_metrics_that_move_with_traffic() {
     assert!(at("sluice_connections") >= 1.0);
     assert_eq!(at("sluice_topic_records_in_total{topic=\"m\"}"), 100.0);
     assert!(at("sluice_topic_bytes_out_total{topic=\"m\"}") > 0.0);
+    assert_eq!(at("sluice_topic_records_out_total{topic=\"m\"}"), 100.0);
     assert_eq!(
         at("sluice_partition_log_end_offset{topic=\"m\",partition=\"0\"}"),
         100.0

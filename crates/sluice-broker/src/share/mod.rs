@@ -421,7 +421,7 @@ impl Broker {
                         budget = budget.saturating_sub(count as usize);
                         bytes = bytes.saturating_sub(records.len);
                         if let Ok(p) = self.local_leader(topic, *index, -1) {
-                            p.traffic.sent(records.len);
+                            p.traffic.sent(count as u64, records.len);
                         }
                         entry.records = Some(records);
                         entry.acquired = acquired;
@@ -1056,6 +1056,7 @@ fn read_whole_batches(
             file: slice.file.clone(),
             position: slice.position,
             len: whole,
+            whole_through: Some(last),
         });
         next = last + 1;
     }
