@@ -200,6 +200,16 @@ impl Brokers {
     }
 }
 
+/// The options every client subcommand takes.
+#[derive(clap::Args, Debug)]
+pub struct Common {
+    /// Any broker of the cluster (host:port).
+    #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
 /// `text` for people, `json` for scripts.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {

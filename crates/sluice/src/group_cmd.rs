@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
 use serde::Serialize;
 use sluice_bench::client::Conn;
 
-use crate::cli::{self, s, Brokers, Output, Status, EARLIEST, LATEST};
+use crate::cli::{self, s, Brokers, Common, Output, Status, EARLIEST, LATEST};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum GroupCommand {
@@ -31,15 +31,6 @@ pub enum GroupCommand {
     /// Move a group's committed offsets (the group must be empty). A dry run unless
     /// --execute.
     ResetOffsets(ResetArgs),
-}
-
-#[derive(clap::Args, Debug)]
-pub struct Common {
-    /// Any broker of the cluster (host:port).
-    #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-    pub bootstrap: String,
-    #[arg(long, value_enum, default_value = "text")]
-    pub output: Output,
 }
 
 #[derive(clap::Args, Debug)]

@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
 };
 use serde::Serialize;
 
-use crate::cli::{self, s, Brokers, Output, Status, EARLIEST, LATEST};
+use crate::cli::{self, s, Brokers, Common, Output, Status, EARLIEST, LATEST};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum TopicCommand {
@@ -36,15 +36,6 @@ pub enum TopicCommand {
     AlterConfig(AlterArgs),
     /// Raise a topic's partition count.
     AddPartitions(AddPartitionsArgs),
-}
-
-#[derive(clap::Args, Debug)]
-pub struct Common {
-    /// Any broker of the cluster (host:port).
-    #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-    pub bootstrap: String,
-    #[arg(long, value_enum, default_value = "text")]
-    pub output: Output,
 }
 
 #[derive(clap::Args, Debug)]

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::Command;
 
 use common::group::{produce, wait_until, Member};
 use common::Broker;
@@ -12,25 +11,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 fn group(broker: &Broker, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("group")
-        .args(args)
-        .args(["--bootstrap", &broker.bootstrap()])
-        .output()
-        .expect("sluice runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::sluice_at(broker, "group", args)
 }
 
 fn json(broker: &Broker, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["--output", "json"]);
-    let (code, out, err) = group(broker, &all);
-    assert_eq!(code, 0, "{err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    common::sluice_json(broker, "group", args)
 }
 
 /// (committed, lag) of each partition of topic `g` in a description.

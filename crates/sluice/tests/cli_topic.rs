@@ -9,27 +9,12 @@ use common::group::produce;
 use common::Broker;
 use serde_json::Value;
 
-/// Runs `sluice topic ARGS --bootstrap B`: exit code, stdout, stderr.
 fn topic(broker: &Broker, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("topic")
-        .args(args)
-        .args(["--bootstrap", &broker.bootstrap()])
-        .output()
-        .expect("sluice runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::sluice_at(broker, "topic", args)
 }
 
 fn json(broker: &Broker, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["--output", "json"]);
-    let (code, out, err) = topic(broker, &all);
-    assert_eq!(code, 0, "{err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    common::sluice_json(broker, "topic", args)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::group::{produce, wait_until, Member};
-use common::share::{set_group_configs, ShareMember};
+use common::share::holding_queue;
 use common::Broker;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -56,17 +56,7 @@ async fn the_console_shows_topics_a_record_and_a_groups_lag() {
     });
 
     // A queue whose member holds its five jobs.
-    broker.create_topic("jobs", 1, &[]).await;
-    set_group_configs(
-        &broker,
-        "workers",
-        &[("share.auto.offset.reset", "earliest")],
-    );
-    produce(&broker, "jobs", 1, 5, "job").await;
-    let holder = ShareMember::spawn(&broker.bootstrap(), "workers", "jobs", "hold", None);
-    wait_until(30, "the member holds the 5 jobs", || {
-        holder.got().len() == 5
-    });
+    let _holder = holding_queue(&broker, "jobs", "workers", 5).await;
     wait_until(15, "the queue's state shows them acquired", || {
         let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args([

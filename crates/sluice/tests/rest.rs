@@ -10,8 +10,8 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use common::group::{produce, wait_until};
-use common::share::{set_group_configs, ShareMember};
+use common::group::wait_until;
+use common::share::holding_queue;
 use common::Broker;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::producer::FutureRecord;
@@ -261,17 +261,7 @@ async fn the_rest_api_manages_topics_records_and_groups_as_its_openapi_file_says
     assert_eq!((status, e["error_code"].as_i64()), (404, Some(40404)));
 
     // A queue (share group) with a member holding its records.
-    broker.create_topic("jobs", 1, &[]).await;
-    set_group_configs(
-        &broker,
-        "workers",
-        &[("share.auto.offset.reset", "earliest")],
-    );
-    produce(&broker, "jobs", 1, 5, "job").await;
-    let holder = ShareMember::spawn(&broker.bootstrap(), "workers", "jobs", "hold", None);
-    wait_until(30, "the member holds the 5 jobs", || {
-        holder.got().len() == 5
-    });
+    let _holder = holding_queue(&broker, "jobs", "workers", 5).await;
     let (status, queues) = call(&broker, "GET", &format!("{base}/share-groups"), None);
     assert_eq!(status, 200);
     checked.keep("ShareGroupList", &queues);

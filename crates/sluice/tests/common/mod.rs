@@ -404,3 +404,27 @@ pub fn http_get(broker: &Broker, path: &str) -> (u16, String) {
         .expect("a status");
     (status, body.to_string())
 }
+
+/// Runs `sluice SUBCOMMAND ARGS --bootstrap B`: exit code, stdout, stderr.
+pub fn sluice_at(broker: &Broker, subcommand: &str, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg(subcommand)
+        .args(args)
+        .args(["--bootstrap", &broker.bootstrap()])
+        .output()
+        .expect("sluice runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The same with `--output json`, which must succeed: its JSON.
+pub fn sluice_json(broker: &Broker, subcommand: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let (code, out, err) = sluice_at(broker, subcommand, &all);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}

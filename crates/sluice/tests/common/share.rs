@@ -161,3 +161,16 @@ pub fn set_group_configs(broker: &Broker, group: &str, configs: &[(&str, &str)])
         r.responses[0].error_message
     );
 }
+
+/// A queue: `topic` (one partition) with `count` records, read from its start by `group`,
+/// whose one member holds every record (acquired, never acknowledged).
+pub async fn holding_queue(broker: &Broker, topic: &str, group: &str, count: usize) -> ShareMember {
+    broker.create_topic(topic, 1, &[]).await;
+    set_group_configs(broker, group, &[("share.auto.offset.reset", "earliest")]);
+    super::group::produce(broker, topic, 1, count, "job").await;
+    let holder = ShareMember::spawn(&broker.bootstrap(), group, topic, "hold", None);
+    super::group::wait_until(30, "the member holds every record", || {
+        holder.got().len() == count
+    });
+    holder
+}
