@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::group::{produce, wait_until, Member};
 use common::Broker;
 use rdkafka::consumer::{CommitMode, Consumer};
