@@ -201,9 +201,9 @@ pub fn validate_replicated_batches(
                 header.compression()
             )));
         }
-        if header.is_transactional() {
+        if header.is_transactional() && header.producer_id < 0 {
             return Err(LogError::InvalidRecord(
-                "transactional batches are not supported yet".into(),
+                "a transactional batch needs a producer id".into(),
             ));
         }
         summary.idempotent |= header.producer_id >= 0;
@@ -416,6 +416,15 @@ pub fn rebuild_with_codec(original: &[u8], codec: i16, payload: &[u8]) -> Vec<u8
     b
 }
 
+/// Sets a batch's producer id, epoch and base sequence, and its CRC again.
+pub fn set_producer(b: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+    b[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&producer_id.to_be_bytes());
+    b[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2].copy_from_slice(&epoch.to_be_bytes());
+    b[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// An uncompressed batch of `records` empty-valued records from an idempotent producer.
 pub fn build_idempotent_batch(
     producer_id: i64,
@@ -425,11 +434,7 @@ pub fn build_idempotent_batch(
 ) -> Vec<u8> {
     let values: Vec<KeyValue<'_>> = (0..records).map(|_| (None, Some(&b"v"[..]))).collect();
     let mut b = build_batch(0, &values);
-    b[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&producer_id.to_be_bytes());
-    b[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2].copy_from_slice(&epoch.to_be_bytes());
-    b[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4].copy_from_slice(&base_sequence.to_be_bytes());
-    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
-    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    set_producer(&mut b, producer_id, epoch, base_sequence);
     b
 }
 

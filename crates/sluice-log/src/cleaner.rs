@@ -8,7 +8,9 @@
 //!    writes a `.cleaned` copy of each segment with only the latest record per key. Batches
 //!    keep their base and last offsets (offsets never change; gaps are fine) and are
 //!    recompressed with their own codec. Tombstones are dropped once older than
-//!    `delete.retention.ms`.
+//!    `delete.retention.ms`. Records of aborted transactions are dropped and count for no
+//!    key; transaction markers are kept as they are. Cleaning stops before the first
+//!    transaction not yet decided.
 //! 3. `Log::install_cleaned` (under the lock) swaps each copy in by rename.
 
 use std::collections::HashMap;
@@ -25,6 +27,7 @@ use crate::batch::{self, BatchHeader, HEADER_SIZE};
 use crate::codec;
 use crate::error::{LogError, Result};
 use crate::records::{BatchRecords, RecordView};
+use crate::txn::AbortedTxn;
 
 #[derive(Debug, Clone)]
 pub struct CleanerConfig {
@@ -56,6 +59,21 @@ pub struct PlannedSegment {
 #[derive(Debug, Clone)]
 pub struct CleanPlan {
     pub segments: Vec<PlannedSegment>,
+    /// Aborted transactions with records in these segments.
+    pub aborted: Vec<AbortedTxn>,
+}
+
+impl CleanPlan {
+    /// The batch belongs to an aborted transaction: its records go.
+    fn is_aborted(&self, h: &BatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self.aborted.iter().any(|a| {
+                a.producer_id == h.producer_id
+                    && a.first_offset <= h.base_offset
+                    && h.base_offset < a.last_offset
+            })
+    }
 }
 
 /// A cleaned copy, ready to replace its segment.
@@ -181,6 +199,10 @@ pub fn clean(plan: &CleanPlan, config: &CleanerConfig, now_ms: i64) -> Result<Ve
             break;
         }
         for_each_batch(seg, |b| {
+            let h = BatchHeader::parse(b);
+            if h.is_control() || plan.is_aborted(&h) {
+                return Ok(());
+            }
             match keyed_records(b, limit) {
                 Ok(keys) => {
                     for (digest, offset) in keys {
@@ -206,8 +228,15 @@ pub fn clean(plan: &CleanPlan, config: &CleanerConfig, now_ms: i64) -> Result<Ve
         let mut counts = (0u64, 0u64);
         let mut skipped_here = 0u64;
         for_each_batch(seg, |b| {
-            let max_timestamp = BatchHeader::parse(b).max_timestamp;
+            let h = BatchHeader::parse(b);
+            if h.is_control() {
+                file.write_all(b)?;
+                return Ok(());
+            }
+            let aborted = plan.is_aborted(&h);
+            let max_timestamp = h.max_timestamp;
             let keep = |r: &RecordView<'_>| match r.key {
+                _ if aborted => false,
                 None => true, // keyless records cannot be compacted: keep them
                 Some(k) => {
                     let newest = latest.get(&key_digest(k)).is_none_or(|&o| o == r.offset);

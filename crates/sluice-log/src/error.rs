@@ -37,6 +37,8 @@ pub enum LogError {
         epoch: i16,
         current: i16,
     },
+    #[error("transaction coordinator epoch {coordinator_epoch} is older than {current}")]
+    TransactionCoordinatorFenced { coordinator_epoch: i32, current: i32 },
     #[error("out of order sequence: {0}")]
     OutOfOrderSequence(String),
     #[error("I/O error: {0}")]

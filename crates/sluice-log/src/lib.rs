@@ -13,6 +13,7 @@ mod log;
 pub mod producer_state;
 pub mod records;
 mod segment;
+pub mod txn;
 pub mod verify;
 
 pub use error::{LogError, RecordError, Result};
@@ -25,6 +26,8 @@ pub use log::{
 mod replication_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
 
 static CORRUPTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 

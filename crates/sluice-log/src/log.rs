@@ -13,6 +13,7 @@ use crate::epochs::LeaderEpochCache;
 use crate::error::{LogError, Result};
 use crate::producer_state::{ProducerState, SeqCheck};
 use crate::segment::{self, Segment, SegmentWrite};
+use crate::txn::{self, AbortedTxn, Marker, MarkerKind};
 
 /// Marker written by a clean close; its absence on open means the active segment is recovered.
 const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
@@ -170,6 +171,8 @@ pub struct PendingWrite {
     leader_epoch: i32,
     log_append_time: i64,
     producer_batch: Option<BatchHeader>,
+    /// The batch is a transaction marker the broker writes.
+    marker: Option<Marker>,
 }
 
 impl PendingWrite {
@@ -226,11 +229,13 @@ pub struct Log {
     epochs: LeaderEpochCache,
 }
 
-/// Where a read stops: at the high watermark (what consumers may see) or at the log end
-/// (followers copy what the leader has before it is committed).
+/// Where a read stops: at the high watermark (what consumers may see), at the last stable
+/// offset (read_committed consumers: no undecided transaction) or at the log end (followers
+/// copy what the leader has before it is committed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadBound {
     HighWatermark,
+    LastStable,
     LogEnd,
 }
 
@@ -345,7 +350,7 @@ impl Log {
             let start = self.log_start_offset;
             let mut rebuilt = Vec::new();
             for seg in self.segments.values() {
-                seg.for_each_header(start, |h| {
+                seg.for_each_header(start, |h, _, _| {
                     if rebuilt
                         .last()
                         .is_none_or(|&(e, _)| h.partition_leader_epoch > e)
@@ -399,7 +404,8 @@ impl Log {
     }
 
     /// Loads the producer snapshot (if sound and not beyond the log end) and replays the
-    /// batch headers after it.
+    /// batch headers after it: producers' sequences, open transactions and, from the markers,
+    /// the aborted-transactions indexes (their entries from the replay's start are rebuilt).
     fn rebuild_producer_state(&mut self) -> Result<()> {
         let path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
         let (mut state, from) = match ProducerState::read_snapshot(&path) {
@@ -416,9 +422,48 @@ impl Log {
             .next_back()
             .map(|(b, _)| *b)
             .unwrap_or(self.log_start_offset);
-        for seg in self.segments.range(floor..).map(|(_, s)| s) {
-            seg.for_each_header(from, |h| state.record(h))?;
+        let mut aborted: Vec<(i64, AbortedTxn)> = Vec::new();
+        for (base, seg) in self.segments.range(floor..) {
+            seg.for_each_header(from, |h, position, marker| {
+                if h.base_offset < from {
+                    return;
+                }
+                if !h.is_control() {
+                    state.record(h, Some((*base, position)));
+                    return;
+                }
+                let Some(marker) = marker else { return };
+                if let Some(first) = state.complete(h, marker) {
+                    if marker.kind == MarkerKind::Abort {
+                        let entry = AbortedTxn {
+                            producer_id: h.producer_id,
+                            first_offset: first,
+                            last_offset: h.base_offset,
+                            last_stable_offset: state.stable_after(h.base_offset),
+                        };
+                        aborted.push((*base, entry));
+                    }
+                }
+            })?;
         }
+        let active = self.active().base_offset;
+        for (base, seg) in self.segments.range_mut(floor..) {
+            let before = seg.aborted.clone();
+            seg.aborted.retain_markers_below(from);
+            for (_, entry) in aborted.iter().filter(|(b, _)| b == base) {
+                seg.aborted.push(*entry);
+            }
+            // The active segment's index is saved on roll and close; an older one is final.
+            if seg.aborted != before && *base != active {
+                seg.save_indexes()?;
+            }
+        }
+        for first in state.unplaced() {
+            if let Some(p) = self.position_at_or_below(first)? {
+                state.place(first, (p.segment_base, p.position));
+            }
+        }
+        state.note_high_watermark(self.high_watermark.offset);
         self.producers = state;
         Ok(())
     }
@@ -517,9 +562,17 @@ impl Log {
                 "an append is already in progress",
             )));
         }
-        // An idempotent producer's set is one batch (checked in validation).
+        // An idempotent producer's set is one batch (checked in validation), and so is a
+        // transaction marker.
         let producer_batch = summary.idempotent.then(|| BatchHeader::parse(batches));
-        if let Some(h) = &producer_batch {
+        let mut marker = None;
+        if let Some(h) = producer_batch.as_ref().filter(|h| h.is_control()) {
+            let m = txn::parse_marker(batches)
+                .ok_or_else(|| LogError::InvalidRecord("unreadable transaction marker".into()))?;
+            self.producers
+                .check_marker(h.producer_id, h.producer_epoch(), m.coordinator_epoch)?;
+            marker = Some(m);
+        } else if let Some(h) = &producer_batch {
             if let SeqCheck::Duplicate(original) = self.producers.check(h)? {
                 return Ok(PreparedAppend::Duplicate(AppendInfo {
                     base_offset: original.first_offset,
@@ -554,6 +607,7 @@ impl Log {
             leader_epoch,
             log_append_time,
             producer_batch,
+            marker,
         }))
     }
 
@@ -569,7 +623,13 @@ impl Log {
         self.note_epoch(pending.leader_epoch, pending.base_offset)?;
         if let Some(mut h) = pending.producer_batch {
             h.base_offset = pending.base_offset;
-            self.producers.record(&h);
+            match pending.marker {
+                Some(marker) => self.complete_transaction(&h, marker),
+                None => {
+                    let at = (self.active().base_offset, pending.segment.start());
+                    self.producers.record(&h, Some(at));
+                }
+            }
         }
         let end = self.end();
         Ok(AppendInfo {
@@ -579,6 +639,65 @@ impl Log {
             end,
             duplicate: false,
         })
+    }
+
+    /// A marker was stored (header with its offset): its producer's transaction ends, and an
+    /// aborted one is noted in the active segment's aborted-transactions index.
+    fn complete_transaction(&mut self, h: &BatchHeader, marker: Marker) {
+        let Some(first) = self.producers.complete(h, marker) else {
+            return;
+        };
+        if marker.kind == MarkerKind::Abort {
+            let entry = AbortedTxn {
+                producer_id: h.producer_id,
+                first_offset: first,
+                last_offset: h.base_offset,
+                last_stable_offset: self.producers.stable_after(h.base_offset),
+            };
+            self.active_mut().aborted.push(entry);
+        }
+    }
+
+    /// The last stable offset (what read_committed consumers may see): the high watermark,
+    /// or the first offset of an earlier transaction not yet decided, as a position.
+    pub fn last_stable(&self) -> LogPosition {
+        let hw = self.high_watermark;
+        let Some((first, txn)) = self.producers.first_unstable() else {
+            return hw;
+        };
+        if first >= hw.offset {
+            return hw;
+        }
+        match txn.position {
+            Some((segment_base, position)) if first >= self.log_start_offset => LogPosition {
+                offset: first,
+                segment_base,
+                position,
+            },
+            // Retention took the transaction's start, or its place is unknown.
+            _ => self
+                .position_at_or_below(first.max(self.log_start_offset))
+                .ok()
+                .flatten()
+                .filter(|p| p.offset <= hw.offset)
+                .unwrap_or(hw),
+        }
+    }
+
+    /// The aborted transactions a read_committed fetch of `[from, upto)` must name.
+    pub fn aborted_transactions(&self, from: i64, upto: i64) -> Vec<AbortedTxn> {
+        let mut out = Vec::new();
+        let floor = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(self.log_start_offset, |(b, _)| *b);
+        for seg in self.segments.range(floor..).map(|(_, s)| s) {
+            if seg.aborted.collect(from, upto, &mut out) {
+                break;
+            }
+        }
+        out
     }
 
     /// Appends batches whose offsets a leader assigned (the follower path): stored as they
@@ -632,10 +751,19 @@ impl Log {
         )?;
         let written = segment.write(batches);
         self.active_mut().commit_append(&segment, written)?;
+        let segment_base = self.active().base_offset;
+        let mut at = 0usize;
         for h in &headers {
-            if h.producer_id >= 0 {
-                self.producers.record(h);
+            if h.is_control() {
+                let bytes = &batches[at..at + h.size()];
+                if let Some(marker) = txn::parse_marker(bytes) {
+                    self.complete_transaction(h, marker);
+                }
+            } else if h.producer_id >= 0 {
+                let position = segment.start() + at as u64;
+                self.producers.record(h, Some((segment_base, position)));
             }
+            at += h.size();
             self.note_epoch(h.partition_leader_epoch, h.base_offset)?;
         }
         let end = self.end();
@@ -863,12 +991,14 @@ impl Log {
     /// Sets the high watermark to `to`, lower or higher: a follower takes its leader's.
     pub fn set_high_watermark(&mut self, to: LogPosition) {
         self.high_watermark = to;
+        self.producers.note_high_watermark(to.offset);
     }
 
     /// Lets readers see everything up to `upto`.
     pub fn advance_high_watermark(&mut self, upto: LogPosition) {
         if upto.offset > self.high_watermark.offset {
             self.high_watermark = upto;
+            self.producers.note_high_watermark(upto.offset);
         }
     }
 
@@ -889,6 +1019,7 @@ impl Log {
     ) -> Result<Option<ReadSlice>> {
         let hw = match bound {
             ReadBound::HighWatermark => self.high_watermark,
+            ReadBound::LastStable => self.last_stable(),
             ReadBound::LogEnd => self.end(),
         };
         if offset < self.log_start_offset || offset > self.log_end_offset() {
@@ -1130,10 +1261,17 @@ impl Log {
             .and_then(|t| t.trim().parse::<i64>().ok())
             .unwrap_or(0);
         let lag_horizon = now_ms.saturating_sub(config.min_compaction_lag_ms);
+        // Nothing at or past an undecided transaction is cleaned (Kafka's first uncleanable
+        // offset): whether its records stay depends on its marker.
+        let unstable = self.producers.first_unstable().map(|(o, _)| o);
         let cleanable: Vec<&Segment> = self
             .segments
             .values()
-            .take_while(|s| s.base_offset != active && s.max_timestamp() <= lag_horizon)
+            .take_while(|s| {
+                s.base_offset != active
+                    && s.max_timestamp() <= lag_horizon
+                    && unstable.is_none_or(|o| s.next_offset() <= o)
+            })
             .collect();
         let dirty: Vec<&&Segment> = cleanable
             .iter()
@@ -1161,8 +1299,18 @@ impl Log {
                 })
             })
             .collect();
+        // Aborted transactions with records in the cleanable segments (their markers may be
+        // in later ones): their records are dropped.
+        let upto = cleanable.last().map_or(0, |s| s.next_offset());
+        let aborted = self
+            .segments
+            .values()
+            .flat_map(|s| s.aborted.entries())
+            .filter(|a| a.first_offset < upto)
+            .copied()
+            .collect();
         match segments {
-            Ok(segments) => Some(CleanPlan { segments }),
+            Ok(segments) => Some(CleanPlan { segments, aborted }),
             Err(e) => {
                 debug!(dir = %self.dir.display(), error = %e, "cannot open segments to clean");
                 None
@@ -1182,14 +1330,14 @@ impl Log {
             match current {
                 Some((size, next, path)) if size == c.original_size => {
                     fs::rename(&c.cleaned_path, &path)?;
-                    let seg = Segment::open(
+                    // Offsets never change in cleaning: the aborted-transactions index stays.
+                    let mut seg = Segment::open(
                         &self.dir,
                         c.base_offset,
                         self.config.index_interval_bytes,
                         Some(0),
                         now_ms,
                     )?;
-                    let mut seg = seg;
                     seg.save_indexes()?; // the old index files describe the old layout
                     self.segments.insert(c.base_offset, seg);
                     clean_upto = Some(next);

@@ -12,6 +12,7 @@ use crate::batch::{self, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
 use crate::error::Result;
 use crate::file_cache::SegmentFile;
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::txn::{self, Marker, TxnIndex};
 
 /// Bytes of a header needed to walk batches (base offset, length, last offset delta) and read
 /// their max timestamp.
@@ -45,6 +46,8 @@ pub struct Segment {
     offset_of_max_timestamp: i64,
     /// Wall-clock time this segment started taking appends in this process (for `segment.ms`).
     pub opened_ms: i64,
+    /// The transactions aborted by markers in this segment (saved as `.txnindex`).
+    pub aborted: TxnIndex,
 }
 
 impl Segment {
@@ -70,6 +73,7 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
             opened_ms: now_ms,
+            aborted: TxnIndex::default(),
         })
     }
 
@@ -100,7 +104,9 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
             opened_ms: now_ms,
+            aborted: TxnIndex::default(),
         };
+        seg.aborted = TxnIndex::read_from(&seg.txn_index_path());
         let saved = match verify_from {
             Some(0) => None,
             _ => OffsetIndex::read_from(&seg.index_path(), size)
@@ -424,17 +430,33 @@ impl Segment {
     }
 
     /// Calls `f` with the header of every batch holding offsets at or after `from_offset`.
-    pub fn for_each_header(&self, from_offset: i64, mut f: impl FnMut(&BatchHeader)) -> Result<()> {
+    pub fn for_each_header(
+        &self,
+        from_offset: i64,
+        mut f: impl FnMut(&BatchHeader, u64, Option<Marker>),
+    ) -> Result<()> {
         let Some(first) = self.find_batch(from_offset, self.size)? else {
             return Ok(());
         };
         let mut pos = first.position;
         let mut buf = [0u8; HEADER_SIZE];
+        let mut control = Vec::new();
         let file = self.file.get()?;
         while pos + HEADER_SIZE as u64 <= self.size {
             file.read_exact_at(&mut buf, pos)?;
             let header = BatchHeader::parse(&buf);
-            f(&header);
+            // A marker's kind is in its one record: read the (small) batch.
+            let marker = if header.is_control()
+                && header.size() <= txn::MAX_MARKER_BATCH
+                && pos + header.size() as u64 <= self.size
+            {
+                control.resize(header.size(), 0);
+                file.read_exact_at(&mut control, pos)?;
+                txn::parse_marker(&control)
+            } else {
+                None
+            };
+            f(&header, pos, marker);
             pos += header.size().max(LOG_OVERHEAD) as u64;
         }
         Ok(())
@@ -465,9 +487,14 @@ impl Segment {
         self.size == 0
     }
 
-    /// The segment's files: log, offset index, time index.
+    /// The segment's files: log, offset index, time index, aborted-transactions index.
     pub fn file_paths(&self) -> Vec<PathBuf> {
-        vec![self.log_path(), self.index_path(), self.time_index_path()]
+        let mut paths = vec![self.log_path(), self.index_path(), self.time_index_path()];
+        let txn_path = self.txn_index_path();
+        if !self.aborted.is_empty() || txn_path.exists() {
+            paths.push(txn_path);
+        }
+        paths
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -481,6 +508,10 @@ impl Segment {
     fn time_index_path(&self) -> PathBuf {
         self.dir
             .join(format!("{}.timeindex", file_stem(self.base_offset)))
+    }
+    fn txn_index_path(&self) -> PathBuf {
+        self.dir
+            .join(format!("{}.txnindex", file_stem(self.base_offset)))
     }
 
     /// Copies of the indexes with their file paths, to be written outside the lock.
@@ -501,18 +532,24 @@ impl Segment {
         Ok(())
     }
 
-    /// The index files' paths and contents, with a final time-index entry.
-    pub fn final_indexes(&mut self) -> [(PathBuf, Vec<u8>); 2] {
+    /// The index files' paths and contents, with a final time-index entry; the
+    /// aborted-transactions index when it has entries or had a file.
+    pub fn final_indexes(&mut self) -> Vec<(PathBuf, Vec<u8>)> {
         if self.max_timestamp >= 0 {
             self.time_index.push(
                 self.max_timestamp,
                 (self.offset_of_max_timestamp - self.base_offset) as u32,
             );
         }
-        [
+        let mut files = vec![
             (self.index_path(), self.index.to_bytes()),
             (self.time_index_path(), self.time_index.to_bytes()),
-        ]
+        ];
+        let txn_path = self.txn_index_path();
+        if !self.aborted.is_empty() || txn_path.exists() {
+            files.push((txn_path, self.aborted.to_bytes()));
+        }
+        files
     }
 }
 
@@ -574,6 +611,11 @@ pub struct SegmentWrite {
 }
 
 impl SegmentWrite {
+    /// Where in the segment the write starts.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
     /// Writes the batches at the end of the segment. Unless they already carry their offsets,
     /// the base offsets and leader epoch go through a vectored write, so the caller's buffer
     /// is neither copied nor modified.
