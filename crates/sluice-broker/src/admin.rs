@@ -165,6 +165,9 @@ impl TopicAdmin<'_> {
                     -1 if name == crate::group::OFFSETS_TOPIC => {
                         self.broker.config.offsets_topic_replication_factor()
                     }
+                    -1 if name == crate::txn::TXN_TOPIC => {
+                        self.broker.config.transaction_state_replication_factor()
+                    }
                     -1 if name == crate::share::SHARE_STATE_TOPIC => {
                         self.broker.config.share_state_topic_replication_factor()
                     }
@@ -243,6 +246,9 @@ impl TopicAdmin<'_> {
                 drop(prepared);
                 if let Err(e) = self.broker.groups().follow_leadership() {
                     warn!(error = %e, "following the offsets partitions' leadership");
+                }
+                if let Err(e) = self.broker.transactions().follow_leadership() {
+                    warn!(error = %e, "following the transaction state partitions' leadership");
                 }
                 Ok(())
             }

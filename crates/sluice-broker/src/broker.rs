@@ -74,6 +74,8 @@ pub struct Broker {
     /// broker leads), and those being loaded (group/leadership.rs).
     pub(crate) offsets_led: Mutex<std::collections::BTreeSet<i32>>,
     pub(crate) offsets_loading: RwLock<std::collections::BTreeSet<i32>>,
+    /// The transaction coordinator's state (txn/).
+    pub(crate) txns: crate::txn::Transactions,
     /// Woken when a follower catches up with a partition this broker leads, so the ISR
     /// tracker adds it without waiting for its next round.
     pub isr_wakeup: tokio::sync::Notify,
@@ -98,6 +100,8 @@ const ELECTION_ROUND: Duration = Duration::from_millis(250);
 /// How often share-partitions release expired locks and persist what no acknowledgement
 /// wrote (acquisitions, raised delivery counts) when nobody fetches.
 const SHARE_STATE_REFRESH: Duration = Duration::from_secs(1);
+/// How often the transaction coordinator looks for prepared transactions to finish.
+const TRANSACTION_ROUND: Duration = Duration::from_millis(100);
 /// How often segment files are checked for idleness, and how long unused before closed.
 const SEGMENT_FILE_SWEEP: Duration = Duration::from_secs(10);
 const SEGMENT_FILE_IDLE: Duration = Duration::from_secs(60);
@@ -137,6 +141,7 @@ impl Broker {
             shares: Default::default(),
             offsets_led: Mutex::new(Default::default()),
             offsets_loading: RwLock::new(Default::default()),
+            txns: Default::default(),
             producer_ids: ProducerIds::new(coordinator.clone()),
             isr_wakeup: tokio::sync::Notify::new(),
             _dir_lock: dir_lock,
@@ -301,6 +306,10 @@ impl Broker {
             b.compact_all()
         });
         self.persist_share_partitions_every(SHARE_STATE_REFRESH);
+        self.drive_transactions_every(
+            TRANSACTION_ROUND,
+            ms(self.config.transaction_abort_interval_ms()),
+        );
         self.every(SEGMENT_FILE_SWEEP, false, |_| {
             sluice_log::file_cache::close_idle(SEGMENT_FILE_IDLE.as_millis() as i64);
             release_free_memory();
@@ -317,6 +326,26 @@ impl Broker {
                 tick.tick().await;
                 let Some(broker) = weak.upgrade() else { return };
                 broker.persist_share_partitions().await;
+            }
+        });
+    }
+
+    /// The transaction coordinator's pass (`drive_transactions`) every `period`, aborting
+    /// timed-out transactions every `abort_period`.
+    fn drive_transactions_every(self: &Arc<Self>, period: Duration, abort_period: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_abort = tokio::time::Instant::now();
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { return };
+                let abort = last_abort.elapsed() >= abort_period;
+                if abort {
+                    last_abort = tokio::time::Instant::now();
+                }
+                broker.drive_transactions(abort);
             }
         });
     }

@@ -309,6 +309,41 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "records of one partition a share group may have in flight, unless the group sets share.partition.max.record.locks",
     ),
     (
+        "transaction.state.log.num.partitions",
+        "50",
+        ConfigType::Int,
+        Range::Between(1, 1000),
+        "partitions of __transaction_state (fixed once the topic exists)",
+    ),
+    (
+        "transaction.state.log.replication.factor",
+        "1",
+        ConfigType::Int,
+        Range::Between(1, 32767),
+        "replicas of each __transaction_state partition",
+    ),
+    (
+        "transaction.max.timeout.ms",
+        "900000",
+        ConfigType::Int,
+        Range::AtLeast(1),
+        "the longest transaction.timeout.ms a producer may ask for",
+    ),
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+        ConfigType::Int,
+        Range::AtLeast(1),
+        "how often the transaction coordinator aborts transactions open past their timeout",
+    ),
+    (
+        "transactional.id.expiration.ms",
+        "604800000",
+        ConfigType::Int,
+        Range::AtLeast(1),
+        "how long an idle transactional id is kept",
+    ),
+    (
         "offsets.topic.num.partitions",
         "50",
         ConfigType::Int,
@@ -611,6 +646,29 @@ impl BrokerConfig {
     pub fn group_consumer_heartbeat_interval_ms(&self) -> i32 {
         self.int_setting("group.consumer.heartbeat.interval.ms", 5000)
             .clamp(1, i32::MAX as i64) as i32
+    }
+    pub fn transaction_state_num_partitions(&self) -> i32 {
+        self.int_setting("transaction.state.log.num.partitions", 50)
+            .clamp(1, 1000) as i32
+    }
+    pub fn transaction_state_replication_factor(&self) -> i16 {
+        self.int_setting("transaction.state.log.replication.factor", 1)
+            .clamp(1, i16::MAX as i64) as i16
+    }
+    pub fn transaction_max_timeout_ms(&self) -> i32 {
+        self.int_setting("transaction.max.timeout.ms", 900_000)
+            .clamp(1, i32::MAX as i64) as i32
+    }
+    pub fn transaction_abort_interval_ms(&self) -> u64 {
+        self.int_setting(
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            10_000,
+        )
+        .max(1) as u64
+    }
+    pub fn transactional_id_expiration_ms(&self) -> i64 {
+        self.int_setting("transactional.id.expiration.ms", 604_800_000)
+            .max(1)
     }
     pub fn offsets_topic_num_partitions(&self) -> i32 {
         self.int_setting("offsets.topic.num.partitions", 50)

@@ -131,6 +131,22 @@ pub enum BrokerError {
     FencedStateEpoch,
     #[error("this broker keeps as many share sessions as it may")]
     ShareSessionLimitReached,
+    #[error("{0}")]
+    ProducerFenced(String),
+    #[error("{0}")]
+    InvalidTxnState(String),
+    #[error("another transaction operation of this transactional id is in progress")]
+    ConcurrentTransactions,
+    #[error("{0}")]
+    InvalidProducerIdMapping(String),
+    #[error("{0}")]
+    InvalidTransactionTimeout(String),
+    #[error("{0}")]
+    TransactionCoordinatorFenced(String),
+    #[error("{0}")]
+    TransactionalIdNotFound(String),
+    #[error("the partition has transactional offsets not yet committed or aborted")]
+    UnstableOffsetCommit,
 }
 
 impl From<LogError> for BrokerError {
@@ -156,6 +172,9 @@ impl From<LogError> for BrokerError {
             LogError::OutOfOrderSequence(_) => BrokerError::OutOfOrderSequence(msg),
             LogError::InvalidProducerEpoch { .. } => BrokerError::InvalidProducerEpoch(msg),
             LogError::UnknownProducerId(_) => BrokerError::UnknownProducerId(msg),
+            LogError::TransactionCoordinatorFenced { .. } => {
+                BrokerError::TransactionCoordinatorFenced(msg)
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ mod producer_ids;
 mod replicas;
 pub mod share;
 mod topic;
+pub mod txn;
 
 pub use admin::{ConfigEntry, ConfigOp, TopicAdmin, MAX_PARTITIONS_PER_TOPIC};
 pub use broker::{lock_data_dir, Broker};

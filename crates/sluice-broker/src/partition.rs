@@ -104,7 +104,20 @@ pub struct Placement<'a> {
 pub struct PartitionOffsets {
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    /// The high watermark, or the first offset of an earlier undecided transaction.
+    pub last_stable_offset: i64,
     pub log_end_offset: i64,
+}
+
+impl PartitionOffsets {
+    fn of(log: &Log) -> PartitionOffsets {
+        PartitionOffsets {
+            log_start_offset: log.log_start_offset(),
+            high_watermark: log.high_watermark(),
+            last_stable_offset: log.last_stable().offset,
+            log_end_offset: log.log_end_offset(),
+        }
+    }
 }
 
 impl Partition {
@@ -431,12 +444,12 @@ impl Partition {
     }
 
     pub fn offsets(&self) -> PartitionOffsets {
-        let log = self.log.lock();
-        PartitionOffsets {
-            log_start_offset: log.log_start_offset(),
-            high_watermark: log.high_watermark(),
-            log_end_offset: log.log_end_offset(),
-        }
+        PartitionOffsets::of(&self.log.lock())
+    }
+
+    /// The aborted transactions a read_committed fetch of `[from, upto)` must name.
+    pub fn aborted_transactions(&self, from: i64, upto: i64) -> Vec<sluice_log::txn::AbortedTxn> {
+        self.log.lock().aborted_transactions(from, upto)
     }
 
     pub fn read(
@@ -447,12 +460,7 @@ impl Partition {
     ) -> Result<(Option<ReadSlice>, PartitionOffsets)> {
         let log = self.log.lock();
         let slice = log.read_bounded(offset, max_bytes, bound)?;
-        let offsets = PartitionOffsets {
-            log_start_offset: log.log_start_offset(),
-            high_watermark: log.high_watermark(),
-            log_end_offset: log.log_end_offset(),
-        };
-        Ok((slice, offsets))
+        Ok((slice, PartitionOffsets::of(&log)))
     }
 
     /// This replica's log is ready (durable per its flush policy) up to `upto`: the high
@@ -472,7 +480,9 @@ impl Partition {
     /// Wakes on what a read with `bound` waits for: the high watermark, or the log end.
     pub fn subscribe_to(&self, bound: ReadBound) -> watch::Receiver<i64> {
         match bound {
-            ReadBound::HighWatermark => self.high_watermark.subscribe(),
+            // The last stable offset moves with the high watermark: a marker is decided
+            // once the high watermark passes it.
+            ReadBound::HighWatermark | ReadBound::LastStable => self.high_watermark.subscribe(),
             ReadBound::LogEnd => self.log_end.subscribe(),
         }
     }

@@ -145,4 +145,36 @@ impl Broker {
             leader_epoch,
         })
     }
+
+    /// Queues a batch the broker built itself (a transaction marker, which client
+    /// validation refuses), acks=all.
+    pub(crate) fn append_trusted(
+        &self,
+        partition: &Arc<Partition>,
+        records: Bytes,
+    ) -> Result<PendingAppend> {
+        let (isr, min) = partition.insync_and_min();
+        if isr < min {
+            return Err(BrokerError::NotEnoughReplicas { isr, min });
+        }
+        let leader_epoch = partition.leader_epoch();
+        let summary = batch::validate_batches(&records, usize::MAX)?;
+        let (done, outcome) = oneshot::channel();
+        partition
+            .traffic
+            .appended(summary.offset_count, records.len());
+        self.appender.submit(AppendJob {
+            partition: partition.clone(),
+            records,
+            summary,
+            sluice_headers: false,
+            done: Some(done),
+        });
+        Ok(PendingAppend {
+            outcome,
+            partition: partition.clone(),
+            acks: -1,
+            leader_epoch,
+        })
+    }
 }

@@ -62,7 +62,8 @@ impl ProducerIds {
     }
 
     /// A producer id and epoch. With an existing id and epoch (a producer recovering, KIP-360)
-    /// the same id comes back with the next epoch; a transactional id is refused.
+    /// the same id comes back with the next epoch. Transactional ids are the transaction
+    /// coordinator's (txn/).
     pub fn init_producer_id(
         &self,
         transactional_id: Option<&str>,
@@ -70,11 +71,8 @@ impl ProducerIds {
         epoch: i16,
     ) -> Result<(i64, i16)> {
         if transactional_id.is_some() {
-            tracing::info!(
-                "refused a transactional InitProducerId: transactions are not supported yet"
-            );
-            return Err(BrokerError::TransactionsUnsupported(
-                "transactions are not supported by this broker yet (Sluice): use an idempotent producer".into(),
+            return Err(BrokerError::InvalidRequest(
+                "a transactional id is the transaction coordinator's".into(),
             ));
         }
         if producer_id >= 0 && epoch >= 0 {
@@ -90,6 +88,11 @@ impl ProducerIds {
                 return Ok((producer_id, epoch + 1));
             }
         }
+        Ok((self.new_id()?, 0))
+    }
+
+    /// A producer id never given out before (cluster-wide).
+    pub fn new_id(&self) -> Result<i64> {
         let mut block = self.block.lock();
         if block.next >= block.end {
             // Reserving is one small durable write (or a round trip to the controller); rare
@@ -105,7 +108,7 @@ impl ProducerIds {
         }
         let id = block.next;
         block.next += 1;
-        Ok((id, 0))
+        Ok(id)
     }
 }
 

@@ -58,7 +58,9 @@ impl Broker {
         self.apply_image_locked(image, &mut prepared);
         drop(prepared);
         // Outside the apply lock: group requests hold the group lock and may append.
-        self.groups().follow_leadership()
+        let groups = self.groups().follow_leadership();
+        let txns = self.transactions().follow_leadership();
+        groups.and(txns)
     }
 
     pub(crate) fn apply_image_locked(&self, image: Arc<MetadataImage>, prepared: &mut Prepared) {

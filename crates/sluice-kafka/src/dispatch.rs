@@ -285,11 +285,22 @@ pub fn dispatch(
             &reply,
             decode(&mut body, &reply)?,
         )),
-        ApiKey::InitProducerId => ready(handlers::init_producer_id::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
+        ApiKey::InitProducerId => {
+            handlers::init_producer_id::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
+        }
+        ApiKey::AddPartitionsToTxn => {
+            handlers::add_partitions_to_txn::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
+        }
+        ApiKey::AddOffsetsToTxn => {
+            handlers::add_offsets_to_txn::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
+        }
+        ApiKey::EndTxn => handlers::end_txn::handle(ctx, reply.clone(), decode(&mut body, &reply)?),
+        ApiKey::TxnOffsetCommit => {
+            handlers::txn_offset_commit::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
+        }
+        ApiKey::WriteTxnMarkers => {
+            handlers::write_txn_markers::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
+        }
         ApiKey::DeleteRecords => {
             let req = decode(&mut body, &reply)?;
             blocking(ctx, move |ctx| {

@@ -69,6 +69,14 @@ pub fn code(e: &BrokerError) -> i16 {
         BrokerError::TransactionsUnsupported(_) => {
             ResponseError::TransactionalIdAuthorizationFailed
         }
+        BrokerError::ProducerFenced(_) => ResponseError::ProducerFenced,
+        BrokerError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+        BrokerError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+        BrokerError::InvalidProducerIdMapping(_) => ResponseError::InvalidProducerIdMapping,
+        BrokerError::InvalidTransactionTimeout(_) => ResponseError::InvalidTransactionTimeout,
+        BrokerError::TransactionCoordinatorFenced(_) => ResponseError::TransactionCoordinatorFenced,
+        BrokerError::TransactionalIdNotFound(_) => ResponseError::TransactionalIdNotFound,
+        BrokerError::UnstableOffsetCommit => ResponseError::UnstableOffsetCommit,
     };
     r.code()
 }

@@ -27,6 +27,10 @@ pub const SUPPORTED: &[(ApiKey, (i16, i16))] = &[
     (ApiKey::DeleteTopics, delete_topics::VERSIONS),
     (ApiKey::DeleteRecords, delete_records::VERSIONS),
     (ApiKey::InitProducerId, init_producer_id::VERSIONS),
+    (ApiKey::AddPartitionsToTxn, add_partitions_to_txn::VERSIONS),
+    (ApiKey::AddOffsetsToTxn, add_offsets_to_txn::VERSIONS),
+    (ApiKey::EndTxn, end_txn::VERSIONS),
+    (ApiKey::TxnOffsetCommit, txn_offset_commit::VERSIONS),
     (ApiKey::DescribeConfigs, describe_configs::VERSIONS),
     (ApiKey::AlterConfigs, alter_configs::VERSIONS),
     (ApiKey::CreatePartitions, create_partitions::VERSIONS),
@@ -77,6 +81,7 @@ pub const SUPPORTED: &[(ApiKey, (i16, i16))] = &[
 pub const BETWEEN_BROKERS: &[(ApiKey, (i16, i16))] = &[
     (ApiKey::AlterPartition, alter_partition::VERSIONS),
     (ApiKey::AllocateProducerIds, allocate_producer_ids::VERSIONS),
+    (ApiKey::WriteTxnMarkers, write_txn_markers::VERSIONS),
     (
         ApiKey::ReadShareGroupState,
         share_group_state::READ_VERSIONS,

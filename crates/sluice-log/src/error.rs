@@ -38,7 +38,10 @@ pub enum LogError {
         current: i16,
     },
     #[error("transaction coordinator epoch {coordinator_epoch} is older than {current}")]
-    TransactionCoordinatorFenced { coordinator_epoch: i32, current: i32 },
+    TransactionCoordinatorFenced {
+        coordinator_epoch: i32,
+        current: i32,
+    },
     #[error("out of order sequence: {0}")]
     OutOfOrderSequence(String),
     #[error("I/O error: {0}")]

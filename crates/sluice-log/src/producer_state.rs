@@ -119,7 +119,20 @@ impl ProducerState {
             return Ok(SeqCheck::NotIdempotent);
         }
         let (epoch, base) = (h.producer_epoch(), h.base_sequence());
-        let Some(entry) = self.producers.get(&h.producer_id) else {
+        let entry = self.producers.get(&h.producer_id);
+        if base < 0 {
+            // No sequence: a coordinator's transactional write (offsets committed in a
+            // transaction), fenced by epoch only.
+            return match entry {
+                Some(e) if epoch < e.epoch => Err(LogError::InvalidProducerEpoch {
+                    producer_id: h.producer_id,
+                    epoch,
+                    current: e.epoch,
+                }),
+                _ => Ok(SeqCheck::Append),
+            };
+        }
+        let Some(entry) = entry else {
             return if base == 0 {
                 Ok(SeqCheck::Append)
             } else {
@@ -202,12 +215,14 @@ impl ProducerState {
             entry.batches.clear();
         }
         entry.last_timestamp = h.max_timestamp;
-        entry.batches.push_back(BatchSeq {
-            first_seq: h.base_sequence(),
-            last_seq: last_seq(h),
-            first_offset: h.base_offset,
-            last_offset: h.last_offset(),
-        });
+        if h.base_sequence() >= 0 {
+            entry.batches.push_back(BatchSeq {
+                first_seq: h.base_sequence(),
+                last_seq: last_seq(h),
+                first_offset: h.base_offset,
+                last_offset: h.last_offset(),
+            });
+        }
         while entry.batches.len() > CACHED_BATCHES {
             entry.batches.pop_front();
         }

@@ -27,7 +27,12 @@ pub struct Marker {
 /// Builds the control batch ending `producer_id`'s transaction: one record whose key is
 /// (version 0, type 0 abort / 1 commit) and whose value is (version 0, coordinator epoch),
 /// as Kafka writes it. Base offset 0; the log assigns it.
-pub fn build_marker(producer_id: i64, producer_epoch: i16, marker: Marker, timestamp: i64) -> Vec<u8> {
+pub fn build_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: Marker,
+    timestamp: i64,
+) -> Vec<u8> {
     let kind: i16 = match marker.kind {
         MarkerKind::Abort => 0,
         MarkerKind::Commit => 1,
@@ -176,7 +181,10 @@ mod tests {
         let b = build_marker(42, 3, m, 1_000);
         let h = BatchHeader::parse(&b);
         assert!(h.is_control() && h.is_transactional());
-        assert_eq!((h.producer_id, h.producer_epoch(), h.record_count), (42, 3, 1));
+        assert_eq!(
+            (h.producer_id, h.producer_epoch(), h.record_count),
+            (42, 3, 1)
+        );
         assert!(batch::stored_batch_is_intact(&b));
         assert_eq!(parse_marker(&b), Some(m));
         let abort = build_marker(
@@ -190,7 +198,10 @@ mod tests {
         );
         assert_eq!(parse_marker(&abort).unwrap().kind, MarkerKind::Abort);
         assert!(b.len() < MAX_MARKER_BATCH);
-        assert_eq!(parse_marker(&batch::build_batch(0, &[(None, Some(b"x"))])), None);
+        assert_eq!(
+            parse_marker(&batch::build_batch(0, &[(None, Some(b"x"))])),
+            None
+        );
     }
 
     #[test]
@@ -206,10 +217,16 @@ mod tests {
         idx.push(e(2, 5, 20, 21));
         idx.push(e(3, 30, 40, 41));
         let mut out = Vec::new();
-        assert!(idx.collect(12, 25, &mut out), "transaction 3 was stable past 25");
+        assert!(
+            idx.collect(12, 25, &mut out),
+            "transaction 3 was stable past 25"
+        );
         assert_eq!(out, vec![e(2, 5, 20, 21)]);
         out.clear();
-        assert!(idx.collect(0, 6, &mut out), "an entry stable past 6 ends the search");
+        assert!(
+            idx.collect(0, 6, &mut out),
+            "an entry stable past 6 ends the search"
+        );
         assert_eq!(out.len(), 2);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("0.txnindex");

@@ -86,10 +86,17 @@ fn the_last_stable_offset_waits_for_the_earliest_open_transaction() {
     assert_eq!(batches(&log, 0, ReadBound::HighWatermark), vec![0, 2, 4]);
     let abort_at = end_txn(&mut log, 1, MarkerKind::Abort); // 5
     assert_eq!(abort_at, 5);
-    assert_eq!(log.last_stable().offset, 2, "producer 2's transaction is still open");
+    assert_eq!(
+        log.last_stable().offset,
+        2,
+        "producer 2's transaction is still open"
+    );
     let commit_at = end_txn(&mut log, 2, MarkerKind::Commit); // 6
     assert_eq!(log.last_stable().offset, 7);
-    assert_eq!(batches(&log, 0, ReadBound::LastStable), vec![0, 2, 4, 5, commit_at]);
+    assert_eq!(
+        batches(&log, 0, ReadBound::LastStable),
+        vec![0, 2, 4, 5, commit_at]
+    );
     assert_eq!(log.aborted_transactions(0, 7), vec![aborted(1, 0, 5, 2)]);
     assert!(log.aborted_transactions(6, 7).is_empty());
     assert!(log.producer_state().open_transactions().is_empty());
@@ -146,7 +153,11 @@ fn open_transactions_and_the_index_survive_a_clean_close_and_a_crash() {
         let end_pos = log.end();
         log.advance_high_watermark(end_pos);
         assert_eq!(log.aborted_transactions(0, end), expected, "clean={clean}");
-        assert_eq!(Some(log.last_stable().offset), offset_of_open, "clean={clean}");
+        assert_eq!(
+            Some(log.last_stable().offset),
+            offset_of_open,
+            "clean={clean}"
+        );
         assert_eq!(
             batches(&log, offset_of_open.unwrap(), ReadBound::LastStable),
             Vec::<i64>::new()
@@ -191,7 +202,10 @@ fn compaction_drops_aborted_records_keeps_markers_and_stops_at_open_transactions
     log.install_cleaned(cleaned, 2_000).unwrap();
     let all = batches(&log, 0, ReadBound::HighWatermark);
     assert!(all.contains(&0), "the committed values stay");
-    assert!(all.contains(&commit) && all.contains(&abort), "markers stay");
+    assert!(
+        all.contains(&commit) && all.contains(&abort),
+        "markers stay"
+    );
     assert!(!all.contains(&(commit + 1)), "the aborted batch is gone");
     assert_eq!(log.aborted_transactions(0, abort + 1).len(), 1);
 
@@ -208,7 +222,10 @@ fn compaction_drops_aborted_records_keeps_markers_and_stops_at_open_transactions
             let mut pos = 0;
             while pos + batch::HEADER_SIZE <= bytes.len() {
                 let h = BatchHeader::parse(&bytes[pos..]);
-                assert!(h.last_offset() < open, "a planned segment holds the open transaction");
+                assert!(
+                    h.last_offset() < open,
+                    "a planned segment holds the open transaction"
+                );
                 pos += h.size();
             }
         }

@@ -102,7 +102,7 @@ async fn the_same_batch_twice_gets_the_same_offset() {
         47,
         "INVALID_PRODUCER_EPOCH"
     );
-    // Transactions are refused clearly.
+    // A transactional id with a timeout outside 1..=transaction.max.timeout.ms is refused.
     let c = raw.send(
         ApiKey::InitProducerId,
         4,
@@ -111,7 +111,7 @@ async fn the_same_batch_twice_gets_the_same_offset() {
         )),
     );
     let r: InitProducerIdResponse = raw.receive_response(ApiKey::InitProducerId, 4, c);
-    assert_ne!(r.error_code, 0);
+    assert_eq!(r.error_code, 50, "INVALID_TRANSACTION_TIMEOUT");
 }
 
 #[tokio::test(flavor = "multi_thread")]

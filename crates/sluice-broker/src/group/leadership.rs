@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use sluice_log::batch::{self, BatchHeader};
+use sluice_log::txn::{self, Marker, MarkerKind};
 use tracing::{info, warn};
 
 use super::records::{self, OffsetsRecord};
@@ -101,7 +102,18 @@ fn load_partition(partition: &Partition) -> Result<(HashMap<String, Group>, usiz
     let now = Instant::now();
     let mut groups: HashMap<String, Group> = HashMap::new();
     let mut count = 0usize;
-    for_each_record(partition, |key, value| {
+    for_each_entry(partition, |entry| {
+        let (header, key, value) = match entry {
+            Entry::Record { header, key, value } => (header, key, value),
+            // Offsets committed in a transaction count once its commit marker is read.
+            Entry::Marker { header, marker } => {
+                let commit = marker.kind == MarkerKind::Commit;
+                for g in groups.values_mut() {
+                    g.complete_txn_offsets(header.producer_id, commit);
+                }
+                return;
+            }
+        };
         count += 1;
         match records::decode(key, value) {
             Ok(Some(OffsetsRecord::Offset {
@@ -114,6 +126,12 @@ fn load_partition(partition: &Partition) -> Result<(HashMap<String, Group>, usiz
                     .entry(group.clone())
                     .or_insert_with(|| Group::new(&group));
                 match value {
+                    Some(c) if header.is_transactional() => {
+                        g.pending_txn_offsets
+                            .entry(header.producer_id)
+                            .or_default()
+                            .insert((topic, partition), c);
+                    }
                     Some(c) => {
                         g.offsets.insert((topic, partition), c);
                     }
@@ -135,15 +153,41 @@ fn load_partition(partition: &Partition) -> Result<(HashMap<String, Group>, usiz
             Err(e) => warn!(error = %e, "skipping an unreadable __consumer_offsets record"),
         }
     })?;
-    groups.retain(|_, g| !g.members.is_empty() || !g.offsets.is_empty());
+    groups.retain(|_, g| {
+        !g.members.is_empty() || !g.offsets.is_empty() || !g.pending_txn_offsets.is_empty()
+    });
     Ok((groups, count))
 }
 
-/// Calls `f(key, value)` for every record of a partition, in offset order.
+/// Calls `f(key, value)` for every record of a partition, in offset order (markers
+/// skipped).
 pub(crate) fn for_each_record(
     partition: &Partition,
     mut f: impl FnMut(&[u8], Option<&[u8]>),
 ) -> Result<()> {
+    for_each_entry(partition, |entry| {
+        if let Entry::Record { key, value, .. } = entry {
+            f(key, value)
+        }
+    })
+}
+
+/// What `for_each_entry` reads: a keyed record with its batch's header, or a transaction
+/// marker.
+pub(crate) enum Entry<'a> {
+    Record {
+        header: &'a BatchHeader,
+        key: &'a [u8],
+        value: Option<&'a [u8]>,
+    },
+    Marker {
+        header: &'a BatchHeader,
+        marker: Marker,
+    },
+}
+
+/// Calls `f` for every keyed record and every marker of a partition, in offset order.
+pub(crate) fn for_each_entry(partition: &Partition, mut f: impl FnMut(Entry<'_>)) -> Result<()> {
     let mut offset = partition.offsets().log_start_offset;
     loop {
         // To the log end: a new leader's log is the truth, committed or not yet.
@@ -158,10 +202,22 @@ pub(crate) fn for_each_record(
             if end > bytes.len() {
                 break; // partial batch at the end of the read: read again from it
             }
-            let recs = batch::uncompressed_records(&bytes[pos..end])?;
-            for r in recs {
-                if let Some(key) = r.key {
-                    f(key, r.value);
+            if header.is_control() {
+                if let Some(marker) = txn::parse_marker(&bytes[pos..end]) {
+                    f(Entry::Marker {
+                        header: &header,
+                        marker,
+                    });
+                }
+            } else {
+                for r in batch::uncompressed_records(&bytes[pos..end])? {
+                    if let Some(key) = r.key {
+                        f(Entry::Record {
+                            header: &header,
+                            key,
+                            value: r.value,
+                        });
+                    }
                 }
             }
             offset = header.last_offset() + 1;

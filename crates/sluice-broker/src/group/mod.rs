@@ -21,8 +21,9 @@ pub use consumer_coordinator::{
 pub use coordinator::{JoinRequest, SyncRequest};
 pub use offsets::{
     GroupDescription, GroupListing, MemberDescription, OffsetCommit, PartitionLag, TopicOffsets,
-    OFFSETS_TOPIC,
+    TxnCommitter, OFFSETS_TOPIC,
 };
+pub use records::partition_for as offsets_partition_for;
 pub use records::CommittedOffset;
 pub use state::{JoinOutcome, JoinResult, SyncOutcome};
 

@@ -689,3 +689,156 @@ mod tests {
         );
     }
 }
+
+/// TxnOffsetCommit's producer and member, as the request names them.
+#[derive(Debug, Clone)]
+pub struct TxnCommitter {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// v3+: the consumer's generation and member id (-1 / empty: not checked).
+    pub generation: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+}
+
+impl GroupCoordinator<'_> {
+    /// TxnOffsetCommit: offsets committed in the producer's transaction. Written to the
+    /// group's offsets partition as a transactional batch of the producer; they count once
+    /// the transaction commits (its marker reaches that partition) and are dropped if it
+    /// aborts.
+    pub async fn txn_commit_offsets(
+        &self,
+        group_id: &str,
+        committer: TxnCommitter,
+        commits: Vec<OffsetCommit>,
+    ) -> Result<Vec<Result<()>>> {
+        if group_id.is_empty() {
+            return Err(BrokerError::InvalidGroupId);
+        }
+        self.check_coordinator(group_id)?;
+        let max_metadata = self.broker.config.offset_metadata_max_bytes();
+        let (results, pending) = {
+            let mut groups = self.broker.group_state.lock();
+            let group = groups
+                .entry(group_id.to_string())
+                .or_insert_with(|| Group::new(group_id));
+            // A member of a live group must be of its current generation (KIP-447); a
+            // group without members takes the commit as it is.
+            if committer.generation >= 0 && !group.is_empty() {
+                if let Some(cg) = &group.consumer {
+                    GroupCoordinator::check_consumer_commit(
+                        cg,
+                        &committer.member_id,
+                        committer.generation,
+                    )?;
+                } else {
+                    group.check_member(&committer.member_id, committer.instance_id.as_deref())?;
+                    if committer.generation != group.generation {
+                        return Err(BrokerError::IllegalGeneration);
+                    }
+                }
+            }
+            let now = crate::now_ms();
+            let mut recs = Vec::new();
+            let mut accepted = Vec::new();
+            let results: Vec<Result<()>> = commits
+                .iter()
+                .map(|c| {
+                    let known = self
+                        .broker
+                        .topic(&c.topic)
+                        .is_some_and(|t| (0..t.partition_count).contains(&c.partition));
+                    if !known {
+                        return Err(BrokerError::UnknownTopicOrPartition);
+                    }
+                    if c.metadata.as_ref().is_some_and(|m| m.len() > max_metadata) {
+                        return Err(BrokerError::OffsetMetadataTooLarge);
+                    }
+                    let value = CommittedOffset {
+                        offset: c.offset,
+                        leader_epoch: c.leader_epoch,
+                        metadata: c.metadata.clone().unwrap_or_default(),
+                        commit_timestamp: now,
+                    };
+                    recs.push(record(
+                        records::offset_key(group_id, &c.topic, c.partition),
+                        Some(records::offset_value(&value)),
+                    ));
+                    accepted.push(((c.topic.clone(), c.partition), value));
+                    Ok(())
+                })
+                .collect();
+            let pending = if recs.is_empty() {
+                None
+            } else {
+                let partition = self.offsets_partition(group_id)?;
+                let kv: Vec<batch::KeyValue<'_>> = recs
+                    .iter()
+                    .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
+                    .collect();
+                let mut built = batch::build_batch(now, &kv);
+                // Transactional, no sequence: fenced by the producer's epoch alone.
+                batch::seal_batch(&mut built, kv.len() as i32, now, TRANSACTIONAL);
+                batch::set_producer(
+                    &mut built,
+                    committer.producer_id,
+                    committer.producer_epoch,
+                    -1,
+                );
+                Some(self.broker.append(
+                    &partition,
+                    built.into(),
+                    -1,
+                    crate::AppendOrigin::Coordinator,
+                )?)
+            };
+            group
+                .pending_txn_offsets
+                .entry(committer.producer_id)
+                .or_default()
+                .extend(accepted);
+            (results, pending)
+        };
+        if let Some(p) = pending {
+            if let Err(e) = wait_group_write(p).await {
+                let mut groups = self.broker.group_state.lock();
+                if let Some(g) = groups.get_mut(group_id) {
+                    g.pending_txn_offsets.remove(&committer.producer_id);
+                }
+                return Err(match e {
+                    BrokerError::InvalidProducerEpoch(m) => BrokerError::ProducerFenced(m),
+                    e => e,
+                });
+            }
+        }
+        Ok(results)
+    }
+
+    /// A marker for `producer_id` reached offsets partition `index`: the offsets its
+    /// transaction committed for that partition's groups count (commit) or are dropped.
+    pub(crate) fn complete_txn_offsets(&self, index: i32, producer_id: i64, commit: bool) {
+        let count = self
+            .broker
+            .topic(OFFSETS_TOPIC)
+            .map_or(1, |t| t.partition_count);
+        let mut groups = self.broker.group_state.lock();
+        for (id, g) in groups.iter_mut() {
+            if records::partition_for(id, count) == index {
+                g.complete_txn_offsets(producer_id, commit);
+            }
+        }
+    }
+
+    /// Whether a transaction not yet ended committed an offset for this partition of the
+    /// group (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for it).
+    pub fn has_unstable_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.broker
+            .group_state
+            .lock()
+            .get(group_id)
+            .is_some_and(|g| g.has_unstable_offset(topic, partition))
+    }
+}
+
+/// Attribute bit 4: the batch is part of a transaction.
+const TRANSACTIONAL: i16 = 0x10;

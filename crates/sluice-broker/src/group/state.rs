@@ -98,6 +98,9 @@ pub struct Group {
     /// group.instance.id → member id of static members.
     pub static_members: HashMap<String, String>,
     pub offsets: HashMap<(String, i32), CommittedOffset>,
+    /// Offsets committed in transactions not yet ended, by producer id: they replace
+    /// `offsets` on commit and are dropped on abort.
+    pub pending_txn_offsets: HashMap<i64, HashMap<(String, i32), CommittedOffset>>,
     /// When the current rebalance phase gives up on members that have not joined or synced.
     pub rebalance_deadline: Option<Instant>,
     /// The first join into an empty group waits until then for more members
@@ -124,12 +127,29 @@ impl Group {
             pending_members: HashMap::new(),
             static_members: HashMap::new(),
             offsets: HashMap::new(),
+            pending_txn_offsets: HashMap::new(),
             rebalance_deadline: None,
             initial_join_until: None,
             state_since_ms: crate::now_ms(),
             next_seq: 0,
             consumer: None,
         }
+    }
+
+    /// `producer_id`'s transaction ended: its offsets count (commit) or are dropped.
+    pub fn complete_txn_offsets(&mut self, producer_id: i64, commit: bool) {
+        if let Some(offsets) = self.pending_txn_offsets.remove(&producer_id) {
+            if commit {
+                self.offsets.extend(offsets);
+            }
+        }
+    }
+
+    /// Some transaction not yet ended has committed an offset of this partition.
+    pub fn has_unstable_offset(&self, topic: &str, partition: i32) -> bool {
+        self.pending_txn_offsets
+            .values()
+            .any(|o| o.contains_key(&(topic.to_string(), partition)))
     }
 
     /// No classic or KIP-848 members.

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, EpochEndOffset, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest};
+use kafka_protocol::messages::{BrokerId, FetchRequest, ProducerId};
 use sluice_broker::{fetch, BrokerError, FetchTarget};
 use sluice_log::ReadBound;
 
@@ -57,6 +57,14 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
     // KIP-392: a consumer naming its rack (v11+) may read from a replica there, and a
     // follower serves such consumers.
     let consumer_v11 = replica < 0 && reply.version >= 11;
+    // read_committed consumers (isolation level 1) read to the last stable offset and are
+    // told which transactions were aborted in what they get.
+    let committed = replica < 0 && req.isolation_level == 1;
+    let consumer_bound = if committed {
+        ReadBound::LastStable
+    } else {
+        ReadBound::HighWatermark
+    };
     let client_rack = consumer_v11
         .then(|| req.rack_id.as_str())
         .filter(|r| !r.is_empty());
@@ -116,7 +124,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                         bound: if replica >= 0 {
                             ReadBound::LogEnd
                         } else {
-                            ReadBound::HighWatermark
+                            consumer_bound
                         },
                     });
                     SlotTarget::Read(targets.len() - 1)
@@ -170,13 +178,13 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                         .with_epoch(epoch)
                         .with_end_offset(end);
                     pd.high_watermark = offsets.high_watermark;
-                    pd.last_stable_offset = offsets.high_watermark;
+                    pd.last_stable_offset = offsets.last_stable_offset;
                     pd.log_start_offset = offsets.log_start_offset;
                 }
                 SlotTarget::Redirect(r, offsets) => {
                     pd.preferred_read_replica = BrokerId(r);
                     pd.high_watermark = offsets.high_watermark;
-                    pd.last_stable_offset = offsets.high_watermark;
+                    pd.last_stable_offset = offsets.last_stable_offset;
                     pd.log_start_offset = offsets.log_start_offset;
                 }
                 SlotTarget::Error(code, leader) => {
@@ -193,8 +201,15 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                 ) {
                     Ok((data, offsets)) => {
                         pd.high_watermark = offsets.high_watermark;
-                        pd.last_stable_offset = offsets.high_watermark;
+                        pd.last_stable_offset = offsets.last_stable_offset;
                         pd.log_start_offset = offsets.log_start_offset;
+                        if committed {
+                            pd.aborted_transactions = Some(aborted_in(
+                                &targets[i],
+                                data.as_ref(),
+                                offsets.last_stable_offset,
+                            ));
+                        }
                         records = data;
                     }
                     Err(e) => {
@@ -216,4 +231,26 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
             Err(e) => Response::Close(format!("could not encode Fetch v{}: {e}", reply.version)),
         }
     })
+}
+
+/// The aborted transactions with records in what a read_committed fetch returns (from the
+/// fetch offset to the last stable offset): the client drops their records.
+fn aborted_in(
+    target: &FetchTarget,
+    data: Option<&sluice_log::ReadSlice>,
+    last_stable: i64,
+) -> Vec<AbortedTransaction> {
+    if data.is_none_or(|d| d.len == 0) {
+        return Vec::new();
+    }
+    target
+        .partition
+        .aborted_transactions(target.offset, last_stable)
+        .into_iter()
+        .map(|a| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(a.producer_id))
+                .with_first_offset(a.first_offset)
+        })
+        .collect()
 }

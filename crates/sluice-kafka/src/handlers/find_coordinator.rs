@@ -1,14 +1,9 @@
 //! FindCoordinator (10): a group's coordinator is the broker that leads its
-//! `__consumer_offsets` partition; a share key's (KIP-932, asked by share-partition leaders)
+//! `__consumer_offsets` partition; a transactional id's the one that leads its
+//! `__transaction_state` partition; a share key's (KIP-932, asked by share-partition leaders)
 //! the one that leads its `__share_group_state` partition. Each topic is created on the first
 //! lookup that needs it.
-//!
-//! Transactions do not exist yet. A transactional key gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-//! with a message saying so: every client takes it as fatal and stops at once (librdkafka and
-//! so confluent-kafka and quixstreams, aiokafka, KafkaJS, the Java client), where the
-//! retriable COORDINATOR_NOT_AVAILABLE made them retry for minutes or forever.
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -23,15 +18,15 @@ use crate::Context;
 pub const VERSIONS: (i16, i16) = (0, 6);
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 /// A share coordinator (KIP-932), asked by share-partition leaders: "group:topicId:partition".
 const KEY_TYPE_SHARE: i8 = 2;
-const TRANSACTIONS_UNSUPPORTED: &str =
-    "transactions are not supported by this broker yet (Sluice): use an idempotent producer";
 
 /// The internal topic a lookup of this key type needs.
 fn internal_topic(key_type: i8) -> Option<&'static str> {
     match key_type {
         KEY_TYPE_GROUP => Some(sluice_broker::group::OFFSETS_TOPIC),
+        KEY_TYPE_TRANSACTION => Some(sluice_broker::txn::TXN_TOPIC),
         KEY_TYPE_SHARE => Some(sluice_broker::share::SHARE_STATE_TOPIC),
         _ => None,
     }
@@ -48,6 +43,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Resp
         // Here only on the controller (others forward): a failure shows in the lookups.
         let created = match req.key_type {
             KEY_TYPE_SHARE => sluice_broker::share::state_topic(&ctx.broker).map(|_| ()),
+            KEY_TYPE_TRANSACTION => ctx.broker.transactions().state_topic().map(|_| ()),
             _ => ctx.broker.groups().offsets_topic().map(|_| ()),
         };
         if let Err(e) = created {
@@ -56,33 +52,24 @@ pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Resp
     }
     let coordinator = |key: StrBytes| {
         let c = Coordinator::default().with_key(key);
-        if req.key_type == KEY_TYPE_GROUP || req.key_type == KEY_TYPE_SHARE {
-            let found = if req.key_type == KEY_TYPE_GROUP {
-                ctx.broker.groups().group_coordinator(&c.key)
-            } else {
-                share_coordinator(ctx, &c.key)
-            };
-            match found {
-                Ok(b) => c
-                    .with_node_id(BrokerId(b.node_id))
-                    .with_host(str(&b.host))
-                    .with_port(b.port as i32),
-                Err(e) => c
-                    .with_node_id(BrokerId(-1))
-                    .with_port(-1)
-                    .with_error_code(crate::errors::code(&e))
-                    .with_error_message(crate::errors::message(&e)),
-            }
-        } else {
-            info!(
-                client_id = %reply.client_id,
-                key = %c.key,
-                "refused a transaction coordinator lookup: transactions are not supported yet"
-            );
-            c.with_node_id(BrokerId(-1))
+        let found = match req.key_type {
+            KEY_TYPE_GROUP => ctx.broker.groups().group_coordinator(&c.key),
+            KEY_TYPE_TRANSACTION => ctx.broker.transactions().coordinator_of(&c.key),
+            KEY_TYPE_SHARE => share_coordinator(ctx, &c.key),
+            other => Err(sluice_broker::BrokerError::InvalidRequest(format!(
+                "unknown coordinator key type {other}"
+            ))),
+        };
+        match found {
+            Ok(b) => c
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(str(&b.host))
+                .with_port(b.port as i32),
+            Err(e) => c
+                .with_node_id(BrokerId(-1))
                 .with_port(-1)
-                .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
-                .with_error_message(Some(str(TRANSACTIONS_UNSUPPORTED)))
+                .with_error_code(crate::errors::code(&e))
+                .with_error_message(crate::errors::message(&e)),
         }
     };
     if reply.version >= 4 {

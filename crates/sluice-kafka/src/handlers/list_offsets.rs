@@ -21,6 +21,8 @@ const LATEST_TIERED: i64 = -5;
 
 pub fn handle(ctx: &Context, reply: &Reply, req: ListOffsetsRequest) -> Response {
     let with_epoch = reply.version >= 4;
+    // v2+: read_committed consumers (isolation level 1) see up to the last stable offset.
+    let committed = reply.version >= 2 && req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -34,7 +36,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ListOffsetsRequest) -> Response
                     let found = ctx
                         .broker
                         .local_leader(&t.name, p.partition_index, p.current_leader_epoch)
-                        .and_then(|part| lookup(&part, p.timestamp).map(|f| (f, part)));
+                        .and_then(|part| lookup(&part, p.timestamp, committed).map(|f| (f, part)));
                     match found {
                         Ok(((timestamp, offset), part)) => {
                             let r = r.with_timestamp(timestamp).with_offset(offset);
@@ -60,9 +62,14 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ListOffsetsRequest) -> Response
 }
 
 /// (timestamp, offset) for a ListOffsets query; (-1, -1) when no record matches.
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), BrokerError> {
+fn lookup(
+    partition: &Partition,
+    timestamp: i64,
+    committed: bool,
+) -> Result<(i64, i64), BrokerError> {
     let offsets = partition.offsets();
     Ok(match timestamp {
+        LATEST if committed => (-1, offsets.last_stable_offset),
         LATEST => (-1, offsets.high_watermark),
         EARLIEST | EARLIEST_LOCAL => (-1, offsets.log_start_offset),
         LATEST_TIERED => (-1, -1),

@@ -1,5 +1,7 @@
 //! One module per Kafka API key.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod allocate_producer_ids;
 pub mod alter_configs;
 pub mod alter_partition;
@@ -16,6 +18,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_share_group_offsets;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -39,11 +42,25 @@ pub mod share_group_heartbeat;
 pub mod share_group_offsets_admin;
 pub mod share_group_state;
 pub mod sync_group;
+pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use kafka_protocol::protocol::StrBytes;
 
 pub fn opt_string(s: &Option<StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.to_string())
+}
+
+/// The error code of a transactional request's failure: PRODUCER_FENCED is
+/// INVALID_PRODUCER_EPOCH below the version where the API learned it (as Kafka answers).
+pub fn txn_code(e: &sluice_broker::BrokerError, version: i16, fenced_since: i16) -> i16 {
+    use kafka_protocol::error::ResponseError;
+    let code = crate::errors::code(e);
+    if code == ResponseError::ProducerFenced.code() && version < fenced_since {
+        ResponseError::InvalidProducerEpoch.code()
+    } else {
+        code
+    }
 }
 
 pub fn str(s: &str) -> StrBytes {

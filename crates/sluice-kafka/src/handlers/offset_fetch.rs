@@ -32,8 +32,19 @@ fn lookup(
     broker.groups().fetch_offsets(group, topics)
 }
 
+/// With require_stable (v7+, read_committed consumers): a partition with offsets committed
+/// in a transaction not yet ended answers UNSTABLE_OFFSET_COMMIT (the client retries).
+fn unstable(broker: &Broker, require_stable: bool, group: &str, topic: &str, p: i32) -> i16 {
+    if require_stable && broker.groups().has_unstable_offset(group, topic, p) {
+        errors::code(&sluice_broker::BrokerError::UnstableOffsetCommit)
+    } else {
+        0
+    }
+}
+
 pub fn handle(ctx: &Context, reply: &Reply, req: OffsetFetchRequest) -> Response {
     let broker = &ctx.broker;
+    let require_stable = reply.version >= 7 && req.require_stable;
     if reply.version >= 8 {
         let groups = req
             .groups
@@ -57,6 +68,13 @@ pub fn handle(ctx: &Context, reply: &Reply, req: OffsetFetchRequest) -> Response
                             .map(|(p, c)| {
                                 let (offset, epoch, metadata) = committed(c);
                                 OffsetFetchResponsePartitions::default()
+                                    .with_error_code(unstable(
+                                        broker,
+                                        require_stable,
+                                        &g.group_id,
+                                        &name,
+                                        p,
+                                    ))
                                     .with_partition_index(p)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
@@ -91,6 +109,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: OffsetFetchRequest) -> Response
                 .map(|(p, c)| {
                     let (offset, epoch, metadata) = committed(c);
                     let mut r = OffsetFetchResponsePartition::default()
+                        .with_error_code(unstable(broker, require_stable, &req.group_id, &name, p))
                         .with_partition_index(p)
                         .with_committed_offset(offset)
                         .with_metadata(Some(str(&metadata)));

@@ -34,20 +34,16 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
     for topic_data in req.topic_data {
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for pd in topic_data.partition_data {
-            let result = if req.transactional_id.is_some() {
-                Err(BrokerError::InvalidRequest(
-                    "transactions are not supported yet".into(),
-                ))
-            } else {
-                broker
-                    .local_leader(&topic_data.name, pd.index, -1)
-                    .and_then(|p| {
-                        let records = pd.records.clone().unwrap_or_default();
-                        broker
-                            .append(&p, records, acks, AppendOrigin::Client)
-                            .map(|pending| (pending, p))
-                    })
-            };
+            let transactional_id = req.transactional_id.as_ref().map(|t| t.as_str());
+            let result = broker
+                .local_leader(&topic_data.name, pd.index, -1)
+                .and_then(|p| {
+                    let records = pd.records.clone().unwrap_or_default();
+                    broker.verify_transactional_append(transactional_id, &p, &records)?;
+                    broker
+                        .append(&p, records, acks, AppendOrigin::Client)
+                        .map(|pending| (pending, p))
+                });
             let leader = match &result {
                 Err(e) => {
                     debug!(topic = %topic_data.name.0, partition = pd.index, error = %e, "produce rejected");

@@ -1,0 +1,442 @@
+//! The transaction coordinator's requests: InitProducerId with a transactional id,
+//! AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, and the read side (DescribeTransactions,
+//! ListTransactions). Each change is decided by `state.rs`, written to the id's
+//! `__transaction_state` partition (acks=all) and applied once written; while it is being
+//! written, other requests for the id get CONCURRENT_TRANSACTIONS.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_cluster::BrokerInfo;
+use sluice_log::batch;
+
+use super::records;
+use super::state::{EndDecision, InitDecision, TxnMetadata, TxnState};
+use super::{TransactionCoordinator, TXN_TOPIC};
+use crate::error::{BrokerError, Result};
+use crate::group::records::partition_for;
+use crate::partition::Partition;
+use crate::topic::Topic;
+
+/// How long a state write waits for the partition's in-sync replicas.
+const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long EndTxn waits for the markers before answering (they are written in the
+/// background after that; the transaction is decided once prepared).
+const END_TXN_MARKER_WAIT: Duration = Duration::from_secs(10);
+
+/// A transaction as ListTransactions shows it.
+#[derive(Debug, Clone)]
+pub struct TransactionListing {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub state: TxnState,
+}
+
+impl TransactionCoordinator<'_> {
+    /// The `__transaction_state` topic, created on first use with the broker's settings.
+    pub fn state_topic(&self) -> Result<Arc<Topic>> {
+        if let Some(t) = self.broker.topic(TXN_TOPIC) {
+            return Ok(t);
+        }
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), "104857600".to_string()),
+            ("min.insync.replicas".to_string(), "1".to_string()),
+        ]);
+        match self.broker.admin().create_topic_as_broker(
+            TXN_TOPIC,
+            self.broker.config.transaction_state_num_partitions(),
+            -1,
+            configs,
+            false,
+        ) {
+            Ok(t) => Ok(t),
+            Err(BrokerError::TopicAlreadyExists(_)) => self
+                .broker
+                .topic(TXN_TOPIC)
+                .ok_or(BrokerError::CoordinatorNotAvailable),
+            Err(BrokerError::NotController) => Err(BrokerError::CoordinatorNotAvailable),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The `__transaction_state` partition of `transactional_id`.
+    pub(crate) fn partition_of(&self, transactional_id: &str) -> Option<i32> {
+        let image = self.broker.image();
+        let topic = image.topic(TXN_TOPIC)?;
+        Some(partition_for(transactional_id, topic.partition_count()))
+    }
+
+    /// The broker coordinating `transactional_id` (FindCoordinator): the leader of its
+    /// `__transaction_state` partition.
+    pub fn coordinator_of(&self, transactional_id: &str) -> Result<BrokerInfo> {
+        let index = self
+            .partition_of(transactional_id)
+            .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        self.broker
+            .image()
+            .live_leader(TXN_TOPIC, index)
+            .cloned()
+            .ok_or(BrokerError::CoordinatorNotAvailable)
+    }
+
+    /// Ok when this broker coordinates `transactional_id` and has loaded its partition;
+    /// NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS or COORDINATOR_NOT_AVAILABLE otherwise.
+    pub fn check_coordinator(&self, transactional_id: &str) -> Result<()> {
+        if transactional_id.is_empty() {
+            return Err(BrokerError::InvalidRequest(
+                "the transactional id is empty".into(),
+            ));
+        }
+        self.state_topic()?;
+        let index = self
+            .partition_of(transactional_id)
+            .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        let image = self.broker.image();
+        match image.topic(TXN_TOPIC).and_then(|t| t.partition(index)) {
+            Some(p) if p.leader == self.broker.config.node_id => {
+                if self.broker.txns.loading.read().contains(&index)
+                    || !self.broker.txns.led.lock().contains(&index)
+                {
+                    return Err(BrokerError::CoordinatorLoadInProgress);
+                }
+                Ok(())
+            }
+            Some(p) if image.brokers.contains_key(&p.leader) => Err(BrokerError::NotCoordinator),
+            _ => Err(BrokerError::CoordinatorNotAvailable),
+        }
+    }
+
+    /// The state partition of `transactional_id`, led here.
+    fn state_partition(&self, transactional_id: &str) -> Result<Arc<Partition>> {
+        let index = self
+            .partition_of(transactional_id)
+            .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        self.broker
+            .local_leader(TXN_TOPIC, index, -1)
+            .map_err(|e| match e {
+                BrokerError::NotLeaderOrFollower { .. } => BrokerError::NotCoordinator,
+                BrokerError::LeaderNotAvailable | BrokerError::UnknownTopicOrPartition => {
+                    BrokerError::CoordinatorNotAvailable
+                }
+                e => e,
+            })
+    }
+
+    /// The coordinator epoch markers carry: the leader epoch of the id's state partition.
+    pub(crate) fn coordinator_epoch(&self, transactional_id: &str) -> Result<i32> {
+        Ok(self.state_partition(transactional_id)?.leader_epoch())
+    }
+
+    /// Decides a change of `transactional_id` under the lock (`decide` sees its current
+    /// state), writes the new state and applies it once written. `Ok(None)`: nothing to
+    /// write. While the write is in flight the id is marked pending.
+    pub(crate) async fn transition(
+        &self,
+        transactional_id: &str,
+        decide: impl FnOnce(Option<&TxnMetadata>) -> Result<Option<TxnMetadata>>,
+    ) -> Result<Option<TxnMetadata>> {
+        let txns = &self.broker.txns;
+        let (target, previous, pending) = {
+            let mut ids = txns.ids.lock();
+            let current = ids.get(transactional_id);
+            let Some(mut target) = decide(current)? else {
+                return Ok(None);
+            };
+            target.pending = false;
+            let partition = self.state_partition(transactional_id)?;
+            let kv = [(
+                Some(records::key(transactional_id)),
+                Some(records::value(&target)),
+            )];
+            let kv: Vec<batch::KeyValue<'_>> = kv
+                .iter()
+                .map(|(k, v)| (k.as_deref(), v.as_deref()))
+                .collect();
+            let built = batch::build_batch(crate::now_ms(), &kv);
+            let pending = self.broker.append(
+                &partition,
+                built.into(),
+                -1,
+                crate::AppendOrigin::Coordinator,
+            )?;
+            let previous = current.cloned();
+            let mut marked = previous.clone().unwrap_or_else(|| target.clone());
+            marked.pending = true;
+            ids.insert(transactional_id.to_string(), marked);
+            (target, previous, pending)
+        };
+        let written = match pending.wait(STATE_WRITE_TIMEOUT).await {
+            Ok(_) => Ok(()),
+            Err(BrokerError::NotLeaderOrFollower { .. }) => Err(BrokerError::NotCoordinator),
+            Err(
+                BrokerError::NotEnoughReplicas { .. }
+                | BrokerError::NotEnoughReplicasAfterAppend { .. }
+                | BrokerError::RequestTimedOut(_),
+            ) => Err(BrokerError::CoordinatorNotAvailable),
+            Err(e) => Err(e),
+        };
+        let still_led = self
+            .partition_of(transactional_id)
+            .is_some_and(|i| txns.led.lock().contains(&i));
+        let mut ids = txns.ids.lock();
+        match (written, still_led) {
+            (Ok(()), true) => {
+                ids.insert(transactional_id.to_string(), target.clone());
+                Ok(Some(target))
+            }
+            (result, _) => {
+                match previous {
+                    Some(p) if still_led => {
+                        ids.insert(transactional_id.to_string(), p);
+                    }
+                    _ => {
+                        ids.remove(transactional_id);
+                    }
+                }
+                result?;
+                Err(BrokerError::NotCoordinator)
+            }
+        }
+    }
+
+    /// InitProducerId with a transactional id: a producer id and a new epoch, fencing any
+    /// earlier producer with this id; an open transaction of it is aborted first (the client
+    /// is told CONCURRENT_TRANSACTIONS and retries).
+    pub async fn init_producer_id(
+        &self,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16)> {
+        let max = self.broker.config.transaction_max_timeout_ms();
+        if timeout_ms <= 0 || timeout_ms > max {
+            return Err(BrokerError::InvalidTransactionTimeout(format!(
+                "transaction.timeout.ms {timeout_ms} is outside 1..={max} (transaction.max.timeout.ms)"
+            )));
+        }
+        self.check_coordinator(transactional_id)?;
+        let now = crate::now_ms();
+        let producer_ids = &self.broker.producer_ids;
+        let mut abort_first = false;
+        let written = self
+            .transition(transactional_id, |current| match current {
+                None => {
+                    if expected.is_some() {
+                        return Err(BrokerError::InvalidProducerIdMapping(format!(
+                            "transactional id {transactional_id:?} has no producer"
+                        )));
+                    }
+                    let id = producer_ids.new_id()?;
+                    let mut m = TxnMetadata::new(transactional_id, id, timeout_ms);
+                    m.last_update_ms = now;
+                    Ok(Some(m))
+                }
+                Some(m) => match m.init(expected, timeout_ms, now, || producer_ids.new_id())? {
+                    // A retry of an answered InitProducerId writes the same state again.
+                    InitDecision::Write(next) => Ok(Some(next)),
+                    InitDecision::AbortFirst(next) => {
+                        abort_first = true;
+                        Ok(Some(next))
+                    }
+                },
+            })
+            .await?;
+        let m = written.ok_or(BrokerError::ConcurrentTransactions)?;
+        if abort_first {
+            // The open transaction is aborted under the new epoch; the client asks again.
+            self.complete(transactional_id).await.ok();
+            return Err(BrokerError::ConcurrentTransactions);
+        }
+        Ok((m.producer_id, m.producer_epoch))
+    }
+
+    /// AddPartitionsToTxn / AddOffsetsToTxn: the partitions join the producer's open
+    /// transaction (opening one if none is).
+    pub async fn add_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        self.check_coordinator(transactional_id)?;
+        let now = crate::now_ms();
+        self.transition(transactional_id, |current| {
+            let m = current.ok_or_else(|| {
+                BrokerError::InvalidProducerIdMapping(format!(
+                    "transactional id {transactional_id:?} has no producer"
+                ))
+            })?;
+            m.check_producer(producer_id, epoch)?;
+            m.add_partitions(partitions, now)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Whether `(topic, partition)` is in the producer's open transaction (KIP-890's
+    /// verification before a transactional append).
+    pub fn verify_partition(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<()> {
+        self.check_coordinator(transactional_id)?;
+        let ids = self.broker.txns.ids.lock();
+        let m = ids.get(transactional_id).ok_or_else(|| {
+            BrokerError::InvalidProducerIdMapping(format!(
+                "transactional id {transactional_id:?} has no producer"
+            ))
+        })?;
+        if m.producer_id != producer_id {
+            return Err(BrokerError::InvalidProducerIdMapping(format!(
+                "producer id {producer_id} is not the one of transactional id {transactional_id:?}"
+            )));
+        }
+        if epoch < m.producer_epoch {
+            return Err(BrokerError::ProducerFenced(format!(
+                "producer epoch {epoch} of transactional id {transactional_id:?} was fenced"
+            )));
+        }
+        let added =
+            m.state == TxnState::Ongoing && m.partitions.contains(&(topic.to_string(), partition));
+        if !added {
+            return Err(BrokerError::InvalidTxnState(format!(
+                "{topic}-{partition} was not added to the transaction of {transactional_id:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// EndTxn: commits or aborts the open transaction. Answered once the decision is durable
+    /// and, normally, once the markers are written too.
+    pub async fn end_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<()> {
+        self.check_coordinator(transactional_id)?;
+        let now = crate::now_ms();
+        let prepared = self
+            .transition(transactional_id, |current| {
+                let m = current.ok_or_else(|| {
+                    BrokerError::InvalidProducerIdMapping(format!(
+                        "transactional id {transactional_id:?} has no producer"
+                    ))
+                })?;
+                m.check_producer(producer_id, epoch)?;
+                match m.end(commit, now)? {
+                    EndDecision::Prepare(next) => Ok(Some(next)),
+                    EndDecision::AlreadyDone => Ok(None),
+                }
+            })
+            .await?;
+        if prepared.is_some() {
+            let _ =
+                tokio::time::timeout(END_TXN_MARKER_WAIT, self.complete(transactional_id)).await;
+        }
+        Ok(())
+    }
+
+    /// DescribeTransactions: the id's state, if this broker coordinates it.
+    pub fn describe(&self, transactional_id: &str) -> Result<TxnMetadata> {
+        self.check_coordinator(transactional_id)?;
+        self.broker
+            .txns
+            .ids
+            .lock()
+            .get(transactional_id)
+            .cloned()
+            .ok_or_else(|| {
+                BrokerError::TransactionalIdNotFound(format!(
+                    "no transactional id {transactional_id:?}"
+                ))
+            })
+    }
+
+    /// ListTransactions: the ids this broker coordinates, filtered by state names,
+    /// producer ids and minimum duration of the open transaction (empty filters: all).
+    pub fn list(
+        &self,
+        states: &[String],
+        producer_ids: &[i64],
+        min_duration_ms: i64,
+    ) -> Vec<TransactionListing> {
+        let now = crate::now_ms();
+        let mut out: Vec<TransactionListing> = self
+            .broker
+            .txns
+            .ids
+            .lock()
+            .values()
+            .filter(|m| states.is_empty() || states.iter().any(|s| s == m.state.name()))
+            .filter(|m| producer_ids.is_empty() || producer_ids.contains(&m.producer_id))
+            .filter(|m| {
+                min_duration_ms < 0
+                    || (m.state == TxnState::Ongoing && now - m.txn_start_ms >= min_duration_ms)
+            })
+            .map(|m| TransactionListing {
+                transactional_id: m.transactional_id.clone(),
+                producer_id: m.producer_id,
+                state: m.state,
+            })
+            .collect();
+        out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        out
+    }
+}
+
+impl crate::broker::Broker {
+    /// Before a transactional batch opens a transaction in a partition, checks with the
+    /// coordinator that the producer added the partition to its transaction (KIP-890's
+    /// verification): a zombie's late batch can then not leave a transaction open forever.
+    /// Done here when this broker coordinates the id; batches of an already open
+    /// transaction are checked by the log (epoch fencing).
+    pub fn verify_transactional_append(
+        &self,
+        transactional_id: Option<&str>,
+        partition: &Partition,
+        records: &[u8],
+    ) -> Result<()> {
+        if records.len() < batch::HEADER_SIZE {
+            return Ok(()); // validation refuses it
+        }
+        let h = batch::BatchHeader::parse(records);
+        if !h.is_transactional() {
+            return Ok(());
+        }
+        let Some(id) = transactional_id.filter(|t| !t.is_empty()) else {
+            return Err(BrokerError::InvalidRecord(
+                "a transactional batch in a produce request without a transactional id".into(),
+            ));
+        };
+        let open = partition
+            .log()
+            .producer_state()
+            .entry(h.producer_id)
+            .is_some_and(|e| e.txn_first_offset.is_some());
+        if open {
+            return Ok(());
+        }
+        let txns = self.transactions();
+        match txns.check_coordinator(id) {
+            Ok(()) => txns.verify_partition(
+                id,
+                h.producer_id,
+                h.producer_epoch(),
+                &partition.topic,
+                partition.index,
+            ),
+            // Another broker coordinates it.
+            Err(_) => Ok(()),
+        }
+    }
+}
