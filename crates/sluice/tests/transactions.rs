@@ -144,3 +144,147 @@ fn an_open_transaction_holds_read_committed_consumers_back_until_it_ends() {
         ["pending-0", "plain-after"]
     );
 }
+
+#[test]
+fn interleaved_transactions_of_several_producers_end_independently() {
+    let broker = Broker::start();
+    futures::executor::block_on(broker.create_topic("mixed", 2, &[]));
+    let producers: Vec<TxnProducer> = (0..3)
+        .map(|i| txn_producer(&broker, &format!("txn-mixed-{i}"), &[]))
+        .collect();
+    for p in &producers {
+        p.begin_transaction().unwrap();
+    }
+    // Each producer writes to both partitions, in turns, so their records interleave.
+    for round in 0..4 {
+        for (i, p) in producers.iter().enumerate() {
+            send(p, "mixed", round % 2, &format!("p{i}-{round}"));
+            p.flush(TIMEOUT).unwrap();
+        }
+    }
+    // Producer 1 aborts, the others commit, in a different order than they began.
+    producers[2].commit_transaction(TIMEOUT).unwrap();
+    producers[1].abort_transaction(TIMEOUT).unwrap();
+    producers[0].commit_transaction(TIMEOUT).unwrap();
+    let committed = read_all(&broker, "mixed", 2, "read_committed");
+    assert_eq!(committed[&0], ["p0-0", "p2-0", "p0-2", "p2-2"]);
+    assert_eq!(committed[&1], ["p0-1", "p2-1", "p0-3", "p2-3"]);
+    let all = read_all(&broker, "mixed", 2, "read_uncommitted");
+    assert_eq!(all[&0].len() + all[&1].len(), 12);
+}
+
+#[test]
+fn a_zombie_producer_is_fenced_by_a_new_one_with_the_same_transactional_id() {
+    let broker = Broker::start();
+    let zombie = txn_producer(&broker, "txn-zombie", &[]);
+    zombie.begin_transaction().unwrap();
+    send(&zombie, "fenced", 0, "zombie-0");
+    zombie.flush(TIMEOUT).unwrap();
+    // The new instance aborts the zombie's open transaction and takes over.
+    let fresh = txn_producer(&broker, "txn-zombie", &[]);
+    fresh.begin_transaction().unwrap();
+    send(&fresh, "fenced", 0, "fresh-0");
+    fresh.commit_transaction(TIMEOUT).unwrap();
+    send(&zombie, "fenced", 0, "zombie-1");
+    let err = zombie
+        .commit_transaction(TIMEOUT)
+        .expect_err("the zombie cannot commit");
+    let fatal = err.rdkafka_error_code().is_some_and(|c| {
+        matches!(
+            c,
+            rdkafka::types::RDKafkaErrorCode::ProducerFenced
+                | rdkafka::types::RDKafkaErrorCode::InvalidProducerEpoch
+        )
+    }) || format!("{err:?}").contains("fenced");
+    assert!(fatal, "{err:?}");
+    assert_eq!(read_all(&broker, "fenced", 1, "read_committed")[&0], ["fresh-0"]);
+}
+
+#[test]
+fn a_transaction_open_past_its_timeout_is_aborted() {
+    let broker = Broker::start_with_config(
+        "\"transaction.abort.timed.out.transaction.cleanup.interval.ms\" = 200\n",
+    );
+    let slow = txn_producer(&broker, "txn-slow", &[("transaction.timeout.ms", "5000")]);
+    slow.begin_transaction().unwrap();
+    send(&slow, "slow", 0, "late-0");
+    slow.flush(TIMEOUT).unwrap();
+    let other = txn_producer(&broker, "txn-quick", &[]);
+    other.begin_transaction().unwrap();
+    send(&other, "slow", 0, "quick-0");
+    other.commit_transaction(TIMEOUT).unwrap();
+    // Held back by the slow transaction until the coordinator aborts it.
+    assert_eq!(read_all(&broker, "slow", 1, "read_committed")[&0], Vec::<String>::new());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let seen = read_all(&broker, "slow", 1, "read_committed");
+        if seen[&0] == ["quick-0"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never aborted: {seen:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(broker.log_text().contains("open past its timeout"));
+    assert!(slow.commit_transaction(TIMEOUT).is_err(), "the slow producer was fenced");
+}
+
+#[test]
+fn offsets_sent_to_a_transaction_count_only_when_it_commits() {
+    let broker = Broker::start();
+    futures::executor::block_on(broker.create_topic("input", 1, &[]));
+    let plain = broker.producer(&[]);
+    for i in 0..10 {
+        futures::executor::block_on(plain.send(
+            rdkafka::producer::FutureRecord::<(), str>::to("input")
+                .partition(0)
+                .payload(&format!("in-{i}")),
+            TIMEOUT,
+        ))
+        .unwrap();
+    }
+    let consumer: BaseConsumer = broker
+        .config()
+        .set("group.id", "eos-group")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["input"]).unwrap();
+    let mut seen = 0;
+    let deadline = Instant::now() + TIMEOUT;
+    while seen < 4 {
+        assert!(Instant::now() < deadline);
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            m.unwrap();
+            seen += 1;
+        }
+    }
+    let p = txn_producer(&broker, "txn-eos", &[]);
+    let offsets_at = |offset: i64| {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("input", 0, Offset::Offset(offset))
+            .unwrap();
+        tpl
+    };
+    let meta = consumer.group_metadata().unwrap();
+    // Aborted: the group's offset does not move.
+    p.begin_transaction().unwrap();
+    send(&p, "output", 0, "out-aborted");
+    p.send_offsets_to_transaction(&offsets_at(2), &meta, TIMEOUT)
+        .unwrap();
+    p.abort_transaction(TIMEOUT).unwrap();
+    let committed = |c: &BaseConsumer| {
+        let tpl = c.committed(TIMEOUT).unwrap();
+        tpl.find_partition("input", 0).unwrap().offset()
+    };
+    assert_eq!(committed(&consumer), Offset::Invalid);
+    // Committed: it moves with the output.
+    p.begin_transaction().unwrap();
+    send(&p, "output", 0, "out-4");
+    p.send_offsets_to_transaction(&offsets_at(4), &meta, TIMEOUT)
+        .unwrap();
+    p.commit_transaction(TIMEOUT).unwrap();
+    assert_eq!(committed(&consumer), Offset::Offset(4));
+    assert_eq!(read_all(&broker, "output", 1, "read_committed")[&0], ["out-4"]);
+}
