@@ -288,3 +288,113 @@ fn offsets_sent_to_a_transaction_count_only_when_it_commits() {
     assert_eq!(committed(&consumer), Offset::Offset(4));
     assert_eq!(read_all(&broker, "output", 1, "read_committed")[&0], ["out-4"]);
 }
+
+/// How a transaction ended, as its producer saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Committed,
+    Aborted,
+    /// Its end was cut by the crash: it may have gone either way.
+    Unknown,
+}
+
+/// Runs transaction `k` (6 records over 3 partitions; every fourth aborted) and says how it
+/// ended.
+fn run_transaction(p: &TxnProducer, k: usize) -> Result<Outcome, rdkafka::error::KafkaError> {
+    p.begin_transaction()?;
+    for j in 0..6 {
+        p.send(
+            BaseRecord::<(), str>::to("crash")
+                .partition((j % 3) as i32)
+                .payload(&format!("{k}-{j}")),
+        )
+        .map_err(|(e, _)| e)?;
+    }
+    if k % 4 == 3 {
+        p.flush(TIMEOUT)?;
+        p.abort_transaction(TIMEOUT)?;
+        Ok(Outcome::Aborted)
+    } else {
+        p.commit_transaction(TIMEOUT)?;
+        Ok(Outcome::Committed)
+    }
+}
+
+#[test]
+fn a_broker_sigkill_leaves_every_transaction_committed_or_aborted_never_torn() {
+    let mut broker = Broker::start();
+    futures::executor::block_on(broker.create_topic("crash", 3, &[]));
+    let settings = [
+        ("transaction.timeout.ms", "10000"),
+        ("reconnect.backoff.max.ms", "200"),
+        ("retry.backoff.ms", "50"),
+    ];
+    const TRANSACTIONS: usize = 60;
+    let mut outcomes = Vec::with_capacity(TRANSACTIONS);
+    let mut producer = Some(txn_producer(&broker, "txn-crash", &settings));
+    for k in 0..TRANSACTIONS {
+        if k == 20 || k == 40 {
+            // Kill in the middle of a transaction: records sent, not yet ended.
+            let p = producer.as_ref().unwrap();
+            p.begin_transaction().unwrap();
+            send(p, "crash", 0, &format!("{k}-0"));
+            send(p, "crash", 1, &format!("{k}-1"));
+            p.flush(TIMEOUT).unwrap();
+            broker.kill();
+            std::thread::sleep(Duration::from_millis(300));
+            broker.restart();
+            producer = None; // a new instance takes over, as after a crash of the app
+            outcomes.push(Outcome::Unknown);
+            continue;
+        }
+        let p = producer.get_or_insert_with(|| txn_producer(&broker, "txn-crash", &settings));
+        match run_transaction(p, k) {
+            Ok(o) => outcomes.push(o),
+            Err(e) => {
+                eprintln!("transaction {k}: {e}");
+                if let rdkafka::error::KafkaError::Transaction(te) = &e {
+                    if te.txn_requires_abort() && p.abort_transaction(TIMEOUT).is_ok() {
+                        outcomes.push(Outcome::Aborted);
+                        continue;
+                    }
+                }
+                producer = None;
+                outcomes.push(Outcome::Unknown);
+            }
+        }
+    }
+    drop(producer);
+    let committed = read_all(&broker, "crash", 3, "read_committed");
+    let mut seen: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (partition, values) in &committed {
+        for v in values {
+            let (k, j) = v.split_once('-').unwrap();
+            let (k, j): (usize, usize) = (k.parse().unwrap(), j.parse().unwrap());
+            assert_eq!(j % 3, *partition as usize, "{v} in partition {partition}");
+            seen.entry(k).or_default().push(j);
+        }
+    }
+    for (k, outcome) in outcomes.iter().enumerate() {
+        let mut js = seen.remove(&k).unwrap_or_default();
+        js.sort();
+        let whole = if k == 20 || k == 40 {
+            vec![0, 1]
+        } else {
+            (0..6).collect()
+        };
+        match outcome {
+            Outcome::Committed => assert_eq!(js, whole, "committed transaction {k}"),
+            Outcome::Aborted => assert!(js.is_empty(), "aborted transaction {k}: {js:?}"),
+            Outcome::Unknown => assert!(
+                js.is_empty() || js == whole,
+                "transaction {k} is torn: {js:?}"
+            ),
+        }
+    }
+    assert!(seen.is_empty(), "records of no transaction: {seen:?}");
+    let committed_count = outcomes
+        .iter()
+        .filter(|o| **o == Outcome::Committed)
+        .count();
+    assert!(committed_count >= 40, "{outcomes:?}");
+}
