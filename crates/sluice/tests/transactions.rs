@@ -398,3 +398,69 @@ fn a_broker_sigkill_leaves_every_transaction_committed_or_aborted_never_torn() {
         .count();
     assert!(committed_count >= 40, "{outcomes:?}");
 }
+
+/// confluent-kafka's consume-transform-produce loop (tests/python/eos_worker.py) is killed
+/// in the middle and started again: the output has every input record exactly once.
+#[test]
+fn consume_transform_produce_is_exactly_once_across_a_consumer_crash() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let broker = Broker::start();
+    futures::executor::block_on(async {
+        broker.create_topic("eos-in", 2, &[]).await;
+        broker.create_topic("eos-out", 2, &[]).await;
+    });
+    const N: usize = 2000;
+    let plain = broker.producer(&[]);
+    for i in 0..N {
+        futures::executor::block_on(plain.send(
+            rdkafka::producer::FutureRecord::<(), str>::to("eos-in")
+                .partition((i % 2) as i32)
+                .payload(&format!("{i}")),
+            TIMEOUT,
+        ))
+        .unwrap();
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/eos_worker.py");
+    let worker = |idle: &str| {
+        Command::new("python3")
+            .args([script, &broker.bootstrap(), "eos-in", "eos-out", "eos-app", "eos-app-1", idle])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 runs")
+    };
+    // The first instance dies (SIGKILL) after a few committed batches, likely mid-transaction.
+    let mut first = worker("30");
+    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
+    let mut batches = 0;
+    while batches < 10 {
+        match lines.next() {
+            Some(Ok(l)) if l.starts_with("batch") => batches += 1,
+            Some(_) => {}
+            None => {
+                let out = first.wait_with_output().unwrap();
+                panic!("worker ended: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let second = worker("4").wait_with_output().unwrap();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let out = read_all(&broker, "eos-out", 2, "read_committed");
+    let mut values: Vec<usize> = out
+        .values()
+        .flatten()
+        .map(|v| v.strip_prefix("out-").unwrap().parse().unwrap())
+        .collect();
+    values.sort();
+    let expected: Vec<usize> = (0..N).collect();
+    assert_eq!(values.len(), N, "duplicates or losses in the output");
+    assert_eq!(values, expected);
+}
