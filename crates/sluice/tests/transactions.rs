@@ -464,3 +464,24 @@ fn consume_transform_produce_is_exactly_once_across_a_consumer_crash() {
     assert_eq!(values.len(), N, "duplicates or losses in the output");
     assert_eq!(values, expected);
 }
+
+/// kafka-python's own transactional producer (tests/python/kafka_python_transactions.py).
+#[test]
+fn kafka_python_transactions_work() {
+    let broker = Broker::start();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/kafka_python_transactions.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(broker.bootstrap())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
