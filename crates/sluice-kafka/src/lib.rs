@@ -13,6 +13,7 @@ pub mod fuzzing;
 mod handlers;
 mod isr_tracker;
 mod leaders;
+mod marker_sender;
 mod replica_fetcher;
 mod reply;
 mod share_frame;
@@ -72,6 +73,10 @@ pub async fn serve(
             broker: Arc::downgrade(&broker),
         }));
     broker.set_share_state_remote(Arc::new(forward::ShareCoordinators {
+        broker: Arc::downgrade(&broker),
+        links: Default::default(),
+    }));
+    broker.set_marker_remote(Arc::new(marker_sender::MarkerSender {
         broker: Arc::downgrade(&broker),
         links: Default::default(),
     }));

@@ -9,6 +9,7 @@ pub mod group;
 pub mod netns;
 pub mod raw;
 pub mod share;
+pub mod txn;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
