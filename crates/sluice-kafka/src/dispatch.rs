@@ -288,6 +288,21 @@ pub fn dispatch(
         ApiKey::InitProducerId => {
             handlers::init_producer_id::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
         }
+        ApiKey::DescribeTransactions => ready(handlers::describe_transactions::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::ListTransactions => ready(handlers::list_transactions::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
+        ApiKey::DescribeProducers => ready(handlers::describe_producers::handle(
+            ctx,
+            &reply,
+            decode(&mut body, &reply)?,
+        )),
         ApiKey::AddPartitionsToTxn => {
             handlers::add_partitions_to_txn::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
         }

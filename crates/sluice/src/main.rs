@@ -12,6 +12,7 @@ mod queue_cmd;
 mod rest;
 mod settings;
 mod topic_cmd;
+mod transaction_cmd;
 
 use std::path::PathBuf;
 
@@ -54,6 +55,9 @@ enum Command {
     /// List, describe (with lag), delete consumer groups and reset their offsets.
     #[command(subcommand)]
     Group(group_cmd::GroupCommand),
+    /// List and describe transactions, show a partition's producers, abort a hanging one.
+    #[command(subcommand)]
+    Transaction(transaction_cmd::TransactionCommand),
     /// Write records to a topic, one per line of stdin or a file.
     Produce(produce_cmd::ProduceArgs),
     /// Print a topic's records as they come.
@@ -111,6 +115,7 @@ fn main() {
         Command::Bench(args) => sluice_bench::run(args),
         Command::Cluster(command) => exit_with(cluster_cmd::run(command)),
         Command::Queue(command) => exit_with(queue_cmd::run(command)),
+        Command::Transaction(command) => exit_with(transaction_cmd::run(command)),
         Command::Group(command) => exit_with(group_cmd::run(command)),
         Command::Produce(args) => exit_with(produce_cmd::run(args)),
         Command::Consume(args) => exit_with(consume_cmd::run(args)),
