@@ -109,6 +109,10 @@ pub struct BenchArgs {
     /// acquired, so a fetch may get more).
     #[arg(long, default_value_t = 500)]
     pub share_max_records: i32,
+    /// Produce mode: make each producer transactional, committing a transaction every this
+    /// many records (InitProducerId with a transactional id, AddPartitionsToTxn, EndTxn).
+    #[arg(long)]
+    pub transaction_records: Option<u64>,
     /// Produce request timeout.
     #[arg(long, default_value_t = 30_000)]
     pub request_timeout_ms: i32,
@@ -156,6 +160,11 @@ impl BenchArgs {
         if let Some(d) = self.duration {
             if !(d > 0.0 && d.is_finite()) {
                 return Err("--duration must be a positive number of seconds".into());
+            }
+        }
+        if let Some(n) = self.transaction_records {
+            if n < 1 || self.mode != Mode::Produce || self.rate.is_some() || self.acks != -1 {
+                return Err("--transaction-records (at least 1) is for produce mode with acks=all and no --rate".into());
             }
         }
         if !(self.linger_ms >= 0.0 && self.linger_ms.is_finite()) {

@@ -12,6 +12,7 @@ mod records;
 mod share;
 mod stats;
 mod ticker;
+mod txn_produce;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -195,12 +196,21 @@ async fn produce_all(
             first_partition: i as i32,
             seed: 0x9e37_79b9_7f4a_7c15 ^ i,
         };
-        tasks.spawn(produce::run_producer(
-            layout,
-            args.clone(),
-            plan,
-            stats.clone(),
-        ));
+        if args.transaction_records.is_some() {
+            tasks.spawn(txn_produce::run_transactional_producer(
+                layout,
+                args.clone(),
+                plan,
+                stats.clone(),
+            ));
+        } else {
+            tasks.spawn(produce::run_producer(
+                layout,
+                args.clone(),
+                plan,
+                stats.clone(),
+            ));
+        }
     }
     join_all(&mut tasks).await
 }

@@ -37,15 +37,15 @@ pub struct ProducePlan {
 }
 
 /// A sent batch awaiting its acknowledgement.
-struct InFlight {
-    first_record: u64,
-    records: u64,
-    sent: Instant,
+pub(crate) struct InFlight {
+    pub first_record: u64,
+    pub records: u64,
+    pub sent: Instant,
     /// The Produce version the request went out with, to decode its response.
-    version: i16,
+    pub version: i16,
 }
 
-type Acked = Pin<Box<dyn Future<Output = (InFlight, Option<Bytes>, Instant)> + Send>>;
+pub(crate) type Acked = Pin<Box<dyn Future<Output = (InFlight, Option<Bytes>, Instant)> + Send>>;
 
 pub async fn run_producer(
     layout: Layout,
@@ -125,7 +125,7 @@ pub async fn run_producer(
     Ok(())
 }
 
-async fn send(
+pub(crate) async fn send(
     conn: &Arc<Conn>,
     layout: &Layout,
     args: &BenchArgs,
@@ -133,7 +133,25 @@ async fn send(
     batch: Bytes,
     info: InFlight,
 ) -> anyhow::Result<Acked> {
+    send_as(conn, layout, args, partition, batch, info, None).await
+}
+
+/// `send`, naming the producer's transactional id when it has one.
+pub(crate) async fn send_as(
+    conn: &Arc<Conn>,
+    layout: &Layout,
+    args: &BenchArgs,
+    partition: i32,
+    batch: Bytes,
+    info: InFlight,
+    transactional_id: Option<&str>,
+) -> anyhow::Result<Acked> {
     let request = ProduceRequest::default()
+        .with_transactional_id(transactional_id.map(|t| {
+            kafka_protocol::messages::TransactionalId(
+                kafka_protocol::protocol::StrBytes::from_string(t.to_string()),
+            )
+        }))
         .with_acks(args.acks)
         .with_timeout_ms(args.request_timeout_ms)
         .with_topic_data(vec![TopicProduceData::default()
@@ -152,7 +170,7 @@ async fn send(
     }))
 }
 
-fn handle_ack(
+pub(crate) fn handle_ack(
     args: &BenchArgs,
     stats: &Stats,
     (info, frame, acked_at): (InFlight, Option<Bytes>, Instant),

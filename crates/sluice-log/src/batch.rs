@@ -416,6 +416,14 @@ pub fn rebuild_with_codec(original: &[u8], codec: i16, payload: &[u8]) -> Vec<u8
     b
 }
 
+/// Marks a batch as part of a transaction of `producer_id` (attribute bit 4) with its
+/// epoch and base sequence, and sets its CRC again.
+pub fn set_transactional(b: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+    let attributes = i16_at(b, ATTRIBUTES_OFFSET) | 0x10;
+    b[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    set_producer(b, producer_id, epoch, base_sequence);
+}
+
 /// Sets a batch's producer id, epoch and base sequence, and its CRC again.
 pub fn set_producer(b: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
     b[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&producer_id.to_be_bytes());

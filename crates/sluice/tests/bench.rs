@@ -149,9 +149,44 @@ fn bad_parameters_are_refused_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--partitions"));
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", "consume", "--bootstrap", &broker.bootstrap()])
+        .args(["--transaction-records", "100"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--transaction-records"));
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["bench", "produce", "--bootstrap", "127.0.0.1:1"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect to 127.0.0.1:1"));
+}
+
+/// The transactional producer: every record it counts is committed (a read_committed
+/// librdkafka consumer reads them all back).
+#[test]
+fn transactional_produce_commits_every_record() {
+    let broker = Broker::start();
+    let summary = bench(
+        &broker,
+        &[
+            "produce",
+            "--topic",
+            "txn-bench",
+            "--partitions",
+            "3",
+            "--records",
+            "5000",
+            "--record-size",
+            "100",
+            "--transaction-records",
+            "100",
+            "--producers",
+            "2",
+        ],
+    );
+    assert_eq!(count(&summary, "produce"), 5000);
+    let committed = common::txn::read_all(broker.config(), "txn-bench", 3, "read_committed");
+    assert_eq!(committed.values().map(Vec::len).sum::<usize>(), 5000);
 }

@@ -26,6 +26,12 @@ const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// background after that; the transaction is decided once prepared).
 const END_TXN_MARKER_WAIT: Duration = Duration::from_secs(10);
 
+/// The `__transaction_state` batch holding one id's state.
+fn state_batch(transactional_id: &str, m: &TxnMetadata) -> Vec<u8> {
+    let (key, value) = (records::key(transactional_id), records::value(m));
+    batch::build_batch(crate::now_ms(), &[(Some(&key), Some(&value))])
+}
+
 /// A transaction as ListTransactions shows it.
 #[derive(Debug, Clone)]
 pub struct TransactionListing {
@@ -130,6 +136,33 @@ impl TransactionCoordinator<'_> {
         Ok(self.state_partition(transactional_id)?.leader_epoch())
     }
 
+    /// Queues the state `decide` gives (from the id's current state, not pending) for
+    /// writing and applies it at once, without waiting for the write: for changes whose loss
+    /// in a crash is repaired when the state is read back.
+    pub(crate) fn write_unawaited(
+        &self,
+        transactional_id: &str,
+        decide: impl FnOnce(&TxnMetadata) -> Option<TxnMetadata>,
+    ) -> Result<()> {
+        let mut ids = self.broker.txns.ids.lock();
+        let Some(target) = ids
+            .get(transactional_id)
+            .filter(|m| !m.pending)
+            .and_then(decide)
+        else {
+            return Ok(());
+        };
+        let partition = self.state_partition(transactional_id)?;
+        self.broker.append(
+            &partition,
+            state_batch(transactional_id, &target).into(),
+            -1,
+            crate::AppendOrigin::Coordinator,
+        )?;
+        ids.insert(transactional_id.to_string(), target);
+        Ok(())
+    }
+
     /// Decides a change of `transactional_id` under the lock (`decide` sees its current
     /// state), writes the new state and applies it once written. `Ok(None)`: nothing to
     /// write. While the write is in flight the id is marked pending.
@@ -147,18 +180,9 @@ impl TransactionCoordinator<'_> {
             };
             target.pending = false;
             let partition = self.state_partition(transactional_id)?;
-            let kv = [(
-                Some(records::key(transactional_id)),
-                Some(records::value(&target)),
-            )];
-            let kv: Vec<batch::KeyValue<'_>> = kv
-                .iter()
-                .map(|(k, v)| (k.as_deref(), v.as_deref()))
-                .collect();
-            let built = batch::build_batch(crate::now_ms(), &kv);
             let pending = self.broker.append(
                 &partition,
-                built.into(),
+                state_batch(transactional_id, &target).into(),
                 -1,
                 crate::AppendOrigin::Coordinator,
             )?;

@@ -159,14 +159,13 @@ impl TransactionCoordinator<'_> {
             self.check_coordinator(transactional_id)?;
             tokio::time::sleep(MARKER_RETRY).await;
         }
-        let now = crate::now_ms();
-        self.transition(transactional_id, |current| match current {
-            Some(m) if m.state == prepared.state && m.producer_epoch == prepared.producer_epoch => {
-                Ok(Some(m.complete(now)))
-            }
-            _ => Ok(None),
-        })
-        .await?;
+        // The markers are durable: the transaction is decided everywhere. Its completion is
+        // applied at once and written without waiting: lost in a crash, the state read back
+        // is the prepared one, whose markers are written again.
+        self.write_unawaited(transactional_id, |m| {
+            (m.state == prepared.state && m.producer_epoch == prepared.producer_epoch)
+                .then(|| m.complete(crate::now_ms()))
+        })?;
         info!(
             transactional_id,
             producer_id = marker.producer_id,
