@@ -56,7 +56,7 @@ pub async fn run_transactional_producer(
     let mut partition = plan.first_partition % partitions;
     let mut produced = 0u64;
     let no_rate = |_: u64| None;
-    while produced < limit && !plan.deadline.is_some_and(|d| Instant::now() >= d) {
+    while produced < limit && plan.deadline.is_none_or(|d| Instant::now() < d) {
         let in_txn = per_txn.min(limit - produced);
         // The partitions this transaction's batches go to (one batch each, in turn).
         let batches = in_txn.div_ceil(per_batch);
