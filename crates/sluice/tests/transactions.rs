@@ -395,3 +395,36 @@ fn kafka_python_transactions_work() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn idle_transactional_ids_expire_and_stay_forgotten_after_a_restart() {
+    let mut broker = Broker::start_with_config(
+        "\"transaction.abort.timed.out.transaction.cleanup.interval.ms\" = 200\n\
+         \"transactional.id.expiration.ms\" = 1500\n",
+    );
+    let p = txn_producer(broker.config(), "txn-idle", &[]);
+    p.begin_transaction().unwrap();
+    send(&p, "idle", 0, "v");
+    p.commit_transaction(TIMEOUT).unwrap();
+    drop(p);
+    let ids = |b: &Broker| {
+        common::sluice_json(b, "transaction", &["list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["transactional_id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&broker), ["txn-idle"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !ids(&broker).is_empty() {
+        assert!(Instant::now() < deadline, "never expired");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    broker.stop();
+    broker.restart();
+    let (code, _, err) = common::sluice_at(&broker, "transaction", &["describe", "txn-idle"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("TRANSACTIONAL_ID_NOT_FOUND"), "the tombstone keeps it forgotten: {err}");
+    assert!(ids(&broker).is_empty());
+}

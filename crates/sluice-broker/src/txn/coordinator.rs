@@ -163,6 +163,30 @@ impl TransactionCoordinator<'_> {
         Ok(())
     }
 
+    /// Forgets `transactional_id` if it is still idle since `idle_since_ms` (no transaction
+    /// open, nothing pending): a tombstone is written, not awaited (lost in a crash, the id
+    /// comes back and expires again).
+    pub(crate) fn expire(&self, transactional_id: &str, idle_since_ms: i64) -> Result<()> {
+        let mut ids = self.broker.txns.ids.lock();
+        let idle = ids.get(transactional_id).is_some_and(|m| {
+            !m.pending && m.is_idle() && m.last_update_ms <= idle_since_ms
+        });
+        if !idle {
+            return Ok(());
+        }
+        let partition = self.state_partition(transactional_id)?;
+        let key = records::key(transactional_id);
+        let tombstone = batch::build_batch(crate::now_ms(), &[(Some(&key), None)]);
+        self.broker.append(
+            &partition,
+            tombstone.into(),
+            -1,
+            crate::AppendOrigin::Coordinator,
+        )?;
+        ids.remove(transactional_id);
+        Ok(())
+    }
+
     /// Decides a change of `transactional_id` under the lock (`decide` sees its current
     /// state), writes the new state and applies it once written. `Ok(None)`: nothing to
     /// write. While the write is in flight the id is marked pending.

@@ -104,6 +104,27 @@ fn load_partition(partition: &Partition) -> Result<HashMap<String, TxnMetadata>>
 }
 
 impl Broker {
+    /// Forgets transactional ids idle for `transactional.id.expiration.ms`.
+    fn expire_transactional_ids(&self, now: i64) {
+        let idle_since = now - self.config.transactional_id_expiration_ms();
+        let expired: Vec<String> = self
+            .txns
+            .ids
+            .lock()
+            .values()
+            .filter(|m| !m.pending && m.is_idle() && m.last_update_ms <= idle_since)
+            .map(|m| m.transactional_id.clone())
+            .collect();
+        for id in &expired {
+            if let Err(e) = self.transactions().expire(id, idle_since) {
+                warn!(transactional_id = %id, error = %e, "could not expire a transactional id");
+            }
+        }
+        if !expired.is_empty() {
+            info!(transactional_ids = expired.len(), "expired idle transactional ids");
+        }
+    }
+
     /// The coordinator's periodic pass: prepared transactions nobody completes get their
     /// markers written; transactions open past their timeout are aborted (the epoch bumped,
     /// so their producer is fenced).
@@ -113,6 +134,9 @@ impl Broker {
         } else {
             i64::MIN
         };
+        if abort_timed_out {
+            self.expire_transactional_ids(now);
+        }
         let (prepared, timed_out): (Vec<String>, Vec<String>) = {
             let ids = self.txns.ids.lock();
             let completing = self.txns.completing.lock();

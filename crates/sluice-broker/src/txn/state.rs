@@ -262,6 +262,14 @@ impl TxnMetadata {
         next
     }
 
+    /// No transaction is open or ending.
+    pub fn is_idle(&self) -> bool {
+        matches!(
+            self.state,
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+        )
+    }
+
     /// A transaction open longer than its timeout (aborted by the coordinator, which bumps
     /// the epoch so the producer cannot go on with it).
     pub fn timed_out(&self, now_ms: i64) -> bool {
