@@ -337,6 +337,13 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "how often the transaction coordinator aborts transactions open past their timeout",
     ),
     (
+        "transaction.version",
+        "2",
+        ConfigType::Int,
+        Range::Between(1, 2),
+        "the transaction protocol offered to clients: 2 lets those that speak it use KIP-890's transactions v2 (an epoch per transaction, partitions added by the first write); 1 only the original one",
+    ),
+    (
         "transactional.id.expiration.ms",
         "604800000",
         ConfigType::Int,
@@ -665,6 +672,9 @@ impl BrokerConfig {
             10_000,
         )
         .max(1) as u64
+    }
+    pub fn transaction_version(&self) -> i16 {
+        self.int_setting("transaction.version", 2).clamp(1, 2) as i16
     }
     pub fn transactional_id_expiration_ms(&self) -> i64 {
         self.int_setting("transactional.id.expiration.ms", 604_800_000)

@@ -145,6 +145,9 @@ pub enum BrokerError {
     TransactionCoordinatorFenced(String),
     #[error("{0}")]
     TransactionalIdNotFound(String),
+    /// A transactional batch whose transaction the coordinator could not confirm now.
+    #[error("{0}")]
+    TransactionNotVerified(String),
     #[error("the partition has transactional offsets not yet committed or aborted")]
     UnstableOffsetCommit,
 }

@@ -114,6 +114,7 @@ pub fn dispatch(
     }
     Ok(match api {
         ApiKey::ApiVersions => ready(handlers::api_versions::handle(
+            ctx,
             &reply,
             decode(&mut body, &reply)?,
         )),

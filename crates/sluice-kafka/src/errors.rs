@@ -77,6 +77,8 @@ pub fn code(e: &BrokerError) -> i16 {
         BrokerError::TransactionCoordinatorFenced(_) => ResponseError::TransactionCoordinatorFenced,
         BrokerError::TransactionalIdNotFound(_) => ResponseError::TransactionalIdNotFound,
         BrokerError::UnstableOffsetCommit => ResponseError::UnstableOffsetCommit,
+        // Retriable for every producer, as Kafka answers a verification it could not make.
+        BrokerError::TransactionNotVerified(_) => ResponseError::NotEnoughReplicas,
     };
     r.code()
 }

@@ -13,10 +13,10 @@ pub mod fuzzing;
 mod handlers;
 mod isr_tracker;
 mod leaders;
-mod marker_sender;
 mod replica_fetcher;
 mod reply;
 mod share_frame;
+mod txn_remote;
 pub mod versions;
 
 use std::sync::Arc;
@@ -76,7 +76,7 @@ pub async fn serve(
         broker: Arc::downgrade(&broker),
         links: Default::default(),
     }));
-    broker.set_marker_remote(Arc::new(marker_sender::MarkerSender {
+    broker.set_txn_remote(Arc::new(txn_remote::TxnLinks {
         broker: Arc::downgrade(&broker),
         links: Default::default(),
     }));

@@ -425,6 +425,9 @@ fn idle_transactional_ids_expire_and_stay_forgotten_after_a_restart() {
     broker.restart();
     let (code, _, err) = common::sluice_at(&broker, "transaction", &["describe", "txn-idle"]);
     assert_eq!(code, 1);
-    assert!(err.contains("TRANSACTIONAL_ID_NOT_FOUND"), "the tombstone keeps it forgotten: {err}");
+    assert!(
+        err.contains("TRANSACTIONAL_ID_NOT_FOUND"),
+        "the tombstone keeps it forgotten: {err}"
+    );
     assert!(ids(&broker).is_empty());
 }

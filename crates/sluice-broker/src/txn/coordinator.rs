@@ -11,6 +11,7 @@ use std::time::Duration;
 use sluice_cluster::BrokerInfo;
 use sluice_log::batch;
 
+use super::markers::PartitionInTxn;
 use super::records;
 use super::state::{EndDecision, InitDecision, TxnMetadata, TxnState};
 use super::{TransactionCoordinator, TXN_TOPIC};
@@ -21,6 +22,10 @@ use crate::topic::Topic;
 
 /// How long a state write waits for the partition's in-sync replicas.
 const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a partition leader waits for the coordinator's answer about a transactional
+/// batch.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long EndTxn waits for the markers before answering (they are written in the
 /// background after that; the transaction is decided once prepared).
@@ -168,9 +173,9 @@ impl TransactionCoordinator<'_> {
     /// comes back and expires again).
     pub(crate) fn expire(&self, transactional_id: &str, idle_since_ms: i64) -> Result<()> {
         let mut ids = self.broker.txns.ids.lock();
-        let idle = ids.get(transactional_id).is_some_and(|m| {
-            !m.pending && m.is_idle() && m.last_update_ms <= idle_since_ms
-        });
+        let idle = ids
+            .get(transactional_id)
+            .is_some_and(|m| !m.pending && m.is_idle() && m.last_update_ms <= idle_since_ms);
         if !idle {
             return Ok(());
         }
@@ -363,16 +368,21 @@ impl TransactionCoordinator<'_> {
     }
 
     /// EndTxn: commits or aborts the open transaction. Answered once the decision is durable
-    /// and, normally, once the markers are written too.
+    /// and, normally, once the markers are written too. With `bump_epoch` (transactions v2,
+    /// EndTxn v5+) the epoch goes up with every transaction; the answer is the producer id and
+    /// epoch the producer goes on with.
     pub async fn end_transaction(
         &self,
         transactional_id: &str,
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<()> {
+        bump_epoch: bool,
+    ) -> Result<(i64, i16)> {
         self.check_coordinator(transactional_id)?;
         let now = crate::now_ms();
+        let producer_ids = &self.broker.producer_ids;
+        let mut after = (producer_id, epoch);
         let prepared = self
             .transition(transactional_id, |current| {
                 let m = current.ok_or_else(|| {
@@ -380,18 +390,23 @@ impl TransactionCoordinator<'_> {
                         "transactional id {transactional_id:?} has no producer"
                     ))
                 })?;
+                if bump_epoch && m.is_end_retry(producer_id, epoch, commit) {
+                    after = m.producer_after();
+                    return Ok(None);
+                }
                 m.check_producer(producer_id, epoch)?;
-                match m.end(commit, now)? {
+                match m.end(commit, now, bump_epoch, || producer_ids.new_id())? {
                     EndDecision::Prepare(next) => Ok(Some(next)),
                     EndDecision::AlreadyDone => Ok(None),
                 }
             })
             .await?;
-        if prepared.is_some() {
+        if let Some(p) = prepared {
+            after = p.producer_after();
             let _ =
                 tokio::time::timeout(END_TXN_MARKER_WAIT, self.complete(transactional_id)).await;
         }
-        Ok(())
+        Ok(after)
     }
 
     /// DescribeTransactions: the id's state, if this broker coordinates it.
@@ -443,16 +458,55 @@ impl TransactionCoordinator<'_> {
 }
 
 impl crate::broker::Broker {
-    /// Before a transactional batch opens a transaction in a partition, checks with the
-    /// coordinator that the producer added the partition to its transaction (KIP-890's
-    /// verification): a zombie's late batch can then not leave a transaction open forever.
-    /// Done here when this broker coordinates the id; batches of an already open
-    /// transaction are checked by the log (epoch fencing).
+    /// Adds `request`'s partition to the producer's open transaction (or, `verify_only`,
+    /// checks that it is in it) at the transactional id's coordinator, here or elsewhere.
+    pub async fn add_to_transaction(
+        &self,
+        request: PartitionInTxn,
+        verify_only: bool,
+    ) -> Result<()> {
+        let txns = self.transactions();
+        let id = request.transactional_id.as_str();
+        match txns.check_coordinator(id) {
+            Ok(()) if verify_only => txns.verify_partition(
+                id,
+                request.producer_id,
+                request.producer_epoch,
+                &request.topic,
+                request.partition,
+            ),
+            Ok(()) => {
+                let partition = [(request.topic.clone(), request.partition)];
+                txns.add_partitions(id, request.producer_id, request.producer_epoch, &partition)
+                    .await
+            }
+            Err(BrokerError::NotCoordinator) => {
+                let to = txns.coordinator_of(id)?;
+                let remote = self
+                    .txns
+                    .remote
+                    .get()
+                    .cloned()
+                    .ok_or(BrokerError::CoordinatorNotAvailable)?;
+                remote.add_partition(to, request, verify_only).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Before a transactional batch opens a transaction in a partition, the coordinator
+    /// checks that the producer added the partition to its transaction (KIP-890's
+    /// verification) or, for transactions v2 (`implicit_add`: Produce v12+), adds it: a
+    /// zombie's late batch can then not leave a transaction open forever. Batches of a
+    /// transaction already open here are checked by the log (epoch fencing). The question
+    /// goes to the coordinator wherever it is; this waits for it (once per partition and
+    /// transaction), so a connection's appends keep their order.
     pub fn verify_transactional_append(
         &self,
         transactional_id: Option<&str>,
         partition: &Partition,
         records: &[u8],
+        implicit_add: bool,
     ) -> Result<()> {
         if records.len() < batch::HEADER_SIZE {
             return Ok(()); // validation refuses it
@@ -470,21 +524,35 @@ impl crate::broker::Broker {
             .log()
             .producer_state()
             .entry(h.producer_id)
-            .is_some_and(|e| e.txn_first_offset.is_some());
+            .is_some_and(|e| e.txn_first_offset.is_some() && e.epoch == h.producer_epoch());
         if open {
             return Ok(());
         }
-        let txns = self.transactions();
-        match txns.check_coordinator(id) {
-            Ok(()) => txns.verify_partition(
-                id,
-                h.producer_id,
-                h.producer_epoch(),
-                &partition.topic,
-                partition.index,
-            ),
-            // Another broker coordinates it.
-            Err(_) => Ok(()),
+        let request = PartitionInTxn {
+            transactional_id: id.to_string(),
+            producer_id: h.producer_id,
+            producer_epoch: h.producer_epoch(),
+            topic: partition.topic.to_string(),
+            partition: partition.index,
+        };
+        let asked = crate::wait_for(tokio::time::timeout(
+            VERIFY_TIMEOUT,
+            self.add_to_transaction(request, !implicit_add),
+        ));
+        match asked {
+            Ok(Ok(())) => Ok(()),
+            // Not answered now: the producer retries the batch.
+            Err(_)
+            | Ok(Err(
+                BrokerError::CoordinatorNotAvailable
+                | BrokerError::NotCoordinator
+                | BrokerError::CoordinatorLoadInProgress
+                | BrokerError::ConcurrentTransactions,
+            )) => Err(BrokerError::TransactionNotVerified(format!(
+                "the transaction coordinator of {id:?} could not be asked about {}-{} yet",
+                partition.topic, partition.index
+            ))),
+            Ok(Err(e)) => Err(e),
         }
     }
 }

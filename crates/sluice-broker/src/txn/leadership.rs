@@ -121,7 +121,10 @@ impl Broker {
             }
         }
         if !expired.is_empty() {
-            info!(transactional_ids = expired.len(), "expired idle transactional ids");
+            info!(
+                transactional_ids = expired.len(),
+                "expired idle transactional ids"
+            );
         }
     }
 

@@ -34,14 +34,34 @@ pub struct TxnMarker {
 /// Per partition, whether its marker was written.
 pub type PartitionResults = Vec<((String, i32), Result<()>)>;
 
-/// Sends markers to partitions another broker leads (WriteTxnMarkers).
-pub trait MarkerRemote: Send + Sync {
+/// What the transaction APIs need from other brokers (the Kafka front end provides it).
+pub trait TxnRemote: Send + Sync {
+    /// Sends markers to partitions `to` leads (WriteTxnMarkers).
     fn write_markers(
         &self,
         to: BrokerInfo,
         marker: TxnMarker,
         partitions: Vec<(String, i32)>,
     ) -> BoxFuture<'_, Result<PartitionResults>>;
+
+    /// Asks the coordinator `to` to add a partition to a producer's open transaction, or
+    /// with `verify_only` whether it is in it (AddPartitionsToTxn v5, the brokers' form).
+    fn add_partition(
+        &self,
+        to: BrokerInfo,
+        request: PartitionInTxn,
+        verify_only: bool,
+    ) -> BoxFuture<'_, Result<()>>;
+}
+
+/// A partition of a producer's transaction, as a partition leader asks about it.
+#[derive(Debug, Clone)]
+pub struct PartitionInTxn {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub topic: String,
+    pub partition: i32,
 }
 
 impl Broker {

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::{Mutex, RwLock};
 
 pub use coordinator::TransactionListing;
-pub use markers::{MarkerRemote, PartitionResults, TxnMarker};
+pub use markers::{PartitionInTxn, PartitionResults, TxnMarker, TxnRemote};
 pub use state::{TxnMetadata, TxnState};
 
 pub const TXN_TOPIC: &str = "__transaction_state";
@@ -32,8 +32,9 @@ pub struct Transactions {
     pub(crate) loading: RwLock<BTreeSet<i32>>,
     /// Transactional ids whose markers some task is writing now.
     pub(crate) completing: Mutex<HashSet<String>>,
-    /// Sends markers to partitions other brokers lead (the Kafka front end's).
-    pub(crate) remote: OnceLock<Arc<dyn MarkerRemote>>,
+    /// Markers to partitions other brokers lead, questions to other coordinators (the Kafka
+    /// front end's).
+    pub(crate) remote: OnceLock<Arc<dyn TxnRemote>>,
 }
 
 /// The transaction coordinator, over the broker's state.
@@ -46,8 +47,8 @@ impl crate::broker::Broker {
         TransactionCoordinator { broker: self }
     }
 
-    /// Installs the sender of markers to other brokers (once).
-    pub fn set_marker_remote(&self, remote: Arc<dyn MarkerRemote>) {
+    /// Installs what reaches other brokers for the transaction APIs (once).
+    pub fn set_txn_remote(&self, remote: Arc<dyn TxnRemote>) {
         let _ = self.txns.remote.set(remote);
     }
 }

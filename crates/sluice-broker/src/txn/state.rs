@@ -73,6 +73,9 @@ pub struct TxnMetadata {
     /// recognised); -1 when none.
     pub last_producer_id: i64,
     pub last_producer_epoch: i16,
+    /// The producer id the producer moves to when this transaction completes: an EndTxn
+    /// of transactions v2 exhausted the epoch (-1: none).
+    pub next_producer_id: i64,
     pub timeout_ms: i32,
     pub state: TxnState,
     pub partitions: BTreeSet<(String, i32)>,
@@ -112,6 +115,7 @@ impl TxnMetadata {
             producer_epoch: 0,
             last_producer_id: -1,
             last_producer_epoch: -1,
+            next_producer_id: -1,
             timeout_ms,
             state: TxnState::Empty,
             partitions: BTreeSet::new(),
@@ -224,8 +228,39 @@ impl TxnMetadata {
         }
     }
 
-    /// EndTxn.
-    pub fn end(&self, commit: bool, now_ms: i64) -> Result<EndDecision> {
+    /// The producer id and epoch the producer goes on with once this state is complete.
+    pub fn producer_after(&self) -> (i64, i16) {
+        if self.next_producer_id >= 0 {
+            (self.next_producer_id, 0)
+        } else {
+            (self.producer_id, self.producer_epoch)
+        }
+    }
+
+    /// A retry of a transactions-v2 EndTxn that completed already: the producer's id and
+    /// epoch from before its bump, and the same outcome.
+    pub fn is_end_retry(&self, producer_id: i64, epoch: i16, commit: bool) -> bool {
+        let outcome = if commit {
+            TxnState::CompleteCommit
+        } else {
+            TxnState::CompleteAbort
+        };
+        self.state == outcome
+            && !self.pending
+            && producer_id == self.last_producer_id
+            && epoch == self.last_producer_epoch
+    }
+
+    /// EndTxn. With `bump_epoch` (transactions v2, KIP-890: EndTxn v5+) the prepared state
+    /// carries the next epoch, which fences this transaction's producer epoch and is the one
+    /// its markers are written with; an exhausted epoch moves the producer to `fresh_id()`.
+    pub fn end(
+        &self,
+        commit: bool,
+        now_ms: i64,
+        bump_epoch: bool,
+        fresh_id: impl FnOnce() -> Result<i64>,
+    ) -> Result<EndDecision> {
         use TxnState::*;
         let invalid = || {
             Err(BrokerError::InvalidTxnState(format!(
@@ -240,6 +275,14 @@ impl TxnMetadata {
                 let mut next = self.clone();
                 next.state = if commit { PrepareCommit } else { PrepareAbort };
                 next.last_update_ms = now_ms;
+                if bump_epoch {
+                    next.last_producer_id = self.producer_id;
+                    next.last_producer_epoch = self.producer_epoch;
+                    if self.producer_epoch >= LAST_EPOCH {
+                        next.next_producer_id = fresh_id()?;
+                    }
+                    next.producer_epoch = self.producer_epoch.saturating_add(1);
+                }
                 Ok(EndDecision::Prepare(next))
             }
             (CompleteCommit, true) | (CompleteAbort, false) => Ok(EndDecision::AlreadyDone),
@@ -257,6 +300,11 @@ impl TxnMetadata {
             TxnState::PrepareCommit => TxnState::CompleteCommit,
             _ => TxnState::CompleteAbort,
         };
+        if self.next_producer_id >= 0 {
+            next.producer_id = self.next_producer_id;
+            next.producer_epoch = 0;
+            next.next_producer_id = -1;
+        }
         next.partitions.clear();
         next.last_update_ms = now_ms;
         next
@@ -304,7 +352,7 @@ mod tests {
         assert_eq!(m.add_partitions(&[("a".into(), 0)], 6).unwrap(), None);
         let m = m.add_partitions(&[("b".into(), 1)], 6).unwrap().unwrap();
         assert_eq!((m.partitions.len(), m.txn_start_ms), (2, 5));
-        let EndDecision::Prepare(p) = m.end(true, 7).unwrap() else {
+        let EndDecision::Prepare(p) = m.end(true, 7, false, || Ok(0)).unwrap() else {
             panic!()
         };
         assert_eq!(p.state, TxnState::PrepareCommit);
@@ -313,7 +361,7 @@ mod tests {
             Err(BrokerError::ConcurrentTransactions)
         ));
         assert!(matches!(
-            p.end(false, 8),
+            p.end(false, 8, false, || Ok(0)),
             Err(BrokerError::InvalidTxnState(_))
         ));
         let done = p.complete(9);
@@ -321,8 +369,11 @@ mod tests {
             (done.state, done.partitions.len()),
             (TxnState::CompleteCommit, 0)
         );
-        assert_eq!(done.end(true, 10).unwrap(), EndDecision::AlreadyDone);
-        assert!(done.end(false, 10).is_err());
+        assert_eq!(
+            done.end(true, 10, false, || Ok(0)).unwrap(),
+            EndDecision::AlreadyDone
+        );
+        assert!(done.end(false, 10, false, || Ok(0)).is_err());
         let next = done
             .add_partitions(&[("c".into(), 0)], 11)
             .unwrap()
@@ -375,6 +426,42 @@ mod tests {
     }
 
     #[test]
+    fn transactions_v2_bump_the_epoch_on_every_end_and_retries_are_recognised() {
+        let m = ongoing();
+        let EndDecision::Prepare(p) = m.end(true, 7, true, || Ok(99)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (p.producer_id, p.producer_epoch),
+            (7, 1),
+            "markers carry the new epoch"
+        );
+        let done = p.complete(8);
+        assert_eq!(done.producer_after(), (7, 1));
+        assert!(done.is_end_retry(7, 0, true));
+        assert!(
+            !done.is_end_retry(7, 0, false),
+            "another outcome is no retry"
+        );
+        assert!(!done.is_end_retry(7, 1, true));
+        assert!(
+            done.check_producer(7, 0).is_err(),
+            "the old epoch is fenced"
+        );
+        // The next transaction at the new epoch; an exhausted epoch moves to a new id.
+        let mut next = done.add_partitions(&[("a".into(), 0)], 9).unwrap().unwrap();
+        next.producer_epoch = LAST_EPOCH;
+        let EndDecision::Prepare(p) = next.end(false, 10, true, || Ok(99)).unwrap() else {
+            panic!()
+        };
+        assert_eq!((p.producer_id, p.producer_epoch), (7, i16::MAX));
+        assert_eq!(p.producer_after(), (99, 0));
+        let done = p.complete(11);
+        assert_eq!((done.producer_id, done.producer_epoch), (99, 0));
+        assert!(done.is_end_retry(7, LAST_EPOCH, false));
+    }
+
+    #[test]
     fn timeouts_and_state_codes() {
         let m = ongoing();
         assert!(!m.timed_out(1005));
@@ -386,7 +473,9 @@ mod tests {
         }
         assert!(TxnState::from_code(8).is_none());
         assert!(
-            TxnMetadata::new("t", 1, 1).end(true, 0).is_err(),
+            TxnMetadata::new("t", 1, 1)
+                .end(true, 0, false, || Ok(0))
+                .is_err(),
             "nothing to commit"
         );
     }

@@ -1,6 +1,7 @@
 //! EndTxn (26): commits or aborts the producer's open transaction. Answered once the
 //! decision is durable in `__transaction_state` (and normally once the markers are
-//! written).
+//! written). v5+ is transactions v2 (KIP-890): the epoch goes up with every transaction
+//! and the answer carries the producer id and epoch to go on with.
 
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
@@ -8,7 +9,7 @@ use crate::reply::{Reply, ResponseFuture};
 use crate::Context;
 
 /// The versions of this API that are advertised (see versions.rs).
-pub const VERSIONS: (i16, i16) = (0, 4);
+pub const VERSIONS: (i16, i16) = (0, 5);
 
 pub fn handle(ctx: &Context, reply: Reply, req: EndTxnRequest) -> ResponseFuture {
     let broker = ctx.broker.clone();
@@ -20,17 +21,18 @@ pub fn handle(ctx: &Context, reply: Reply, req: EndTxnRequest) -> ResponseFuture
                 req.producer_id.0,
                 req.producer_epoch,
                 req.committed,
+                reply.version >= 5,
             )
             .await;
-        let code = match result {
-            Ok(()) => 0,
-            Err(e) => super::txn_code(&e, reply.version, 2),
-        };
-        reply.encode(
-            &EndTxnResponse::default()
-                .with_error_code(code)
+        let response = match result {
+            Ok((id, epoch)) => EndTxnResponse::default()
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
+            Err(e) => EndTxnResponse::default()
+                .with_error_code(super::txn_code(&e, reply.version, 2))
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1),
-        )
+        };
+        reply.encode(&response)
     })
 }

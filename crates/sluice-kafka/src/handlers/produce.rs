@@ -21,7 +21,7 @@ use crate::Context;
 
 /// The versions of this API that are advertised; v0-2 only so librdkafka enables compression
 /// and record batch v2 (see versions.rs), and refused when used.
-pub const VERSIONS: (i16, i16) = (0, 11);
+pub const VERSIONS: (i16, i16) = (0, 12);
 
 pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFuture {
     let broker = &ctx.broker;
@@ -39,7 +39,13 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
                 .local_leader(&topic_data.name, pd.index, -1)
                 .and_then(|p| {
                     let records = pd.records.clone().unwrap_or_default();
-                    broker.verify_transactional_append(transactional_id, &p, &records)?;
+                    // v12+: transactions v2, the partition joins the transaction here.
+                    broker.verify_transactional_append(
+                        transactional_id,
+                        &p,
+                        &records,
+                        reply.version >= 12,
+                    )?;
                     broker
                         .append(&p, records, acks, AppendOrigin::Client)
                         .map(|pending| (pending, p))

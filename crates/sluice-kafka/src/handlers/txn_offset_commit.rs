@@ -1,18 +1,21 @@
 //! TxnOffsetCommit (28): offsets a transactional producer commits for a consumer group
-//! (sendOffsetsToTransaction): they count only if its transaction commits.
+//! (sendOffsetsToTransaction): they count only if its transaction commits. v5 is
+//! transactions v2: the group's offsets partition joins the transaction here (what
+//! AddOffsetsToTxn does in the original protocol).
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use sluice_broker::group::{OffsetCommit, TxnCommitter};
+use sluice_broker::txn::PartitionInTxn;
 
 use super::opt_string;
 use crate::reply::{Reply, ResponseFuture};
 use crate::Context;
 
 /// The versions of this API that are advertised (see versions.rs).
-pub const VERSIONS: (i16, i16) = (0, 4);
+pub const VERSIONS: (i16, i16) = (0, 5);
 
 pub fn handle(ctx: &Context, reply: Reply, req: TxnOffsetCommitRequest) -> ResponseFuture {
     let broker = ctx.broker.clone();
@@ -40,11 +43,22 @@ pub fn handle(ctx: &Context, reply: Reply, req: TxnOffsetCommitRequest) -> Respo
         member_id: req.member_id.to_string(),
         instance_id: opt_string(&req.group_instance_id),
     };
+    let implicit_add = reply.version >= 5;
     Box::pin(async move {
-        let result = broker
-            .groups()
-            .txn_commit_offsets(&req.group_id, committer, commits)
-            .await;
+        let added = if implicit_add {
+            add_offsets_partition(&broker, &req).await
+        } else {
+            Ok(())
+        };
+        let result = match added {
+            Ok(()) => {
+                broker
+                    .groups()
+                    .txn_commit_offsets(&req.group_id, committer, commits)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let mut codes = match &result {
             Ok(per_partition) => per_partition
                 .iter()
@@ -79,4 +93,26 @@ pub fn handle(ctx: &Context, reply: Reply, req: TxnOffsetCommitRequest) -> Respo
             .collect();
         reply.encode(&TxnOffsetCommitResponse::default().with_topics(topics))
     })
+}
+
+/// The group's `__consumer_offsets` partition joins the producer's transaction.
+async fn add_offsets_partition(
+    broker: &sluice_broker::Broker,
+    req: &TxnOffsetCommitRequest,
+) -> sluice_broker::Result<()> {
+    let topic = broker.groups().offsets_topic()?;
+    let partition =
+        sluice_broker::group::offsets_partition_for(&req.group_id, topic.partition_count);
+    broker
+        .add_to_transaction(
+            PartitionInTxn {
+                transactional_id: req.transactional_id.to_string(),
+                producer_id: req.producer_id.0,
+                producer_epoch: req.producer_epoch,
+                topic: sluice_broker::group::OFFSETS_TOPIC.to_string(),
+                partition,
+            },
+            false,
+        )
+        .await
 }

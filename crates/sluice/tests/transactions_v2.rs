@@ -1,0 +1,249 @@
+//! Transactions v2 (KIP-890 part 2) on the wire: no client used in these tests speaks it
+//! yet (the Java client 4.x does), so the requests are made by hand: Produce v12 adds the
+//! partition to the transaction itself, TxnOffsetCommit v5 the offsets partition, EndTxn v5
+//! bumps the epoch with every transaction (a retry of it is recognised), and the old epoch is
+//! fenced. Also the original protocol's verification: a transactional batch for a partition
+//! never added to the transaction is refused.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::raw::sluice_test_batch::{batch_of, record, Header};
+use common::raw::Raw;
+use common::txn::read_all;
+use common::Broker;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, EndTxnRequest, EndTxnResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, InitProducerIdRequest,
+    InitProducerIdResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest,
+    ProduceResponse, ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+const ID: &str = "tv2-app";
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// A transactional batch of one record per value.
+fn txn_batch(values: &[&str], pid: i64, epoch: i16, seq: i32) -> Vec<u8> {
+    let records: Vec<u8> = values
+        .iter()
+        .enumerate()
+        .flat_map(|(i, v)| record(i as i64, 0, None, Some(v.as_bytes())))
+        .collect();
+    let header = Header {
+        attributes: 0x10,
+        producer: (pid, epoch, seq),
+        timestamp: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+        ..Header::plain(values.len() as i32)
+    };
+    batch_of(&records, &header)
+}
+
+/// Produce at `version` with the transactional id; the partition's error code.
+fn produce(raw: &mut Raw, version: i16, topic: &str, batch: Vec<u8>) -> i16 {
+    let request = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(s(ID))))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch.into()))])]);
+    let c = raw.send(ApiKey::Produce, version, &request);
+    let r: ProduceResponse = raw.receive_response(ApiKey::Produce, version, c);
+    r.responses[0].partition_responses[0].error_code
+}
+
+fn end_txn(raw: &mut Raw, pid: i64, epoch: i16, commit: bool) -> EndTxnResponse {
+    let c = raw.send(
+        ApiKey::EndTxn,
+        5,
+        &EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(ID)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(commit),
+    );
+    raw.receive_response(ApiKey::EndTxn, 5, c)
+}
+
+/// The group's offset of tv2-0 (OffsetFetch v7 with require_stable): (error, offset).
+fn group_offset(raw: &mut Raw, group: &str) -> (i16, i64) {
+    let c = raw.send(
+        ApiKey::OffsetFetch,
+        7,
+        &OffsetFetchRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_require_stable(true)
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(TopicName(s("tv2")))
+                .with_partition_indexes(vec![0])])),
+    );
+    let r: OffsetFetchResponse = raw.receive_response(ApiKey::OffsetFetch, 7, c);
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
+}
+
+#[test]
+fn transactions_v2_add_partitions_implicitly_and_bump_the_epoch_every_transaction() {
+    let broker = Broker::start();
+    futures::executor::block_on(broker.create_topic("tv2", 1, &[]));
+    let mut raw = Raw::connect(&broker);
+    // The broker offers transaction version 2.
+    let c = raw.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let versions: ApiVersionsResponse = raw.receive_response(ApiKey::ApiVersions, 3, c);
+    let tv = versions
+        .finalized_features
+        .iter()
+        .find(|f| f.name.as_str() == "transaction.version")
+        .expect("transaction.version is finalized");
+    assert_eq!(tv.max_version_level, 2);
+    // The coordinator (this broker), then a producer id.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = raw.send(
+            ApiKey::FindCoordinator,
+            3,
+            &FindCoordinatorRequest::default()
+                .with_key(s(ID))
+                .with_key_type(1),
+        );
+        let r: FindCoordinatorResponse = raw.receive_response(ApiKey::FindCoordinator, 3, c);
+        if r.error_code == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no transaction coordinator");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let c = raw.send(
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s(ID))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
+    let init: InitProducerIdResponse = raw.receive_response(ApiKey::InitProducerId, 4, c);
+    assert_eq!(init.error_code, 0);
+    let (pid, e) = (init.producer_id.0, init.producer_epoch);
+
+    // Transaction 1: Produce v12 without AddPartitionsToTxn; committed.
+    assert_eq!(
+        produce(&mut raw, 12, "tv2", txn_batch(&["a0", "a1"], pid, e, 0)),
+        0
+    );
+    let end = end_txn(&mut raw, pid, e, true);
+    assert_eq!(end.error_code, 0);
+    assert_eq!(
+        (end.producer_id.0, end.producer_epoch),
+        (pid, e + 1),
+        "the epoch is bumped"
+    );
+    // A retry of that EndTxn (its answer lost) gets the same answer.
+    let retry = end_txn(&mut raw, pid, e, true);
+    assert_eq!(retry.error_code, 0);
+    assert_eq!((retry.producer_id.0, retry.producer_epoch), (pid, e + 1));
+
+    // Transaction 2 at the new epoch, sequences from 0; aborted.
+    assert_eq!(
+        produce(&mut raw, 12, "tv2", txn_batch(&["b0"], pid, e + 1, 0)),
+        0
+    );
+    let end = end_txn(&mut raw, pid, e + 1, false);
+    assert_eq!((end.error_code, end.producer_epoch), (0, e + 2));
+    // The first transaction's epoch is fenced.
+    let zombie = produce(&mut raw, 12, "tv2", txn_batch(&["z0"], pid, e, 2));
+    assert!(
+        zombie == 47 || zombie == 90,
+        "INVALID_PRODUCER_EPOCH or PRODUCER_FENCED, got {zombie}"
+    );
+
+    // Transaction 3: offsets sent with TxnOffsetCommit v5, no AddOffsetsToTxn.
+    assert_eq!(
+        produce(&mut raw, 12, "tv2", txn_batch(&["c0"], pid, e + 2, 0)),
+        0
+    );
+    let c = raw.send(
+        ApiKey::TxnOffsetCommit,
+        5,
+        &TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(s(ID)))
+            .with_group_id(GroupId(s("tv2-group")))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(e + 2)
+            .with_generation_id(-1)
+            .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                .with_name(TopicName(s("tv2")))
+                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(7)
+                    .with_committed_leader_epoch(-1)])]),
+    );
+    let r: TxnOffsetCommitResponse = raw.receive_response(ApiKey::TxnOffsetCommit, 5, c);
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    let mut other = Raw::connect(&broker);
+    assert_eq!(
+        group_offset(&mut other, "tv2-group").0,
+        88,
+        "UNSTABLE_OFFSET_COMMIT while open"
+    );
+    let end = end_txn(&mut raw, pid, e + 2, true);
+    assert_eq!((end.error_code, end.producer_epoch), (0, e + 3));
+    assert_eq!(group_offset(&mut other, "tv2-group"), (0, 7));
+
+    let committed = read_all(broker.config(), "tv2", 1, "read_committed");
+    assert_eq!(committed[&0], ["a0", "a1", "c0"]);
+}
+
+#[test]
+fn a_transactional_batch_for_a_partition_never_added_is_refused() {
+    let broker = Broker::start();
+    futures::executor::block_on(broker.create_topic("unadded", 1, &[]));
+    let mut raw = Raw::connect(&broker);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let init = loop {
+        let c = raw.send(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(s(ID))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        );
+        let r: InitProducerIdResponse = raw.receive_response(ApiKey::InitProducerId, 4, c);
+        if r.error_code == 0 {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "InitProducerId: {}",
+            r.error_code
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Produce v11 is the original protocol: the partition must have been added first.
+    let code = produce(
+        &mut raw,
+        11,
+        "unadded",
+        txn_batch(&["x"], init.producer_id.0, init.producer_epoch, 0),
+    );
+    assert_eq!(code, 48, "INVALID_TXN_STATE");
+    assert!(read_all(broker.config(), "unadded", 1, "read_uncommitted")[&0].is_empty());
+}
