@@ -6,13 +6,16 @@
 mod common;
 
 use common::cluster::{leaders, wait_until, Cluster};
-use common::raw::Raw;
+use common::raw::{produce_transactional, transactional_batch, Raw};
 use common::txn::{
     check_whole_or_nothing, read_all, recover, run_transaction, send, txn_producer, Outcome,
     TxnProducer, RECORDS, TIMEOUT,
 };
 use common::Broker;
-use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::messages::{
+    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ProducerId, TransactionalId,
+};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::producer::Producer;

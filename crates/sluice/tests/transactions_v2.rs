@@ -9,21 +9,18 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::raw::sluice_test_batch::{batch_of, record, Header};
-use common::raw::Raw;
+use common::raw::{produce_transactional, transactional_batch, Raw};
 use common::txn::read_all;
 use common::Broker;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, EndTxnRequest, EndTxnResponse,
     FindCoordinatorRequest, FindCoordinatorResponse, GroupId, InitProducerIdRequest,
-    InitProducerIdResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest,
-    ProduceResponse, ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest,
-    TxnOffsetCommitResponse,
+    InitProducerIdResponse, OffsetFetchRequest, OffsetFetchResponse, ProducerId, TopicName,
+    TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -33,39 +30,8 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-/// A transactional batch of one record per value.
-fn txn_batch(values: &[&str], pid: i64, epoch: i16, seq: i32) -> Vec<u8> {
-    let records: Vec<u8> = values
-        .iter()
-        .enumerate()
-        .flat_map(|(i, v)| record(i as i64, 0, None, Some(v.as_bytes())))
-        .collect();
-    let header = Header {
-        attributes: 0x10,
-        producer: (pid, epoch, seq),
-        timestamp: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64,
-        ..Header::plain(values.len() as i32)
-    };
-    batch_of(&records, &header)
-}
-
-/// Produce at `version` with the transactional id; the partition's error code.
 fn produce(raw: &mut Raw, version: i16, topic: &str, batch: Vec<u8>) -> i16 {
-    let request = ProduceRequest::default()
-        .with_transactional_id(Some(TransactionalId(s(ID))))
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(s(topic)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(batch.into()))])]);
-    let c = raw.send(ApiKey::Produce, version, &request);
-    let r: ProduceResponse = raw.receive_response(ApiKey::Produce, version, c);
-    r.responses[0].partition_responses[0].error_code
+    produce_transactional(raw, version, ID, (topic, 0), batch)
 }
 
 fn end_txn(raw: &mut Raw, pid: i64, epoch: i16, commit: bool) -> EndTxnResponse {
@@ -144,7 +110,12 @@ fn transactions_v2_add_partitions_implicitly_and_bump_the_epoch_every_transactio
 
     // Transaction 1: Produce v12 without AddPartitionsToTxn; committed.
     assert_eq!(
-        produce(&mut raw, 12, "tv2", txn_batch(&["a0", "a1"], pid, e, 0)),
+        produce(
+            &mut raw,
+            12,
+            "tv2",
+            transactional_batch(&["a0", "a1"], pid, e, 0)
+        ),
         0
     );
     let end = end_txn(&mut raw, pid, e, true);
@@ -161,13 +132,18 @@ fn transactions_v2_add_partitions_implicitly_and_bump_the_epoch_every_transactio
 
     // Transaction 2 at the new epoch, sequences from 0; aborted.
     assert_eq!(
-        produce(&mut raw, 12, "tv2", txn_batch(&["b0"], pid, e + 1, 0)),
+        produce(
+            &mut raw,
+            12,
+            "tv2",
+            transactional_batch(&["b0"], pid, e + 1, 0)
+        ),
         0
     );
     let end = end_txn(&mut raw, pid, e + 1, false);
     assert_eq!((end.error_code, end.producer_epoch), (0, e + 2));
     // The first transaction's epoch is fenced.
-    let zombie = produce(&mut raw, 12, "tv2", txn_batch(&["z0"], pid, e, 2));
+    let zombie = produce(&mut raw, 12, "tv2", transactional_batch(&["z0"], pid, e, 2));
     assert!(
         zombie == 47 || zombie == 90,
         "INVALID_PRODUCER_EPOCH or PRODUCER_FENCED, got {zombie}"
@@ -175,7 +151,12 @@ fn transactions_v2_add_partitions_implicitly_and_bump_the_epoch_every_transactio
 
     // Transaction 3: offsets sent with TxnOffsetCommit v5, no AddOffsetsToTxn.
     assert_eq!(
-        produce(&mut raw, 12, "tv2", txn_batch(&["c0"], pid, e + 2, 0)),
+        produce(
+            &mut raw,
+            12,
+            "tv2",
+            transactional_batch(&["c0"], pid, e + 2, 0)
+        ),
         0
     );
     let c = raw.send(
@@ -242,7 +223,7 @@ fn a_transactional_batch_for_a_partition_never_added_is_refused() {
         &mut raw,
         11,
         "unadded",
-        txn_batch(&["x"], init.producer_id.0, init.producer_epoch, 0),
+        transactional_batch(&["x"], init.producer_id.0, init.producer_epoch, 0),
     );
     assert_eq!(code, 48, "INVALID_TXN_STATE");
     assert!(read_all(broker.config(), "unadded", 1, "read_uncommitted")[&0].is_empty());

@@ -128,6 +128,50 @@ pub fn idempotent_batch(value: &[u8], producer_id: i64, epoch: i16, sequence: i3
     sluice_test_batch::build(value, producer_id, epoch, sequence)
 }
 
+/// Produce (acks=all) at `version` naming `transactional_id`: the partition's error code.
+pub fn produce_transactional(
+    raw: &mut Raw,
+    version: i16,
+    transactional_id: &str,
+    (topic, partition): (&str, i32),
+    batch: Vec<u8>,
+) -> i16 {
+    let request = ProduceRequest::default()
+        .with_transactional_id(Some(kafka_protocol::messages::TransactionalId(
+            StrBytes::from_string(transactional_id.to_string()),
+        )))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch.into()))])]);
+    let c = raw.send(ApiKey::Produce, version, &request);
+    let r: ProduceResponse = raw.receive_response(ApiKey::Produce, version, c);
+    r.responses[0].partition_responses[0].error_code
+}
+
+/// A transactional batch (attribute bit 4) of one record per value.
+pub fn transactional_batch(values: &[&str], producer_id: i64, epoch: i16, seq: i32) -> Vec<u8> {
+    use sluice_test_batch::{batch_of, record, Header};
+    let records: Vec<u8> = values
+        .iter()
+        .enumerate()
+        .flat_map(|(i, v)| record(i as i64, 0, None, Some(v.as_bytes())))
+        .collect();
+    let header = Header {
+        attributes: 0x10,
+        producer: (producer_id, epoch, seq),
+        timestamp: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+        ..Header::plain(values.len() as i32)
+    };
+    batch_of(&records, &header)
+}
+
 pub mod sluice_test_batch {
     /// Builds an uncompressed magic-2 batch by hand (the broker under test must not share code
     /// with the test's encoder, so this is written out here).
