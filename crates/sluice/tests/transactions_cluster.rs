@@ -128,4 +128,64 @@ fn transactions_survive_the_loss_of_their_coordinators_broker() {
         .filter(|o| **o == Outcome::Committed)
         .count();
     assert!(done >= 15, "{outcomes:?}");
+    leaders_elsewhere_ask_the_coordinator(&c);
+}
+
+/// A partition's leader that is not the transaction's coordinator asks it over the network
+/// before a transactional batch opens a transaction there: a partition never added is
+/// refused (original protocol), and Produce v12 adds it (transactions v2).
+fn leaders_elsewhere_ask_the_coordinator(c: &Cluster) {
+    let topic = "cluster-txn";
+    let partition_leaders = leaders(&c.brokers[0], topic);
+    // An id whose coordinator does not lead some partition of the topic.
+    let (id, coordinator) = (0..100)
+        .map(|n| format!("txn-remote-check-{n}"))
+        .map(|id| {
+            let coordinator = txn_coordinator_of(&c.brokers[0], &id);
+            (id, coordinator)
+        })
+        .find(|(_, co)| *co > 0 && partition_leaders.iter().any(|l| l != co && *l > 0))
+        .expect("a coordinator that does not lead every partition");
+    let id = id.as_str();
+    let broker_of = |node: i32| &c.brokers[(node - 1) as usize];
+    let mut at_coordinator = Raw::connect(broker_of(coordinator));
+    let c0 = at_coordinator.send(
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_string(id.into()))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
+    let init: InitProducerIdResponse =
+        at_coordinator.receive_response(ApiKey::InitProducerId, 4, c0);
+    assert_eq!(init.error_code, 0);
+    let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+    let (partition, leader) = partition_leaders
+        .into_iter()
+        .enumerate()
+        .find(|(_, l)| *l != coordinator && *l > 0)
+        .map(|(p, l)| (p as i32, l))
+        .expect("a partition led by another broker");
+    let mut at_leader = Raw::connect(broker_of(leader));
+    let refused = produce_transactional(
+        &mut at_leader,
+        11,
+        id,
+        (topic, partition),
+        transactional_batch(&["unadded"], pid, epoch, 0),
+    );
+    assert_eq!(
+        refused, 48,
+        "INVALID_TXN_STATE from broker {leader}, asking {coordinator}"
+    );
+    let added = produce_transactional(
+        &mut at_leader,
+        12,
+        id,
+        (topic, partition),
+        transactional_batch(&["implicit"], pid, epoch, 0),
+    );
+    assert_eq!(added, 0);
 }
