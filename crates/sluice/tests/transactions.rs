@@ -74,11 +74,25 @@ fn an_open_transaction_holds_read_committed_consumers_back_until_it_ends() {
         read_all(broker.config(), "ledger", 1, "read_uncommitted")[&0],
         ["pending-0", "plain-after"]
     );
+    // ListOffsets' latest offset: the last stable offset for read_committed.
+    let latest = |isolation: &str| {
+        let c: BaseConsumer = broker
+            .config()
+            .set("isolation.level", isolation)
+            .create()
+            .unwrap();
+        c.fetch_watermarks("ledger", 0, TIMEOUT).unwrap().1
+    };
+    assert_eq!(
+        (latest("read_committed"), latest("read_uncommitted")),
+        (0, 2)
+    );
     open.commit_transaction(TIMEOUT).unwrap();
     assert_eq!(
         read_all(broker.config(), "ledger", 1, "read_committed")[&0],
         ["pending-0", "plain-after"]
     );
+    assert_eq!(latest("read_committed"), 3, "past the commit marker");
 }
 
 #[test]
