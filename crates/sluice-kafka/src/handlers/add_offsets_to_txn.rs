@@ -11,7 +11,7 @@ pub const VERSIONS: (i16, i16) = (0, 4);
 
 pub fn handle(ctx: &Context, reply: Reply, req: AddOffsetsToTxnRequest) -> ResponseFuture {
     let broker = ctx.broker.clone();
-    Box::pin(async move {
+    Box::pin(super::detached(async move {
         let groups = broker.groups();
         let result = match groups.offsets_topic() {
             Ok(topic) => {
@@ -37,5 +37,5 @@ pub fn handle(ctx: &Context, reply: Reply, req: AddOffsetsToTxnRequest) -> Respo
             Err(e) => super::txn_code(&e, reply.version, 2),
         };
         reply.encode(&AddOffsetsToTxnResponse::default().with_error_code(code))
-    })
+    }))
 }

@@ -19,7 +19,7 @@ pub const VERSIONS: (i16, i16) = (0, 5);
 
 pub fn handle(ctx: &Context, reply: Reply, req: AddPartitionsToTxnRequest) -> ResponseFuture {
     let broker = ctx.broker.clone();
-    Box::pin(async move {
+    Box::pin(super::detached(async move {
         if reply.version <= 3 {
             let results = add(
                 &broker,
@@ -62,7 +62,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: AddPartitionsToTxnRequest) -> Re
             );
         }
         reply.encode(&AddPartitionsToTxnResponse::default().with_results_by_transaction(out))
-    })
+    }))
 }
 
 /// Every partition answered with `code(topic, partition)`.

@@ -13,7 +13,7 @@ pub const VERSIONS: (i16, i16) = (0, 5);
 
 pub fn handle(ctx: &Context, reply: Reply, req: EndTxnRequest) -> ResponseFuture {
     let broker = ctx.broker.clone();
-    Box::pin(async move {
+    Box::pin(super::detached(async move {
         let result = broker
             .transactions()
             .end_transaction(
@@ -34,5 +34,5 @@ pub fn handle(ctx: &Context, reply: Reply, req: EndTxnRequest) -> ResponseFuture
                 .with_producer_epoch(-1),
         };
         reply.encode(&response)
-    })
+    }))
 }

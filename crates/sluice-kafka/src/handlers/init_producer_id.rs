@@ -22,7 +22,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: InitProducerIdRequest) -> Respon
         .map(|t| t.to_string())
         .filter(|t| !t.is_empty());
     let broker = ctx.broker.clone();
-    Box::pin(async move {
+    Box::pin(super::detached(async move {
         let result = match transactional_id {
             Some(id) => {
                 let expected = (producer_id >= 0).then_some((producer_id, epoch));
@@ -45,5 +45,5 @@ pub fn handle(ctx: &Context, reply: Reply, req: InitProducerIdRequest) -> Respon
                 .with_producer_epoch(-1),
         };
         reply.encode(&response)
-    })
+    }))
 }

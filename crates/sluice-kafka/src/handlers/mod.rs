@@ -54,6 +54,18 @@ pub fn opt_string(s: &Option<StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.to_string())
 }
 
+/// Runs a request's work as a task of its own: a client that goes away mid-request drops
+/// the answer, not the work (a transaction coordinator's state change must be applied once
+/// its write is done, or the transactional id would stay marked as changing).
+pub async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    match tokio::spawn(work).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// The error code of a transactional request's failure: PRODUCER_FENCED is
 /// INVALID_PRODUCER_EPOCH below the version where the API learned it (as Kafka answers).
 pub fn txn_code(e: &sluice_broker::BrokerError, version: i16, fenced_since: i16) -> i16 {

@@ -44,7 +44,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: TxnOffsetCommitRequest) -> Respo
         instance_id: opt_string(&req.group_instance_id),
     };
     let implicit_add = reply.version >= 5;
-    Box::pin(async move {
+    Box::pin(super::detached(async move {
         let added = if implicit_add {
             add_offsets_partition(&broker, &req).await
         } else {
@@ -92,7 +92,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: TxnOffsetCommitRequest) -> Respo
             })
             .collect();
         reply.encode(&TxnOffsetCommitResponse::default().with_topics(topics))
-    })
+    }))
 }
 
 /// The group's `__consumer_offsets` partition joins the producer's transaction.
