@@ -313,6 +313,55 @@ fn a_broker_sigkill_leaves_every_transaction_committed_or_aborted_never_torn() {
     assert!(committed_count >= 40, "{outcomes:?}");
 }
 
+/// Three producers run transactions back to back while the broker is SIGKILLed three times
+/// at moments unrelated to them (so also while markers are being written): after each
+/// restart the coordinator finishes what was prepared, and read_committed consumers see
+/// every transaction whole or not at all.
+#[test]
+fn transactions_of_several_producers_survive_repeated_sigkills_whole_or_not_at_all() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut broker = Broker::start();
+    let topics = ["storm-0", "storm-1", "storm-2"];
+    futures::executor::block_on(async {
+        for t in topics {
+            broker.create_topic(t, 3, &[]).await;
+        }
+    });
+    let mut base = broker.config();
+    base.set("transaction.timeout.ms", "10000")
+        .set("reconnect.backoff.max.ms", "200")
+        .set("retry.backoff.ms", "50")
+        .set("message.timeout.ms", "10000");
+    let stop = AtomicBool::new(false);
+    let outcomes: Vec<Vec<Outcome>> = std::thread::scope(|s| {
+        let workers: Vec<_> = topics
+            .iter()
+            .map(|t| {
+                let (base, stop) = (&base, &stop);
+                s.spawn(move || common::txn::transactions_until(stop, base, t, t, 3))
+            })
+            .collect();
+        for pause_ms in [1700, 2300, 1900] {
+            std::thread::sleep(Duration::from_millis(pause_ms));
+            broker.kill();
+            std::thread::sleep(Duration::from_millis(300));
+            broker.restart();
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        stop.store(true, Ordering::Relaxed);
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    for (topic, outcomes) in topics.iter().zip(&outcomes) {
+        let committed = read_all(broker.config(), topic, 3, "read_committed");
+        check_whole_or_nothing(&committed, outcomes, 3, |_| RECORDS);
+        let done = outcomes
+            .iter()
+            .filter(|o| **o == Outcome::Committed)
+            .count();
+        assert!(done >= 10, "{topic}: {outcomes:?}");
+    }
+}
+
 /// confluent-kafka's consume-transform-produce loop (tests/python/eos_worker.py) is killed
 /// in the middle and started again: the output has every input record exactly once.
 #[test]

@@ -169,3 +169,47 @@ pub fn check_whole_or_nothing(
     }
     assert!(seen.is_empty(), "records of no transaction: {seen:?}");
 }
+
+/// Runs transactions `run_transaction(k)` for k = 0, 1, ... until `stop`, through broker
+/// failures: a failed one is aborted when the producer can go on, else the producer is
+/// replaced by a new instance (whose `init_transactions` ends what the old one left open).
+/// Returns each transaction's outcome.
+pub fn transactions_until(
+    stop: &std::sync::atomic::AtomicBool,
+    base: &ClientConfig,
+    id: &str,
+    topic: &str,
+    partitions: usize,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    let mut producer: Option<TxnProducer> = None;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let p = match &producer {
+            Some(p) => p,
+            None => {
+                let mut c = base.clone();
+                c.set("transactional.id", id).set("linger.ms", "5");
+                let p: TxnProducer = c.create().expect("producer");
+                match p.init_transactions(TIMEOUT) {
+                    Ok(()) => producer.insert(p),
+                    Err(e) => {
+                        eprintln!("init_transactions: {e}");
+                        continue;
+                    }
+                }
+            }
+        };
+        let k = outcomes.len();
+        match run_transaction(p, topic, partitions, k) {
+            Ok(o) => outcomes.push(o),
+            Err(e) => match recover(p, &e) {
+                Some(o) => outcomes.push(o),
+                None => {
+                    producer = None;
+                    outcomes.push(Outcome::Unknown);
+                }
+            },
+        }
+    }
+    outcomes
+}
