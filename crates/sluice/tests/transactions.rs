@@ -438,16 +438,12 @@ fn consume_transform_produce_is_exactly_once_across_a_consumer_crash() {
     assert_eq!(values, expected);
 }
 
-/// kafka-python's own transactional producer (tests/python/kafka_python_transactions.py).
-#[test]
-fn kafka_python_transactions_work() {
+/// Runs a Python client's transaction checks (tests/python/) against a broker of its own.
+fn python_transactions(script: &str) {
     let broker = Broker::start();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/kafka_python_transactions.py"
-    );
+    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new("python3")
-        .arg(script)
+        .arg(path)
         .arg(broker.bootstrap())
         .output()
         .expect("python3 runs");
@@ -457,6 +453,18 @@ fn kafka_python_transactions_work() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// kafka-python's own transactional producer.
+#[test]
+fn kafka_python_transactions_work() {
+    python_transactions("kafka_python_transactions.py");
+}
+
+/// confluent-kafka's transactional producer (librdkafka from Python).
+#[test]
+fn confluent_kafka_transactions_work() {
+    python_transactions("confluent_transactions.py");
 }
 
 #[test]
