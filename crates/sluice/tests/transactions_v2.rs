@@ -218,6 +218,18 @@ fn a_transactional_batch_for_a_partition_never_added_is_refused() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
+    // A timeout past transaction.max.timeout.ms (900000 by default) is refused.
+    let c = raw.send(
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("too-long"))))
+            .with_transaction_timeout_ms(900_001)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
+    let r: InitProducerIdResponse = raw.receive_response(ApiKey::InitProducerId, 4, c);
+    assert_eq!(r.error_code, 50, "INVALID_TRANSACTION_TIMEOUT");
     // Produce v11 is the original protocol: the partition must have been added first.
     let code = produce(
         &mut raw,
@@ -227,4 +239,84 @@ fn a_transactional_batch_for_a_partition_never_added_is_refused() {
     );
     assert_eq!(code, 48, "INVALID_TXN_STATE");
     assert!(read_all(broker.config(), "unadded", 1, "read_uncommitted")[&0].is_empty());
+}
+
+/// AddPartitionsToTxn v4+, the brokers' batched form: several transactions in one request,
+/// each adding partitions or (verify_only) asking whether they are in it.
+#[test]
+fn add_partitions_to_txn_v4_batches_transactions_and_verifies() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+    };
+    use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+    let broker = Broker::start();
+    futures::executor::block_on(broker.create_topic("batched", 2, &[]));
+    let mut raw = Raw::connect(&broker);
+    let init = |raw: &mut Raw, id: &str| -> (i64, i16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let c = raw.send(
+                ApiKey::InitProducerId,
+                4,
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(TransactionalId(s(id))))
+                    .with_transaction_timeout_ms(60_000)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            );
+            let r: InitProducerIdResponse = raw.receive_response(ApiKey::InitProducerId, 4, c);
+            if r.error_code == 0 {
+                return (r.producer_id.0, r.producer_epoch);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "InitProducerId: {}",
+                r.error_code
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let (a, ea) = init(&mut raw, "batched-a");
+    let (b, eb) = init(&mut raw, "batched-b");
+    let txn = |id: &str, pid: i64, epoch: i16, partition: i32, verify_only: bool| {
+        AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(s(id)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_verify_only(verify_only)
+            .with_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(s("batched")))
+                .with_partitions(vec![partition])])
+    };
+    let mut ask = |transactions: Vec<AddPartitionsToTxnTransaction>| -> Vec<(String, i16)> {
+        let c = raw.send(
+            ApiKey::AddPartitionsToTxn,
+            5,
+            &AddPartitionsToTxnRequest::default().with_transactions(transactions),
+        );
+        let r: AddPartitionsToTxnResponse = raw.receive_response(ApiKey::AddPartitionsToTxn, 5, c);
+        r.results_by_transaction
+            .iter()
+            .map(|t| {
+                let code = t.topic_results[0].results_by_partition[0].partition_error_code;
+                (t.transactional_id.to_string(), code)
+            })
+            .collect()
+    };
+    // A adds partition 0; B only asks about partition 1, which it never added.
+    let answers = ask(vec![
+        txn("batched-a", a, ea, 0, false),
+        txn("batched-b", b, eb, 1, true),
+    ]);
+    assert_eq!(
+        answers,
+        [("batched-a".to_string(), 0), ("batched-b".to_string(), 48)]
+    );
+    // Now A's partition 0 is in its transaction; a stale epoch is fenced.
+    let answers = ask(vec![
+        txn("batched-a", a, ea, 0, true),
+        txn("batched-b", b, eb - 1, 1, false),
+    ]);
+    assert_eq!(answers[0], ("batched-a".to_string(), 0));
+    assert!(matches!(answers[1].1, 47 | 90), "{answers:?}");
 }
