@@ -162,6 +162,7 @@ impl Broker {
         self.render_request_metrics(&mut out, api_name);
         self.render_log_metrics(&mut out);
         self.render_group_metrics(&mut out);
+        self.render_transaction_metrics(&mut out);
         out
     }
 
@@ -255,7 +256,7 @@ impl Broker {
         let image = self.image();
         let me = self.config.node_id;
         // One family after another: the text format wants a family's samples together.
-        let families: [(&str, &str, &str); 8] = [
+        let families: [(&str, &str, &str); 9] = [
             (
                 "sluice_topic_records_in_total",
                 "counter",
@@ -292,12 +293,17 @@ impl Broker {
                 "High watermark of each partition replica on this broker.",
             ),
             (
+                "sluice_partition_last_stable_offset",
+                "gauge",
+                "Last stable offset of each partition replica on this broker: where read_committed consumers stop (the high watermark, or the start of the earliest open transaction).",
+            ),
+            (
                 "sluice_partition_size_bytes",
                 "gauge",
                 "Bytes of record batches of each partition replica on this broker.",
             ),
         ];
-        let mut samples: [String; 8] = Default::default();
+        let mut samples: [String; 9] = Default::default();
         let mut under_replicated = 0;
         let mut offline = 0;
         let mut under_by_name = String::new();
@@ -316,6 +322,7 @@ impl Broker {
                     o.log_start_offset,
                     o.log_end_offset,
                     o.high_watermark,
+                    o.last_stable_offset,
                     size as i64,
                 ]
                 .into_iter()
@@ -373,6 +380,46 @@ impl Broker {
             "Partitions without a leader (reported by the controller).",
         );
         let _ = writeln!(out, "sluice_offline_partitions {offline}");
+    }
+
+    /// Transactional ids this broker coordinates, by state, and the age of the oldest open
+    /// transaction (a hanging one shows as a growing age).
+    fn render_transaction_metrics(&self, out: &mut String) {
+        header(
+            out,
+            "sluice_transactions",
+            "gauge",
+            "Transactional ids coordinated here, by state.",
+        );
+        let listed = self.transactions().list(&[], &[], -1);
+        let mut by_state = std::collections::BTreeMap::new();
+        for t in &listed {
+            *by_state.entry(t.state.name()).or_insert(0u64) += 1;
+        }
+        for (state, n) in by_state {
+            let _ = writeln!(out, "sluice_transactions{{state=\"{state}\"}} {n}");
+        }
+        header(
+            out,
+            "sluice_transaction_oldest_open_seconds",
+            "gauge",
+            "Age of the oldest transaction open on this coordinator (0: none).",
+        );
+        let now = crate::now_ms();
+        let oldest = self
+            .txns
+            .ids
+            .lock()
+            .values()
+            .filter(|m| m.state == crate::txn::TxnState::Ongoing)
+            .map(|m| now - m.txn_start_ms)
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "sluice_transaction_oldest_open_seconds {}",
+            oldest.max(0) as f64 / 1000.0
+        );
     }
 
     fn render_group_metrics(&self, out: &mut String) {

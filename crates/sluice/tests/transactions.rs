@@ -87,6 +87,16 @@ fn an_open_transaction_holds_read_committed_consumers_back_until_it_ends() {
         (latest("read_committed"), latest("read_uncommitted")),
         (0, 2)
     );
+    // Operators see the stuck last stable offset and the open transaction in /metrics.
+    let (_, metrics) = common::http_get(&broker, "/metrics");
+    assert!(
+        metrics.contains("sluice_partition_last_stable_offset{topic=\"ledger\",partition=\"0\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sluice_transactions{state=\"Ongoing\"} 1"),
+        "{metrics}"
+    );
     open.commit_transaction(TIMEOUT).unwrap();
     assert_eq!(
         read_all(broker.config(), "ledger", 1, "read_committed")[&0],
