@@ -41,6 +41,10 @@ pub struct ConsumeArgs {
     /// Stop when every partition read has no more records.
     #[arg(long)]
     pub exit_at_end: bool,
+    /// Also records of open and aborted transactions (default: read_committed, only
+    /// records outside transactions and of committed ones, up to the last stable offset).
+    #[arg(long)]
+    pub read_uncommitted: bool,
     /// Each record as a line of this: %t topic, %p partition, %o offset, %T timestamp (ms),
     /// %k key, %v value, %h headers (k=v,...), %% a percent sign; \n and \t escapes.
     #[arg(long, default_value = "%v\\n")]
@@ -74,6 +78,14 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<Status> {
     config
         .set("bootstrap.servers", &args.bootstrap)
         .set("enable.partition.eof", "true")
+        .set(
+            "isolation.level",
+            if args.read_uncommitted {
+                "read_uncommitted"
+            } else {
+                "read_committed"
+            },
+        )
         .set(
             "auto.offset.reset",
             if args.from_beginning {

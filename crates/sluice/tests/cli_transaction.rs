@@ -77,6 +77,20 @@ fn transactions_are_listed_described_and_a_hanging_one_aborted() {
         "held back at the open transaction"
     );
 
+    // `sluice consume` reads committed records unless asked for all.
+    let consume = |extra: &[&str]| {
+        let mut args = vec!["hang", "--from-beginning", "--exit-at-end"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = sluice_at(&broker, "consume", &args);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    assert_eq!(consume(&[]), "committed-0\n");
+    assert_eq!(
+        consume(&["--read-uncommitted"]),
+        "committed-0\npending-0\nplain-after\n"
+    );
+
     let (code, out, err) = sluice_at(
         &broker,
         "transaction",
