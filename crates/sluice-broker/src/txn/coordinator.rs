@@ -13,7 +13,7 @@ use sluice_log::batch;
 
 use super::markers::PartitionInTxn;
 use super::records;
-use super::state::{EndDecision, InitDecision, TxnMetadata, TxnState};
+use super::state::{EndDecision, InitDecision, TxnMetadata, TxnState, LAST_EPOCH};
 use super::{TransactionCoordinator, TXN_TOPIC};
 use crate::error::{BrokerError, Result};
 use crate::group::records::partition_for;
@@ -255,6 +255,19 @@ impl TransactionCoordinator<'_> {
         }
     }
 
+    /// A new producer id, taken now (outside the ids' lock), if `needs` says the id's
+    /// current state will want one.
+    fn fresh_id_if(
+        &self,
+        transactional_id: &str,
+        needs: impl FnOnce(Option<&TxnMetadata>) -> bool,
+    ) -> Result<Option<i64>> {
+        let wanted = needs(self.broker.txns.ids.lock().get(transactional_id));
+        wanted
+            .then(|| self.broker.producer_ids.new_id())
+            .transpose()
+    }
+
     /// InitProducerId with a transactional id: a producer id and a new epoch, fencing any
     /// earlier producer with this id; an open transaction of it is aborted first (the client
     /// is told CONCURRENT_TRANSACTIONS and retries).
@@ -272,7 +285,13 @@ impl TransactionCoordinator<'_> {
         }
         self.check_coordinator(transactional_id)?;
         let now = crate::now_ms();
+        // A new producer id may come from the controller (a round trip once per block):
+        // taken before the ids' lock when this id will likely need one.
+        let mut fresh = self.fresh_id_if(transactional_id, |m| {
+            m.is_none_or(|m| m.producer_epoch >= LAST_EPOCH - 1)
+        })?;
         let producer_ids = &self.broker.producer_ids;
+        let mut fresh_id = move || fresh.take().map_or_else(|| producer_ids.new_id(), Ok);
         let mut abort_first = false;
         let written = self
             .transition(transactional_id, |current| match current {
@@ -282,12 +301,12 @@ impl TransactionCoordinator<'_> {
                             "transactional id {transactional_id:?} has no producer"
                         )));
                     }
-                    let id = producer_ids.new_id()?;
+                    let id = fresh_id()?;
                     let mut m = TxnMetadata::new(transactional_id, id, timeout_ms);
                     m.last_update_ms = now;
                     Ok(Some(m))
                 }
-                Some(m) => match m.init(expected, timeout_ms, now, || producer_ids.new_id())? {
+                Some(m) => match m.init(expected, timeout_ms, now, fresh_id)? {
                     // A retry of an answered InitProducerId writes the same state again.
                     InitDecision::Write(next) => Ok(Some(next)),
                     InitDecision::AbortFirst(next) => {
@@ -381,7 +400,11 @@ impl TransactionCoordinator<'_> {
     ) -> Result<(i64, i16)> {
         self.check_coordinator(transactional_id)?;
         let now = crate::now_ms();
+        let mut fresh = self.fresh_id_if(transactional_id, |m| {
+            bump_epoch && m.is_some_and(|m| m.producer_epoch >= LAST_EPOCH)
+        })?;
         let producer_ids = &self.broker.producer_ids;
+        let fresh_id = move || fresh.take().map_or_else(|| producer_ids.new_id(), Ok);
         let mut after = (producer_id, epoch);
         let prepared = self
             .transition(transactional_id, |current| {
@@ -395,7 +418,7 @@ impl TransactionCoordinator<'_> {
                     return Ok(None);
                 }
                 m.check_producer(producer_id, epoch)?;
-                match m.end(commit, now, bump_epoch, || producer_ids.new_id())? {
+                match m.end(commit, now, bump_epoch, fresh_id)? {
                     EndDecision::Prepare(next) => Ok(Some(next)),
                     EndDecision::AlreadyDone => Ok(None),
                 }

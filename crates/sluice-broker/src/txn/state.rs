@@ -105,7 +105,7 @@ pub enum EndDecision {
 }
 
 /// The highest epoch before a producer id is replaced by a new one.
-const LAST_EPOCH: i16 = i16::MAX - 1;
+pub(crate) const LAST_EPOCH: i16 = i16::MAX - 1;
 
 impl TxnMetadata {
     pub fn new(transactional_id: &str, producer_id: i64, timeout_ms: i32) -> TxnMetadata {
