@@ -455,7 +455,7 @@ impl Log {
             }
             // The active segment's index is saved on roll and close; an older one is final.
             if seg.aborted != before && *base != active {
-                seg.save_indexes()?;
+                seg.save_txn_index()?;
             }
         }
         for first in state.unplaced() {

@@ -532,6 +532,12 @@ impl Segment {
         Ok(())
     }
 
+    /// Writes the aborted-transactions index (recovery rebuilt it).
+    pub fn save_txn_index(&self) -> Result<()> {
+        crate::index::write_file_synced(&self.txn_index_path(), &self.aborted.to_bytes())?;
+        Ok(())
+    }
+
     /// The index files' paths and contents, with a final time-index entry; the
     /// aborted-transactions index when it has entries or had a file.
     pub fn final_indexes(&mut self) -> Vec<(PathBuf, Vec<u8>)> {
