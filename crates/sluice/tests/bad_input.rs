@@ -82,7 +82,7 @@ async fn api_versions_at_an_unknown_version_gets_a_v0_answer() {
     let r = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
     assert_eq!(r.error_code, 35, "UNSUPPORTED_VERSION");
     let produce = r.api_keys.iter().find(|k| k.api_key == 0).unwrap();
-    assert_eq!((produce.min_version, produce.max_version), (0, 11));
+    assert_eq!((produce.min_version, produce.max_version), (0, 12));
 }
 
 #[tokio::test(flavor = "multi_thread")]
