@@ -188,3 +188,33 @@ async fn a_client_id_that_is_not_utf8_is_served() {
     let r = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
     assert_eq!(r.error_code, 0);
 }
+
+/// Group and transactional ids longer than their state records' keys can hold (a 16-bit
+/// length) are refused, not stored truncated under another id.
+#[tokio::test(flavor = "multi_thread")]
+async fn ids_too_long_for_their_records_are_refused() {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetCommitResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let broker = Broker::start();
+    broker.create_topic("long-ids", 1, &[]).await;
+    let mut raw = Raw::connect(&broker);
+    let long = "g".repeat(40_000);
+    let c = raw.send(
+        ApiKey::OffsetCommit,
+        8,
+        &OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(long)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("long-ids")))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(1)])]),
+    );
+    let r: OffsetCommitResponse = raw.receive_response(ApiKey::OffsetCommit, 8, c);
+    assert_eq!(r.topics[0].partitions[0].error_code, 24, "INVALID_GROUP_ID");
+    assert_serving(&broker);
+}

@@ -230,6 +230,19 @@ fn a_transactional_batch_for_a_partition_never_added_is_refused() {
     );
     let r: InitProducerIdResponse = raw.receive_response(ApiKey::InitProducerId, 4, c);
     assert_eq!(r.error_code, 50, "INVALID_TRANSACTION_TIMEOUT");
+    // A transactional id too long for its state record's key is refused, nothing stored.
+    let long = "x".repeat(40_000);
+    let c = raw.send(
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s(&long))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
+    let r: InitProducerIdResponse = raw.receive_response(ApiKey::InitProducerId, 4, c);
+    assert_eq!(r.error_code, 42, "INVALID_REQUEST");
     // Produce v11 is the original protocol: the partition must have been added first.
     let code = produce(
         &mut raw,

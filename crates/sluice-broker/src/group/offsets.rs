@@ -152,6 +152,10 @@ impl GroupCoordinator<'_> {
     /// COORDINATOR_NOT_AVAILABLE (no live leader, or the topic is still being created).
     /// Every group request checks this before it takes the group lock.
     pub fn check_coordinator(&self, group: &str) -> Result<()> {
+        // Its records' keys store the id with a 16-bit length.
+        if group.len() > i16::MAX as usize {
+            return Err(BrokerError::InvalidGroupId);
+        }
         self.offsets_topic()?;
         let image = self.broker.image();
         let topic = image

@@ -20,6 +20,10 @@ use crate::group::records::partition_for;
 use crate::partition::Partition;
 use crate::topic::Topic;
 
+/// The longest transactional id: its `__transaction_state` key stores it with a 16-bit
+/// length.
+const MAX_TRANSACTIONAL_ID_BYTES: usize = i16::MAX as usize;
+
 /// How long a state write waits for the partition's in-sync replicas.
 const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -96,10 +100,10 @@ impl TransactionCoordinator<'_> {
     /// Ok when this broker coordinates `transactional_id` and has loaded its partition;
     /// NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS or COORDINATOR_NOT_AVAILABLE otherwise.
     pub fn check_coordinator(&self, transactional_id: &str) -> Result<()> {
-        if transactional_id.is_empty() {
-            return Err(BrokerError::InvalidRequest(
-                "the transactional id is empty".into(),
-            ));
+        if transactional_id.is_empty() || transactional_id.len() > MAX_TRANSACTIONAL_ID_BYTES {
+            return Err(BrokerError::InvalidRequest(format!(
+                "a transactional id has 1 to {MAX_TRANSACTIONAL_ID_BYTES} bytes"
+            )));
         }
         self.state_topic()?;
         let index = self
