@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use sluice_broker::Broker;
 
 use crate::cli::{self, s, Brokers};
-use crate::{group_cmd, queue_cmd, topic_cmd};
+use crate::{group_cmd, queue_cmd, topic_cmd, transaction_cmd};
 
 /// What the REST handlers share: the broker (for its cluster id and address).
 #[derive(Clone)]
@@ -79,6 +79,7 @@ pub fn routes() -> Router<Rest> {
             "/v3/clusters/{cluster}/share-groups/{group}",
             get(share_group),
         )
+        .route("/v3/clusters/{cluster}/transactions", get(transactions))
         .route("/v3/clusters/{cluster}/consumer-groups", get(groups))
         .route(
             "/v3/clusters/{cluster}/consumer-groups/{group}/lags",
@@ -776,6 +777,34 @@ fn local_size(rest: &Rest, topic: &str, partition: i32) -> Option<u64> {
     let p = t.partition(partition)?.clone();
     let size = p.log().size_bytes();
     Some(size)
+}
+
+/// Every coordinator's transactional ids (Sluice's own path; what `sluice transaction list`
+/// shows).
+async fn transactions(State(rest): State<Rest>, Path(cluster): Path<String>) -> Answer {
+    check_cluster(&rest, &cluster)?;
+    let rows = match transaction_cmd::transaction_rows(&rest.bootstrap(), &[], None).await? {
+        Ok(rows) => rows,
+        Err((_, code)) => return Err(refused(code, None)),
+    };
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|t| {
+            json!({
+                "kind": "SluiceTransaction",
+                "transactional_id": t.transactional_id,
+                "coordinator_id": t.coordinator,
+                "producer_id": t.producer_id,
+                "state": t.state,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "kind": "SluiceTransactionList",
+        "metadata": { "self": format!("/v3/clusters/{cluster}/transactions"), "next": null },
+        "data": data,
+    }))
+    .into_response())
 }
 
 async fn groups(State(rest): State<Rest>, Path(cluster): Path<String>) -> Answer {

@@ -99,30 +99,33 @@ async fn cluster(bootstrap: &str) -> anyhow::Result<(MetadataResponse, Brokers)>
     Ok((metadata, brokers))
 }
 
+/// A transactional id as a coordinator lists it.
 #[derive(Serialize)]
-struct Listed {
-    transactional_id: String,
-    coordinator: i32,
-    producer_id: i64,
-    state: String,
+pub(crate) struct Listed {
+    pub transactional_id: String,
+    pub coordinator: i32,
+    pub producer_id: i64,
+    pub state: String,
 }
 
-async fn list(a: &ListArgs) -> anyhow::Result<Status> {
-    let (metadata, brokers) = cluster(&a.common.bootstrap).await?;
+/// Every coordinator's transactional ids (sorted), filtered by state names and minimum
+/// duration; Err((broker, code)) when a broker refuses.
+pub(crate) async fn transaction_rows(
+    bootstrap: &str,
+    states: &[String],
+    min_duration_ms: Option<i64>,
+) -> anyhow::Result<Result<Vec<Listed>, (i32, i16)>> {
+    let (metadata, brokers) = cluster(bootstrap).await?;
     let request = ListTransactionsRequest::default()
-        .with_state_filters(a.states.iter().map(|st| s(st)).collect())
-        .with_duration_filter(a.min_duration_ms.unwrap_or(-1));
+        .with_state_filters(states.iter().map(|st| s(st)).collect())
+        .with_duration_filter(min_duration_ms.unwrap_or(-1));
     let mut rows = Vec::new();
     for b in &metadata.brokers {
         let conn = brokers.conn(b.node_id.0).await?;
         let r: ListTransactionsResponse =
             conn.call_at(ApiKey::ListTransactions, 1, &request).await?;
         if r.error_code != 0 {
-            return Ok(cli::refused(
-                &format!("listing at broker {}", b.node_id.0),
-                r.error_code,
-                None,
-            ));
+            return Ok(Err((b.node_id.0, r.error_code)));
         }
         if let Some(unknown) = r.unknown_state_filters.first() {
             bail!("{unknown:?} is not a transaction state");
@@ -135,6 +138,20 @@ async fn list(a: &ListArgs) -> anyhow::Result<Status> {
         }));
     }
     rows.sort_by(|x, y| x.transactional_id.cmp(&y.transactional_id));
+    Ok(Ok(rows))
+}
+
+async fn list(a: &ListArgs) -> anyhow::Result<Status> {
+    let rows = match transaction_rows(&a.common.bootstrap, &a.states, a.min_duration_ms).await? {
+        Ok(rows) => rows,
+        Err((broker, code)) => {
+            return Ok(cli::refused(
+                &format!("listing at broker {broker}"),
+                code,
+                None,
+            ))
+        }
+    };
     if a.common.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(0);

@@ -10,6 +10,7 @@ use common::group::{produce, wait_until, Member};
 use common::share::holding_queue;
 use common::Broker;
 use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
 /// Chromium's rendering of `url` once its scripts ran (`--dump-dom`), or a screenshot.
@@ -54,6 +55,12 @@ async fn the_console_shows_topics_a_record_and_a_groups_lag() {
     wait_until(30, "the member is assigned", || {
         member.assignment().len() == 2
     });
+
+    // A producer with a transaction open.
+    let open = common::txn::txn_producer(broker.config(), "console-txn", &[]);
+    open.begin_transaction().unwrap();
+    common::txn::send(&open, "orders", 1, "pending");
+    open.flush(common::txn::TIMEOUT).unwrap();
 
     // A queue whose member holds its five jobs.
     let _holder = holding_queue(&broker, "jobs", "workers", 5).await;
@@ -110,6 +117,11 @@ async fn the_console_shows_topics_a_record_and_a_groups_lag() {
         "the queue row: {dom}"
     );
     assert!(text.contains("1x:5"), "{dom}");
+    // The open transaction.
+    assert!(
+        text.contains("<td>console-txn</td><td>Ongoing</td>"),
+        "the transaction row: {dom}"
+    );
     // The live group's member and what it is assigned.
     assert!(
         text.contains("<td>orders-0,orders-1</td>"),

@@ -14,7 +14,7 @@ use common::group::wait_until;
 use common::share::holding_queue;
 use common::Broker;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
@@ -292,6 +292,38 @@ async fn the_rest_api_manages_topics_records_and_groups_as_its_openapi_file_says
     assert_eq!(queue["members"].as_array().unwrap().len(), 1);
     let (status, e) = call(&broker, "GET", &format!("{base}/share-groups/nobody"), None);
     assert_eq!((status, e["error_code"].as_i64()), (404, Some(40404)));
+
+    // Transactions: one committed, one open.
+    let done = common::txn::txn_producer(broker.config(), "rest-done", &[]);
+    done.begin_transaction().unwrap();
+    common::txn::send(&done, "jobs", 0, "t");
+    done.commit_transaction(common::txn::TIMEOUT).unwrap();
+    let open = common::txn::txn_producer(broker.config(), "rest-open", &[]);
+    open.begin_transaction().unwrap();
+    common::txn::send(&open, "jobs", 0, "u");
+    open.flush(common::txn::TIMEOUT).unwrap();
+    let (status, txns) = call(&broker, "GET", &format!("{base}/transactions"), None);
+    assert_eq!(status, 200);
+    checked.keep("TransactionList", &txns);
+    let states: Vec<(String, String)> = txns["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["transactional_id"].as_str().unwrap().to_string(),
+                t["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("rest-done".to_string(), "CompleteCommit".to_string()),
+            ("rest-open".to_string(), "Ongoing".to_string())
+        ]
+    );
+    open.abort_transaction(common::txn::TIMEOUT).unwrap();
 
     let (status, _) = call(&broker, "DELETE", &format!("{base}/topics/rest"), None);
     assert_eq!(status, 204);
