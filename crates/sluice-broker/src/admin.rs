@@ -87,6 +87,31 @@ impl TopicAdmin<'_> {
         self.create_topic_placed(name, -1, -1, Some(assignment), configs, validate_only)
     }
 
+    /// A coordinator's internal topic, created on first use (compacted, with `configs`
+    /// besides): COORDINATOR_NOT_AVAILABLE while another broker must create it (the Kafka
+    /// front end asks the controller) or it is being created.
+    pub(crate) fn internal_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<Arc<Topic>> {
+        if let Some(t) = self.broker.topic(name) {
+            return Ok(t);
+        }
+        let mut all = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+        all.extend(configs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        match self.create_topic_as_broker(name, partitions, -1, all, false) {
+            Ok(t) => Ok(t),
+            Err(BrokerError::TopicAlreadyExists(_)) => self
+                .broker
+                .topic(name)
+                .ok_or(BrokerError::CoordinatorNotAvailable),
+            Err(BrokerError::NotController) => Err(BrokerError::CoordinatorNotAvailable),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates any topic, internal ones included (the broker's own path).
     pub(crate) fn create_topic_as_broker(
         &self,

@@ -30,6 +30,37 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
+/// InitProducerId v4 for `id` with `timeout_ms`: the answer.
+fn init_producer(raw: &mut Raw, id: &str, timeout_ms: i32) -> InitProducerIdResponse {
+    let c = raw.send(
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s(id))))
+            .with_transaction_timeout_ms(timeout_ms)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
+    raw.receive_response(ApiKey::InitProducerId, 4, c)
+}
+
+/// A producer id and epoch for `id`, asked again while the coordinator gets ready.
+fn init_transactional(raw: &mut Raw, id: &str) -> (i64, i16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = init_producer(raw, id, 60_000);
+        if r.error_code == 0 {
+            return (r.producer_id.0, r.producer_epoch);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "InitProducerId: {}",
+            r.error_code
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn produce(raw: &mut Raw, version: i16, topic: &str, batch: Vec<u8>) -> i16 {
     produce_transactional(raw, version, ID, (topic, 0), batch)
 }
@@ -95,18 +126,7 @@ fn transactions_v2_add_partitions_implicitly_and_bump_the_epoch_every_transactio
         assert!(Instant::now() < deadline, "no transaction coordinator");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let c = raw.send(
-        ApiKey::InitProducerId,
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(Some(TransactionalId(s(ID))))
-            .with_transaction_timeout_ms(60_000)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
-    );
-    let init: InitProducerIdResponse = raw.receive_response(ApiKey::InitProducerId, 4, c);
-    assert_eq!(init.error_code, 0);
-    let (pid, e) = (init.producer_id.0, init.producer_epoch);
+    let (pid, e) = init_transactional(&mut raw, ID);
 
     // Transaction 1: Produce v12 without AddPartitionsToTxn; committed.
     assert_eq!(
@@ -196,59 +216,20 @@ fn a_transactional_batch_for_a_partition_never_added_is_refused() {
     let broker = Broker::start();
     futures::executor::block_on(broker.create_topic("unadded", 1, &[]));
     let mut raw = Raw::connect(&broker);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let init = loop {
-        let c = raw.send(
-            ApiKey::InitProducerId,
-            4,
-            &InitProducerIdRequest::default()
-                .with_transactional_id(Some(TransactionalId(s(ID))))
-                .with_transaction_timeout_ms(60_000)
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1),
-        );
-        let r: InitProducerIdResponse = raw.receive_response(ApiKey::InitProducerId, 4, c);
-        if r.error_code == 0 {
-            break r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "InitProducerId: {}",
-            r.error_code
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let init = init_transactional(&mut raw, ID);
     // A timeout past transaction.max.timeout.ms (900000 by default) is refused.
-    let c = raw.send(
-        ApiKey::InitProducerId,
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(Some(TransactionalId(s("too-long"))))
-            .with_transaction_timeout_ms(900_001)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
-    );
-    let r: InitProducerIdResponse = raw.receive_response(ApiKey::InitProducerId, 4, c);
+    let r = init_producer(&mut raw, "too-long", 900_001);
     assert_eq!(r.error_code, 50, "INVALID_TRANSACTION_TIMEOUT");
     // A transactional id too long for its state record's key is refused, nothing stored.
     let long = "x".repeat(40_000);
-    let c = raw.send(
-        ApiKey::InitProducerId,
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(Some(TransactionalId(s(&long))))
-            .with_transaction_timeout_ms(60_000)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
-    );
-    let r: InitProducerIdResponse = raw.receive_response(ApiKey::InitProducerId, 4, c);
+    let r = init_producer(&mut raw, &long, 60_000);
     assert_eq!(r.error_code, 42, "INVALID_REQUEST");
     // Produce v11 is the original protocol: the partition must have been added first.
     let code = produce(
         &mut raw,
         11,
         "unadded",
-        transactional_batch(&["x"], init.producer_id.0, init.producer_epoch, 0),
+        transactional_batch(&["x"], init.0, init.1, 0),
     );
     assert_eq!(code, 48, "INVALID_TXN_STATE");
     assert!(read_all(broker.config(), "unadded", 1, "read_uncommitted")[&0].is_empty());
@@ -265,32 +246,8 @@ fn add_partitions_to_txn_v4_batches_transactions_and_verifies() {
     let broker = Broker::start();
     futures::executor::block_on(broker.create_topic("batched", 2, &[]));
     let mut raw = Raw::connect(&broker);
-    let init = |raw: &mut Raw, id: &str| -> (i64, i16) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let c = raw.send(
-                ApiKey::InitProducerId,
-                4,
-                &InitProducerIdRequest::default()
-                    .with_transactional_id(Some(TransactionalId(s(id))))
-                    .with_transaction_timeout_ms(60_000)
-                    .with_producer_id(ProducerId(-1))
-                    .with_producer_epoch(-1),
-            );
-            let r: InitProducerIdResponse = raw.receive_response(ApiKey::InitProducerId, 4, c);
-            if r.error_code == 0 {
-                return (r.producer_id.0, r.producer_epoch);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "InitProducerId: {}",
-                r.error_code
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    let (a, ea) = init(&mut raw, "batched-a");
-    let (b, eb) = init(&mut raw, "batched-b");
+    let (a, ea) = init_transactional(&mut raw, "batched-a");
+    let (b, eb) = init_transactional(&mut raw, "batched-b");
     let txn = |id: &str, pid: i64, epoch: i16, partition: i32, verify_only: bool| {
         AddPartitionsToTxnTransaction::default()
             .with_transactional_id(TransactionalId(s(id)))

@@ -105,30 +105,14 @@ async fn wait_group_write(pending: PendingAppend) -> Result<()> {
 impl GroupCoordinator<'_> {
     /// The `__consumer_offsets` topic, created on first use with the broker's settings.
     pub fn offsets_topic(&self) -> Result<Arc<Topic>> {
-        if let Some(t) = self.broker.topic(OFFSETS_TOPIC) {
-            return Ok(t);
-        }
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            ("segment.bytes".to_string(), "104857600".to_string()),
-            ("max.message.bytes".to_string(), "104857600".to_string()),
-        ]);
-        match self.broker.admin().create_topic_as_broker(
+        self.broker.admin().internal_topic(
             OFFSETS_TOPIC,
             self.broker.config.offsets_topic_num_partitions(),
-            -1,
-            configs,
-            false,
-        ) {
-            Ok(t) => Ok(t),
-            Err(BrokerError::TopicAlreadyExists(_)) => self
-                .broker
-                .topic(OFFSETS_TOPIC)
-                .ok_or(BrokerError::CoordinatorNotAvailable),
-            // Another broker creates it (the Kafka front end asks the controller).
-            Err(BrokerError::NotController) => Err(BrokerError::CoordinatorNotAvailable),
-            Err(e) => Err(e),
-        }
+            &[
+                ("segment.bytes", "104857600"),
+                ("max.message.bytes", "104857600"),
+            ],
+        )
     }
 
     /// The broker that coordinates `group`: the leader of its `__consumer_offsets`
@@ -200,12 +184,26 @@ impl GroupCoordinator<'_> {
         group: &str,
         recs: &[(Vec<u8>, Option<Vec<u8>>)],
     ) -> Result<PendingAppend> {
+        self.append_group_batch(group, recs, None)
+    }
+
+    /// `append_group_records`, as a transactional batch of `producer` (id, epoch) when given:
+    /// no sequence, so it is fenced by the producer's epoch alone.
+    fn append_group_batch(
+        &self,
+        group: &str,
+        recs: &[(Vec<u8>, Option<Vec<u8>>)],
+        producer: Option<(i64, i16)>,
+    ) -> Result<PendingAppend> {
         let partition = self.offsets_partition(group)?;
         let kv: Vec<batch::KeyValue<'_>> = recs
             .iter()
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
             .collect();
-        let batch = batch::build_batch(crate::now_ms(), &kv);
+        let mut batch = batch::build_batch(crate::now_ms(), &kv);
+        if let Some((id, epoch)) = producer {
+            batch::set_transactional(&mut batch, id, epoch, -1);
+        }
         self.broker.append(
             &partition,
             batch.into(),
@@ -226,6 +224,52 @@ impl GroupCoordinator<'_> {
         }
     }
 
+    /// Checks each commit (a known partition, metadata within `offset.metadata.max.bytes`):
+    /// per commit its result, and for the accepted ones their records and their values.
+    #[allow(clippy::type_complexity)]
+    fn offset_records(
+        &self,
+        group_id: &str,
+        commits: &[OffsetCommit],
+    ) -> (
+        Vec<Result<()>>,
+        Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        Vec<((String, i32), CommittedOffset)>,
+    ) {
+        let max_metadata = self.broker.config.offset_metadata_max_bytes();
+        let now = crate::now_ms();
+        let mut recs = Vec::new();
+        let mut accepted = Vec::new();
+        let results = commits
+            .iter()
+            .map(|c| {
+                let known = self
+                    .broker
+                    .topic(&c.topic)
+                    .is_some_and(|t| (0..t.partition_count).contains(&c.partition));
+                if !known {
+                    return Err(BrokerError::UnknownTopicOrPartition);
+                }
+                if c.metadata.as_ref().is_some_and(|m| m.len() > max_metadata) {
+                    return Err(BrokerError::OffsetMetadataTooLarge);
+                }
+                let value = CommittedOffset {
+                    offset: c.offset,
+                    leader_epoch: c.leader_epoch,
+                    metadata: c.metadata.clone().unwrap_or_default(),
+                    commit_timestamp: now,
+                };
+                recs.push(record(
+                    records::offset_key(group_id, &c.topic, c.partition),
+                    Some(records::offset_value(&value)),
+                ));
+                accepted.push(((c.topic.clone(), c.partition), value));
+                Ok(())
+            })
+            .collect();
+        (results, recs, accepted)
+    }
+
     /// OffsetCommit. Returns per-partition results; the call fails as a whole for group errors.
     pub async fn commit_offsets(
         &self,
@@ -239,7 +283,6 @@ impl GroupCoordinator<'_> {
             return Err(BrokerError::InvalidGroupId);
         }
         self.check_coordinator(group_id)?;
-        let max_metadata = self.broker.config.offset_metadata_max_bytes();
         let (results, pending) = {
             let mut groups = self.broker.group_state.lock();
             let simple = generation < 0 && member_id.is_empty();
@@ -271,36 +314,7 @@ impl GroupCoordinator<'_> {
                     m.touch(Instant::now());
                 }
             }
-            let now = crate::now_ms();
-            let mut recs = Vec::new();
-            let mut accepted = Vec::new();
-            let results: Vec<Result<()>> = commits
-                .iter()
-                .map(|c| {
-                    let known = self
-                        .broker
-                        .topic(&c.topic)
-                        .is_some_and(|t| (0..t.partition_count).contains(&c.partition));
-                    if !known {
-                        return Err(BrokerError::UnknownTopicOrPartition);
-                    }
-                    if c.metadata.as_ref().is_some_and(|m| m.len() > max_metadata) {
-                        return Err(BrokerError::OffsetMetadataTooLarge);
-                    }
-                    let value = CommittedOffset {
-                        offset: c.offset,
-                        leader_epoch: c.leader_epoch,
-                        metadata: c.metadata.clone().unwrap_or_default(),
-                        commit_timestamp: now,
-                    };
-                    recs.push(record(
-                        records::offset_key(group_id, &c.topic, c.partition),
-                        Some(records::offset_value(&value)),
-                    ));
-                    accepted.push(((c.topic.clone(), c.partition), value));
-                    Ok(())
-                })
-                .collect();
+            let (results, recs, accepted) = self.offset_records(group_id, &commits);
             let pending = if recs.is_empty() {
                 None
             } else {
@@ -720,7 +734,6 @@ impl GroupCoordinator<'_> {
             return Err(BrokerError::InvalidGroupId);
         }
         self.check_coordinator(group_id)?;
-        let max_metadata = self.broker.config.offset_metadata_max_bytes();
         let (results, pending) = {
             let mut groups = self.broker.group_state.lock();
             let group = groups
@@ -742,59 +755,12 @@ impl GroupCoordinator<'_> {
                     }
                 }
             }
-            let now = crate::now_ms();
-            let mut recs = Vec::new();
-            let mut accepted = Vec::new();
-            let results: Vec<Result<()>> = commits
-                .iter()
-                .map(|c| {
-                    let known = self
-                        .broker
-                        .topic(&c.topic)
-                        .is_some_and(|t| (0..t.partition_count).contains(&c.partition));
-                    if !known {
-                        return Err(BrokerError::UnknownTopicOrPartition);
-                    }
-                    if c.metadata.as_ref().is_some_and(|m| m.len() > max_metadata) {
-                        return Err(BrokerError::OffsetMetadataTooLarge);
-                    }
-                    let value = CommittedOffset {
-                        offset: c.offset,
-                        leader_epoch: c.leader_epoch,
-                        metadata: c.metadata.clone().unwrap_or_default(),
-                        commit_timestamp: now,
-                    };
-                    recs.push(record(
-                        records::offset_key(group_id, &c.topic, c.partition),
-                        Some(records::offset_value(&value)),
-                    ));
-                    accepted.push(((c.topic.clone(), c.partition), value));
-                    Ok(())
-                })
-                .collect();
+            let (results, recs, accepted) = self.offset_records(group_id, &commits);
             let pending = if recs.is_empty() {
                 None
             } else {
-                let partition = self.offsets_partition(group_id)?;
-                let kv: Vec<batch::KeyValue<'_>> = recs
-                    .iter()
-                    .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
-                    .collect();
-                let mut built = batch::build_batch(now, &kv);
-                // Transactional, no sequence: fenced by the producer's epoch alone.
-                batch::seal_batch(&mut built, kv.len() as i32, now, TRANSACTIONAL);
-                batch::set_producer(
-                    &mut built,
-                    committer.producer_id,
-                    committer.producer_epoch,
-                    -1,
-                );
-                Some(self.broker.append(
-                    &partition,
-                    built.into(),
-                    -1,
-                    crate::AppendOrigin::Coordinator,
-                )?)
+                let producer = (committer.producer_id, committer.producer_epoch);
+                Some(self.append_group_batch(group_id, &recs, Some(producer))?)
             };
             group
                 .pending_txn_offsets
@@ -843,6 +809,3 @@ impl GroupCoordinator<'_> {
             .is_some_and(|g| g.has_unstable_offset(topic, partition))
     }
 }
-
-/// Attribute bit 4: the batch is part of a transaction.
-const TRANSACTIONAL: i16 = 0x10;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::error::{BrokerError, Result};
+use crate::error::Result;
 use crate::group::records::{partition_for, Reader, Writer};
 use crate::partition::Partition;
 use crate::topic::Topic;
@@ -190,27 +190,11 @@ impl StateCache {
 
 /// The state topic as the share coordinator needs it (created on first use).
 pub fn state_topic(broker: &crate::Broker) -> Result<Arc<Topic>> {
-    if let Some(t) = broker.topic(SHARE_STATE_TOPIC) {
-        return Ok(t);
-    }
-    let configs = BTreeMap::from([
-        ("cleanup.policy".to_string(), "compact".to_string()),
-        ("segment.bytes".to_string(), "104857600".to_string()),
-    ]);
-    match broker.admin().create_topic_as_broker(
+    broker.admin().internal_topic(
         SHARE_STATE_TOPIC,
         SHARE_STATE_PARTITIONS,
-        -1,
-        configs,
-        false,
-    ) {
-        Ok(t) => Ok(t),
-        Err(BrokerError::TopicAlreadyExists(_)) => broker
-            .topic(SHARE_STATE_TOPIC)
-            .ok_or(BrokerError::CoordinatorNotAvailable),
-        Err(BrokerError::NotController) => Err(BrokerError::CoordinatorNotAvailable),
-        Err(e) => Err(e),
-    }
+        &[("segment.bytes", "104857600")],
+    )
 }
 
 #[cfg(test)]

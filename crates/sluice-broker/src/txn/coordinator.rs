@@ -4,7 +4,6 @@
 //! `__transaction_state` partition (acks=all) and applied once written; while it is being
 //! written, other requests for the id get CONCURRENT_TRANSACTIONS.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,29 +51,11 @@ pub struct TransactionListing {
 impl TransactionCoordinator<'_> {
     /// The `__transaction_state` topic, created on first use with the broker's settings.
     pub fn state_topic(&self) -> Result<Arc<Topic>> {
-        if let Some(t) = self.broker.topic(TXN_TOPIC) {
-            return Ok(t);
-        }
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            ("segment.bytes".to_string(), "104857600".to_string()),
-            ("min.insync.replicas".to_string(), "1".to_string()),
-        ]);
-        match self.broker.admin().create_topic_as_broker(
+        self.broker.admin().internal_topic(
             TXN_TOPIC,
             self.broker.config.transaction_state_num_partitions(),
-            -1,
-            configs,
-            false,
-        ) {
-            Ok(t) => Ok(t),
-            Err(BrokerError::TopicAlreadyExists(_)) => self
-                .broker
-                .topic(TXN_TOPIC)
-                .ok_or(BrokerError::CoordinatorNotAvailable),
-            Err(BrokerError::NotController) => Err(BrokerError::CoordinatorNotAvailable),
-            Err(e) => Err(e),
-        }
+            &[("segment.bytes", "104857600"), ("min.insync.replicas", "1")],
+        )
     }
 
     /// The `__transaction_state` partition of `transactional_id`.
