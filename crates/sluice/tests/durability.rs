@@ -188,3 +188,19 @@ async fn relaxed_flush_policy_acknowledges_before_fsync_and_survives_sigkill() {
         next += 1;
     });
 }
+
+/// The test harness itself: a broker restarted after another process took its port (as
+/// parallel tests do) is not mistaken for whatever listens there; it comes back on another
+/// port with its data.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_whose_port_was_taken_moves_to_another_port() {
+    let mut broker = Broker::start();
+    broker.create_topic("kept", 1, &[]).await;
+    broker.stop();
+    let old = broker.port;
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", old)).unwrap();
+    broker.restart();
+    assert_ne!(broker.port, old);
+    let md = common::sluice_json(&broker, "topic", &["list"]);
+    assert!(md.to_string().contains("kept"), "{md}");
+}

@@ -113,17 +113,25 @@ impl Broker {
         self.child = Some(cmd.spawn().expect("start sluice"));
     }
 
-    /// Waits until the broker serves (answers ApiVersions: its port is bound before its
-    /// data is open); panics if its process exits first.
-    pub fn wait_listening(&mut self) {
+    /// Waits until this process serves: it logged that its listener is ready (after byte
+    /// `log_from` of its log, where this run's lines start) and its port answers ApiVersions
+    /// (the port is bound before the data is open). False if it could not bind its port
+    /// because another process took it while this broker was down (an answer there is not
+    /// this broker's); panics if it exits for any other reason.
+    fn wait_listening_since(&mut self, log_from: usize) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.answers_api_versions() {
+        let this_run = |b: &Broker| b.log_text().get(log_from..).unwrap_or_default().to_string();
+        while !(this_run(self).contains("Kafka listener ready") && self.answers_api_versions()) {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                if this_run(self).contains("Address already in use") && self.listen_host.is_none() {
+                    return false;
+                }
                 panic!("broker exited with {status}:\n{}", self.log_text());
             }
             assert!(Instant::now() < deadline, "broker did not start listening");
             std::thread::sleep(Duration::from_millis(20));
         }
+        true
     }
 
     fn answers_api_versions(&self) -> bool {
@@ -161,9 +169,20 @@ impl Broker {
             .unwrap_or(0)
     }
 
+    /// Starts the broker and waits until it serves. A port another process took while the
+    /// broker was down (a restart) is replaced by a free one.
     fn spawn(&mut self) {
-        self.spawn_only();
-        self.wait_listening();
+        for _ in 0..5 {
+            let log_from = self.log_text().len();
+            self.spawn_only();
+            if self.wait_listening_since(log_from) {
+                return;
+            }
+            self.child = None;
+            self.port = free_port();
+            self.http_port = free_port();
+        }
+        panic!("no free port for the broker");
     }
 
     fn command(&self) -> Command {
@@ -187,9 +206,12 @@ impl Broker {
             .arg("--data-dir")
             .arg(&self.data_dir)
             // SLUICE_TEST_LOG (a SLUICE_LOG filter) makes the brokers of a test run more verbose.
+            // The listener's ready line is how `spawn` knows this process serves.
             .env(
                 "SLUICE_LOG",
-                std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+                std::env::var("SLUICE_TEST_LOG")
+                    .map(|f| format!("{f},sluice_kafka=info"))
+                    .unwrap_or_else(|_| "info".into()),
             )
             .stdout(Stdio::null())
             .stderr(self.log_file())
