@@ -50,6 +50,9 @@ pub struct Shares {
     /// Each with the leader epoch it was built in: a leader that lost and regained a
     /// partition reads its state again (others changed it meanwhile).
     partitions: Mutex<HashMap<SharePartitionKey, (i32, SharedPartition)>>,
+    /// Share-partitions whose state could not be read yet because their share coordinator
+    /// is not ready, and since when (see `STATE_READ_PATIENCE`).
+    initializing: Mutex<HashMap<SharePartitionKey, std::time::Instant>>,
     /// The snapshots of the `__share_group_state` partitions this broker leads.
     state: Mutex<state::StateCache>,
     remote: std::sync::OnceLock<Arc<dyn ShareStateRemote>>,
@@ -100,6 +103,13 @@ impl ShareSlot {
             .send_replace(self.changes.load(std::sync::atomic::Ordering::SeqCst));
     }
 }
+
+/// How long a share-partition waits for its share coordinator (the state topic being
+/// created, its leader moving or loading) before its fetches get the error: Kafka's persister
+/// retries as long (five lookups, backing off from 1 s). Meanwhile the partition is still
+/// initializing, and a fetch gets nothing from it rather than an error, which librdkafka
+/// does not expect there and hands to the application.
+const STATE_READ_PATIENCE: Duration = Duration::from_secs(15);
 
 /// How often a waiting share fetch looks again without being woken (lock expiries and
 /// delivery times are not events).
@@ -777,22 +787,45 @@ impl Broker {
 
     /// The group's share-partition of a partition this broker leads: as persisted, or new
     /// where `share.auto.offset.reset` says.
+    /// The share-partition, its state read from its share coordinator on first use; `None`
+    /// while that coordinator is not ready yet (for `STATE_READ_PATIENCE`).
     async fn share_partition(
         &self,
         group: &str,
         topic: &Arc<str>,
         partition: &Partition,
-    ) -> Result<SharedPartition> {
+    ) -> Result<Option<SharedPartition>> {
         let key = (group.to_string(), topic.clone(), partition.index);
         let epoch = partition.leader_epoch();
         if let Some((e, sp)) = self.shares.partitions.lock().get(&key) {
             if *e == epoch {
-                return Ok(sp.clone());
+                return Ok(Some(sp.clone()));
             }
         }
-        let persisted = self
+        let loaded = self
             .load_share_state(&self.state_key(group, topic, partition.index)?)
-            .await?;
+            .await;
+        let persisted = match loaded {
+            Ok(persisted) => {
+                self.shares.initializing.lock().remove(&key);
+                persisted
+            }
+            Err(
+                e @ (BrokerError::CoordinatorNotAvailable
+                | BrokerError::NotCoordinator
+                | BrokerError::CoordinatorLoadInProgress),
+            ) => {
+                let mut waiting = self.shares.initializing.lock();
+                let since = *waiting.entry(key).or_insert_with(std::time::Instant::now);
+                if since.elapsed() < STATE_READ_PATIENCE {
+                    tracing::debug!(group, topic = %topic, partition = partition.index, error = %e,
+                        "share-partition state not readable yet; its fetches wait");
+                    return Ok(None);
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let sp = match persisted {
             Some(persisted) if persisted.start_offset >= 0 => {
                 SharePartition::from_persisted(&persisted)
@@ -815,11 +848,11 @@ impl Broker {
         let mut all = self.shares.partitions.lock();
         match all.get(&key) {
             // Built meanwhile by another request: that one is the share-partition.
-            Some((e, existing)) if *e == epoch => Ok(existing.clone()),
+            Some((e, existing)) if *e == epoch => Ok(Some(existing.clone())),
             _ => {
                 let slot = Arc::new(ShareSlot::new(sp));
                 all.insert(key, (epoch, slot.clone()));
-                Ok(slot)
+                Ok(Some(slot))
             }
         }
     }
@@ -925,7 +958,9 @@ impl Broker {
         mode: AcquireMode,
     ) -> Result<Option<(ShareRecords, Vec<Acquired>)>> {
         let partition = self.local_leader(topic, index, -1)?;
-        let slot = self.share_partition(group, topic, &partition).await?;
+        let Some(slot) = self.share_partition(group, topic, &partition).await? else {
+            return Ok(None);
+        };
         let sp = &slot.state;
         let now = crate::now_ms();
         let (available, end, room, archived) = {
