@@ -149,16 +149,17 @@ mod tests {
             len,
             whole_through: None,
         };
-        // Partition 0: two ranges (200 bytes, as if across segments); 1: none; 2: 1000 bytes.
+        // Partition 0: two ranges (200 bytes, as if across segments); 1: an empty record set
+        // (nothing to deliver; never null, as the handler sends it); 2: 1000 bytes.
         let first = [content[100..150].to_vec(), content[400..550].to_vec()].concat();
         let second = content[1000..2000].to_vec();
         let expected = bytes_of(reply().encode(&response(&[
             Some(Bytes::from(first)),
-            None,
+            Some(Bytes::new()),
             Some(Bytes::from(second)),
         ])));
         let (m0, m2) = (placeholder(), placeholder());
-        let with_marks = response(&[Some(m0.clone()), None, Some(m2.clone())]);
+        let with_marks = response(&[Some(m0.clone()), Some(Bytes::new()), Some(m2.clone())]);
         let parts = vec![
             (
                 m0,

@@ -1,5 +1,5 @@
-//! Fetch semantics over raw requests: long polls woken by new data, min_bytes, and the
-//! per-partition and response byte limits.
+//! Fetch semantics over raw requests: long polls woken by new data, min_bytes, the
+//! per-partition and response byte limits, and a record set in every partition's answer.
 
 mod common;
 
@@ -20,13 +20,17 @@ fn name(topic: &str) -> TopicName {
 }
 
 fn produce(raw: &mut Raw, topic: &str, value: &[u8]) -> i64 {
+    produce_to(raw, topic, 0, value)
+}
+
+fn produce_to(raw: &mut Raw, topic: &str, partition: i32, value: &[u8]) -> i64 {
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(5000)
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(name(topic))
             .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
+                .with_index(partition)
                 .with_records(Some(Bytes::from(batch(value))))])]);
     let c = raw.send(ApiKey::Produce, 9, &req);
     let r: ProduceResponse = raw.receive_response(ApiKey::Produce, 9, c);
@@ -129,4 +133,80 @@ async fn byte_limits_still_return_one_whole_batch() {
         (p.error_code, p.high_watermark, p.log_start_offset),
         (1, 5, 0)
     );
+}
+
+/// Every partition of a Fetch response carries a record set, empty when there is nothing to
+/// send or the partition has an error, never null: Kafka never sends null there, and clients
+/// that parse it as a length (librdkafka's MessageSetSize) reject a response that does.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_partition_of_a_fetch_response_has_a_null_record_set() {
+    const OFFSET_OUT_OF_RANGE: i16 = 1;
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    const UNKNOWN_TOPIC_ID: i16 = 100;
+    let broker = Broker::start();
+    broker.create_topic("rows", 3, &[]).await;
+    let mut raw = Raw::connect(&broker);
+    produce_to(&mut raw, "rows", 0, b"zero");
+    produce_to(&mut raw, "rows", 2, b"two");
+    let id = common::cluster::metadata(&broker)
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "rows"))
+        .expect("topic known")
+        .topic_id;
+    let part = |partition: i32, offset: i64| {
+        FetchPartition::default()
+            .with_partition(partition)
+            .with_fetch_offset(offset)
+            .with_partition_max_bytes(1 << 20)
+    };
+    for version in 4..=17i16 {
+        let (rows, nowhere) = if version >= 13 {
+            (
+                FetchTopic::default().with_topic_id(id),
+                FetchTopic::default().with_topic_id(uuid::Uuid::from_u128(0xdead)),
+            )
+        } else {
+            (
+                FetchTopic::default().with_topic(name("rows")),
+                FetchTopic::default().with_topic(name("nowhere")),
+            )
+        };
+        let req = FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(0)
+            .with_max_bytes(1 << 20)
+            .with_session_epoch(-1)
+            // Records; none yet; past the log end; a partition and a topic that do not exist.
+            .with_topics(vec![
+                rows.with_partitions(vec![part(0, 0), part(1, 0), part(2, 9), part(7, 0)]),
+                nowhere.with_partitions(vec![part(0, 0)]),
+            ]);
+        let c = raw.send(ApiKey::Fetch, version, &req);
+        let r: FetchResponse = raw.receive_response(ApiKey::Fetch, version, c);
+        let answers: Vec<(i16, Option<usize>)> = r
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| (p.error_code, p.records.as_ref().map(|r| r.len())))
+            .collect();
+        let unknown_topic = if version >= 13 {
+            UNKNOWN_TOPIC_ID
+        } else {
+            UNKNOWN_TOPIC_OR_PARTITION
+        };
+        let records = batch(b"zero").len();
+        assert_eq!(
+            answers,
+            vec![
+                (0, Some(records)),
+                (0, Some(0)),
+                (OFFSET_OUT_OF_RANGE, Some(0)),
+                (UNKNOWN_TOPIC_OR_PARTITION, Some(0)),
+                (unknown_topic, Some(0)),
+            ],
+            "Fetch v{version}"
+        );
+    }
 }

@@ -75,6 +75,73 @@ async fn members_of_a_queue_together_get_every_record_once() {
     }
 }
 
+/// Records trickling into a queue of several partitions: most responses hold a partition with
+/// nothing to deliver beside one that has records. librdkafka drops a whole response it cannot
+/// parse (a null record set did that), and the records that response acquired then wait out
+/// their 30 s locks; here each arrives within seconds of being produced.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_trickling_into_a_queue_reach_its_members_within_seconds() {
+    const RECORDS: usize = 600;
+    let broker = Broker::start();
+    broker.create_topic("trickle", 3, &[]).await;
+    set_group_configs(
+        &broker,
+        "sippers",
+        &[("share.auto.offset.reset", "earliest")],
+    );
+    let members: Vec<ShareMember> = (0..3)
+        .map(|_| ShareMember::spawn(&broker.bootstrap(), "sippers", "trickle", "accept", None))
+        .collect();
+    let all = || -> Vec<Delivery> { members.iter().flat_map(|m| m.got()).collect() };
+    // One record per partition first, so that the trickle starts with the members joined.
+    produce(&broker, "trickle", 3, 3, "warm").await;
+    wait_until(60, "the members get the first records", || all().len() == 3);
+    let producer = broker.producer(&[("linger.ms", "0")]);
+    for i in 0..RECORDS {
+        let value = format!("t-{i}");
+        producer
+            .send(
+                FutureRecord::<(), _>::to("trickle")
+                    .partition(i as i32 % 3)
+                    .payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("acknowledged");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let produced = Instant::now();
+    wait_until(60, "every record is delivered", || {
+        all().len() >= RECORDS + 3
+    });
+    let to_last = produced.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let got = all();
+    let distinct: BTreeSet<(i32, i64)> = got.iter().map(|d| (d.partition, d.offset)).collect();
+    assert_eq!(distinct.len(), got.len(), "no record twice");
+    assert_eq!(got.len(), RECORDS + 3);
+    let slowest = got
+        .iter()
+        .filter(|d| d.value.starts_with("t-"))
+        .max_by_key(|d| d.received_at - d.timestamp)
+        .unwrap();
+    let waited = slowest.received_at - slowest.timestamp;
+    eprintln!("last record {to_last:?} after the last produce; slowest record {waited} ms");
+    assert!(waited < 5_000, "a record waited {waited} ms: {slowest:?}");
+    for m in &members {
+        let unparsed: Vec<String> = m
+            .log()
+            .into_iter()
+            .filter(|l| l.contains("parse failure") || l.contains("MessageSetSize"))
+            .collect();
+        assert!(
+            unparsed.is_empty(),
+            "librdkafka could not parse: {unparsed:?}"
+        );
+        assert!(m.errors().is_empty(), "{:?}", m.errors());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_members_records_come_back_after_their_lock_with_a_higher_count() {
     let broker = Broker::start();
@@ -680,6 +747,85 @@ async fn bad_acknowledgements_and_sessions_get_kafka_errors() {
         .responses
         .iter()
         .all(|t| t.partitions.iter().all(|p| p.acquired_records.is_empty())));
+}
+
+/// Every partition of a ShareFetch response carries a record set, empty when it has nothing to
+/// deliver or an error, never null (as Kafka's ShareFetchResponse: librdkafka drops a whole
+/// response with a null one, records acquired on other partitions with it).
+#[tokio::test(flavor = "multi_thread")]
+async fn no_partition_of_a_share_fetch_response_has_a_null_record_set() {
+    const UNKNOWN_TOPIC_ID: i16 = 100;
+    let broker = Broker::start();
+    broker.create_topic("sparse", 2, &[]).await;
+    set_group_configs(
+        &broker,
+        "sparseg",
+        &[("share.auto.offset.reset", "earliest")],
+    );
+    // Records on partition 0 only.
+    produce(&broker, "sparse", 1, 3, "only").await;
+    let id = topic_id(&broker, "sparse");
+    let mut raw = Raw::connect(&broker);
+    let joined = heartbeat(&mut raw, "sparseg", "m1", 0, Some(&["sparse"]));
+    assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
+    let fetch = |raw: &mut Raw, version: i16, epoch: i32| -> Vec<(i32, i16, Option<usize>)> {
+        let partitions = |topic: uuid::Uuid, indexes: &[i32]| {
+            FetchTopic::default().with_topic_id(topic).with_partitions(
+                indexes
+                    .iter()
+                    .map(|&p| FetchPartition::default().with_partition_index(p))
+                    .collect(),
+            )
+        };
+        let req = ShareFetchRequest::default()
+            .with_group_id(Some(GroupId(s("sparseg"))))
+            .with_member_id(Some(s("m1")))
+            .with_share_session_epoch(epoch)
+            .with_max_wait_ms(300)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_max_records(100)
+            .with_batch_size(100)
+            .with_topics(vec![
+                partitions(id, &[0, 1]),
+                partitions(uuid::Uuid::from_u128(0xdead), &[0]),
+            ]);
+        let c = raw.send(ApiKey::ShareFetch, version, &req);
+        let r: ShareFetchResponse = raw.receive_response(ApiKey::ShareFetch, version, c);
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+        let mut answers: Vec<(i32, i16, Option<usize>)> = r
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| {
+                let records = p.records.as_ref().map(|r| r.len());
+                (p.partition_index, p.error_code, records)
+            })
+            .collect();
+        answers.sort();
+        answers
+    };
+    // Records on partition 0, nothing on 1, an unknown topic's partition 0.
+    let first = fetch(&mut raw, 1, 0);
+    assert!(
+        first.iter().all(|(_, _, records)| records.is_some()),
+        "{first:?}"
+    );
+    assert!(first.contains(&(0, UNKNOWN_TOPIC_ID, Some(0))), "{first:?}");
+    assert!(
+        first
+            .iter()
+            .any(|&(p, e, r)| (p, e) == (0, 0) && r > Some(0)),
+        "{first:?}"
+    );
+    // Nothing left to deliver anywhere (the first fetch acquired every record), at v1 and v2.
+    for (version, epoch) in [(1, 1), (2, 2)] {
+        let answers = fetch(&mut raw, version, epoch);
+        assert!(
+            answers.iter().all(|&(_, _, records)| records == Some(0)),
+            "v{version}: {answers:?}"
+        );
+    }
 }
 
 /// A version 2 ShareFetch (KIP-1206's acquire modes: 0 batch-optimized, 1 record-limit,

@@ -94,13 +94,17 @@ pub fn handle(ctx: &Context, reply: Reply, req: ShareFetchRequest) -> ResponseFu
             Err(e) => return reply.encode(&top_level_error(&e)),
         };
         // Each partition, with its records to send in place of a placeholder (share_frame).
+        // A partition with nothing to deliver gets an empty record set, never null: the
+        // schema allows null, but Kafka never sends it and librdkafka drops the whole
+        // response when it sees one (MessageSetSize -1).
         type Answer = (PartitionData, Option<(bytes::Bytes, share::ShareRecords)>);
         let mut by_topic: BTreeMap<Uuid, Vec<Answer>> = BTreeMap::new();
         for (id, p) in unknown {
             by_topic.entry(id).or_default().push((
                 PartitionData::default()
                     .with_partition_index(p)
-                    .with_error_code(kafka_protocol::error::ResponseError::UnknownTopicId.code()),
+                    .with_error_code(kafka_protocol::error::ResponseError::UnknownTopicId.code())
+                    .with_records(Some(bytes::Bytes::new())),
                 None,
             ));
         }
@@ -118,7 +122,11 @@ pub fn handle(ctx: &Context, reply: Reply, req: ShareFetchRequest) -> ResponseFu
                 .with_acknowledge_error_code(ack_code)
                 .with_acknowledge_error_message(ack_message)
                 .with_current_leader(leader_of(&broker, &p.topic, p.partition))
-                .with_records(records.as_ref().map(|(mark, _)| mark.clone()))
+                .with_records(Some(
+                    records
+                        .as_ref()
+                        .map_or_else(bytes::Bytes::new, |(mark, _)| mark.clone()),
+                ))
                 .with_acquired_records(
                     p.acquired
                         .iter()

@@ -34,6 +34,8 @@ pub struct ShareMember {
     errors: Arc<Mutex<Vec<String>>>,
     closed: Arc<Mutex<bool>>,
     holding: Arc<Mutex<bool>>,
+    /// What librdkafka logged (the member's stderr).
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl ShareMember {
@@ -58,10 +60,18 @@ impl ShareMember {
         let mut child = Command::new("python3")
             .args(&args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("python3 runs");
         let stdout = child.stdout.take().expect("piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("piped");
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                l.lock().unwrap().push(line);
+            }
+        });
         let got = Arc::new(Mutex::new(Vec::new()));
         let errors = Arc::new(Mutex::new(Vec::new()));
         let closed = Arc::new(Mutex::new(false));
@@ -97,6 +107,7 @@ impl ShareMember {
             errors,
             closed,
             holding,
+            log,
         }
     }
 
@@ -107,6 +118,11 @@ impl ShareMember {
 
     pub fn errors(&self) -> Vec<String> {
         self.errors.lock().unwrap().clone()
+    }
+
+    /// librdkafka's log lines so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
     }
 
     /// True once the member closed after its limit.
