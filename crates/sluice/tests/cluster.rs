@@ -516,6 +516,18 @@ fn move_offsets_leader(c: &Cluster, partition: usize, leader: i32, other: i32) {
     c.etcd.put(&key, &topic.to_string());
 }
 
+/// The in-sync replicas of a partition as `b`'s metadata gives them.
+fn isr_of(b: &Broker, topic: &str, partition: i32) -> Vec<i32> {
+    metadata(b)
+        .topics
+        .iter()
+        .filter(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        .flat_map(|t| &t.partitions)
+        .find(|p| p.partition_index == partition)
+        .map(|p| p.isr_nodes.iter().map(|n| n.0).collect())
+        .unwrap_or_default()
+}
+
 fn listed_groups(b: &Broker) -> Vec<String> {
     let mut raw = Raw::connect(b);
     let corr = raw.send(ApiKey::ListGroups, 3, &ListGroupsRequest::default());
@@ -554,12 +566,14 @@ async fn group_coordination_follows_the_offsets_partition_leader() {
         &c.brokers[(coordinator - 1) as usize],
         &c.brokers[(other - 1) as usize],
     );
-    let consumer: BaseConsumer = b1.consumer(&[("group.id", group)]);
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset("events", 0, Offset::Offset(42))
-        .unwrap();
-    consumer.commit(&tpl, CommitMode::Sync).unwrap();
-    drop(consumer);
+    let commit = |offset: i64| {
+        let consumer: BaseConsumer = b1.consumer(&[("group.id", group)]);
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset("events", 0, Offset::Offset(offset))
+            .unwrap();
+        consumer.commit(&tpl, CommitMode::Sync).unwrap();
+    };
+    commit(42);
     assert_eq!(committed_at(at, group), (0, 42));
     assert!(listed_groups(at).contains(&group.to_string()));
 
@@ -579,6 +593,14 @@ async fn group_coordination_follows_the_offsets_partition_leader() {
         committed_at(elsewhere, group) == (0, 0)
     });
 
+    // The old coordinator follows the partition now, its tail truncated to the new leader's
+    // empty log. Once it is in sync, a commit at the new coordinator reaches both (acks=all).
+    wait_until("the old coordinator is in sync again", || {
+        isr_of(b1, "__consumer_offsets", partition as i32).len() == 2
+    });
+    commit(7);
+    assert_eq!(committed_at(elsewhere, group), (0, 7));
+
     // Back again: the group is loaded from the log, its commit with it.
     move_offsets_leader(&c, partition, coordinator, other);
     wait_until("the coordinator moves back", || {
@@ -587,7 +609,7 @@ async fn group_coordination_follows_the_offsets_partition_leader() {
     wait_until("the group is loaded again", || {
         listed_groups(at).contains(&group.to_string())
     });
-    assert_eq!(committed_at(at, group), (0, 42));
+    assert_eq!(committed_at(at, group), (0, 7));
     wait_until("the other broker says NOT_COORDINATOR", || {
         committed_at(elsewhere, group).0 == 16
     });
