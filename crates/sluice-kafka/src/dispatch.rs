@@ -1,4 +1,5 @@
-//! Request framing and the dispatch table: one arm per API key, each handed to its handler.
+//! A request frame's header read and checked (API, version, forwarding to the controller),
+//! then its body handed to the handler the API table names (handlers/mod.rs).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,14 +13,14 @@ use crate::reply::{Reply, Response, ResponseFuture};
 use crate::versions;
 use crate::Context;
 
-fn ready(frame: Response) -> ResponseFuture {
+pub(crate) fn ready(frame: Response) -> ResponseFuture {
     Box::pin(std::future::ready(frame))
 }
 
 /// Runs a handler that does file work (creating or deleting logs, syncing metadata) on the
 /// blocking pool, so that it never holds up an async thread that other clients' requests
 /// need.
-fn blocking(
+pub(crate) fn blocking(
     ctx: &Arc<Context>,
     handler: impl FnOnce(&Context) -> Response + Send + 'static,
 ) -> ResponseFuture {
@@ -34,19 +35,16 @@ fn blocking(
 /// The controller's address if this request must be served there: metadata changes, and a
 /// FindCoordinator that would create `__consumer_offsets`, on a broker that is not the
 /// controller.
-fn needs_forwarding(
-    ctx: &Context,
-    api: ApiKey,
-    version: i16,
-    body: &Bytes,
-) -> Option<(String, u16)> {
+fn needs_forwarding(ctx: &Context, reply: &Reply, body: &Bytes) -> Option<(String, u16)> {
     if ctx.broker.is_controller() {
         return None;
     }
-    let creates = match api {
-        _ if crate::forward::is_controller_api(api) => true,
-        ApiKey::FindCoordinator => FindCoordinatorRequest::decode(&mut body.clone(), version)
-            .is_ok_and(|req| handlers::find_coordinator::may_create_internal_topic(ctx, &req)),
+    let creates = match reply.api {
+        api if crate::forward::is_controller_api(api) => true,
+        ApiKey::FindCoordinator => FindCoordinatorRequest::decode(&mut body.clone(), reply.version)
+            .is_ok_and(|req| {
+                handlers::find_coordinator::may_create_internal_topic(ctx, reply, &req)
+            }),
         _ => false,
     };
     if !creates {
@@ -75,7 +73,7 @@ pub fn sanitize_client_id(frame: &mut [u8]) {
     }
 }
 
-fn decode<T: Decodable>(body: &mut Bytes, reply: &Reply) -> Result<T, String> {
+pub(crate) fn decode<T: Decodable>(body: &mut Bytes, reply: &Reply) -> Result<T, String> {
     let req = T::decode(body, reply.version)
         .map_err(|e| format!("malformed {:?} v{} request: {e}", reply.api, reply.version))?;
     Ok(req)
@@ -109,234 +107,10 @@ pub fn dispatch(
     if !versions::implemented(api, version) {
         return Err(format!("{api:?} v{version} is not supported"));
     }
-    if let Some(controller) = needs_forwarding(ctx, api, version, &body) {
+    if let Some(controller) = needs_forwarding(ctx, &reply, &body) {
         return Ok(crate::forward::to_controller(controller, api, original));
     }
-    Ok(match api {
-        ApiKey::ApiVersions => ready(handlers::api_versions::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::Metadata => {
-            let req = decode(&mut body, &reply)?;
-            if handlers::metadata::may_create_topics(ctx, &reply, &req) {
-                blocking(ctx, move |ctx| handlers::metadata::handle(ctx, &reply, req))
-            } else {
-                ready(handlers::metadata::handle(ctx, &reply, req))
-            }
-        }
-        ApiKey::Produce => {
-            handlers::produce::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
-        }
-        ApiKey::Fetch => handlers::fetch::handle(ctx, reply.clone(), decode(&mut body, &reply)?),
-        ApiKey::FindCoordinator => {
-            let req = decode(&mut body, &reply)?;
-            if handlers::find_coordinator::may_create_internal_topic(ctx, &req) {
-                blocking(ctx, move |ctx| {
-                    handlers::find_coordinator::handle(ctx, &reply, req)
-                })
-            } else {
-                ready(handlers::find_coordinator::handle(ctx, &reply, req))
-            }
-        }
-        ApiKey::OffsetForLeaderEpoch => ready(handlers::offset_for_leader_epoch::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::ListOffsets => ready(handlers::list_offsets::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::AllocateProducerIds => {
-            let req = decode(&mut body, &reply)?;
-            blocking(ctx, move |ctx| {
-                handlers::allocate_producer_ids::handle(ctx, &reply, req)
-            })
-        }
-        ApiKey::AlterPartition => {
-            let req = decode(&mut body, &reply)?;
-            blocking(ctx, move |ctx| {
-                handlers::alter_partition::handle(ctx, &reply, req)
-            })
-        }
-        ApiKey::CreateTopics => {
-            let req = decode(&mut body, &reply)?;
-            blocking(ctx, move |ctx| {
-                handlers::create_topics::handle(ctx, &reply, req)
-            })
-        }
-        ApiKey::DeleteTopics => {
-            let req = decode(&mut body, &reply)?;
-            blocking(ctx, move |ctx| {
-                handlers::delete_topics::handle(ctx, &reply, req)
-            })
-        }
-        ApiKey::CreatePartitions => {
-            let req = decode(&mut body, &reply)?;
-            blocking(ctx, move |ctx| {
-                handlers::create_partitions::handle(ctx, &reply, req)
-            })
-        }
-        ApiKey::AlterConfigs => {
-            let req = decode(&mut body, &reply)?;
-            blocking(ctx, move |ctx| {
-                handlers::alter_configs::handle(ctx, &reply, req)
-            })
-        }
-        ApiKey::DescribeConfigs => ready(handlers::describe_configs::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::IncrementalAlterConfigs => {
-            let req = decode(&mut body, &reply)?;
-            blocking(ctx, move |ctx| {
-                handlers::incremental_alter_configs::handle(ctx, &reply, req)
-            })
-        }
-        ApiKey::JoinGroup => {
-            handlers::join_group::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
-        }
-        ApiKey::SyncGroup => {
-            handlers::sync_group::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
-        }
-        ApiKey::Heartbeat => ready(handlers::heartbeat::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::LeaveGroup => ready(handlers::leave_group::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::OffsetCommit => {
-            handlers::offset_commit::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
-        }
-        ApiKey::OffsetFetch => ready(handlers::offset_fetch::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::ListGroups => ready(handlers::list_groups::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::DescribeGroups => ready(handlers::describe_groups::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::DeleteGroups => {
-            handlers::delete_groups::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
-        }
-        ApiKey::OffsetDelete => {
-            handlers::offset_delete::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
-        }
-        ApiKey::ConsumerGroupHeartbeat => ready(handlers::consumer_group_heartbeat::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::ReadShareGroupState => ready(handlers::share_group_state::read(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::WriteShareGroupState => {
-            handlers::share_group_state::write(ctx, reply.clone(), decode(&mut body, &reply)?)
-        }
-        ApiKey::DescribeShareGroupOffsets => handlers::describe_share_group_offsets::handle(
-            ctx,
-            reply.clone(),
-            decode(&mut body, &reply)?,
-        ),
-        ApiKey::AlterShareGroupOffsets => handlers::share_group_offsets_admin::alter(
-            ctx,
-            reply.clone(),
-            decode(&mut body, &reply)?,
-        ),
-        ApiKey::DeleteShareGroupOffsets => handlers::share_group_offsets_admin::delete(
-            ctx,
-            reply.clone(),
-            decode(&mut body, &reply)?,
-        ),
-        ApiKey::ShareGroupDescribe => ready(handlers::share_group_describe::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::ShareGroupHeartbeat => ready(handlers::share_group_heartbeat::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::ShareFetch => {
-            handlers::share_fetch::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
-        }
-        ApiKey::ShareAcknowledge => {
-            handlers::share_acknowledge::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
-        }
-        ApiKey::ConsumerGroupDescribe => ready(handlers::consumer_group_describe::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::InitProducerId => {
-            handlers::init_producer_id::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
-        }
-        ApiKey::DescribeTransactions => ready(handlers::describe_transactions::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::ListTransactions => ready(handlers::list_transactions::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::DescribeProducers => ready(handlers::describe_producers::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::AddPartitionsToTxn => {
-            handlers::add_partitions_to_txn::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
-        }
-        ApiKey::AddOffsetsToTxn => {
-            handlers::add_offsets_to_txn::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
-        }
-        ApiKey::EndTxn => handlers::end_txn::handle(ctx, reply.clone(), decode(&mut body, &reply)?),
-        ApiKey::TxnOffsetCommit => {
-            handlers::txn_offset_commit::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
-        }
-        ApiKey::WriteTxnMarkers => {
-            handlers::write_txn_markers::handle(ctx, reply.clone(), decode(&mut body, &reply)?)
-        }
-        ApiKey::DeleteRecords => {
-            let req = decode(&mut body, &reply)?;
-            blocking(ctx, move |ctx| {
-                handlers::delete_records::handle(ctx, &reply, req)
-            })
-        }
-        ApiKey::DescribeCluster => ready(handlers::describe_cluster::handle(
-            ctx,
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::DescribeAcls => ready(handlers::describe_acls::handle(
-            &reply,
-            decode(&mut body, &reply)?,
-        )),
-        ApiKey::ListPartitionReassignments => ready(
-            handlers::list_partition_reassignments::handle(&reply, decode(&mut body, &reply)?),
-        ),
-        other => return Err(format!("{other:?} is not supported")),
-    })
+    handlers::serve(ctx, reply, &mut body)
 }
 
 #[cfg(test)]

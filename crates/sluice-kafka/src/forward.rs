@@ -291,7 +291,8 @@ impl sluice_broker::share::ShareStateRemote for ShareCoordinators {
                     p.error_message.clone(),
                 ));
             }
-            if p.start_offset == crate::handlers::share_group_state::NO_STATE && p.state_epoch == 0
+            if p.start_offset == crate::handlers::read_share_group_state::NO_STATE
+                && p.state_epoch == 0
             {
                 return Ok(None);
             }

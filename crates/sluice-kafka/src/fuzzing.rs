@@ -27,66 +27,7 @@ pub fn decode_request(frame: &[u8]) -> Result<ApiKey, String> {
     if !versions::implemented(api, version) {
         return Err(format!("{api:?} v{version} is not supported"));
     }
-    macro_rules! body {
-        ($($api:ident => $ty:ty),* $(,)?) => {
-            match api {
-                $(ApiKey::$api => <$ty>::decode(&mut buf, version).map(|_| ()),)*
-                other => return Err(format!("{other:?} is not served")),
-            }
-        };
-    }
-    body!(
-        ApiVersions => ApiVersionsRequest,
-        Metadata => MetadataRequest,
-        Produce => ProduceRequest,
-        Fetch => FetchRequest,
-        FindCoordinator => FindCoordinatorRequest,
-        ListOffsets => ListOffsetsRequest,
-        OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
-        AlterPartition => AlterPartitionRequest,
-        AllocateProducerIds => AllocateProducerIdsRequest,
-        CreateTopics => CreateTopicsRequest,
-        DeleteTopics => DeleteTopicsRequest,
-        CreatePartitions => CreatePartitionsRequest,
-        AlterConfigs => AlterConfigsRequest,
-        DescribeConfigs => DescribeConfigsRequest,
-        IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
-        JoinGroup => JoinGroupRequest,
-        SyncGroup => SyncGroupRequest,
-        Heartbeat => HeartbeatRequest,
-        LeaveGroup => LeaveGroupRequest,
-        OffsetCommit => OffsetCommitRequest,
-        OffsetFetch => OffsetFetchRequest,
-        ListGroups => ListGroupsRequest,
-        DescribeGroups => DescribeGroupsRequest,
-        DeleteGroups => DeleteGroupsRequest,
-        OffsetDelete => OffsetDeleteRequest,
-        ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest,
-        ConsumerGroupDescribe => ConsumerGroupDescribeRequest,
-        InitProducerId => InitProducerIdRequest,
-        AddPartitionsToTxn => AddPartitionsToTxnRequest,
-        AddOffsetsToTxn => AddOffsetsToTxnRequest,
-        EndTxn => EndTxnRequest,
-        TxnOffsetCommit => TxnOffsetCommitRequest,
-        WriteTxnMarkers => WriteTxnMarkersRequest,
-        DescribeTransactions => DescribeTransactionsRequest,
-        ListTransactions => ListTransactionsRequest,
-        DescribeProducers => DescribeProducersRequest,
-        DeleteRecords => DeleteRecordsRequest,
-        DescribeCluster => DescribeClusterRequest,
-        DescribeAcls => DescribeAclsRequest,
-        ListPartitionReassignments => ListPartitionReassignmentsRequest,
-        ShareGroupHeartbeat => ShareGroupHeartbeatRequest,
-        ShareGroupDescribe => ShareGroupDescribeRequest,
-        ShareFetch => ShareFetchRequest,
-        ShareAcknowledge => ShareAcknowledgeRequest,
-        DescribeShareGroupOffsets => DescribeShareGroupOffsetsRequest,
-        AlterShareGroupOffsets => AlterShareGroupOffsetsRequest,
-        DeleteShareGroupOffsets => DeleteShareGroupOffsetsRequest,
-        ReadShareGroupState => ReadShareGroupStateRequest,
-        WriteShareGroupState => WriteShareGroupStateRequest,
-    )
-    .map_err(|e| format!("body: {e}"))?;
+    crate::handlers::decode_body(api, version, &mut buf)?;
     Ok(api)
 }
 

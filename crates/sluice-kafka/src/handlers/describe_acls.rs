@@ -7,11 +7,12 @@ use kafka_protocol::messages::{DescribeAclsRequest, DescribeAclsResponse};
 
 use super::str;
 use crate::reply::{Reply, Response};
+use crate::Context;
 
 /// The versions of this API that are advertised (see versions.rs).
 pub const VERSIONS: (i16, i16) = (1, 3);
 
-pub fn handle(reply: &Reply, _req: DescribeAclsRequest) -> Response {
+pub fn handle(_ctx: &Context, reply: &Reply, _req: DescribeAclsRequest) -> Response {
     reply.encode(
         &DescribeAclsResponse::default()
             .with_error_code(ResponseError::SecurityDisabled.code())

@@ -33,13 +33,17 @@ fn internal_topic(key_type: i8) -> Option<&'static str> {
 }
 
 /// Whether answering would create `__consumer_offsets` or `__share_group_state` (file work,
-/// and the controller's).
-pub fn may_create_internal_topic(ctx: &Context, req: &FindCoordinatorRequest) -> bool {
+/// and the controller's). Shaped as every API table predicate (handlers/mod.rs).
+pub fn may_create_internal_topic(
+    ctx: &Context,
+    _reply: &Reply,
+    req: &FindCoordinatorRequest,
+) -> bool {
     internal_topic(req.key_type).is_some_and(|t| ctx.broker.image().topic(t).is_none())
 }
 
 pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Response {
-    if may_create_internal_topic(ctx, &req) {
+    if may_create_internal_topic(ctx, reply, &req) {
         // Here only on the controller (others forward): a failure shows in the lookups.
         let created = match req.key_type {
             KEY_TYPE_SHARE => sluice_broker::share::state_topic(&ctx.broker).map(|_| ()),

@@ -6,10 +6,11 @@ use kafka_protocol::messages::{
 };
 
 use crate::reply::{Reply, Response};
+use crate::Context;
 
 /// The versions of this API that are advertised (see versions.rs).
 pub const VERSIONS: (i16, i16) = (0, 0);
 
-pub fn handle(reply: &Reply, _req: ListPartitionReassignmentsRequest) -> Response {
+pub fn handle(_ctx: &Context, reply: &Reply, _req: ListPartitionReassignmentsRequest) -> Response {
     reply.encode(&ListPartitionReassignmentsResponse::default())
 }

@@ -1,52 +1,147 @@
-//! One module per Kafka API key.
+//! Every API Sluice serves, in one table: the handler module (which declares the versions it
+//! implements as `VERSIONS` and answers with `handle`), its request type, and how it runs. The
+//! advertised versions (versions.rs), the dispatch (dispatch.rs) and the fuzz target's decoder
+//! (fuzzing.rs) are all generated from it, so adding an API is a module and a row here.
 
-pub mod add_offsets_to_txn;
-pub mod add_partitions_to_txn;
-pub mod allocate_producer_ids;
-pub mod alter_configs;
-pub mod alter_partition;
-pub mod api_versions;
-pub mod consumer_group_describe;
-pub mod consumer_group_heartbeat;
-pub mod create_partitions;
-pub mod create_topics;
-pub mod delete_groups;
-pub mod delete_records;
-pub mod delete_topics;
-pub mod describe_acls;
-pub mod describe_cluster;
-pub mod describe_configs;
-pub mod describe_groups;
-pub mod describe_producers;
-pub mod describe_share_group_offsets;
-pub mod describe_transactions;
-pub mod end_txn;
-pub mod fetch;
-pub mod find_coordinator;
-pub mod heartbeat;
-pub mod incremental_alter_configs;
-pub mod init_producer_id;
-pub mod join_group;
-pub mod leave_group;
-pub mod list_groups;
-pub mod list_offsets;
-pub mod list_partition_reassignments;
-pub mod list_transactions;
-pub mod metadata;
-pub mod offset_commit;
-pub mod offset_delete;
-pub mod offset_fetch;
-pub mod offset_for_leader_epoch;
-pub mod produce;
-pub mod share_acknowledge;
-pub mod share_fetch;
-pub mod share_group_describe;
-pub mod share_group_heartbeat;
-pub mod share_group_offsets_admin;
-pub mod share_group_state;
-pub mod sync_group;
-pub mod txn_offset_commit;
-pub mod write_txn_markers;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+
+use crate::dispatch::{blocking, decode, ready};
+use crate::reply::{Reply, ResponseFuture};
+use crate::Context;
+
+/// How a handler runs:
+/// - `now`: answers at once on the connection's task (`fn(&Context, &Reply, Req) -> Response`);
+/// - `task`: returns a future of its answer (`fn(&Context, Reply, Req) -> ResponseFuture`);
+/// - `blocking`: does file work, so it runs on the blocking pool (as `now`);
+/// - `blocking_if(predicate)`: on the blocking pool when `predicate(&Context, &Reply, &Req)`
+///   says it may do file work (create topics), else as `now`.
+macro_rules! run {
+    (now, $m:ident, $ctx:ident, $reply:ident, $body:ident) => {{
+        let req = decode($body, &$reply)?;
+        ready($m::handle($ctx, &$reply, req))
+    }};
+    (task, $m:ident, $ctx:ident, $reply:ident, $body:ident) => {{
+        let req = decode($body, &$reply)?;
+        $m::handle($ctx, $reply, req)
+    }};
+    (blocking, $m:ident, $ctx:ident, $reply:ident, $body:ident) => {{
+        let req = decode($body, &$reply)?;
+        blocking($ctx, move |ctx| $m::handle(ctx, &$reply, req))
+    }};
+    (blocking_if($pred:ident), $m:ident, $ctx:ident, $reply:ident, $body:ident) => {{
+        let req = decode($body, &$reply)?;
+        if $m::$pred($ctx, &$reply, &req) {
+            blocking($ctx, move |ctx| $m::handle(ctx, &$reply, req))
+        } else {
+            ready($m::handle($ctx, &$reply, req))
+        }
+    }};
+}
+
+macro_rules! api_table {
+    (
+        advertised { $($a:ident => $am:ident($areq:ident), $arun:ident $(($apred:ident))?;)* }
+        between_brokers { $($b:ident => $bm:ident($breq:ident), $brun:ident $(($bpred:ident))?;)* }
+    ) => {
+        $(pub mod $am;)*
+        $(pub mod $bm;)*
+
+        /// (API, versions) advertised to clients in ApiVersions, in this order.
+        pub const ADVERTISED: &[(ApiKey, (i16, i16))] = &[$((ApiKey::$a, $am::VERSIONS),)*];
+
+        /// APIs brokers send each other: served but not advertised to clients, as Kafka
+        /// serves them on its controller listener.
+        pub const BETWEEN_BROKERS: &[(ApiKey, (i16, i16))] = &[$((ApiKey::$b, $bm::VERSIONS),)*];
+
+        /// Decodes the body of a request whose header was read and hands it to its handler.
+        pub(crate) fn serve(
+            ctx: &Arc<Context>,
+            reply: Reply,
+            body: &mut Bytes,
+        ) -> Result<ResponseFuture, String> {
+            Ok(match reply.api {
+                $(ApiKey::$a => run!($arun $(($apred))?, $am, ctx, reply, body),)*
+                $(ApiKey::$b => run!($brun $(($bpred))?, $bm, ctx, reply, body),)*
+                other => return Err(format!("{other:?} is not supported")),
+            })
+        }
+
+        /// Decodes a request body as its API's request type, nothing more (the fuzz target).
+        pub fn decode_body(api: ApiKey, version: i16, body: &mut Bytes) -> Result<(), String> {
+            use kafka_protocol::protocol::Decodable;
+            match api {
+                $(ApiKey::$a => kafka_protocol::messages::$areq::decode(body, version).map(|_| ()),)*
+                $(ApiKey::$b => kafka_protocol::messages::$breq::decode(body, version).map(|_| ()),)*
+                other => return Err(format!("{other:?} is not served")),
+            }
+            .map_err(|e| format!("body: {e}"))
+        }
+    };
+}
+
+api_table! {
+    advertised {
+        Produce => produce(ProduceRequest), task;
+        Fetch => fetch(FetchRequest), task;
+        ListOffsets => list_offsets(ListOffsetsRequest), now;
+        Metadata => metadata(MetadataRequest), blocking_if(may_create_topics);
+        OffsetCommit => offset_commit(OffsetCommitRequest), task;
+        OffsetFetch => offset_fetch(OffsetFetchRequest), now;
+        FindCoordinator => find_coordinator(FindCoordinatorRequest),
+            blocking_if(may_create_internal_topic);
+        JoinGroup => join_group(JoinGroupRequest), task;
+        Heartbeat => heartbeat(HeartbeatRequest), now;
+        LeaveGroup => leave_group(LeaveGroupRequest), now;
+        SyncGroup => sync_group(SyncGroupRequest), task;
+        DescribeGroups => describe_groups(DescribeGroupsRequest), now;
+        ListGroups => list_groups(ListGroupsRequest), now;
+        ApiVersions => api_versions(ApiVersionsRequest), now;
+        CreateTopics => create_topics(CreateTopicsRequest), blocking;
+        DeleteTopics => delete_topics(DeleteTopicsRequest), blocking;
+        DeleteRecords => delete_records(DeleteRecordsRequest), blocking;
+        InitProducerId => init_producer_id(InitProducerIdRequest), task;
+        AddPartitionsToTxn => add_partitions_to_txn(AddPartitionsToTxnRequest), task;
+        AddOffsetsToTxn => add_offsets_to_txn(AddOffsetsToTxnRequest), task;
+        EndTxn => end_txn(EndTxnRequest), task;
+        TxnOffsetCommit => txn_offset_commit(TxnOffsetCommitRequest), task;
+        DescribeTransactions => describe_transactions(DescribeTransactionsRequest), now;
+        ListTransactions => list_transactions(ListTransactionsRequest), now;
+        DescribeProducers => describe_producers(DescribeProducersRequest), now;
+        DescribeConfigs => describe_configs(DescribeConfigsRequest), now;
+        AlterConfigs => alter_configs(AlterConfigsRequest), blocking;
+        CreatePartitions => create_partitions(CreatePartitionsRequest), blocking;
+        DeleteGroups => delete_groups(DeleteGroupsRequest), task;
+        IncrementalAlterConfigs => incremental_alter_configs(IncrementalAlterConfigsRequest),
+            blocking;
+        OffsetDelete => offset_delete(OffsetDeleteRequest), task;
+        DescribeCluster => describe_cluster(DescribeClusterRequest), now;
+        OffsetForLeaderEpoch => offset_for_leader_epoch(OffsetForLeaderEpochRequest), now;
+        ConsumerGroupHeartbeat => consumer_group_heartbeat(ConsumerGroupHeartbeatRequest), now;
+        ConsumerGroupDescribe => consumer_group_describe(ConsumerGroupDescribeRequest), now;
+        DescribeAcls => describe_acls(DescribeAclsRequest), now;
+        ShareGroupHeartbeat => share_group_heartbeat(ShareGroupHeartbeatRequest), now;
+        ShareGroupDescribe => share_group_describe(ShareGroupDescribeRequest), now;
+        DescribeShareGroupOffsets =>
+            describe_share_group_offsets(DescribeShareGroupOffsetsRequest), task;
+        AlterShareGroupOffsets => alter_share_group_offsets(AlterShareGroupOffsetsRequest), task;
+        DeleteShareGroupOffsets =>
+            delete_share_group_offsets(DeleteShareGroupOffsetsRequest), task;
+        ShareFetch => share_fetch(ShareFetchRequest), task;
+        ShareAcknowledge => share_acknowledge(ShareAcknowledgeRequest), task;
+        ListPartitionReassignments =>
+            list_partition_reassignments(ListPartitionReassignmentsRequest), now;
+    }
+    between_brokers {
+        AlterPartition => alter_partition(AlterPartitionRequest), blocking;
+        AllocateProducerIds => allocate_producer_ids(AllocateProducerIdsRequest), blocking;
+        WriteTxnMarkers => write_txn_markers(WriteTxnMarkersRequest), task;
+        ReadShareGroupState => read_share_group_state(ReadShareGroupStateRequest), now;
+        WriteShareGroupState => write_share_group_state(WriteShareGroupStateRequest), task;
+    }
+}
 
 use kafka_protocol::protocol::StrBytes;
 
