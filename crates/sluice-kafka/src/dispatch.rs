@@ -9,28 +9,9 @@ use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, RequestHeader};
 use kafka_protocol::protocol::Decodable;
 
 use crate::handlers;
-use crate::reply::{Reply, Response, ResponseFuture};
+use crate::reply::{Reply, ResponseFuture};
 use crate::versions;
 use crate::Context;
-
-pub(crate) fn ready(frame: Response) -> ResponseFuture {
-    Box::pin(std::future::ready(frame))
-}
-
-/// Runs a handler that does file work (creating or deleting logs, syncing metadata) on the
-/// blocking pool, so that it never holds up an async thread that other clients' requests
-/// need.
-pub(crate) fn blocking(
-    ctx: &Arc<Context>,
-    handler: impl FnOnce(&Context) -> Response + Send + 'static,
-) -> ResponseFuture {
-    let ctx = ctx.clone();
-    Box::pin(async move {
-        tokio::task::spawn_blocking(move || handler(&ctx))
-            .await
-            .unwrap_or_else(|e| Response::Close(format!("request handler failed: {e}")))
-    })
-}
 
 /// The controller's address if this request must be served there: metadata changes, and a
 /// FindCoordinator that would create `__consumer_offsets`, on a broker that is not the
@@ -73,12 +54,6 @@ pub fn sanitize_client_id(frame: &mut [u8]) {
     }
 }
 
-pub(crate) fn decode<T: Decodable>(body: &mut Bytes, reply: &Reply) -> Result<T, String> {
-    let req = T::decode(body, reply.version)
-        .map_err(|e| format!("malformed {:?} v{} request: {e}", reply.api, reply.version))?;
-    Ok(req)
-}
-
 /// Parses one frame and starts handling it. An error closes the connection (malformed
 /// header or body, unknown API key, unsupported version), as Kafka does.
 pub fn dispatch(
@@ -102,7 +77,7 @@ pub fn dispatch(
         peer,
     };
     if api == ApiKey::ApiVersions && !versions::implemented(api, version) {
-        return Ok(ready(handlers::api_versions::unsupported(&reply)));
+        return Ok(handlers::ready(handlers::api_versions::unsupported(&reply)));
     }
     if !versions::implemented(api, version) {
         return Err(format!("{api:?} v{version} is not supported"));

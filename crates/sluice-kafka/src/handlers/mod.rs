@@ -7,10 +7,36 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::Decodable;
 
-use crate::dispatch::{blocking, decode, ready};
-use crate::reply::{Reply, ResponseFuture};
+use crate::reply::{Reply, Response, ResponseFuture};
 use crate::Context;
+
+/// An answer that is already there.
+pub(crate) fn ready(frame: Response) -> ResponseFuture {
+    Box::pin(std::future::ready(frame))
+}
+
+/// Runs a handler that does file work (creating or deleting logs, syncing metadata) on the
+/// blocking pool, so that it never holds up an async thread that other clients' requests
+/// need.
+fn blocking(
+    ctx: &Arc<Context>,
+    handler: impl FnOnce(&Context) -> Response + Send + 'static,
+) -> ResponseFuture {
+    let ctx = ctx.clone();
+    Box::pin(async move {
+        tokio::task::spawn_blocking(move || handler(&ctx))
+            .await
+            .unwrap_or_else(|e| Response::Close(format!("request handler failed: {e}")))
+    })
+}
+
+fn decode<T: Decodable>(body: &mut Bytes, reply: &Reply) -> Result<T, String> {
+    let req = T::decode(body, reply.version)
+        .map_err(|e| format!("malformed {:?} v{} request: {e}", reply.api, reply.version))?;
+    Ok(req)
+}
 
 /// How a handler runs:
 /// - `now`: answers at once on the connection's task (`fn(&Context, &Reply, Req) -> Response`);
@@ -71,7 +97,6 @@ macro_rules! api_table {
 
         /// Decodes a request body as its API's request type, nothing more (the fuzz target).
         pub fn decode_body(api: ApiKey, version: i16, body: &mut Bytes) -> Result<(), String> {
-            use kafka_protocol::protocol::Decodable;
             match api {
                 $(ApiKey::$a => kafka_protocol::messages::$areq::decode(body, version).map(|_| ()),)*
                 $(ApiKey::$b => kafka_protocol::messages::$breq::decode(body, version).map(|_| ()),)*
