@@ -72,6 +72,7 @@ async fn main() {
                 let p = &topic.partitions[i % partitions as usize];
                 pending.push(
                     broker
+                        .replicas
                         .append(p, batch.clone(), 1, sluice_broker::AppendOrigin::Client)
                         .unwrap(),
                 );
@@ -96,7 +97,7 @@ async fn main() {
     drop(broker);
 
     let broker = timed("restart after a clean shutdown", || open(&dir));
-    broker.checkpoint_recovery_points();
+    broker.replicas.checkpoint_recovery_points();
     drop(broker); // a crash: no clean-shutdown markers
     let broker = timed("restart after a crash, recovery points saved", || {
         open(&dir)
@@ -134,13 +135,14 @@ async fn main() {
             let b = build_batch(round, &records);
             bytes += b.len();
             let pending = broker
+                .replicas
                 .append(p, b.into(), 1, sluice_broker::AppendOrigin::Client)
                 .unwrap();
             futures::executor::block_on(pending.wait(std::time::Duration::from_secs(30))).unwrap();
         }
     }
     let start = Instant::now();
-    broker.compact_all();
+    broker.replicas.compact_all();
     let secs = start.elapsed().as_secs_f64();
     println!(
         "compaction of {:.0} MB (1,000,000 records, 100,000 keys): {secs:.2} s, {:.0} MB/s",

@@ -12,7 +12,7 @@ use crate::config::{
     topic_config_def, validate_value, ConfigSource, ConfigType, TopicSettings, TOPIC_CONFIGS,
 };
 use crate::error::{BrokerError, Result};
-use crate::topic::{is_internal_topic, refuse_internal, validate_topic_name, Topic};
+use crate::replica::topic::{is_internal_topic, refuse_internal, validate_topic_name, Topic};
 use sluice_cluster::{placement, MetadataChange, PartitionMeta, TopicMeta};
 
 /// Largest partition count one request may ask for; bounds what a request can allocate.
@@ -96,7 +96,7 @@ impl TopicAdmin<'_> {
         partitions: i32,
         configs: &[(&str, &str)],
     ) -> Result<Arc<Topic>> {
-        if let Some(t) = self.broker.topic(name) {
+        if let Some(t) = self.broker.replicas.topic(name) {
             return Ok(t);
         }
         let mut all = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
@@ -105,6 +105,7 @@ impl TopicAdmin<'_> {
             Ok(t) => Ok(t),
             Err(BrokerError::TopicAlreadyExists(_)) => self
                 .broker
+                .replicas
                 .topic(name)
                 .ok_or(BrokerError::CoordinatorNotAvailable),
             Err(BrokerError::NotController) => Err(BrokerError::CoordinatorNotAvailable),
@@ -231,6 +232,7 @@ impl TopicAdmin<'_> {
         self.commit_with_replicas(&mine, MetadataChange::CreateTopic(meta))?;
         info!(topic = name, partitions, "created topic");
         self.broker
+            .replicas
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)
     }
@@ -258,16 +260,19 @@ impl TopicAdmin<'_> {
         let settings = TopicSettings {
             overrides: meta.configs.clone(),
         };
-        let mut prepared = self.broker.apply.lock();
+        let mut prepared = self.broker.replicas.apply.lock();
         let made = self
             .broker
+            .replicas
             .create_partitions_files(&topic, indexes, &settings)?;
         for p in &made {
             prepared.insert((topic.clone(), p.index), p.clone());
         }
         match crate::wait_for(self.broker.coordinator.commit(vec![change])) {
             Ok(image) => {
-                self.broker.apply_image_locked(image, &mut prepared);
+                self.broker
+                    .replicas
+                    .apply_image_locked(image, &mut prepared);
                 drop(prepared);
                 if let Err(e) = self.broker.groups().follow_leadership() {
                     warn!(error = %e, "following the offsets partitions' leadership");
@@ -301,7 +306,7 @@ impl TopicAdmin<'_> {
 
     /// The topic, created with the broker defaults if it does not exist and auto-creation is on.
     pub fn topic_or_auto_create(&self, name: &str) -> Result<Arc<Topic>> {
-        if let Some(t) = self.broker.topic(name) {
+        if let Some(t) = self.broker.replicas.topic(name) {
             return Ok(t);
         }
         if name == crate::group::OFFSETS_TOPIC {
@@ -314,6 +319,7 @@ impl TopicAdmin<'_> {
             Ok(t) => Ok(t),
             Err(BrokerError::TopicAlreadyExists(_)) => self
                 .broker
+                .replicas
                 .topic(name)
                 .ok_or(BrokerError::UnknownTopicOrPartition),
             Err(e) => Err(e),
@@ -477,6 +483,7 @@ impl TopicAdmin<'_> {
     fn check_partition_budget(&self, more: i32) -> Result<()> {
         let hosted: usize = self
             .broker
+            .replicas
             .topics()
             .iter()
             .map(|t| t.partitions.len())
@@ -495,6 +502,7 @@ impl TopicAdmin<'_> {
     pub fn describe_topic_configs(&self, name: &str) -> Result<Vec<ConfigEntry>> {
         let topic = self
             .broker
+            .replicas
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
         Ok(TOPIC_CONFIGS
@@ -523,6 +531,7 @@ impl TopicAdmin<'_> {
         let _admin = self.broker.admin_lock.lock();
         let topic = self
             .broker
+            .replicas
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let mut overrides = topic.settings.overrides.clone();
@@ -580,6 +589,7 @@ impl TopicAdmin<'_> {
         let _admin = self.broker.admin_lock.lock();
         let topic = self
             .broker
+            .replicas
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
         self.apply_topic_overrides(&topic, overrides, validate_only)

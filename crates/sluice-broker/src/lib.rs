@@ -2,34 +2,27 @@
 //! group commit of fsyncs, topic administration. Protocol-neutral: no Kafka wire types.
 
 mod admin;
-mod appender;
 mod broker;
 pub mod config;
 mod elections;
 mod error;
-mod fetch;
-mod flusher;
 pub mod group;
-mod header_marks;
 pub mod metrics;
-mod partition;
-mod produce;
 mod producer_ids;
-mod replicas;
+pub mod replica;
 pub mod share;
-mod topic;
 pub mod txn;
 
 pub use admin::{ConfigEntry, ConfigOp, TopicAdmin, MAX_PARTITIONS_PER_TOPIC};
 pub use broker::{lock_data_dir, Broker};
 pub use config::{BrokerConfig, ConfigSource, ConfigType, FlushPolicy};
 pub use error::{BrokerError, Result};
-pub use fetch::{fetch, FetchTarget, FetchedPartition};
-pub use partition::{FollowerState, IsrProposal, Partition, PartitionOffsets};
-pub use produce::{AppendOrigin, PendingAppend};
 pub use producer_ids::{BlockSource, ProducerIds, PRODUCER_ID_BLOCK};
-pub use replicas::FollowTarget;
-pub use topic::{is_internal_topic, validate_topic_name, Topic};
+pub use replica::fetch::{fetch, FetchTarget, FetchedPartition};
+pub use replica::partition::{FollowerState, IsrProposal, Partition, PartitionOffsets};
+pub use replica::produce::{AppendOrigin, PendingAppend};
+pub use replica::topic::{is_internal_topic, validate_topic_name, Topic};
+pub use replica::{FollowTarget, ReplicaManager};
 
 /// Waits, from synchronous code, for a coordinator call. Embedded calls are ready at once; an
 /// etcd call is a network round trip: on a tokio worker thread the worker is handed over

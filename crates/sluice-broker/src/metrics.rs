@@ -253,7 +253,7 @@ impl Broker {
     }
 
     fn render_log_metrics(&self, out: &mut String) {
-        let image = self.image();
+        let image = self.replicas.image();
         let me = self.config.node_id;
         // One family after another: the text format wants a family's samples together.
         let families: [(&str, &str, &str); 9] = [
@@ -307,7 +307,7 @@ impl Broker {
         let mut under_replicated = 0;
         let mut offline = 0;
         let mut under_by_name = String::new();
-        for topic in self.topics() {
+        for topic in self.replicas.topics() {
             let name = label(&topic.name);
             let (mut records_in, mut bytes_in, mut records_out, mut bytes_out) = (0, 0, 0, 0);
             for p in topic.partitions.iter() {

@@ -44,7 +44,7 @@ pub fn controller_elsewhere(ctx: &Context) -> Option<(String, u16)> {
     if ctx.broker.is_controller() {
         return None;
     }
-    let image = ctx.broker.image();
+    let image = ctx.broker.replicas.image();
     let controller = image.broker(image.controller_id)?;
     (controller.node_id != ctx.broker.config.node_id)
         .then(|| (controller.host.clone(), controller.port))
@@ -109,7 +109,7 @@ impl sluice_broker::BlockSource for ControllerBlocks {
                 .broker
                 .upgrade()
                 .ok_or(BrokerError::CoordinatorNotAvailable)?;
-            let image = broker.image();
+            let image = broker.replicas.image();
             let controller = image
                 .broker(image.controller_id)
                 .ok_or(BrokerError::CoordinatorNotAvailable)?;
@@ -370,7 +370,7 @@ impl sluice_broker::share::ShareStateRemote for ShareCoordinators {
                 .broker
                 .upgrade()
                 .ok_or(sluice_broker::BrokerError::CoordinatorNotAvailable)?;
-            let image = broker.image();
+            let image = broker.replicas.image();
             let controller = image
                 .broker(image.controller_id)
                 .ok_or(sluice_broker::BrokerError::CoordinatorNotAvailable)?;

@@ -25,13 +25,13 @@ const ALTER_PARTITION_VERSION: i16 = 2;
 /// Runs the tracker until `shutdown` turns true.
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let proposals = broker.isr_proposals();
+        let proposals = broker.replicas.isr_proposals();
         if !proposals.is_empty() {
             send(&broker, proposals).await;
         }
         tokio::select! {
             _ = tokio::time::sleep(round(&broker)) => {}
-            _ = broker.isr_wakeup.notified() => {}
+            _ = broker.replicas.isr_wakeup.notified() => {}
             _ = shutdown.changed() => return,
         }
     }
@@ -71,7 +71,7 @@ async fn send(broker: &Arc<Broker>, proposals: Vec<Proposal>) {
         }
         return;
     }
-    let image = broker.image();
+    let image = broker.replicas.image();
     let Some(controller) = image.broker(image.controller_id) else {
         fail_all(&proposals, "no controller is known");
         return;

@@ -39,7 +39,7 @@ const REFRESH: Duration = Duration::from_millis(200);
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut fetchers: HashMap<i32, watch::Sender<Vec<FollowTarget>>> = HashMap::new();
     loop {
-        let wanted = broker.follow_targets();
+        let wanted = broker.replicas.follow_targets();
         fetchers.retain(|leader, tx| {
             let keep = wanted.contains_key(leader);
             if !keep {
@@ -233,7 +233,7 @@ async fn cut_divergent_tail(
         }
         let b = broker.clone();
         let target = t.clone();
-        tokio::task::spawn_blocking(move || b.truncate_replica(&target, to))
+        tokio::task::spawn_blocking(move || b.replicas.truncate_replica(&target, to))
             .await
             .map_err(std::io::Error::other)?
             .map_err(std::io::Error::other)?;
@@ -298,7 +298,7 @@ async fn fetch_once(
                 let b = broker.clone();
                 let target = (*t).clone();
                 let at = p.log_start_offset;
-                tokio::task::spawn_blocking(move || b.restart_replica_at(&target, at))
+                tokio::task::spawn_blocking(move || b.replicas.restart_replica_at(&target, at))
                     .await
                     .map_err(std::io::Error::other)?
                     .map_err(std::io::Error::other)?;
@@ -338,10 +338,11 @@ async fn fetch_once(
             if let Some(whole) = whole {
                 let b = broker.clone();
                 let target = (*t).clone();
-                let appended =
-                    tokio::task::spawn_blocking(move || b.append_replicated(&target, &whole))
-                        .await
-                        .map_err(std::io::Error::other)?;
+                let appended = tokio::task::spawn_blocking(move || {
+                    b.replicas.append_replicated(&target, &whole)
+                })
+                .await
+                .map_err(std::io::Error::other)?;
                 match appended {
                     Ok(Some(synced)) => syncing.push(synced),
                     Ok(None) => {}

@@ -204,13 +204,13 @@ async fn hand_over_leaderships(broker: &sluice_broker::Broker) {
     const HANDOVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
     broker.leave_cluster().await;
     let deadline = tokio::time::Instant::now() + HANDOVER_TIMEOUT;
-    let mut left = broker.leaderships_to_hand_over();
+    let mut left = broker.replicas.leaderships_to_hand_over();
     if left > 0 {
         tracing::info!(partitions = left, "handing leaderships over");
     }
     while left > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        left = broker.leaderships_to_hand_over();
+        left = broker.replicas.leaderships_to_hand_over();
     }
     if left > 0 {
         tracing::warn!(

@@ -141,7 +141,7 @@ impl GroupCoordinator<'_> {
         if group.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
-        let image = self.broker.image();
+        let image = self.broker.replicas.image();
         let all = &image.group_configs;
         Ok(GROUP_CONFIGS
             .iter()
@@ -238,7 +238,7 @@ impl GroupCoordinator<'_> {
     /// The KIP-848 session timeout and heartbeat interval of `group`, in ms.
     /// The effective value of the group setting `name` for `group`.
     pub(crate) fn group_setting_str(&self, group: &str, name: &str) -> String {
-        let image = self.broker.image();
+        let image = self.broker.replicas.image();
         let def = group_config_def(name).expect("a known group setting");
         value(&self.broker.config, image.group_configs.get(group), def).0
     }
@@ -249,7 +249,7 @@ impl GroupCoordinator<'_> {
     }
 
     pub(crate) fn consumer_group_timing(&self, group: &str) -> (u64, i32) {
-        let image = self.broker.image();
+        let image = self.broker.replicas.image();
         let all = &image.group_configs;
         let get = |name: &str| {
             value(

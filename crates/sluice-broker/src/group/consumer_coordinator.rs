@@ -68,6 +68,7 @@ impl GroupCoordinator<'_> {
             .iter()
             .filter_map(|t| {
                 self.broker
+                    .replicas
                     .topic(t)
                     .map(|topic| (t.clone(), topic.partition_count))
             })

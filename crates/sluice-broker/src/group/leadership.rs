@@ -15,7 +15,7 @@ use super::records::{self, OffsetsRecord};
 use super::state::Group;
 use super::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::error::{BrokerError, Result};
-use crate::partition::Partition;
+use crate::replica::partition::Partition;
 
 impl GroupCoordinator<'_> {
     /// Brings the groups in memory in line with the offsets partitions this broker leads in
@@ -26,8 +26,8 @@ impl GroupCoordinator<'_> {
         // Held throughout: one follower at a time. Lock order: offsets_led, group_state,
         // offsets_loading.
         let mut led = broker.offsets_led.lock();
-        let image = broker.image();
-        let hosted = broker.topic(OFFSETS_TOPIC);
+        let image = broker.replicas.image();
+        let hosted = broker.replicas.topic(OFFSETS_TOPIC);
         let (now_led, count) = match (image.topic(OFFSETS_TOPIC), &hosted) {
             (Some(meta), Some(hosted)) => {
                 let me = broker.config.node_id;

@@ -13,9 +13,9 @@ use super::records::{self, CommittedOffset};
 use super::state::{Group, GroupState};
 use super::GroupCoordinator;
 use crate::error::{BrokerError, Result};
-use crate::partition::Partition;
-use crate::produce::PendingAppend;
-use crate::topic::Topic;
+use crate::replica::partition::Partition;
+use crate::replica::produce::PendingAppend;
+use crate::replica::topic::Topic;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -119,7 +119,7 @@ impl GroupCoordinator<'_> {
     /// partition. COORDINATOR_NOT_AVAILABLE while the topic does not exist or the
     /// partition has no live leader.
     pub fn group_coordinator(&self, group: &str) -> Result<sluice_cluster::BrokerInfo> {
-        let image = self.broker.image();
+        let image = self.broker.replicas.image();
         let topic = image
             .topic(OFFSETS_TOPIC)
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
@@ -141,7 +141,7 @@ impl GroupCoordinator<'_> {
             return Err(BrokerError::InvalidGroupId);
         }
         self.offsets_topic()?;
-        let image = self.broker.image();
+        let image = self.broker.replicas.image();
         let topic = image
             .topic(OFFSETS_TOPIC)
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
@@ -164,10 +164,12 @@ impl GroupCoordinator<'_> {
         // Never created here: callers hold the group lock (check_coordinator created it).
         let topic = self
             .broker
+            .replicas
             .topic(OFFSETS_TOPIC)
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
         let index = records::partition_for(group, topic.partition_count);
         self.broker
+            .replicas
             .local_leader(OFFSETS_TOPIC, index, -1)
             .map_err(|e| match e {
                 BrokerError::NotLeaderOrFollower { .. } => BrokerError::NotCoordinator,
@@ -204,7 +206,7 @@ impl GroupCoordinator<'_> {
         if let Some((id, epoch)) = producer {
             batch::set_transactional(&mut batch, id, epoch, -1);
         }
-        self.broker.append(
+        self.broker.replicas.append(
             &partition,
             batch.into(),
             -1,
@@ -245,6 +247,7 @@ impl GroupCoordinator<'_> {
             .map(|c| {
                 let known = self
                     .broker
+                    .replicas
                     .topic(&c.topic)
                     .is_some_and(|t| (0..t.partition_count).contains(&c.partition));
                 if !known {
@@ -373,7 +376,7 @@ impl GroupCoordinator<'_> {
         self.fetch_offsets(group_id, None)
             .into_iter()
             .flat_map(|(topic, parts)| {
-                let t = self.broker.topic(&topic);
+                let t = self.broker.replicas.topic(&topic);
                 parts.into_iter().filter_map(move |(p, c)| {
                     let committed = c?.offset;
                     let log_end = t.as_ref()?.partition(p)?.offsets().high_watermark;
@@ -624,16 +627,17 @@ mod tests {
             1,
             &[(None, Some(b"v")), (None, Some(b"w")), (None, Some(b"x"))],
         );
-        b.append(
-            &t.partitions[0],
-            batch.into(),
-            -1,
-            crate::AppendOrigin::Client,
-        )
-        .unwrap()
-        .wait(std::time::Duration::from_secs(5))
-        .await
-        .unwrap();
+        b.replicas
+            .append(
+                &t.partitions[0],
+                batch.into(),
+                -1,
+                crate::AppendOrigin::Client,
+            )
+            .unwrap()
+            .wait(std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
         let r = b
             .groups()
             .commit_offsets(
@@ -789,6 +793,7 @@ impl GroupCoordinator<'_> {
     pub(crate) fn complete_txn_offsets(&self, index: i32, producer_id: i64, commit: bool) {
         let count = self
             .broker
+            .replicas
             .topic(OFFSETS_TOPIC)
             .map_or(1, |t| t.partition_count);
         let mut groups = self.broker.group_state.lock();

@@ -59,7 +59,7 @@ impl Broker {
         self.check_share_admin(group)?;
         let mut out = Vec::with_capacity(topics.len());
         for topic in topics {
-            let Some(count) = self.topic(topic).map(|t| t.partition_count) else {
+            let Some(count) = self.replicas.topic(topic).map(|t| t.partition_count) else {
                 out.push(Err(BrokerError::UnknownTopicOrPartition));
                 continue;
             };
@@ -87,6 +87,7 @@ impl Broker {
         start: i64,
     ) -> Result<()> {
         let count = self
+            .replicas
             .topic(topic)
             .ok_or(BrokerError::UnknownTopicOrPartition)?
             .partition_count;

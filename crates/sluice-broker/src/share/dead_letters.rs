@@ -10,7 +10,7 @@ use tracing::warn;
 
 use super::partition::{ArchiveReason, ArchivedRecord};
 use crate::broker::Broker;
-use crate::partition::Partition;
+use crate::replica::partition::Partition;
 
 pub const DEAD_LETTER_TOPIC_CONFIG: &str = "errors.deadletterqueue.topic.name";
 /// How long a dead letter's write waits for its partition's in-sync replicas.
@@ -61,11 +61,13 @@ impl Broker {
         archived: &[ArchivedRecord],
     ) -> crate::Result<()> {
         let topic = self
+            .replicas
             .topic(name)
             .ok_or(crate::BrokerError::UnknownTopicOrPartition)?;
         // A partition of the topic this broker leads, else the source's namesake partition
         // (modulo the count) at its leader.
-        let local = (0..topic.partition_count).find_map(|p| self.local_leader(name, p, -1).ok());
+        let local =
+            (0..topic.partition_count).find_map(|p| self.replicas.local_leader(name, p, -1).ok());
         let mut letters = Vec::with_capacity(archived.len());
         for a in archived {
             if let Some(letter) = read_letter(group, source, a)? {
@@ -94,12 +96,17 @@ impl Broker {
         }
         seal_batch(&mut batch, letters.len() as i32, base, 0);
         if let Some(target) = local {
-            let pending =
-                self.append(&target, batch.into(), -1, crate::AppendOrigin::Coordinator)?;
+            let pending = self.replicas.append(
+                &target,
+                batch.into(),
+                -1,
+                crate::AppendOrigin::Coordinator,
+            )?;
             return pending.wait(WRITE_TIMEOUT).await.map(|_| ());
         }
         let index = source.index.rem_euclid(topic.partition_count.max(1));
         let leader = self
+            .replicas
             .image()
             .live_leader(name, index)
             .cloned()

@@ -22,7 +22,7 @@ use sluice_log::ReadBound;
 
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
-use crate::partition::Partition;
+use crate::replica::partition::Partition;
 
 pub use dead_letters::DEAD_LETTER_TOPIC_CONFIG;
 pub use delays::{DELAY_MS_HEADER, DELIVER_AT_HEADER};
@@ -430,7 +430,7 @@ impl Broker {
                             .sum();
                         budget = budget.saturating_sub(count as usize);
                         bytes = bytes.saturating_sub(records.len);
-                        if let Ok(p) = self.local_leader(topic, *index, -1) {
+                        if let Ok(p) = self.replicas.local_leader(topic, *index, -1) {
                             p.traffic.sent(count as u64, records.len);
                         }
                         entry.records = Some(records);
@@ -461,7 +461,7 @@ impl Broker {
     fn wakers_for(&self, group: &str, partitions: &[(Arc<str>, i32)]) -> Wakers {
         let mut w = Wakers::default();
         for (topic, index) in partitions {
-            if let Ok(p) = self.local_leader(topic, *index, -1) {
+            if let Ok(p) = self.replicas.local_leader(topic, *index, -1) {
                 w.high_watermarks
                     .push(p.subscribe_to(ReadBound::HighWatermark));
             }
@@ -536,7 +536,7 @@ impl Broker {
         p: &ShareFetchPartition,
         limits: &Limits,
     ) -> Result<(Option<BrokerError>, Option<PendingCommit>)> {
-        let partition = self.local_leader(&p.topic, p.partition, -1)?;
+        let partition = self.replicas.local_leader(&p.topic, p.partition, -1)?;
         let slot = self
             .existing_share_partition(group, &p.topic, p.partition)
             .ok_or_else(|| {
@@ -663,7 +663,7 @@ impl Broker {
             };
             out.push((|| {
                 let key = self.state_key(group, &topic, index)?;
-                let partition = self.local_leader(&topic, index, -1)?;
+                let partition = self.replicas.local_leader(&topic, index, -1)?;
                 let mut state = slot.state.lock();
                 state.release_member(member, limits);
                 Ok(PendingCommit {
@@ -873,7 +873,7 @@ impl Broker {
         let now = crate::now_ms();
         for ((group, topic, index), epoch, slot) in all {
             // Only a share-partition this broker still leads, in the epoch it was built in.
-            let Ok(partition) = self.local_leader(&topic, index, -1) else {
+            let Ok(partition) = self.replicas.local_leader(&topic, index, -1) else {
                 continue;
             };
             if partition.leader_epoch() != epoch {
@@ -927,7 +927,7 @@ impl Broker {
             let held = slot.state.lock().state_epoch();
             if let Ok(Some(persisted)) = self.load_share_state(&key).await {
                 if persisted.state_epoch > held {
-                    if let Ok(partition) = self.local_leader(&p.topic, p.partition, -1) {
+                    if let Ok(partition) = self.replicas.local_leader(&p.topic, p.partition, -1) {
                         self.forget_share_partition(group, &partition);
                     }
                 }
@@ -937,6 +937,7 @@ impl Broker {
 
     pub fn state_key(&self, group: &str, topic: &str, partition: i32) -> Result<state::StateKey> {
         let id = self
+            .replicas
             .topic(topic)
             .ok_or(BrokerError::UnknownTopicOrPartition)?
             .id;
@@ -957,7 +958,7 @@ impl Broker {
         limits: &Limits,
         mode: AcquireMode,
     ) -> Result<Option<(ShareRecords, Vec<Acquired>)>> {
-        let partition = self.local_leader(topic, index, -1)?;
+        let partition = self.replicas.local_leader(topic, index, -1)?;
         let Some(slot) = self.share_partition(group, topic, &partition).await? else {
             return Ok(None);
         };

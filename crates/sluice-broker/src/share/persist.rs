@@ -12,7 +12,7 @@ use sluice_cluster::BrokerInfo;
 use super::state::{self, PersistedState, StateKey, SHARE_STATE_TOPIC};
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
-use crate::partition::Partition;
+use crate::replica::partition::Partition;
 
 /// How long a share state write waits for the state partition's in-sync replicas.
 const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -105,7 +105,7 @@ impl Broker {
             {
                 return Err(BrokerError::FencedStateEpoch);
             }
-            let pending = self.append(
+            let pending = self.replicas.append(
                 &partition,
                 batch.into(),
                 -1,
@@ -118,7 +118,8 @@ impl Broker {
     }
 
     fn coordinated_partition(&self, key: &StateKey) -> Result<Arc<Partition>> {
-        self.local_leader(SHARE_STATE_TOPIC, state::state_partition_of(key), -1)
+        self.replicas
+            .local_leader(SHARE_STATE_TOPIC, state::state_partition_of(key), -1)
             .map_err(|e| match e {
                 BrokerError::NotLeaderOrFollower { .. } => BrokerError::NotCoordinator,
                 BrokerError::LeaderNotAvailable | BrokerError::UnknownTopicOrPartition => {
@@ -129,7 +130,7 @@ impl Broker {
     }
 
     async fn place_of(&self, key: &StateKey) -> Result<Place> {
-        if self.topic(SHARE_STATE_TOPIC).is_none() {
+        if self.replicas.topic(SHARE_STATE_TOPIC).is_none() {
             match state::state_topic(self) {
                 Ok(_) => {}
                 // Not the controller: ask it, and let the client retry meanwhile.
@@ -141,7 +142,7 @@ impl Broker {
             }
         }
         let index = state::state_partition_of(key);
-        let image = self.image();
+        let image = self.replicas.image();
         let leader = image
             .live_leader(SHARE_STATE_TOPIC, index)
             .cloned()

@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::group::records::{partition_for, Reader, Writer};
-use crate::partition::Partition;
-use crate::topic::Topic;
+use crate::replica::partition::Partition;
+use crate::replica::topic::Topic;
 
 pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
 /// Partitions of `__share_group_state` (Kafka's `share.coordinator.state.topic.num.partitions`).

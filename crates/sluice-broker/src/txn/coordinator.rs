@@ -16,8 +16,8 @@ use super::state::{EndDecision, InitDecision, TxnMetadata, TxnState, LAST_EPOCH}
 use super::{TransactionCoordinator, TXN_TOPIC};
 use crate::error::{BrokerError, Result};
 use crate::group::records::partition_for;
-use crate::partition::Partition;
-use crate::topic::Topic;
+use crate::replica::partition::Partition;
+use crate::replica::topic::Topic;
 
 /// The longest transactional id: its `__transaction_state` key stores it with a 16-bit
 /// length.
@@ -60,7 +60,7 @@ impl TransactionCoordinator<'_> {
 
     /// The `__transaction_state` partition of `transactional_id`.
     pub(crate) fn partition_of(&self, transactional_id: &str) -> Option<i32> {
-        let image = self.broker.image();
+        let image = self.broker.replicas.image();
         let topic = image.topic(TXN_TOPIC)?;
         Some(partition_for(transactional_id, topic.partition_count()))
     }
@@ -72,6 +72,7 @@ impl TransactionCoordinator<'_> {
             .partition_of(transactional_id)
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
         self.broker
+            .replicas
             .image()
             .live_leader(TXN_TOPIC, index)
             .cloned()
@@ -90,7 +91,7 @@ impl TransactionCoordinator<'_> {
         let index = self
             .partition_of(transactional_id)
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
-        let image = self.broker.image();
+        let image = self.broker.replicas.image();
         match image.topic(TXN_TOPIC).and_then(|t| t.partition(index)) {
             Some(p) if p.leader == self.broker.config.node_id => {
                 if self.broker.txns.loading.read().contains(&index)
@@ -111,6 +112,7 @@ impl TransactionCoordinator<'_> {
             .partition_of(transactional_id)
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
         self.broker
+            .replicas
             .local_leader(TXN_TOPIC, index, -1)
             .map_err(|e| match e {
                 BrokerError::NotLeaderOrFollower { .. } => BrokerError::NotCoordinator,
@@ -143,7 +145,7 @@ impl TransactionCoordinator<'_> {
             return Ok(());
         };
         let partition = self.state_partition(transactional_id)?;
-        self.broker.append(
+        self.broker.replicas.append(
             &partition,
             state_batch(transactional_id, &target).into(),
             -1,
@@ -167,7 +169,7 @@ impl TransactionCoordinator<'_> {
         let partition = self.state_partition(transactional_id)?;
         let key = records::key(transactional_id);
         let tombstone = batch::build_batch(crate::now_ms(), &[(Some(&key), None)]);
-        self.broker.append(
+        self.broker.replicas.append(
             &partition,
             tombstone.into(),
             -1,
@@ -194,7 +196,7 @@ impl TransactionCoordinator<'_> {
             };
             target.pending = false;
             let partition = self.state_partition(transactional_id)?;
-            let pending = self.broker.append(
+            let pending = self.broker.replicas.append(
                 &partition,
                 state_batch(transactional_id, &target).into(),
                 -1,

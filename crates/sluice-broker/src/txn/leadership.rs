@@ -17,7 +17,7 @@ use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
 use crate::group::leadership::for_each_record;
 use crate::group::records::partition_for;
-use crate::partition::Partition;
+use crate::replica::partition::Partition;
 
 impl TransactionCoordinator<'_> {
     /// Brings the ids in memory in line with the state partitions this broker leads.
@@ -25,8 +25,8 @@ impl TransactionCoordinator<'_> {
         let broker = self.broker;
         let txns = &broker.txns;
         let mut led = txns.led.lock();
-        let image = broker.image();
-        let hosted = broker.topic(TXN_TOPIC);
+        let image = broker.replicas.image();
+        let hosted = broker.replicas.topic(TXN_TOPIC);
         let (now_led, count) = match (image.topic(TXN_TOPIC), &hosted) {
             (Some(meta), Some(hosted)) => {
                 let me = broker.config.node_id;

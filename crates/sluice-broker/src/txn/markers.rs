@@ -89,8 +89,9 @@ impl Broker {
             .into_iter()
             .map(|(topic, index)| {
                 let pending = self
+                    .replicas
                     .local_leader(&topic, index, -1)
-                    .and_then(|p| self.append_trusted(&p, batch.clone()));
+                    .and_then(|p| self.replicas.append_trusted(&p, batch.clone()));
                 ((topic, index), pending)
             })
             .collect();
@@ -162,7 +163,7 @@ impl TransactionCoordinator<'_> {
                 let done = match &result {
                     Ok(()) => true,
                     Err(BrokerError::UnknownTopicOrPartition) => {
-                        self.broker.image().topic(&topic).is_none()
+                        self.broker.replicas.image().topic(&topic).is_none()
                     }
                     Err(e) => {
                         debug!(transactional_id, topic, index, error = %e, "marker not written yet");
@@ -203,7 +204,7 @@ impl TransactionCoordinator<'_> {
         marker: TxnMarker,
         partitions: &BTreeSet<(String, i32)>,
     ) -> PartitionResults {
-        let image = self.broker.image();
+        let image = self.broker.replicas.image();
         let me = self.broker.config.node_id;
         let mut by_leader: BTreeMap<i32, (BrokerInfo, Vec<(String, i32)>)> = BTreeMap::new();
         let mut results = PartitionResults::new();

@@ -98,7 +98,7 @@ async fn add(
     version: i16,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     // Partitions that do not exist fail alone; the others are not attempted.
-    let image = broker.image();
+    let image = broker.replicas.image();
     let unknown = |t: &TopicName, p: i32| {
         image
             .topic(t.as_str())

@@ -42,7 +42,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: AlterShareGroupOffsetsRequest) -
             .iter()
             .map(|t| {
                 let id = broker
-                    .topic(&t.topic_name)
+                    .replicas.topic(&t.topic_name)
                     .map(|t| t.id)
                     .unwrap_or_default();
                 let partitions = t

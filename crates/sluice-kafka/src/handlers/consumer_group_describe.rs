@@ -78,7 +78,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ConsumerGroupDescribeRequest) -
 fn assignment(broker: &Broker, a: &sluice_broker::group::Assignment) -> Assignment {
     let mut out: Vec<TopicPartitions> = Vec::new();
     for (topic, partition) in a {
-        let id = broker.topic(topic).map(|t| t.id).unwrap_or_default();
+        let id = broker.replicas.topic(topic).map(|t| t.id).unwrap_or_default();
         match out.iter_mut().find(|tp| tp.topic_name.0.as_str() == topic) {
             Some(tp) => tp.partitions.push(*partition),
             None => out.push(

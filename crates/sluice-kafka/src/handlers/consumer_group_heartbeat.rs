@@ -32,7 +32,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ConsumerGroupHeartbeatRequest) 
         tps.iter()
             .filter_map(|tp| {
                 broker
-                    .topic_by_id(tp.topic_id)
+                    .replicas.topic_by_id(tp.topic_id)
                     .map(|t| (t.name.to_string(), &tp.partitions))
             })
             .flat_map(|(name, ps)| ps.iter().map(move |p| (name.clone(), *p)))

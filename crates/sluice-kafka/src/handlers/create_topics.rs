@@ -84,7 +84,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Respons
                         topic.partition_count
                     };
                     result.replication_factor = broker
-                        .image()
+                        .replicas.image()
                         .topic(&t.name)
                         .and_then(|m| m.partitions.first())
                         .map_or(1, |p| p.replicas.len() as i16);

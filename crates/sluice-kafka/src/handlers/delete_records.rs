@@ -23,8 +23,8 @@ pub fn handle(ctx: &Context, reply: &Reply, req: DeleteRecordsRequest) -> Respon
                 .iter()
                 .map(|p| {
                     let result = broker
-                        .local_leader(&t.name, p.partition_index, -1)
-                        .and_then(|part| broker.delete_records(&part, p.offset));
+                        .replicas.local_leader(&t.name, p.partition_index, -1)
+                        .and_then(|part| broker.replicas.delete_records(&part, p.offset));
                     let r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
                     match result {

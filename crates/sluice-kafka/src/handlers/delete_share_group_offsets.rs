@@ -41,7 +41,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: DeleteShareGroupOffsetsRequest) 
                     .with_topic_name(t.topic_name.clone())
                     .with_topic_id(
                         broker
-                            .topic(&t.topic_name)
+                            .replicas.topic(&t.topic_name)
                             .map(|t| t.id)
                             .unwrap_or_default(),
                     )

@@ -34,7 +34,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: DeleteTopicsRequest) -> Respons
                 .with_topic_id(id);
             let name = match name {
                 Some(n) => Some(n.to_string()),
-                None => broker.topic_by_id(id).map(|t| t.name.to_string()),
+                None => broker.replicas.topic_by_id(id).map(|t| t.name.to_string()),
             };
             match name {
                 None => r.error_code = ResponseError::UnknownTopicId.code(),

@@ -11,7 +11,7 @@ use crate::Context;
 pub const VERSIONS: (i16, i16) = (0, 2);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: DescribeClusterRequest) -> Response {
-    let image = ctx.broker.image();
+    let image = ctx.broker.replicas.image();
     let brokers = image
         .brokers
         .values()

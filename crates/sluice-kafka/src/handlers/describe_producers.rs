@@ -24,7 +24,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: DescribeProducersRequest) -> Re
                 .iter()
                 .map(|&index| {
                     let r = PartitionResponse::default().with_partition_index(index);
-                    match ctx.broker.local_leader(&t.name, index, -1) {
+                    match ctx.broker.replicas.local_leader(&t.name, index, -1) {
                         Ok(p) => {
                             let log = p.log();
                             let mut producers: Vec<ProducerState> = log

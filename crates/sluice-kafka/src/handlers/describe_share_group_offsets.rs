@@ -62,7 +62,7 @@ async fn describe(
             subscribed
                 .into_iter()
                 .filter_map(|t| {
-                    let n = broker.topic(&t)?.partition_count;
+                    let n = broker.replicas.topic(&t)?.partition_count;
                     Some((t, (0..n).collect()))
                 })
                 .collect()
@@ -70,7 +70,7 @@ async fn describe(
     };
     let mut topics = Vec::with_capacity(asked.len());
     for (name, partitions) in asked {
-        let id = broker.topic(&name).map(|t| t.id).unwrap_or_default();
+        let id = broker.replicas.topic(&name).map(|t| t.id).unwrap_or_default();
         let mut answers = Vec::with_capacity(partitions.len());
         for p in partitions {
             let a = PartitionAnswer::default()

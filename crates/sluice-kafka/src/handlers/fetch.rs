@@ -44,7 +44,7 @@ enum SlotTarget {
 
 pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture {
     let broker = &ctx.broker;
-    let image = broker.image();
+    let image = broker.replicas.image();
     let mut hints = LeaderHints::default();
     let by_id = reply.version >= 13;
     // A follower names itself (replica id, in ReplicaState from v15): it reads to the log
@@ -82,15 +82,15 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
         for fp in &ft.partitions {
             let leader = match name {
                 Some(name) if consumer_v11 => broker
-                    .local_replica(name, fp.partition, fp.current_leader_epoch)
+                    .replicas.local_replica(name, fp.partition, fp.current_leader_epoch)
                     .map(|p| (p, None)),
                 Some(name) => broker
-                    .local_leader(name, fp.partition, fp.current_leader_epoch)
+                    .replicas.local_leader(name, fp.partition, fp.current_leader_epoch)
                     .and_then(|p| {
                         if replica < 0 {
                             return Ok((p, None));
                         }
-                        broker.check_follower(name, fp.partition, replica)?;
+                        broker.replicas.check_follower(name, fp.partition, replica)?;
                         // A follower whose log diverges is told where (v12+), and its fetch
                         // offset does not count as its log end.
                         let diverging = (reply.version >= 12)
@@ -99,7 +99,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                         if diverging.is_none()
                             && p.note_follower_fetch(replica, fp.fetch_offset, now)
                         {
-                            broker.isr_wakeup.notify_one();
+                            broker.replicas.isr_wakeup.notify_one();
                         }
                         Ok((p, diverging))
                     }),
@@ -107,7 +107,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
             };
             let redirect = match (&leader, client_rack, name) {
                 (Ok((p, _)), Some(rack), Some(name)) => broker
-                    .preferred_read_replica(name, fp.partition, rack)
+                    .replicas.preferred_read_replica(name, fp.partition, rack)
                     .map(|r| (r, p.offsets())),
                 _ => None,
             };

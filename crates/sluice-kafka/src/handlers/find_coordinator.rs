@@ -39,7 +39,7 @@ pub fn may_create_internal_topic(
     _reply: &Reply,
     req: &FindCoordinatorRequest,
 ) -> bool {
-    internal_topic(req.key_type).is_some_and(|t| ctx.broker.image().topic(t).is_none())
+    internal_topic(req.key_type).is_some_and(|t| ctx.broker.replicas.image().topic(t).is_none())
 }
 
 pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Response {
@@ -98,7 +98,7 @@ fn share_coordinator(
 ) -> Result<sluice_cluster::BrokerInfo, sluice_broker::BrokerError> {
     let index = sluice_broker::share::state_partition_for(key);
     ctx.broker
-        .image()
+        .replicas.image()
         .live_leader(sluice_broker::share::SHARE_STATE_TOPIC, index)
         .cloned()
         .ok_or(sluice_broker::BrokerError::CoordinatorNotAvailable)

@@ -35,7 +35,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ListOffsetsRequest) -> Response
                         .with_partition_index(p.partition_index);
                     let found = ctx
                         .broker
-                        .local_leader(&t.name, p.partition_index, p.current_leader_epoch)
+                        .replicas.local_leader(&t.name, p.partition_index, p.current_leader_epoch)
                         .and_then(|part| lookup(&part, p.timestamp, committed).map(|f| (f, part)));
                     match found {
                         Ok(((timestamp, offset), part)) => {

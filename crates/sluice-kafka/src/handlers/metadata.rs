@@ -24,7 +24,7 @@ pub fn may_create_topics(ctx: &Context, reply: &Reply, req: &MetadataRequest) ->
             topics.iter().any(|t| {
                 t.name
                     .as_ref()
-                    .is_some_and(|n| ctx.broker.image().topic(n).is_none())
+                    .is_some_and(|n| ctx.broker.replicas.image().topic(n).is_none())
             })
         })
 }
@@ -42,7 +42,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: MetadataRequest) -> Response {
         _ => None,
     };
     let allow_auto_create = reply.version < 4 || req.allow_auto_topic_creation;
-    let mut image = broker.image();
+    let mut image = broker.replicas.image();
     let topics = match requested {
         None => image
             .topics
@@ -66,7 +66,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: MetadataRequest) -> Response {
                 };
                 // A topic just created here is in a newer image.
                 if found.as_ref().is_ok_and(|name| image.topic(name).is_none()) {
-                    image = broker.image();
+                    image = broker.replicas.image();
                 }
                 let meta = found.and_then(|name| {
                     image
@@ -143,7 +143,7 @@ fn auto_create(ctx: &Context, name: &str) -> Result<(), BrokerError> {
         return Err(BrokerError::LeaderNotAvailable);
     }
     let deadline = std::time::Instant::now() + AUTO_CREATE_WAIT;
-    while ctx.broker.image().topic(name).is_none() {
+    while ctx.broker.replicas.image().topic(name).is_none() {
         if std::time::Instant::now() > deadline {
             return Err(BrokerError::LeaderNotAvailable);
         }

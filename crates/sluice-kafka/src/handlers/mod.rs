@@ -213,7 +213,7 @@ pub fn by_topic<'a>(
         match out.iter_mut().find(|t| t.1 == topic.as_str()) {
             Some(t) => t.2.push(partition),
             None => {
-                if let Some(t) = broker.topic(topic) {
+                if let Some(t) = broker.replicas.topic(topic) {
                     out.push((t.id, topic.as_str(), vec![partition]));
                 }
             }

@@ -25,7 +25,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: OffsetForLeaderEpochRequest) ->
                 .iter()
                 .map(|p| {
                     let answer = EpochEndOffset::default().with_partition(p.partition);
-                    match ctx.broker.end_offset_for_epoch(
+                    match ctx.broker.replicas.end_offset_for_epoch(
                         &t.topic,
                         p.partition,
                         p.current_leader_epoch,

@@ -28,7 +28,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
     let acks = req.acks;
     // How long acks=all waits for the in-sync replicas (the request's timeout).
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
-    let image = broker.image();
+    let image = broker.replicas.image();
     let mut hints = LeaderHints::default();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
@@ -36,7 +36,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
         for pd in topic_data.partition_data {
             let transactional_id = req.transactional_id.as_ref().map(|t| t.as_str());
             let result = broker
-                .local_leader(&topic_data.name, pd.index, -1)
+                .replicas.local_leader(&topic_data.name, pd.index, -1)
                 .and_then(|p| {
                     let records = pd.records.clone().unwrap_or_default();
                     // v12+: transactions v2, the partition joins the transaction here.
@@ -47,7 +47,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
                         reply.version >= 12,
                     )?;
                     broker
-                        .append(&p, records, acks, AppendOrigin::Client)
+                        .replicas.append(&p, records, acks, AppendOrigin::Client)
                         .map(|pending| (pending, p))
                 });
             let leader = match &result {

@@ -38,7 +38,7 @@ async fn answer(
     let mut partitions = Vec::new();
     let mut ids_of = Vec::new();
     for t in &req.topics {
-        let Some(topic) = broker.topic_by_id(t.topic_id) else {
+        let Some(topic) = broker.replicas.topic_by_id(t.topic_id) else {
             for p in &t.partitions {
                 by_topic.entry(t.topic_id).or_default().push(
                     PartitionData::default()

@@ -36,7 +36,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: ShareFetchRequest) -> ResponseFu
         let mut unknown: Vec<(Uuid, i32)> = Vec::new();
         let mut partitions = Vec::new();
         for t in &req.topics {
-            let Some(topic) = broker.topic_by_id(t.topic_id) else {
+            let Some(topic) = broker.replicas.topic_by_id(t.topic_id) else {
                 unknown.extend(t.partitions.iter().map(|p| (t.topic_id, p.partition_index)));
                 continue;
             };
@@ -62,7 +62,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: ShareFetchRequest) -> ResponseFu
             .iter()
             .filter_map(|t| {
                 broker
-                    .topic_by_id(t.topic_id)
+                    .replicas.topic_by_id(t.topic_id)
                     .map(|topic| (topic, &t.partitions))
             })
             .flat_map(|(topic, ps)| {
@@ -109,7 +109,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: ShareFetchRequest) -> ResponseFu
             ));
         }
         for p in result.partitions {
-            let Some(topic) = broker.topic(&p.topic) else {
+            let Some(topic) = broker.replicas.topic(&p.topic) else {
                 continue;
             };
             let (error_code, error_message) = error_of(&p.error);
@@ -186,7 +186,7 @@ pub fn error_of(e: &Option<BrokerError>) -> (i16, Option<StrBytes>) {
 
 /// The partition's leader and epoch as this broker knows them (for clients to move on).
 pub fn leader_of(broker: &Broker, topic: &str, partition: i32) -> LeaderIdAndEpoch {
-    let image = broker.image();
+    let image = broker.replicas.image();
     match image.topic(topic).and_then(|t| t.partition(partition)) {
         Some(p) => LeaderIdAndEpoch::default()
             .with_leader_id(p.leader)

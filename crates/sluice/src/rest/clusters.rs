@@ -9,7 +9,7 @@ fn cluster_data(rest: &Rest) -> Value {
         "kind": "KafkaCluster",
         "metadata": { "self": base, "resource_name": format!("crn:///kafka={id}") },
         "cluster_id": id,
-        "controller": related(&format!("{base}/brokers/{}", rest.broker.image().controller_id)),
+        "controller": related(&format!("{base}/brokers/{}", rest.broker.replicas.image().controller_id)),
         "brokers": related(&format!("{base}/brokers")),
         "topics": related(&format!("{base}/topics")),
         "consumer_groups": related(&format!("{base}/consumer-groups")),

@@ -55,7 +55,7 @@ impl Rest {
     }
 
     fn cluster_id(&self) -> String {
-        self.broker.image().cluster_id.clone()
+        self.broker.replicas.image().cluster_id.clone()
     }
 }
 

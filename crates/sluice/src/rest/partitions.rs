@@ -46,7 +46,7 @@ pub(super) async fn partitions(
 
 /// Bytes of a partition's replica on this broker (none when it has no replica here).
 fn local_size(rest: &Rest, topic: &str, partition: i32) -> Option<u64> {
-    let t = rest.broker.topic(topic)?;
+    let t = rest.broker.replicas.topic(topic)?;
     let p = t.partition(partition)?.clone();
     let size = p.log().size_bytes();
     Some(size)

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use tracing::error;
 
 use crate::error::BrokerError;
-use crate::partition::Partition;
+use crate::replica::partition::Partition;
 
 /// An acknowledgement waiting for its append to be durable, answered with the append's outcome.
 pub type FlushDone = (AppendInfo, oneshot::Sender<Result<AppendInfo, BrokerError>>);

@@ -39,7 +39,7 @@ pub struct Partition {
     /// Taken before `log` when both are needed.
     replication: Mutex<Replication>,
     /// Which records may carry Sluice's own headers (for share fetches).
-    pub(crate) header_marks: crate::header_marks::HeaderMarks,
+    pub(crate) header_marks: crate::replica::header_marks::HeaderMarks,
     /// Records and bytes in and out, for `/metrics`.
     pub traffic: crate::metrics::PartitionTraffic,
 }
@@ -149,7 +149,7 @@ impl Partition {
                 leader_high_watermark: -1,
                 ..Replication::default()
             }),
-            header_marks: crate::header_marks::HeaderMarks::new(ready.offset),
+            header_marks: crate::replica::header_marks::HeaderMarks::new(ready.offset),
             traffic: Default::default(),
         }
     }

@@ -8,10 +8,10 @@ use bytes::Bytes;
 use sluice_log::{batch, records, AppendInfo};
 use tokio::sync::oneshot;
 
-use crate::appender::AppendJob;
-use crate::broker::Broker;
+use super::ReplicaManager;
 use crate::error::{BrokerError, Result};
-use crate::partition::Partition;
+use crate::replica::appender::AppendJob;
+use crate::replica::partition::Partition;
 
 /// An append queued for the append stage; `wait` resolves when it may be acknowledged.
 pub struct PendingAppend {
@@ -64,7 +64,7 @@ impl PendingAppend {
 }
 
 /// Who appends: a client's Produce, or the broker itself for an internal topic (group
-/// records). Followers append with `append_replicated` (replicas.rs), keeping the leader's
+/// records). Followers append with `append_replicated` (replica/follower.rs), keeping the leader's
 /// offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendOrigin {
@@ -72,7 +72,7 @@ pub enum AppendOrigin {
     Coordinator,
 }
 
-impl Broker {
+impl ReplicaManager {
     /// Checks `records` now (framing, CRC, size, then every record as Kafka's LogValidator
     /// does) and queues them for the append stage. Invalid batches are refused here, on the
     /// connection's thread, before anything is written.
@@ -86,7 +86,9 @@ impl Broker {
         if !matches!(acks, -1..=1) {
             return Err(BrokerError::InvalidRequiredAcks(acks));
         }
-        if origin == AppendOrigin::Client && crate::topic::is_internal_topic(&partition.topic) {
+        if origin == AppendOrigin::Client
+            && crate::replica::topic::is_internal_topic(&partition.topic)
+        {
             return Err(BrokerError::InvalidTopic(format!(
                 "{} is internal: only the broker writes to it",
                 partition.topic
@@ -176,5 +178,80 @@ impl Broker {
             acks: -1,
             leader_epoch,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::Ordering;
+
+    use crate::broker::tests::broker;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_appends_share_fsyncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker(dir.path());
+        let topic = broker
+            .admin()
+            .create_topic("gc", 1, 1, BTreeMap::new(), false)
+            .unwrap();
+        let p = topic.partitions[0].clone();
+        let batch = sluice_log::batch::build_batch(1, &[(None, Some(b"v"))]);
+        let pending: Vec<_> = (0..200)
+            .map(|_| {
+                broker
+                    .replicas
+                    .append(&p, batch.clone().into(), -1, crate::AppendOrigin::Client)
+                    .unwrap()
+            })
+            .collect();
+        let mut offsets = Vec::new();
+        for w in pending {
+            offsets.push(
+                w.wait(std::time::Duration::from_secs(5))
+                    .await
+                    .unwrap()
+                    .base_offset,
+            );
+        }
+        assert_eq!(offsets, (0..200).collect::<Vec<_>>());
+        let stats = broker.replicas.flush_stats();
+        let (requests, fsyncs) = (
+            stats.requests.load(Ordering::Relaxed),
+            stats.fsyncs.load(Ordering::Relaxed),
+        );
+        assert_eq!(requests, 200);
+        assert!(
+            fsyncs < 100,
+            "200 acknowledged appends took {fsyncs} fsyncs: group commit is not grouping"
+        );
+        assert_eq!(
+            p.offsets().high_watermark,
+            200,
+            "everything acknowledged is visible"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn acknowledgement_waits_for_the_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker(dir.path());
+        let topic = broker
+            .admin()
+            .create_topic("w", 1, 1, BTreeMap::new(), false)
+            .unwrap();
+        let p = topic.partitions[0].clone();
+        let batch = sluice_log::batch::build_batch(1, &[(None, Some(b"v"))]);
+        let pending = broker
+            .replicas
+            .append(&p, batch.into(), 1, crate::AppendOrigin::Client)
+            .unwrap();
+        let info = pending
+            .wait(std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        // Once acknowledged, the log's flushed point covers the record.
+        assert!(p.log().flushed_offset() > info.last_offset);
     }
 }

@@ -9,7 +9,7 @@ use futures::future::select_all;
 use sluice_log::{ReadBound, ReadSlice};
 
 use crate::error::Result;
-use crate::partition::{Partition, PartitionOffsets};
+use crate::replica::partition::{Partition, PartitionOffsets};
 
 pub struct FetchTarget {
     pub partition: Arc<Partition>,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::config::TopicSettings;
 use crate::error::{BrokerError, Result};
-use crate::partition::Partition;
+use crate::replica::partition::Partition;
 
 pub struct Topic {
     pub name: Arc<str>,

@@ -17,8 +17,8 @@ use tokio::sync::oneshot;
 
 use crate::config::FlushPolicy;
 use crate::error::{BrokerError, Result};
-use crate::flusher::Flusher;
-use crate::partition::Partition;
+use crate::replica::flusher::Flusher;
+use crate::replica::partition::Partition;
 
 pub type AppendDone = oneshot::Sender<Result<AppendInfo>>;
 
