@@ -12,8 +12,8 @@ mod forward;
 pub mod fuzzing;
 mod handlers;
 mod isr_tracker;
+mod leader_link;
 mod leaders;
-mod replica_fetcher;
 mod reply;
 mod share_frame;
 mod txn_remote;
@@ -80,7 +80,13 @@ pub async fn serve(
         broker: Arc::downgrade(&broker),
         links: Default::default(),
     }));
-    tokio::spawn(replica_fetcher::run(broker.clone(), shutdown.clone()));
+    tokio::spawn(sluice_broker::replica::follower_fetcher::run(
+        broker.replicas.clone(),
+        Arc::new(leader_link::LeaderLinks {
+            me: broker.config.node_id,
+        }),
+        shutdown.clone(),
+    ));
     tokio::spawn(isr_tracker::run(broker.clone(), shutdown.clone()));
     let ctx = Arc::new(Context::new(broker));
     info!(addr = ?listener.local_addr().ok(), "Kafka listener ready");

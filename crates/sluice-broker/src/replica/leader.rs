@@ -7,7 +7,35 @@ use super::partition::{IsrProposal, Partition};
 use super::ReplicaManager;
 use crate::error::{BrokerError, Result};
 
+/// Where a follower's log parts from the leader's: the leader's epoch (the latest at or below
+/// the follower's) and where it ends here.
+pub type Divergence = (i32, i64);
+
 impl ReplicaManager {
+    /// A follower's fetch of a partition led here, from `fetch_offset`: the partition to read
+    /// (to its log end), or the error for the follower. When `last_fetched_epoch` is given
+    /// (Fetch v12+) and the follower's log diverges from this one, the answer says where
+    /// (the epoch and its end offset here) and the fetch offset does not count as the
+    /// follower's log end; otherwise it does, which may advance the high watermark and wake
+    /// the ISR tracker when the follower has caught up.
+    pub fn follower_fetch(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+        replica: i32,
+        fetch_offset: i64,
+        last_fetched_epoch: Option<i32>,
+    ) -> Result<(Arc<Partition>, Option<Divergence>)> {
+        let p = self.local_leader(topic, partition, current_leader_epoch)?;
+        self.check_follower(topic, partition, replica)?;
+        let diverging = last_fetched_epoch.and_then(|e| p.diverging_epoch(e, fetch_offset));
+        if diverging.is_none() && p.note_follower_fetch(replica, fetch_offset, crate::now_ms()) {
+            self.isr_wakeup.notify_one();
+        }
+        Ok((p, diverging))
+    }
+
     /// The ISR changes the partitions led here need now (each marked in flight until the
     /// image settles it), with their topic ids.
     pub fn isr_proposals(&self) -> Vec<(uuid::Uuid, Arc<Partition>, IsrProposal)> {
@@ -40,7 +68,7 @@ impl ReplicaManager {
     }
 
     /// Ok if broker `replica` holds a replica of the partition (a follower may fetch it).
-    pub fn check_follower(&self, topic: &str, partition: i32, replica: i32) -> Result<()> {
+    fn check_follower(&self, topic: &str, partition: i32, replica: i32) -> Result<()> {
         let image = self.image();
         let placed = image
             .topic(topic)

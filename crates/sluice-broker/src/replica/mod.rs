@@ -22,6 +22,7 @@ mod apply;
 pub(crate) mod fetch;
 pub(crate) mod flusher;
 mod follower;
+pub mod follower_fetcher;
 pub(crate) mod header_marks;
 mod leader;
 pub(crate) mod partition;

@@ -68,7 +68,6 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
     let client_rack = consumer_v11
         .then(|| req.rack_id.as_str())
         .filter(|r| !r.is_empty());
-    let now = sluice_broker::now_ms();
     let mut topics = Vec::with_capacity(req.topics.len());
     let mut slots = Vec::new();
     let mut targets = Vec::new();
@@ -84,25 +83,19 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                 Some(name) if consumer_v11 => broker
                     .replicas.local_replica(name, fp.partition, fp.current_leader_epoch)
                     .map(|p| (p, None)),
-                Some(name) => broker
-                    .replicas.local_leader(name, fp.partition, fp.current_leader_epoch)
-                    .and_then(|p| {
-                        if replica < 0 {
-                            return Ok((p, None));
-                        }
-                        broker.replicas.check_follower(name, fp.partition, replica)?;
-                        // A follower whose log diverges is told where (v12+), and its fetch
-                        // offset does not count as its log end.
-                        let diverging = (reply.version >= 12)
-                            .then(|| p.diverging_epoch(fp.last_fetched_epoch, fp.fetch_offset))
-                            .flatten();
-                        if diverging.is_none()
-                            && p.note_follower_fetch(replica, fp.fetch_offset, now)
-                        {
-                            broker.replicas.isr_wakeup.notify_one();
-                        }
-                        Ok((p, diverging))
-                    }),
+                Some(name) if replica < 0 => broker
+                    .replicas
+                    .local_leader(name, fp.partition, fp.current_leader_epoch)
+                    .map(|p| (p, None)),
+                // A follower whose log diverges is told where (v12+).
+                Some(name) => broker.replicas.follower_fetch(
+                    name,
+                    fp.partition,
+                    fp.current_leader_epoch,
+                    replica,
+                    fp.fetch_offset,
+                    (reply.version >= 12).then_some(fp.last_fetched_epoch),
+                ),
                 None => Err(BrokerError::UnknownTopicOrPartition),
             };
             let redirect = match (&leader, client_rack, name) {
