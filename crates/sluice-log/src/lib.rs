@@ -19,7 +19,8 @@ pub mod verify;
 pub use error::{LogError, RecordError, Result};
 pub use log::{
     segment_file_name, sync_filesystem, AppendInfo, Log, LogConfig, LogPosition, PendingWrite,
-    PreparedAppend, ReadBound, ReadSlice, RecoveryCheckpoint, StagedClose, TimestampLookup,
+    PreparedAppend, PreparedReplicated, ReadBound, ReadSlice, RecoveryCheckpoint, ReplicatedWrite,
+    StagedClose, TimestampLookup,
 };
 
 #[cfg(test)]

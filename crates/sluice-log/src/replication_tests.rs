@@ -225,3 +225,57 @@ proptest! {
         prop_assert_eq!(a.epochs().entries(), written.as_slice());
     }
 }
+
+/// The follower's append in three steps (the broker writes without the log's lock): until
+/// committed nothing is visible and nothing else may change the log; a failed write is undone.
+#[test]
+fn a_replicated_write_is_invisible_until_committed_and_a_failed_one_is_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut leader = Log::open(&dir.path().join("leader"), config(), 0).unwrap();
+    let mut follower = Log::open(&dir.path().join("follower"), config(), 0).unwrap();
+    lead(&mut leader, 1, 3, 10);
+    let slice = leader
+        .read_bounded(0, 1 << 20, ReadBound::LogEnd)
+        .unwrap()
+        .unwrap();
+    let bytes = slice.read_to_vec().unwrap();
+    let summary = validate_batches(&bytes, 1 << 20).unwrap();
+
+    let crate::PreparedReplicated::Write(pending) = follower
+        .prepare_replicated(&bytes, &summary, 1_000)
+        .unwrap()
+    else {
+        panic!("a batch to write was planned as empty");
+    };
+    assert_eq!(follower.log_end_offset(), 0, "visible before its commit");
+    assert!(follower
+        .prepare_replicated(&bytes, &summary, 1_000)
+        .is_err());
+    assert!(follower.truncate_to(0, 1_000).is_err());
+    let failed = Err(std::io::Error::other("disk full"));
+    assert!(follower.commit_replicated(pending, &bytes, failed).is_err());
+    assert_eq!(
+        follower.log_end_offset(),
+        0,
+        "a failed write left offsets behind"
+    );
+
+    let crate::PreparedReplicated::Write(pending) = follower
+        .prepare_replicated(&bytes, &summary, 1_000)
+        .unwrap()
+    else {
+        panic!("a batch to write was planned as empty");
+    };
+    let written = pending.write(&bytes);
+    let info = follower
+        .commit_replicated(pending, &bytes, written)
+        .unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (0, 2));
+    assert_eq!(follower.log_end_offset(), 3);
+    assert_eq!(follower.epochs().latest_epoch(), Some(1));
+    let copied = follower
+        .read_bounded(0, 1 << 20, ReadBound::LogEnd)
+        .unwrap()
+        .unwrap();
+    assert_eq!(copied.read_to_vec().unwrap(), bytes);
+}

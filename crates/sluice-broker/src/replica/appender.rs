@@ -15,7 +15,6 @@ use sluice_log::batch::BatchSetSummary;
 use sluice_log::{AppendInfo, PreparedAppend};
 use tokio::sync::oneshot;
 
-use crate::config::FlushPolicy;
 use crate::error::{BrokerError, Result};
 use crate::replica::flusher::Flusher;
 use crate::replica::partition::Partition;
@@ -109,30 +108,11 @@ fn run(rx: mpsc::Receiver<Job>, flusher: &Flusher) {
                 .header_marks
                 .written(partition.log().end().offset - 1);
         }
-        let info = match appended {
-            Ok(info) => {
-                partition.note_log_end(info.end.offset);
-                info
-            }
+        match appended {
+            Ok(info) => flusher.after_append(partition, info, summary.offset_count, done),
             Err(e) => {
                 if let Some(done) = done {
                     let _ = done.send(Err(e.into()));
-                }
-                continue;
-            }
-        };
-        match partition.flush_policy() {
-            FlushPolicy::EveryWrite => {
-                flusher.request(partition, info.end, done.map(|tx| (info, tx)));
-            }
-            FlushPolicy::Interval { messages, .. } => {
-                partition.publish(info.end);
-                if partition.note_unflushed(summary.offset_count, messages) {
-                    partition.flush_requested(crate::now_ms());
-                    flusher.request(partition, info.end, None);
-                }
-                if let Some(done) = done {
-                    let _ = done.send(Ok(info));
                 }
             }
         }

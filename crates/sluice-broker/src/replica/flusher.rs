@@ -14,6 +14,7 @@ use sluice_log::{AppendInfo, LogPosition};
 use tokio::sync::oneshot;
 use tracing::error;
 
+use crate::config::FlushPolicy;
 use crate::error::BrokerError;
 use crate::replica::partition::Partition;
 
@@ -53,6 +54,35 @@ impl Flusher {
 
     pub fn stats(&self) -> &FlushStats {
         &self.stats
+    }
+
+    /// The flush policy, applied to an append that reached `partition`'s log (the leader's
+    /// or a follower's alike): under `EveryWrite` the append is synced and `done` answered
+    /// once it is; under `Interval` it is visible at once (`done` answered now) and a sync is
+    /// asked for when `flush.messages` appended records are waiting for one.
+    pub fn after_append(
+        &self,
+        partition: Arc<Partition>,
+        info: AppendInfo,
+        offset_count: u64,
+        done: Option<oneshot::Sender<Result<AppendInfo, BrokerError>>>,
+    ) {
+        partition.note_log_end(info.end.offset);
+        match partition.flush_policy() {
+            FlushPolicy::EveryWrite => {
+                self.request(partition, info.end, done.map(|tx| (info, tx)));
+            }
+            FlushPolicy::Interval { messages, .. } => {
+                partition.publish(info.end);
+                if partition.note_unflushed(offset_count, messages) {
+                    partition.flush_requested(crate::now_ms());
+                    self.request(partition, info.end, None);
+                }
+                if let Some(done) = done {
+                    let _ = done.send(Ok(info));
+                }
+            }
+        }
     }
 
     /// Asks for `partition` to be synced up to `upto`; `done` is answered once it is.

@@ -7,8 +7,8 @@ use tokio::sync::oneshot;
 
 use super::partition::Partition;
 use super::ReplicaManager;
-use crate::config::FlushPolicy;
 use crate::error::{BrokerError, Result};
+use sluice_log::PreparedReplicated;
 
 /// A partition this broker follows: its replica here, and the leader it copies from.
 #[derive(Clone)]
@@ -61,41 +61,38 @@ impl ReplicaManager {
         out
     }
 
-    /// Appends batches fetched from the partition's leader (offsets kept) and syncs them as
-    /// the partition's flush policy says, as the leader does: under `flush.messages=1` the
-    /// answer is a wait that resolves once they are on disk, and the replica fetcher reports
-    /// its new log end (so acks=all counts this copy) only then.
+    /// Appends batches fetched from the partition's leader (offsets kept) and makes them as
+    /// durable as the partition's flush policy says, as the leader does: the answer resolves
+    /// once they are (under `flush.messages=1`, on disk), and the follower fetcher reports
+    /// its new log end (so acks=all counts this copy) only then. Like the leader's append,
+    /// the write itself is done outside the partition's lock (readers never look past the
+    /// committed end).
     pub fn append_replicated(
         &self,
         target: &FollowTarget,
         records: &[u8],
-    ) -> Result<Option<oneshot::Receiver<Result<sluice_log::AppendInfo>>>> {
+    ) -> Result<oneshot::Receiver<Result<sluice_log::AppendInfo>>> {
         let partition = &target.partition;
-        let info = {
+        let (prepared, offset_count) = {
             let mut log = follower_log(target)?;
             let max = log.config().max_message_bytes.max(records.len());
             let summary = sluice_log::batch::validate_replicated_batches(records, max)?;
-            let info = log.append_replicated(records, &summary, crate::now_ms())?;
-            (info, summary.offset_count)
+            let prepared = log.prepare_replicated(records, &summary, crate::now_ms())?;
+            (prepared, summary.offset_count)
         };
-        let (info, offset_count) = info;
-        partition.note_log_end(info.end.offset);
-        match partition.flush_policy() {
-            FlushPolicy::EveryWrite => {
-                let (tx, rx) = oneshot::channel();
-                self.flusher
-                    .request(partition.clone(), info.end, Some((info, tx)));
-                Ok(Some(rx))
+        let info = match prepared {
+            PreparedReplicated::Empty(info) => info,
+            PreparedReplicated::Write(pending) => {
+                let written = pending.write(records);
+                partition
+                    .log()
+                    .commit_replicated(pending, records, written)?
             }
-            FlushPolicy::Interval { messages, .. } => {
-                partition.publish(info.end);
-                if partition.note_unflushed(offset_count, messages) {
-                    partition.flush_requested(crate::now_ms());
-                    self.flusher.request(partition.clone(), info.end, None);
-                }
-                Ok(None)
-            }
-        }
+        };
+        let (done, synced) = oneshot::channel();
+        self.flusher
+            .after_append(partition.clone(), info, offset_count, Some(done));
+        Ok(synced)
     }
 
     /// Starts a followed replica over at `offset`, its leader's log start, past its own end.

@@ -340,8 +340,7 @@ async fn fetch_once(
                             .await
                             .map_err(io::Error::other)?;
                     match appended {
-                        Ok(Some(synced)) => syncing.push(synced),
-                        Ok(None) => {}
+                        Ok(synced) => syncing.push(synced),
                         Err(e) => {
                             warn!(topic = %t.topic, partition = t.partition.index, error = %e, "could not append replicated batches");
                             return Err(io::Error::other(e.to_string()));

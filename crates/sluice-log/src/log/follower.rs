@@ -4,16 +4,59 @@
 use super::append::batch_headers;
 use super::*;
 
+/// What `Log::prepare_replicated` decided.
+pub enum PreparedReplicated {
+    /// No batch: nothing to write.
+    Empty(AppendInfo),
+    Write(ReplicatedWrite),
+}
+
+/// A replicated append planned under the log's lock, to be written without it and then
+/// committed.
+pub struct ReplicatedWrite {
+    segment: SegmentWrite,
+    base_offset: i64,
+    headers: Vec<BatchHeader>,
+}
+
+impl ReplicatedWrite {
+    /// Writes the batches (as given to `prepare_replicated`); needs no lock.
+    pub fn write(&self, batches: &[u8]) -> std::io::Result<()> {
+        self.segment.write(batches)
+    }
+}
+
 impl Log {
     /// Appends batches whose offsets a leader assigned (the follower path): stored as they
     /// are, offsets and leader epochs kept. The first must start at this log's end and the
     /// offsets must rise; the leader-epoch cache and the producer state follow the batches.
+    /// Plan, write and commit under one borrow; the broker uses the three steps itself
+    /// (`prepare_replicated`, `ReplicatedWrite::write`, `commit_replicated`) to write without
+    /// holding the log's lock, as the leader's append does.
     pub fn append_replicated(
         &mut self,
         batches: &[u8],
         summary: &BatchSetSummary,
         now_ms: i64,
     ) -> Result<AppendInfo> {
+        match self.prepare_replicated(batches, summary, now_ms)? {
+            PreparedReplicated::Empty(info) => Ok(info),
+            PreparedReplicated::Write(pending) => {
+                let written = pending.write(batches);
+                self.commit_replicated(pending, batches, written)
+            }
+        }
+    }
+
+    /// Plans a replicated append: checks the batches continue this log, rolls the segment if
+    /// needed. Until `commit_replicated`, nothing is visible and no other append may be
+    /// planned.
+    pub fn prepare_replicated(
+        &mut self,
+        batches: &[u8],
+        summary: &BatchSetSummary,
+        now_ms: i64,
+    ) -> Result<PreparedReplicated> {
         if self.closed || self.write_in_progress {
             return Err(LogError::Io(std::io::Error::other(
                 "the log is closed or an append is in progress",
@@ -39,13 +82,13 @@ impl Log {
             )));
         }
         let Some(first) = headers.first() else {
-            return Ok(AppendInfo {
+            return Ok(PreparedReplicated::Empty(AppendInfo {
                 base_offset: end,
                 last_offset: end - 1,
                 log_append_time: -1,
                 end: self.end(),
                 duplicate: false,
-            });
+            }));
         };
         self.maybe_roll(batches.len() as u64, summary.offset_count, now_ms)?;
         let segment = self.active().prepare_append(
@@ -54,7 +97,29 @@ impl Log {
             first.partition_leader_epoch,
             true,
         )?;
-        let written = segment.write(batches);
+        self.write_in_progress = true;
+        Ok(PreparedReplicated::Write(ReplicatedWrite {
+            segment,
+            base_offset: first.base_offset,
+            headers,
+        }))
+    }
+
+    /// Makes a written replicated append visible (end offset, indexes, producer state,
+    /// transaction markers, leader epochs), or undoes a failed one. `batches` are those
+    /// given to `prepare_replicated`.
+    pub fn commit_replicated(
+        &mut self,
+        pending: ReplicatedWrite,
+        batches: &[u8],
+        written: std::io::Result<()>,
+    ) -> Result<AppendInfo> {
+        self.write_in_progress = false;
+        let ReplicatedWrite {
+            segment,
+            base_offset,
+            headers,
+        } = pending;
         self.active_mut().commit_append(&segment, written)?;
         let segment_base = self.active().base_offset;
         let mut at = 0usize;
@@ -73,7 +138,7 @@ impl Log {
         }
         let end = self.end();
         Ok(AppendInfo {
-            base_offset: first.base_offset,
+            base_offset,
             last_offset: end.offset - 1,
             log_append_time: -1,
             end,

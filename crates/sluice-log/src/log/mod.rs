@@ -40,6 +40,7 @@ mod retention;
 
 pub use append::{PendingWrite, PreparedAppend};
 pub use flush::{sync_filesystem, RecoveryCheckpoint, StagedClose};
+pub use follower::{PreparedReplicated, ReplicatedWrite};
 pub use read::{ReadBound, ReadSlice, TimestampLookup};
 
 /// Per-log settings (Kafka topic-level names in comments).
