@@ -54,7 +54,7 @@ async fn main() {
     let broker = open(&dir);
     let configs = BTreeMap::from([("segment.bytes".to_string(), (64 << 20).to_string())]);
     let topic = broker
-        .admin()
+        .admin
         .create_topic("bench", partitions, 1, configs, false)
         .unwrap();
     let value = vec![b'x'; 1000];
@@ -119,7 +119,7 @@ async fn main() {
         ("min.cleanable.dirty.ratio".to_string(), "0.0".to_string()),
     ]);
     let topic = broker
-        .admin()
+        .admin
         .create_topic("compacted", 1, 1, configs, false)
         .unwrap();
     let p = &topic.partitions[0];

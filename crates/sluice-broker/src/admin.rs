@@ -7,12 +7,19 @@ use std::sync::Arc;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::broker::Broker;
+use parking_lot::Mutex;
+use sluice_cluster::Coordinator;
+
+use crate::config::BrokerConfig;
 use crate::config::{
     topic_config_def, validate_value, ConfigSource, ConfigType, TopicSettings, TOPIC_CONFIGS,
 };
 use crate::error::{BrokerError, Result};
+use crate::group::OFFSETS_TOPIC;
 use crate::replica::topic::{is_internal_topic, refuse_internal, validate_topic_name, Topic};
+use crate::replica::ReplicaManager;
+use crate::share::state::{SHARE_STATE_PARTITIONS, SHARE_STATE_TOPIC};
+use crate::txn::TXN_TOPIC;
 use sluice_cluster::{placement, MetadataChange, PartitionMeta, TopicMeta};
 
 /// Largest partition count one request may ask for; bounds what a request can allocate.
@@ -37,15 +44,37 @@ pub struct ConfigEntry {
     pub doc: &'static str,
 }
 
-/// Topic administration, the controller's work: a room of its own over the broker's state
-/// (`Broker::admin`).
-pub struct TopicAdmin<'a> {
-    pub(crate) broker: &'a Broker,
+/// Topic administration, the controller's work: metadata changes committed through the
+/// cluster coordinator, then applied to this broker's replicas (`Broker::admin`).
+pub struct TopicAdmin {
+    pub(crate) config: Arc<BrokerConfig>,
+    /// Publishes the metadata image and applies the controller's changes (embedded or etcd).
+    pub(crate) coordinator: Arc<dyn Coordinator>,
+    pub(crate) replicas: Arc<ReplicaManager>,
+    /// Serialises the controller's metadata changes (topic admin, group configs).
+    pub(crate) lock: Mutex<()>,
 }
 
-impl Broker {
-    pub fn admin(&self) -> TopicAdmin<'_> {
-        TopicAdmin { broker: self }
+/// The settings of the internal topics the broker creates on first use: partitions (from
+/// the broker's config) and configs besides compaction.
+fn internal_topic_settings(
+    name: &str,
+    config: &BrokerConfig,
+) -> Option<(i32, &'static [(&'static str, &'static str)])> {
+    match name {
+        OFFSETS_TOPIC => Some((
+            config.offsets_topic_num_partitions(),
+            &[
+                ("segment.bytes", "104857600"),
+                ("max.message.bytes", "104857600"),
+            ],
+        )),
+        TXN_TOPIC => Some((
+            config.transaction_state_num_partitions(),
+            &[("segment.bytes", "104857600"), ("min.insync.replicas", "1")],
+        )),
+        SHARE_STATE_TOPIC => Some((SHARE_STATE_PARTITIONS, &[("segment.bytes", "104857600")])),
+        _ => None,
     }
 }
 
@@ -60,7 +89,7 @@ fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
-impl TopicAdmin<'_> {
+impl TopicAdmin {
     /// Creates a topic for a client. `partitions` and `replication_factor` of -1 take the
     /// broker defaults. Internal topics are refused: the broker creates them itself.
     pub fn create_topic(
@@ -87,24 +116,21 @@ impl TopicAdmin<'_> {
         self.create_topic_placed(name, -1, -1, Some(assignment), configs, validate_only)
     }
 
-    /// A coordinator's internal topic, created on first use (compacted, with `configs`
-    /// besides): COORDINATOR_NOT_AVAILABLE while another broker must create it (the Kafka
-    /// front end asks the controller) or it is being created.
-    pub(crate) fn internal_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        configs: &[(&str, &str)],
-    ) -> Result<Arc<Topic>> {
-        if let Some(t) = self.broker.replicas.topic(name) {
+    /// A coordinator's internal topic (`__consumer_offsets`, `__transaction_state`,
+    /// `__share_group_state`), created on first use (compacted, with the broker's settings):
+    /// COORDINATOR_NOT_AVAILABLE while another broker must create it (the Kafka front end
+    /// asks the controller) or it is being created.
+    pub(crate) fn internal_topic(&self, name: &str) -> Result<Arc<Topic>> {
+        if let Some(t) = self.replicas.topic(name) {
             return Ok(t);
         }
+        let (partitions, configs) = internal_topic_settings(name, &self.config)
+            .ok_or_else(|| BrokerError::InvalidTopic(format!("{name} is not an internal topic")))?;
         let mut all = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
         all.extend(configs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         match self.create_topic_as_broker(name, partitions, -1, all, false) {
             Ok(t) => Ok(t),
             Err(BrokerError::TopicAlreadyExists(_)) => self
-                .broker
                 .replicas
                 .topic(name)
                 .ok_or(BrokerError::CoordinatorNotAvailable),
@@ -148,7 +174,7 @@ impl TopicAdmin<'_> {
         validate_topic_name(name)?;
         let partitions = match (&assignment, partitions) {
             (Some(a), -1) => a.len() as i32,
-            (_, -1) => self.broker.config.num_partitions(),
+            (_, -1) => self.config.num_partitions(),
             (_, n) => n,
         };
         if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
@@ -157,11 +183,11 @@ impl TopicAdmin<'_> {
             )));
         }
         validate_topic_configs(&configs)?;
-        let _admin = self.broker.admin_lock.lock();
-        if !self.broker.coordinator.is_controller() {
+        let _admin = self.lock.lock();
+        if !self.coordinator.is_controller() {
             return Err(BrokerError::NotController);
         }
-        let image = self.broker.coordinator.image();
+        let image = self.coordinator.image();
         if image.topic(name).is_some() {
             return Err(BrokerError::TopicAlreadyExists(name.to_string()));
         }
@@ -189,15 +215,15 @@ impl TopicAdmin<'_> {
             None => {
                 let rf = match replication_factor {
                     -1 if name == crate::group::OFFSETS_TOPIC => {
-                        self.broker.config.offsets_topic_replication_factor()
+                        self.config.offsets_topic_replication_factor()
                     }
                     -1 if name == crate::txn::TXN_TOPIC => {
-                        self.broker.config.transaction_state_replication_factor()
+                        self.config.transaction_state_replication_factor()
                     }
                     -1 if name == crate::share::SHARE_STATE_TOPIC => {
-                        self.broker.config.share_state_topic_replication_factor()
+                        self.config.share_state_topic_replication_factor()
                     }
-                    -1 => self.broker.config.default_replication_factor(),
+                    -1 => self.config.default_replication_factor(),
                     n => n,
                 };
                 if rf < 1 {
@@ -231,8 +257,7 @@ impl TopicAdmin<'_> {
         }
         self.commit_with_replicas(&mine, MetadataChange::CreateTopic(meta))?;
         info!(topic = name, partitions, "created topic");
-        self.broker
-            .replicas
+        self.replicas
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)
     }
@@ -240,7 +265,7 @@ impl TopicAdmin<'_> {
     /// The indexes of new partitions `first..` (their replica lists in `placed`) that have a
     /// replica on this broker.
     fn placed_here(&self, placed: &[Vec<i32>], first: i32) -> Vec<i32> {
-        let me = self.broker.config.node_id;
+        let me = self.config.node_id;
         (first..)
             .zip(placed)
             .filter(|(_, replicas)| replicas.contains(&me))
@@ -260,25 +285,19 @@ impl TopicAdmin<'_> {
         let settings = TopicSettings {
             overrides: meta.configs.clone(),
         };
-        let mut prepared = self.broker.replicas.apply.lock();
+        let mut prepared = self.replicas.apply.lock();
         let made = self
-            .broker
             .replicas
             .create_partitions_files(&topic, indexes, &settings)?;
         for p in &made {
             prepared.insert((topic.clone(), p.index), p.clone());
         }
-        match crate::wait_for(self.broker.coordinator.commit(vec![change])) {
+        match crate::wait_for(self.coordinator.commit(vec![change])) {
             Ok(image) => {
-                self.broker
-                    .replicas
-                    .apply_image_locked(image, &mut prepared);
+                self.replicas.apply_image_locked(image, &mut prepared);
                 drop(prepared);
-                if let Err(e) = self.broker.groups().follow_leadership() {
-                    warn!(error = %e, "following the offsets partitions' leadership");
-                }
-                if let Err(e) = self.broker.transactions().follow_leadership() {
-                    warn!(error = %e, "following the transaction state partitions' leadership");
+                if let Err(e) = self.replicas.tell_leadership_followers() {
+                    warn!(error = %e, "following the internal partitions' leadership");
                 }
                 Ok(())
             }
@@ -294,11 +313,11 @@ impl TopicAdmin<'_> {
 
     /// Commits a change that makes no replicas here, and applies the image that has it.
     pub(crate) fn commit_change(&self, change: MetadataChange) -> Result<()> {
-        if !self.broker.coordinator.is_controller() {
+        if !self.coordinator.is_controller() {
             return Err(BrokerError::NotController);
         }
-        let image = crate::wait_for(self.broker.coordinator.commit(vec![change]))?;
-        if let Err(e) = self.broker.apply_image(image) {
+        let image = crate::wait_for(self.coordinator.commit(vec![change]))?;
+        if let Err(e) = self.replicas.apply_image(image) {
             warn!(error = %e, "following the offsets partitions' leadership");
         }
         Ok(())
@@ -306,19 +325,18 @@ impl TopicAdmin<'_> {
 
     /// The topic, created with the broker defaults if it does not exist and auto-creation is on.
     pub fn topic_or_auto_create(&self, name: &str) -> Result<Arc<Topic>> {
-        if let Some(t) = self.broker.replicas.topic(name) {
+        if let Some(t) = self.replicas.topic(name) {
             return Ok(t);
         }
-        if name == crate::group::OFFSETS_TOPIC {
-            return self.broker.groups().offsets_topic(); // with the broker's settings, never the defaults
+        if name == OFFSETS_TOPIC {
+            return self.internal_topic(name); // with the broker's settings, never the defaults
         }
-        if is_internal_topic(name) || !self.broker.config.auto_create_topics() {
+        if is_internal_topic(name) || !self.config.auto_create_topics() {
             return Err(BrokerError::UnknownTopicOrPartition);
         }
         match self.create_topic(name, -1, -1, BTreeMap::new(), false) {
             Ok(t) => Ok(t),
             Err(BrokerError::TopicAlreadyExists(_)) => self
-                .broker
                 .replicas
                 .topic(name)
                 .ok_or(BrokerError::UnknownTopicOrPartition),
@@ -333,9 +351,8 @@ impl TopicAdmin<'_> {
                 "internal topic {name} cannot be deleted"
             )));
         }
-        let _admin = self.broker.admin_lock.lock();
+        let _admin = self.lock.lock();
         let id = self
-            .broker
             .coordinator
             .image()
             .topic(name)
@@ -360,11 +377,11 @@ impl TopicAdmin<'_> {
         // A group's offsets partition is its id's hash modulo the count: the count never
         // changes under existing groups.
         refuse_internal(name, "Adding partitions")?;
-        let _admin = self.broker.admin_lock.lock();
-        if !self.broker.coordinator.is_controller() {
+        let _admin = self.lock.lock();
+        if !self.coordinator.is_controller() {
             return Err(BrokerError::NotController);
         }
-        let image = self.broker.coordinator.image();
+        let image = self.coordinator.image();
         let topic = image
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
@@ -428,11 +445,11 @@ impl TopicAdmin<'_> {
         partition_epoch: i32,
         new_isr: Vec<i32>,
     ) -> Result<PartitionMeta> {
-        let _admin = self.broker.admin_lock.lock();
-        if !self.broker.coordinator.is_controller() {
+        let _admin = self.lock.lock();
+        if !self.coordinator.is_controller() {
             return Err(BrokerError::NotController);
         }
-        let image = self.broker.coordinator.image();
+        let image = self.coordinator.image();
         let topic = image
             .topic_by_id(topic_id)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
@@ -482,13 +499,12 @@ impl TopicAdmin<'_> {
     /// Refuses `more` partitions beyond `max.broker.partitions` (POLICY_VIOLATION).
     fn check_partition_budget(&self, more: i32) -> Result<()> {
         let hosted: usize = self
-            .broker
             .replicas
             .topics()
             .iter()
             .map(|t| t.partitions.len())
             .sum();
-        let max = self.broker.config.max_broker_partitions();
+        let max = self.config.max_broker_partitions();
         if hosted + more.max(0) as usize > max {
             return Err(BrokerError::PolicyViolation(format!(
                 "{more} more partitions would make {} on this broker, above max.broker.partitions ({max})",
@@ -501,14 +517,13 @@ impl TopicAdmin<'_> {
     /// Every topic setting with its effective value and source.
     pub fn describe_topic_configs(&self, name: &str) -> Result<Vec<ConfigEntry>> {
         let topic = self
-            .broker
             .replicas
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
         Ok(TOPIC_CONFIGS
             .iter()
             .map(|def| {
-                let (value, source) = topic.settings.value(&self.broker.config, def);
+                let (value, source) = topic.settings.value(&self.config, def);
                 ConfigEntry {
                     name: def.name.to_string(),
                     value,
@@ -528,9 +543,8 @@ impl TopicAdmin<'_> {
         validate_only: bool,
     ) -> Result<()> {
         refuse_internal(name, "Altering the configs")?;
-        let _admin = self.broker.admin_lock.lock();
+        let _admin = self.lock.lock();
         let topic = self
-            .broker
             .replicas
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
@@ -558,7 +572,7 @@ impl TopicAdmin<'_> {
                             "{k} is not a list setting"
                         )));
                     }
-                    let current = topic.settings.value(&self.broker.config, def).0;
+                    let current = topic.settings.value(&self.config, def).0;
                     let mut items: Vec<String> = current
                         .split(',')
                         .filter(|s| !s.is_empty())
@@ -586,9 +600,8 @@ impl TopicAdmin<'_> {
         validate_only: bool,
     ) -> Result<()> {
         refuse_internal(name, "Altering the configs")?;
-        let _admin = self.broker.admin_lock.lock();
+        let _admin = self.lock.lock();
         let topic = self
-            .broker
             .replicas
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
@@ -608,7 +621,6 @@ impl TopicAdmin<'_> {
             return Ok(());
         }
         let mut next = self
-            .broker
             .coordinator
             .image()
             .topic(&topic.name)

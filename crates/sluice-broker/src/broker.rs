@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use sluice_cluster::{Coordinator, EmbeddedCoordinator, MetadataImage};
+use sluice_cluster::{Coordinator, EmbeddedCoordinator};
 use tracing::{info, warn};
 
+use crate::admin::TopicAdmin;
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
 use crate::producer_ids::ProducerIds;
-use crate::replica::ReplicaManager;
+use crate::replica::{LeadershipFollower, ReplicaManager};
 
 /// Takes the data directory for this process: a second broker on it is refused.
 pub fn lock_data_dir(dir: &std::path::Path) -> Result<fs::File> {
@@ -37,8 +38,8 @@ pub struct Broker {
     pub(crate) coordinator: Arc<dyn Coordinator>,
     /// The partitions hosted here, their write path and the replication between brokers.
     pub replicas: Arc<ReplicaManager>,
-    /// Serialises the controller's metadata changes (topic admin, group configs).
-    pub(crate) admin_lock: Mutex<()>,
+    /// Topic administration, the controller's metadata changes.
+    pub admin: Arc<TopicAdmin>,
     /// InitProducerId's producer ids, from blocks the coordinator reserves.
     pub producer_ids: ProducerIds,
     /// Consumer groups (`groups()` works on them); one lock, as group operations are not on
@@ -97,11 +98,17 @@ impl Broker {
         coordinator: Arc<dyn Coordinator>,
     ) -> Result<Arc<Broker>> {
         let config = Arc::new(config);
-        let broker = Broker {
-            replicas: Arc::new(ReplicaManager::new(config.clone())),
+        let replicas = Arc::new(ReplicaManager::new(config.clone()));
+        let broker = Arc::new(Broker {
+            admin: Arc::new(TopicAdmin {
+                config: config.clone(),
+                coordinator: coordinator.clone(),
+                replicas: replicas.clone(),
+                lock: Mutex::new(()),
+            }),
+            replicas,
             config,
             coordinator: coordinator.clone(),
-            admin_lock: Mutex::new(()),
             group_state: Mutex::new(Default::default()),
             shares: Default::default(),
             offsets_led: Mutex::new(Default::default()),
@@ -109,25 +116,16 @@ impl Broker {
             txns: Default::default(),
             producer_ids: ProducerIds::new(coordinator.clone()),
             _dir_lock: dir_lock,
-        };
+        });
+        let as_follower: Arc<dyn LeadershipFollower> = broker.clone();
+        broker
+            .replicas
+            .add_leadership_follower(Arc::downgrade(&as_follower));
         // Hosted replicas first, then the groups of the offsets partitions led here.
-        broker.apply_image(broker.coordinator.image())?;
+        broker.replicas.apply_image(broker.coordinator.image())?;
         broker.replicas.remove_orphan_dirs();
         info!(topics = broker.replicas.topics().len(), cluster_id = %broker.replicas.cluster_id(), "broker state loaded");
-        Ok(Arc::new(broker))
-    }
-
-    /// Makes the hosted replicas match `image` (`ReplicaManager::apply_image_locked`); then
-    /// the group and transaction coordinators follow their internal partitions' leadership.
-    /// File work: call it off the async threads.
-    pub(crate) fn apply_image(&self, image: Arc<MetadataImage>) -> Result<()> {
-        let mut prepared = self.replicas.apply.lock();
-        self.replicas.apply_image_locked(image, &mut prepared);
-        drop(prepared);
-        // Outside the apply lock: group requests hold the group lock and may append.
-        let groups = self.groups().follow_leadership();
-        let txns = self.transactions().follow_leadership();
-        groups.and(txns)
+        Ok(broker)
     }
 
     /// Whether this broker is the controller, which alone changes metadata.
@@ -148,7 +146,8 @@ impl Broker {
             while images.changed().await.is_ok() {
                 let image = images.borrow_and_update().clone();
                 let Some(broker) = weak.upgrade() else { return };
-                let applied = tokio::task::spawn_blocking(move || broker.apply_image(image)).await;
+                let applied =
+                    tokio::task::spawn_blocking(move || broker.replicas.apply_image(image)).await;
                 if let Ok(Err(e)) = applied {
                     warn!(error = %e, "applying the metadata image");
                 }
@@ -177,13 +176,13 @@ impl Broker {
         });
         // The controller's elections wait for etcd: on blocking threads.
         self.every(ELECTION_ROUND, true, |b| {
-            if let Err(e) = b.admin().elect_leaders(false) {
+            if let Err(e) = b.admin.elect_leaders(false) {
                 warn!(error = %e, "leader election round failed");
             }
         });
         if self.config.auto_leader_rebalance() {
             self.every(self.config.leader_imbalance_check_interval(), true, |b| {
-                if let Err(e) = b.admin().elect_leaders(true) {
+                if let Err(e) = b.admin.elect_leaders(true) {
                     warn!(error = %e, "preferred leader round failed");
                 }
             });
@@ -270,6 +269,15 @@ impl Broker {
     /// so the others need not wait for it to expire.
     pub async fn leave_cluster(&self) {
         self.coordinator.leave().await;
+    }
+}
+
+/// Until the coordinators are parts of their own, the broker follows leadership for them.
+impl LeadershipFollower for Broker {
+    fn follow_leadership(&self) -> Result<()> {
+        let groups = self.groups().follow_leadership();
+        let txns = self.transactions().follow_leadership();
+        groups.and(txns)
     }
 }
 

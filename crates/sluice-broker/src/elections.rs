@@ -11,22 +11,22 @@ use crate::admin::TopicAdmin;
 use crate::config::TopicSettings;
 use crate::error::Result;
 
-impl TopicAdmin<'_> {
+impl TopicAdmin {
     /// One election round, if this broker is the controller: every change in one commit.
     /// Returns how many topics changed.
     pub fn elect_leaders(&self, preferred: bool) -> Result<usize> {
-        let _admin = self.broker.admin_lock.lock();
-        if !self.broker.coordinator.is_controller() {
+        let _admin = self.lock.lock();
+        if !self.coordinator.is_controller() {
             return Ok(0);
         }
-        let image = self.broker.coordinator.image();
+        let image = self.coordinator.image();
         let mut changes = Vec::new();
         for topic in image.topics.values() {
             let settings = TopicSettings {
                 overrides: topic.configs.clone(),
             };
             let rules = ElectionRules {
-                unclean: settings.unclean_leader_election(&self.broker.config),
+                unclean: settings.unclean_leader_election(&self.config),
                 preferred,
             };
             let mut next: Option<TopicMeta> = None;
@@ -51,9 +51,9 @@ impl TopicAdmin<'_> {
             return Ok(0);
         }
         let count = changes.len();
-        let image = crate::wait_for(self.broker.coordinator.commit(changes))?;
+        let image = crate::wait_for(self.coordinator.commit(changes))?;
         drop(_admin);
-        self.broker.apply_image(image)?;
+        self.replicas.apply_image(image)?;
         Ok(count)
     }
 }

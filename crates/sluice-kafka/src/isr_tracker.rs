@@ -50,7 +50,7 @@ async fn send(broker: &Arc<Broker>, proposals: Vec<Proposal>) {
             proposals
                 .into_iter()
                 .map(|(id, p, proposal)| {
-                    let result = b.admin().alter_isr(
+                    let result = b.admin.alter_isr(
                         id,
                         p.index,
                         me,

@@ -168,7 +168,7 @@ impl GroupCoordinator<'_> {
         if group.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
-        let _admin = self.broker.admin_lock.lock();
+        let _admin = self.broker.admin.lock.lock();
         let mut overrides = self
             .broker
             .coordinator
@@ -228,7 +228,7 @@ impl GroupCoordinator<'_> {
             return Ok(());
         }
         self.broker
-            .admin()
+            .admin
             .commit_change(MetadataChange::SetGroupConfigs(
                 group.to_string(),
                 overrides,

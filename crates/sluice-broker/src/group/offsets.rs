@@ -105,14 +105,7 @@ async fn wait_group_write(pending: PendingAppend) -> Result<()> {
 impl GroupCoordinator<'_> {
     /// The `__consumer_offsets` topic, created on first use with the broker's settings.
     pub fn offsets_topic(&self) -> Result<Arc<Topic>> {
-        self.broker.admin().internal_topic(
-            OFFSETS_TOPIC,
-            self.broker.config.offsets_topic_num_partitions(),
-            &[
-                ("segment.bytes", "104857600"),
-                ("max.message.bytes", "104857600"),
-            ],
-        )
+        self.broker.admin.internal_topic(OFFSETS_TOPIC)
     }
 
     /// The broker that coordinates `group`: the leader of its `__consumer_offsets`
@@ -620,7 +613,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = broker(dir.path());
         let t = b
-            .admin()
+            .admin
             .create_topic("lagging", 2, 1, BTreeMap::new(), false)
             .unwrap();
         let batch = batch::build_batch(
@@ -662,7 +655,7 @@ mod tests {
     async fn offsets_of_empty_groups_expire_durably() {
         let dir = tempfile::tempdir().unwrap();
         let b = broker(dir.path());
-        b.admin()
+        b.admin
             .create_topic("expiring", 1, 1, BTreeMap::new(), false)
             .unwrap();
         b.groups()

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 use sluice_cluster::MetadataImage;
@@ -38,6 +38,14 @@ use flusher::Flusher;
 use partition::Partition;
 use topic::Topic;
 
+/// A part that follows which partitions this broker leads (a coordinator loading the state
+/// of the internal partitions it comes to lead, dropping those it no longer leads).
+pub trait LeadershipFollower: Send + Sync {
+    /// Called after every applied image, outside the apply lock. An error names a
+    /// partition that could not be loaded; the others are.
+    fn follow_leadership(&self) -> Result<()>;
+}
+
 /// The partitions hosted here and the machinery that writes them.
 pub struct ReplicaManager {
     pub(crate) config: Arc<BrokerConfig>,
@@ -51,6 +59,9 @@ pub struct ReplicaManager {
     appender: Appender,
     /// Set at shutdown; held while recovery points are saved, so the two never overlap.
     logs_closed: Mutex<bool>,
+    /// Told after every image is applied: the coordinators, which follow the leadership of
+    /// their internal topics' partitions.
+    leadership_followers: RwLock<Vec<Weak<dyn LeadershipFollower>>>,
     /// Woken when a follower catches up with a partition this broker leads, so the ISR
     /// tracker adds it without waiting for its next round.
     pub isr_wakeup: tokio::sync::Notify,
@@ -83,8 +94,43 @@ impl ReplicaManager {
             flusher: flusher.clone(),
             appender: Appender::start(flusher),
             logs_closed: Mutex::new(false),
+            leadership_followers: RwLock::new(Vec::new()),
             isr_wakeup: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Tells `follower` of every image applied from now on.
+    pub(crate) fn add_leadership_follower(&self, follower: Weak<dyn LeadershipFollower>) {
+        self.leadership_followers.write().push(follower);
+    }
+
+    /// Makes the hosted replicas match `image` (`apply_image_locked`), then tells the
+    /// leadership followers. File work: call it off the async threads.
+    pub(crate) fn apply_image(&self, image: Arc<MetadataImage>) -> Result<()> {
+        let mut prepared = self.apply.lock();
+        self.apply_image_locked(image, &mut prepared);
+        drop(prepared);
+        // Outside the apply lock: group requests hold the group lock and may append.
+        self.tell_leadership_followers()
+    }
+
+    /// Lets every leadership follower catch up with the applied image; the first error, if
+    /// any, after all have run.
+    pub(crate) fn tell_leadership_followers(&self) -> Result<()> {
+        let followers: Vec<_> = self
+            .leadership_followers
+            .read()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let mut first_error = Ok(());
+        for f in followers {
+            let result = f.follow_leadership();
+            if first_error.is_ok() {
+                first_error = result;
+            }
+        }
+        first_error
     }
 
     /// The image the hosted replicas match: what handlers answer from.

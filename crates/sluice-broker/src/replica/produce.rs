@@ -193,7 +193,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let broker = broker(dir.path());
         let topic = broker
-            .admin()
+            .admin
             .create_topic("gc", 1, 1, BTreeMap::new(), false)
             .unwrap();
         let p = topic.partitions[0].clone();
@@ -238,7 +238,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let broker = broker(dir.path());
         let topic = broker
-            .admin()
+            .admin
             .create_topic("w", 1, 1, BTreeMap::new(), false)
             .unwrap();
         let p = topic.partitions[0].clone();

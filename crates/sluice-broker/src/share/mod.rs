@@ -10,7 +10,7 @@ mod delays;
 mod membership;
 mod partition;
 mod persist;
-mod state;
+pub(crate) mod state;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -190,11 +190,7 @@ impl StateCache {
 
 /// The state topic as the share coordinator needs it (created on first use).
 pub fn state_topic(broker: &crate::Broker) -> Result<Arc<Topic>> {
-    broker.admin().internal_topic(
-        SHARE_STATE_TOPIC,
-        SHARE_STATE_PARTITIONS,
-        &[("segment.bytes", "104857600")],
-    )
+    broker.admin.internal_topic(SHARE_STATE_TOPIC)
 }
 
 #[cfg(test)]

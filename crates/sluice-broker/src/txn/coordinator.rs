@@ -51,11 +51,7 @@ pub struct TransactionListing {
 impl TransactionCoordinator<'_> {
     /// The `__transaction_state` topic, created on first use with the broker's settings.
     pub fn state_topic(&self) -> Result<Arc<Topic>> {
-        self.broker.admin().internal_topic(
-            TXN_TOPIC,
-            self.broker.config.transaction_state_num_partitions(),
-            &[("segment.bytes", "104857600"), ("min.insync.replicas", "1")],
-        )
+        self.broker.admin.internal_topic(TXN_TOPIC)
     }
 
     /// The `__transaction_state` partition of `transactional_id`.

@@ -37,7 +37,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: AlterConfigsRequest) -> Respons
                     None => Err(BrokerError::InvalidConfig(format!("{} needs a value", c.name))),
                 })
                 .collect();
-            let result = overrides.and_then(|o| ctx.broker.admin().replace_topic_configs(&res.resource_name, o, req.validate_only));
+            let result = overrides.and_then(|o| ctx.broker.admin.replace_topic_configs(&res.resource_name, o, req.validate_only));
             let (code, message) = errors::of(&result);
             response.with_error_code(code).with_error_message(message)
         })

@@ -33,7 +33,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: AlterPartitionRequest) -> Respo
                             .collect()
                     };
                     let answer = PartitionData::default().with_partition_index(p.partition_index);
-                    match ctx.broker.admin().alter_isr(
+                    match ctx.broker.admin.alter_isr(
                         t.topic_id,
                         p.partition_index,
                         leader,

@@ -20,7 +20,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreatePartitionsRequest) -> Res
                     .map(|p| p.broker_ids.iter().map(|b| b.0).collect())
                     .collect()
             });
-            let result = ctx.broker.admin().create_partitions(
+            let result = ctx.broker.admin.create_partitions(
                 &t.name,
                 t.count,
                 assignment,

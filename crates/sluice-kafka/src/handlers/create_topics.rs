@@ -33,7 +33,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Respons
                     configs.insert(c.name.to_string(), value.to_string());
                 }
                 if t.assignments.is_empty() {
-                    return broker.admin().create_topic(
+                    return broker.admin.create_topic(
                         &t.name,
                         t.num_partitions,
                         t.replication_factor,
@@ -68,7 +68,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Respons
                 }
                 let replicas = assignments.into_iter().map(|(_, r)| r).collect();
                 broker
-                    .admin()
+                    .admin
                     .create_topic_assigned(&t.name, replicas, configs, req.validate_only)
             })();
             match created {
@@ -89,7 +89,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: CreateTopicsRequest) -> Respons
                         .and_then(|m| m.partitions.first())
                         .map_or(1, |p| p.replicas.len() as i16);
                     if !req.validate_only {
-                        if let Ok(entries) = broker.admin().describe_topic_configs(&t.name) {
+                        if let Ok(entries) = broker.admin.describe_topic_configs(&t.name) {
                             result.configs = Some(
                                 entries
                                     .iter()

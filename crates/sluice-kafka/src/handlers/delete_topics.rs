@@ -39,7 +39,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: DeleteTopicsRequest) -> Respons
             match name {
                 None => r.error_code = ResponseError::UnknownTopicId.code(),
                 Some(n) => {
-                    let deleted = broker.admin().delete_topic(&n);
+                    let deleted = broker.admin.delete_topic(&n);
                     if r.name.is_none() {
                         r.name = Some(TopicName(str(&n)));
                     }

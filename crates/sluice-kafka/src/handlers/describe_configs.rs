@@ -52,7 +52,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: DescribeConfigsRequest) -> Resp
                 .with_resource_name(res.resource_name.clone());
             let entries = match res.resource_type {
                 RESOURCE_TOPIC => broker
-                    .admin()
+                    .admin
                     .describe_topic_configs(&res.resource_name)
                     .map_err(|e| (errors::code(&e), e.to_string())),
                 RESOURCE_BROKER

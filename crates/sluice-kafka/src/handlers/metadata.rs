@@ -126,7 +126,7 @@ const AUTO_CREATE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Meanwhile the client is told LEADER_NOT_AVAILABLE and asks again, as with Kafka. Runs on
 /// the blocking pool (dispatch sees to it).
 fn auto_create(ctx: &Context, name: &str) -> Result<(), BrokerError> {
-    match ctx.broker.admin().topic_or_auto_create(name) {
+    match ctx.broker.admin.topic_or_auto_create(name) {
         Err(BrokerError::NotController) => {}
         other => return other.map(|_| ()),
     }
