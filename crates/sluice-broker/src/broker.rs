@@ -6,15 +6,17 @@ use std::fs;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use sluice_cluster::{Coordinator, EmbeddedCoordinator};
 use tracing::{info, warn};
 
 use crate::admin::TopicAdmin;
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
+use crate::group::GroupCoordinator;
 use crate::producer_ids::ProducerIds;
 use crate::replica::{LeadershipFollower, ReplicaManager};
+use crate::txn::TransactionCoordinator;
 
 /// Takes the data directory for this process: a second broker on it is refused.
 pub fn lock_data_dir(dir: &std::path::Path) -> Result<fs::File> {
@@ -41,18 +43,13 @@ pub struct Broker {
     /// Topic administration, the controller's metadata changes.
     pub admin: Arc<TopicAdmin>,
     /// InitProducerId's producer ids, from blocks the coordinator reserves.
-    pub producer_ids: ProducerIds,
-    /// Consumer groups (`groups()` works on them); one lock, as group operations are not on
-    /// the data path.
-    pub(crate) group_state: Mutex<crate::group::Groups>,
+    pub producer_ids: Arc<ProducerIds>,
+    /// The group coordinator: consumer groups, share group membership, offsets.
+    pub groups: Arc<GroupCoordinator>,
     /// Share groups (queues): membership, share sessions and share-partitions.
     pub(crate) shares: crate::share::Shares,
-    /// The `__consumer_offsets` partitions whose groups are in `group_state` (those this
-    /// broker leads), and those being loaded (group/leadership.rs).
-    pub(crate) offsets_led: Mutex<std::collections::BTreeSet<i32>>,
-    pub(crate) offsets_loading: RwLock<std::collections::BTreeSet<i32>>,
-    /// The transaction coordinator's state (txn/).
-    pub(crate) txns: crate::txn::Transactions,
+    /// The transaction coordinator (txn/).
+    pub transactions: Arc<TransactionCoordinator>,
     /// Held for the broker's lifetime: a second broker on the same directory is refused.
     _dir_lock: fs::File,
 }
@@ -99,28 +96,40 @@ impl Broker {
     ) -> Result<Arc<Broker>> {
         let config = Arc::new(config);
         let replicas = Arc::new(ReplicaManager::new(config.clone()));
+        let admin = Arc::new(TopicAdmin {
+            config: config.clone(),
+            coordinator: coordinator.clone(),
+            replicas: replicas.clone(),
+            lock: Mutex::new(()),
+        });
+        let groups = Arc::new(GroupCoordinator::new(
+            config.clone(),
+            replicas.clone(),
+            admin.clone(),
+        ));
+        let producer_ids = Arc::new(ProducerIds::new(coordinator.clone()));
+        let transactions = Arc::new(TransactionCoordinator::new(
+            config.clone(),
+            replicas.clone(),
+            admin.clone(),
+            groups.clone(),
+            producer_ids.clone(),
+        ));
+        let followers: [Arc<dyn LeadershipFollower>; 2] = [groups.clone(), transactions.clone()];
+        for f in &followers {
+            replicas.add_leadership_follower(Arc::downgrade(f));
+        }
         let broker = Arc::new(Broker {
-            admin: Arc::new(TopicAdmin {
-                config: config.clone(),
-                coordinator: coordinator.clone(),
-                replicas: replicas.clone(),
-                lock: Mutex::new(()),
-            }),
+            admin,
+            groups,
             replicas,
             config,
             coordinator: coordinator.clone(),
-            group_state: Mutex::new(Default::default()),
             shares: Default::default(),
-            offsets_led: Mutex::new(Default::default()),
-            offsets_loading: RwLock::new(Default::default()),
-            txns: Default::default(),
-            producer_ids: ProducerIds::new(coordinator.clone()),
+            transactions,
+            producer_ids,
             _dir_lock: dir_lock,
         });
-        let as_follower: Arc<dyn LeadershipFollower> = broker.clone();
-        broker
-            .replicas
-            .add_leadership_follower(Arc::downgrade(&as_follower));
         // Hosted replicas first, then the groups of the offsets partitions led here.
         broker.replicas.apply_image(broker.coordinator.image())?;
         broker.replicas.remove_orphan_dirs();
@@ -163,13 +172,11 @@ impl Broker {
         self.every(ms(self.config.flush_scheduler_interval_ms()), false, |b| {
             b.replicas.flush_due_partitions()
         });
-        self.every(GROUP_TIMER_TICK, false, |b| {
-            b.groups().expire_group_timers()
-        });
+        self.every(GROUP_TIMER_TICK, false, |b| b.groups.expire_group_timers());
         self.every(
             ms(self.config.offsets_retention_check_interval_ms()),
             false,
-            |b| b.groups().expire_offsets(),
+            |b| b.groups.expire_offsets(),
         );
         self.every(ms(self.config.retention_check_interval_ms()), false, |b| {
             b.replicas.apply_retention()
@@ -236,7 +243,7 @@ impl Broker {
                 if abort {
                     last_abort = tokio::time::Instant::now();
                 }
-                broker.drive_transactions(abort);
+                broker.transactions.drive_transactions(abort);
             }
         });
     }
@@ -269,15 +276,6 @@ impl Broker {
     /// so the others need not wait for it to expire.
     pub async fn leave_cluster(&self) {
         self.coordinator.leave().await;
-    }
-}
-
-/// Until the coordinators are parts of their own, the broker follows leadership for them.
-impl LeadershipFollower for Broker {
-    fn follow_leadership(&self) -> Result<()> {
-        let groups = self.groups().follow_leadership();
-        let txns = self.transactions().follow_leadership();
-        groups.and(txns)
     }
 }
 

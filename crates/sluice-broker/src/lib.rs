@@ -4,6 +4,7 @@
 mod admin;
 mod broker;
 pub mod config;
+mod coordinated_topic;
 mod elections;
 mod error;
 pub mod group;

@@ -391,7 +391,7 @@ impl Broker {
             "gauge",
             "Transactional ids coordinated here, by state.",
         );
-        let listed = self.transactions().list(&[], &[], -1);
+        let listed = self.transactions.list(&[], &[], -1);
         let mut by_state = std::collections::BTreeMap::new();
         for t in &listed {
             *by_state.entry(t.state.name()).or_insert(0u64) += 1;
@@ -407,7 +407,7 @@ impl Broker {
         );
         let now = crate::now_ms();
         let oldest = self
-            .txns
+            .transactions
             .ids
             .lock()
             .values()
@@ -429,7 +429,7 @@ impl Broker {
             "gauge",
             "High watermark minus the committed offset, for groups coordinated here.",
         );
-        let groups = self.groups();
+        let groups = &self.groups;
         for g in groups.list_groups(&[], &[]) {
             let group = label(&g.group_id);
             for l in groups.group_lag(&g.group_id) {

@@ -76,10 +76,12 @@ pub async fn serve(
         broker: Arc::downgrade(&broker),
         links: Default::default(),
     }));
-    broker.set_txn_remote(Arc::new(txn_remote::TxnLinks {
-        broker: Arc::downgrade(&broker),
-        links: Default::default(),
-    }));
+    broker
+        .transactions
+        .set_txn_remote(Arc::new(txn_remote::TxnLinks {
+            broker: Arc::downgrade(&broker),
+            links: Default::default(),
+        }));
     tokio::spawn(sluice_broker::replica::follower_fetcher::run(
         broker.replicas.clone(),
         Arc::new(leader_link::LeaderLinks {

@@ -134,19 +134,19 @@ fn value(
     }
 }
 
-impl GroupCoordinator<'_> {
+impl GroupCoordinator {
     /// Every group setting of `group` with its effective value and source. Like Kafka, a
     /// group need not exist to have (or be given) configs.
     pub fn describe_group_configs(&self, group: &str) -> Result<Vec<ConfigEntry>> {
         if group.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
-        let image = self.broker.replicas.image();
+        let image = self.replicas.image();
         let all = &image.group_configs;
         Ok(GROUP_CONFIGS
             .iter()
             .map(|def| {
-                let (value, source) = value(&self.broker.config, all.get(group), def);
+                let (value, source) = value(&self.config, all.get(group), def);
                 ConfigEntry {
                     name: def.name.to_string(),
                     value,
@@ -168,9 +168,9 @@ impl GroupCoordinator<'_> {
         if group.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
-        let _admin = self.broker.admin.lock.lock();
+        let _admin = self.admin.lock.lock();
         let mut overrides = self
-            .broker
+            .admin
             .coordinator
             .image()
             .group_configs
@@ -203,7 +203,7 @@ impl GroupCoordinator<'_> {
         }
         let get = |name| {
             value(
-                &self.broker.config,
+                &self.config,
                 Some(&overrides),
                 group_config_def(name).expect("known"),
             )
@@ -227,20 +227,18 @@ impl GroupCoordinator<'_> {
         if validate_only {
             return Ok(());
         }
-        self.broker
-            .admin
-            .commit_change(MetadataChange::SetGroupConfigs(
-                group.to_string(),
-                overrides,
-            ))
+        self.admin.commit_change(MetadataChange::SetGroupConfigs(
+            group.to_string(),
+            overrides,
+        ))
     }
 
     /// The KIP-848 session timeout and heartbeat interval of `group`, in ms.
     /// The effective value of the group setting `name` for `group`.
     pub(crate) fn group_setting_str(&self, group: &str, name: &str) -> String {
-        let image = self.broker.replicas.image();
+        let image = self.replicas.image();
         let def = group_config_def(name).expect("a known group setting");
-        value(&self.broker.config, image.group_configs.get(group), def).0
+        value(&self.config, image.group_configs.get(group), def).0
     }
 
     /// `group_setting_str` of a numeric setting.
@@ -249,11 +247,11 @@ impl GroupCoordinator<'_> {
     }
 
     pub(crate) fn consumer_group_timing(&self, group: &str) -> (u64, i32) {
-        let image = self.broker.replicas.image();
+        let image = self.replicas.image();
         let all = &image.group_configs;
         let get = |name: &str| {
             value(
-                &self.broker.config,
+                &self.config,
                 all.get(group),
                 group_config_def(name).expect("known"),
             )

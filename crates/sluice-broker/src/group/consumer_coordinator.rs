@@ -62,13 +62,12 @@ pub struct ConsumerMemberDescription {
 const LEAVE: i32 = -1;
 const STATIC_LEAVE: i32 = -2;
 
-impl GroupCoordinator<'_> {
+impl GroupCoordinator {
     pub(crate) fn partition_counts(&self, topics: &BTreeSet<String>) -> BTreeMap<String, i32> {
         topics
             .iter()
             .filter_map(|t| {
-                self.broker
-                    .replicas
+                self.replicas
                     .topic(t)
                     .map(|topic| (t.clone(), topic.partition_count))
             })
@@ -93,7 +92,7 @@ impl GroupCoordinator<'_> {
         let now = Instant::now();
         let (session_ms, interval) = self.consumer_group_timing(&req.group_id);
         let session = Duration::from_millis(session_ms);
-        let mut groups = self.broker.group_state.lock();
+        let mut groups = self.groups.lock();
         let group = groups
             .entry(req.group_id.clone())
             .or_insert_with(|| Group::new(&req.group_id));
@@ -274,7 +273,7 @@ impl GroupCoordinator<'_> {
     }
 
     pub fn describe_consumer_group(&self, group_id: &str) -> Option<ConsumerGroupDescription> {
-        let groups = self.broker.group_state.lock();
+        let groups = self.groups.lock();
         let cg = groups.get(group_id)?.consumer.as_ref()?;
         Some(ConsumerGroupDescription {
             state: cg.state_name(),

@@ -46,11 +46,11 @@ enum Step<T> {
     Wait(oneshot::Receiver<T>),
 }
 
-impl GroupCoordinator<'_> {
+impl GroupCoordinator {
     fn session_timeout_bounds(&self) -> (i32, i32) {
         (
-            self.broker.config.group_min_session_timeout_ms(),
-            self.broker.config.group_max_session_timeout_ms(),
+            self.config.group_min_session_timeout_ms(),
+            self.config.group_max_session_timeout_ms(),
         )
     }
 
@@ -59,7 +59,7 @@ impl GroupCoordinator<'_> {
             return Err((e, req.member_id));
         }
         let step = {
-            let mut groups = self.broker.group_state.lock();
+            let mut groups = self.groups.lock();
             self.join_locked(&mut groups, req)
         };
         match step {
@@ -186,8 +186,7 @@ impl GroupCoordinator<'_> {
                 )));
             }
         }
-        let initial_delay =
-            Duration::from_millis(self.broker.config.group_initial_rebalance_delay_ms());
+        let initial_delay = Duration::from_millis(self.config.group_initial_rebalance_delay_ms());
         group.prepare_rebalance_with_delay(now, initial_delay);
         if group.maybe_complete_join(now) {
             self.after_join_completed(group);
@@ -205,7 +204,7 @@ impl GroupCoordinator<'_> {
     pub async fn sync_group(&self, req: SyncRequest) -> SyncOutcome {
         self.check_coordinator(&req.group_id)?;
         let step = {
-            let mut groups = self.broker.group_state.lock();
+            let mut groups = self.groups.lock();
             self.sync_locked(&mut groups, req)
         };
         match step {
@@ -271,7 +270,7 @@ impl GroupCoordinator<'_> {
         instance_id: Option<&str>,
     ) -> Result<()> {
         self.check_coordinator(group_id)?;
-        let mut groups = self.broker.group_state.lock();
+        let mut groups = self.groups.lock();
         let group = groups
             .get_mut(group_id)
             .ok_or(BrokerError::UnknownMemberId)?;
@@ -296,7 +295,7 @@ impl GroupCoordinator<'_> {
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Result<()>>> {
         self.check_coordinator(group_id)?;
-        let mut groups = self.broker.group_state.lock();
+        let mut groups = self.groups.lock();
         let group = groups
             .get_mut(group_id)
             .ok_or(BrokerError::UnknownMemberId)?;
@@ -347,7 +346,7 @@ impl GroupCoordinator<'_> {
     /// Expires sessions, unanswered handed-out member ids and overdue rebalance phases.
     pub(crate) fn expire_group_timers(&self) {
         let now = Instant::now();
-        let mut groups = self.broker.group_state.lock();
+        let mut groups = self.groups.lock();
         for group in groups.values_mut() {
             GroupCoordinator::expire_consumer_members(group, now, |topics| {
                 self.partition_counts(topics)

@@ -1,6 +1,6 @@
 //! Consumer groups (the classic protocol and KIP-848): membership and rebalancing, committed
 //! offsets in `__consumer_offsets`, group configs, and the read side (list, describe, lag).
-//! `GroupCoordinator` is their room: `Broker::groups()` gives it.
+//! `GroupCoordinator` is their room (`Broker::groups`).
 
 mod configs;
 mod consumer;
@@ -12,6 +12,14 @@ pub(crate) mod records;
 mod state;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::admin::TopicAdmin;
+use crate::config::BrokerConfig;
+use crate::coordinated_topic::CoordinatedTopic;
+use crate::replica::ReplicaManager;
 
 pub use configs::{group_config_def, GROUP_CONFIGS};
 pub use consumer::{Assignment, ASSIGNORS};
@@ -30,14 +38,34 @@ pub use state::{JoinOutcome, JoinResult, SyncOutcome};
 /// Every group this coordinator knows, by group id.
 pub type Groups = HashMap<String, state::Group>;
 
-/// The group coordinator, over the broker's state (its groups, and the offsets partitions it
-/// leads).
-pub struct GroupCoordinator<'a> {
-    pub(crate) broker: &'a crate::broker::Broker,
+/// The group coordinator: the groups of the `__consumer_offsets` partitions this broker
+/// leads (consumer groups and the membership of share groups), their offsets, and group
+/// configs.
+pub struct GroupCoordinator {
+    pub(crate) config: Arc<BrokerConfig>,
+    pub(crate) replicas: Arc<ReplicaManager>,
+    pub(crate) admin: Arc<TopicAdmin>,
+    /// `__consumer_offsets`: which partitions are led and loaded here.
+    pub(crate) offsets: CoordinatedTopic,
+    /// Consumer groups, by id; one lock, as group operations are not on the data path.
+    pub(crate) groups: Mutex<Groups>,
+    /// Share groups' members and assignments (share/membership.rs).
+    pub(crate) share_groups: Mutex<crate::share::membership::ShareGroups>,
 }
 
-impl crate::broker::Broker {
-    pub fn groups(&self) -> GroupCoordinator<'_> {
-        GroupCoordinator { broker: self }
+impl GroupCoordinator {
+    pub(crate) fn new(
+        config: Arc<BrokerConfig>,
+        replicas: Arc<ReplicaManager>,
+        admin: Arc<TopicAdmin>,
+    ) -> GroupCoordinator {
+        GroupCoordinator {
+            offsets: CoordinatedTopic::new(OFFSETS_TOPIC, replicas.clone(), admin.clone()),
+            config,
+            replicas,
+            admin,
+            groups: Mutex::new(Groups::new()),
+            share_groups: Mutex::new(Default::default()),
+        }
     }
 }

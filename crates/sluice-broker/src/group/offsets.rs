@@ -102,25 +102,26 @@ async fn wait_group_write(pending: PendingAppend) -> Result<()> {
     }
 }
 
-impl GroupCoordinator<'_> {
+impl GroupCoordinator {
     /// The `__consumer_offsets` topic, created on first use with the broker's settings.
     pub fn offsets_topic(&self) -> Result<Arc<Topic>> {
-        self.broker.admin.internal_topic(OFFSETS_TOPIC)
+        self.offsets.topic()
+    }
+
+    /// The `__consumer_offsets` partition of `group` in the current image.
+    fn partition_of(&self, group: &str) -> Result<i32> {
+        let count = self
+            .offsets
+            .partition_count()
+            .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        Ok(records::partition_for(group, count))
     }
 
     /// The broker that coordinates `group`: the leader of its `__consumer_offsets`
     /// partition. COORDINATOR_NOT_AVAILABLE while the topic does not exist or the
     /// partition has no live leader.
     pub fn group_coordinator(&self, group: &str) -> Result<sluice_cluster::BrokerInfo> {
-        let image = self.broker.replicas.image();
-        let topic = image
-            .topic(OFFSETS_TOPIC)
-            .ok_or(BrokerError::CoordinatorNotAvailable)?;
-        let index = records::partition_for(group, topic.partition_count());
-        image
-            .live_leader(OFFSETS_TOPIC, index)
-            .cloned()
-            .ok_or(BrokerError::CoordinatorNotAvailable)
+        self.offsets.coordinator_at(self.partition_of(group)?)
     }
 
     /// Ok if this broker coordinates `group`: it leads the group's `__consumer_offsets`
@@ -133,22 +134,8 @@ impl GroupCoordinator<'_> {
         if group.len() > i16::MAX as usize {
             return Err(BrokerError::InvalidGroupId);
         }
-        self.offsets_topic()?;
-        let image = self.broker.replicas.image();
-        let topic = image
-            .topic(OFFSETS_TOPIC)
-            .ok_or(BrokerError::CoordinatorNotAvailable)?;
-        let index = records::partition_for(group, topic.partition_count());
-        match topic.partition(index) {
-            Some(p) if p.leader == self.broker.config.node_id => {
-                if self.broker.offsets_loading.read().contains(&index) {
-                    return Err(BrokerError::CoordinatorLoadInProgress);
-                }
-                Ok(())
-            }
-            Some(p) if image.brokers.contains_key(&p.leader) => Err(BrokerError::NotCoordinator),
-            _ => Err(BrokerError::CoordinatorNotAvailable),
-        }
+        self.offsets.topic()?;
+        self.offsets.check_at(self.partition_of(group)?)
     }
 
     /// The offsets partition of `group`, if this broker leads it (NOT_COORDINATOR if another
@@ -156,21 +143,11 @@ impl GroupCoordinator<'_> {
     fn offsets_partition(&self, group: &str) -> Result<Arc<Partition>> {
         // Never created here: callers hold the group lock (check_coordinator created it).
         let topic = self
-            .broker
             .replicas
             .topic(OFFSETS_TOPIC)
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
-        let index = records::partition_for(group, topic.partition_count);
-        self.broker
-            .replicas
-            .local_leader(OFFSETS_TOPIC, index, -1)
-            .map_err(|e| match e {
-                BrokerError::NotLeaderOrFollower { .. } => BrokerError::NotCoordinator,
-                BrokerError::LeaderNotAvailable | BrokerError::UnknownTopicOrPartition => {
-                    BrokerError::CoordinatorNotAvailable
-                }
-                e => e,
-            })
+        self.offsets
+            .partition_at(records::partition_for(group, topic.partition_count))
     }
 
     /// Appends records for `group` to its `__consumer_offsets` partition (one batch).
@@ -199,7 +176,7 @@ impl GroupCoordinator<'_> {
         if let Some((id, epoch)) = producer {
             batch::set_transactional(&mut batch, id, epoch, -1);
         }
-        self.broker.replicas.append(
+        self.replicas.append(
             &partition,
             batch.into(),
             -1,
@@ -231,7 +208,7 @@ impl GroupCoordinator<'_> {
         Vec<(Vec<u8>, Option<Vec<u8>>)>,
         Vec<((String, i32), CommittedOffset)>,
     ) {
-        let max_metadata = self.broker.config.offset_metadata_max_bytes();
+        let max_metadata = self.config.offset_metadata_max_bytes();
         let now = crate::now_ms();
         let mut recs = Vec::new();
         let mut accepted = Vec::new();
@@ -239,7 +216,6 @@ impl GroupCoordinator<'_> {
             .iter()
             .map(|c| {
                 let known = self
-                    .broker
                     .replicas
                     .topic(&c.topic)
                     .is_some_and(|t| (0..t.partition_count).contains(&c.partition));
@@ -280,7 +256,7 @@ impl GroupCoordinator<'_> {
         }
         self.check_coordinator(group_id)?;
         let (results, pending) = {
-            let mut groups = self.broker.group_state.lock();
+            let mut groups = self.groups.lock();
             let simple = generation < 0 && member_id.is_empty();
             let group = match groups.get_mut(group_id) {
                 Some(g) => g,
@@ -331,7 +307,7 @@ impl GroupCoordinator<'_> {
         group_id: &str,
         wanted: Option<Vec<(String, Vec<i32>)>>,
     ) -> Vec<TopicOffsets> {
-        let groups = self.broker.group_state.lock();
+        let groups = self.groups.lock();
         let offsets = groups.get(group_id).map(|g| &g.offsets);
         match wanted {
             Some(topics) => topics
@@ -369,7 +345,7 @@ impl GroupCoordinator<'_> {
         self.fetch_offsets(group_id, None)
             .into_iter()
             .flat_map(|(topic, parts)| {
-                let t = self.broker.replicas.topic(&topic);
+                let t = self.replicas.topic(&topic);
                 parts.into_iter().filter_map(move |(p, c)| {
                     let committed = c?.offset;
                     let log_end = t.as_ref()?.partition(p)?.offsets().high_watermark;
@@ -386,7 +362,7 @@ impl GroupCoordinator<'_> {
     }
 
     pub fn list_groups(&self, states: &[String], types: &[String]) -> Vec<GroupListing> {
-        let groups = self.broker.group_state.lock();
+        let groups = self.groups.lock();
         let wanted = |filter: &[String], value: &str| {
             filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
         };
@@ -405,7 +381,7 @@ impl GroupCoordinator<'_> {
             })
             .collect();
         // Share groups (queues) are listed too, as Kafka lists them: type and protocol "share".
-        let shares = self.broker.shares.groups.lock();
+        let shares = self.share_groups.lock();
         for (id, g) in shares.iter() {
             let state = if g.members.is_empty() {
                 "Empty"
@@ -426,7 +402,7 @@ impl GroupCoordinator<'_> {
     }
 
     pub fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
-        let groups = self.broker.group_state.lock();
+        let groups = self.groups.lock();
         let g = groups.get(group_id)?;
         if let Some(cg) = &g.consumer {
             // Seen through the classic API: members and state, no protocol metadata.
@@ -478,7 +454,7 @@ impl GroupCoordinator<'_> {
     pub async fn delete_group(&self, group_id: &str) -> Result<()> {
         self.check_coordinator(group_id)?;
         let pending = {
-            let mut groups = self.broker.group_state.lock();
+            let mut groups = self.groups.lock();
             let g = groups.get(group_id).ok_or(BrokerError::GroupIdNotFound)?;
             if !g.is_empty() || g.state != GroupState::Empty {
                 return Err(BrokerError::NonEmptyGroup);
@@ -508,7 +484,7 @@ impl GroupCoordinator<'_> {
     ) -> Result<Vec<Result<()>>> {
         self.check_coordinator(group_id)?;
         let (results, pending) = {
-            let mut groups = self.broker.group_state.lock();
+            let mut groups = self.groups.lock();
             let g = groups
                 .get_mut(group_id)
                 .ok_or(BrokerError::GroupIdNotFound)?;
@@ -543,12 +519,11 @@ impl GroupCoordinator<'_> {
     /// with nothing.
     pub(crate) fn expire_offsets(&self) {
         let retention_ms = self
-            .broker
             .config
             .offsets_retention_minutes()
             .saturating_mul(60_000);
         let now = crate::now_ms();
-        let mut groups = self.broker.group_state.lock();
+        let mut groups = self.groups.lock();
         let mut emptied = Vec::new();
         for g in groups
             .values_mut()
@@ -632,7 +607,7 @@ mod tests {
             .await
             .unwrap();
         let r = b
-            .groups()
+            .groups
             .commit_offsets(
                 "g",
                 -1,
@@ -643,7 +618,7 @@ mod tests {
             .await
             .unwrap();
         assert!(r.iter().all(|r| r.is_ok()));
-        let lag = b.groups().group_lag("g");
+        let lag = b.groups.group_lag("g");
         let by_partition: Vec<(i32, i64, i64, i64)> = lag
             .iter()
             .map(|l| (l.partition, l.committed, l.log_end, l.lag))
@@ -658,30 +633,30 @@ mod tests {
         b.admin
             .create_topic("expiring", 1, 1, BTreeMap::new(), false)
             .unwrap();
-        b.groups()
+        b.groups
             .commit_offsets("old", -1, "", None, vec![commit("expiring", 0, 5)])
             .await
             .unwrap();
-        b.groups()
+        b.groups
             .commit_offsets("fresh", -1, "", None, vec![commit("expiring", 0, 6)])
             .await
             .unwrap();
         {
             // Make "old" look eight days old.
-            let mut groups = b.group_state.lock();
+            let mut groups = b.groups.groups.lock();
             let g = groups.get_mut("old").unwrap();
             g.state_since_ms -= 8 * 24 * 3600 * 1000;
             for c in g.offsets.values_mut() {
                 c.commit_timestamp -= 8 * 24 * 3600 * 1000;
             }
         }
-        b.groups().expire_offsets();
+        b.groups.expire_offsets();
         assert!(
-            b.groups().describe_group("old").is_none(),
+            b.groups.describe_group("old").is_none(),
             "expired and forgotten"
         );
         assert_eq!(
-            b.groups().fetch_offsets("fresh", None)[0].1[0]
+            b.groups.fetch_offsets("fresh", None)[0].1[0]
                 .1
                 .as_ref()
                 .unwrap()
@@ -692,10 +667,10 @@ mod tests {
         drop(b);
         let b = broker(dir.path());
         assert!(
-            b.groups().fetch_offsets("old", None).is_empty(),
+            b.groups.fetch_offsets("old", None).is_empty(),
             "the expiry was written to __consumer_offsets"
         );
-        let fresh = b.groups().fetch_offsets("fresh", None);
+        let fresh = b.groups.fetch_offsets("fresh", None);
         let c = fresh[0].1[0].1.as_ref().unwrap();
         assert_eq!(
             (c.offset, c.leader_epoch, c.metadata.as_str()),
@@ -716,7 +691,7 @@ pub struct TxnCommitter {
     pub instance_id: Option<String>,
 }
 
-impl GroupCoordinator<'_> {
+impl GroupCoordinator {
     /// TxnOffsetCommit: offsets committed in the producer's transaction. Written to the
     /// group's offsets partition as a transactional batch of the producer; they count once
     /// the transaction commits (its marker reaches that partition) and are dropped if it
@@ -732,7 +707,7 @@ impl GroupCoordinator<'_> {
         }
         self.check_coordinator(group_id)?;
         let (results, pending) = {
-            let mut groups = self.broker.group_state.lock();
+            let mut groups = self.groups.lock();
             let group = groups
                 .entry(group_id.to_string())
                 .or_insert_with(|| Group::new(group_id));
@@ -768,7 +743,7 @@ impl GroupCoordinator<'_> {
         };
         if let Some(p) = pending {
             if let Err(e) = wait_group_write(p).await {
-                let mut groups = self.broker.group_state.lock();
+                let mut groups = self.groups.lock();
                 if let Some(g) = groups.get_mut(group_id) {
                     g.pending_txn_offsets.remove(&committer.producer_id);
                 }
@@ -785,11 +760,10 @@ impl GroupCoordinator<'_> {
     /// transaction committed for that partition's groups count (commit) or are dropped.
     pub(crate) fn complete_txn_offsets(&self, index: i32, producer_id: i64, commit: bool) {
         let count = self
-            .broker
             .replicas
             .topic(OFFSETS_TOPIC)
             .map_or(1, |t| t.partition_count);
-        let mut groups = self.broker.group_state.lock();
+        let mut groups = self.groups.lock();
         for (id, g) in groups.iter_mut() {
             if records::partition_for(id, count) == index {
                 g.complete_txn_offsets(producer_id, commit);
@@ -800,8 +774,7 @@ impl GroupCoordinator<'_> {
     /// Whether a transaction not yet ended committed an offset for this partition of the
     /// group (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for it).
     pub fn has_unstable_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
-        self.broker
-            .group_state
+        self.groups
             .lock()
             .get(group_id)
             .is_some_and(|g| g.has_unstable_offset(topic, partition))

@@ -15,7 +15,7 @@ impl Broker {
     /// Checks that `group` may have its offsets changed: this broker coordinates it, it is
     /// not a consumer group, and it has no members (GROUP_NOT_EMPTY otherwise).
     fn check_share_admin(&self, group: &str) -> Result<()> {
-        let groups = self.groups();
+        let groups = &self.groups;
         groups.check_coordinator(group)?;
         groups.refuse_if_consumer_group(group)?;
         let members = groups

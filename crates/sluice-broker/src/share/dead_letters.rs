@@ -40,7 +40,7 @@ impl Broker {
             return;
         }
         let name = self
-            .groups()
+            .groups
             .group_setting_str(group, DEAD_LETTER_TOPIC_CONFIG);
         if name.is_empty() {
             return;

@@ -57,7 +57,7 @@ pub type ShareGroups = HashMap<String, ShareGroup>;
 
 const LEAVE: i32 = -1;
 
-impl GroupCoordinator<'_> {
+impl GroupCoordinator {
     pub fn share_group_heartbeat(&self, req: ShareHeartbeat) -> Result<ShareHeartbeatResult> {
         if req.group_id.is_empty() {
             return Err(BrokerError::InvalidGroupId);
@@ -74,7 +74,7 @@ impl GroupCoordinator<'_> {
         );
         let interval = self.group_setting_for(&req.group_id, "share.heartbeat.interval.ms") as i32;
         let now = Instant::now();
-        let mut groups = self.broker.shares.groups.lock();
+        let mut groups = self.share_groups.lock();
         let group = groups.entry(req.group_id.clone()).or_default();
         expire_members(&req.group_id, group, now);
 
@@ -161,7 +161,7 @@ impl GroupCoordinator<'_> {
 
     /// A group id in use by a consumer group is not a share group (Kafka's answer).
     pub(crate) fn refuse_if_consumer_group(&self, group: &str) -> Result<()> {
-        let groups = self.broker.group_state.lock();
+        let groups = self.groups.lock();
         match groups.get(group) {
             Some(g) if g.consumer.is_some() || !g.members.is_empty() => {
                 Err(BrokerError::GroupIdNotFound)
@@ -172,7 +172,7 @@ impl GroupCoordinator<'_> {
 
     /// The members of a share group, for describing it.
     pub fn share_group_members(&self, group: &str) -> Option<(i32, Vec<(String, ShareMember)>)> {
-        let mut groups = self.broker.shares.groups.lock();
+        let mut groups = self.share_groups.lock();
         let g = groups.get_mut(group)?;
         expire_members(group, g, Instant::now());
         Some((

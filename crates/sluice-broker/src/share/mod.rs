@@ -7,7 +7,7 @@
 mod admin;
 mod dead_letters;
 mod delays;
-mod membership;
+pub(crate) mod membership;
 mod partition;
 mod persist;
 pub(crate) mod state;
@@ -45,7 +45,6 @@ const CLOSE: i32 = -1;
 /// Every share group's state on this broker.
 #[derive(Default)]
 pub struct Shares {
-    pub(crate) groups: Mutex<membership::ShareGroups>,
     sessions: Mutex<HashMap<(String, String), Session>>,
     /// Each with the leader epoch it was built in: a leader that lost and regained a
     /// partition reads its state again (others changed it meanwhile).
@@ -280,7 +279,7 @@ impl Broker {
 
     /// The settings a share group's partitions follow (group configs over the defaults).
     pub fn share_limits(&self, group: &str) -> Limits {
-        let g = self.groups();
+        let g = &self.groups;
         Limits {
             lock_duration_ms: g.group_setting_for(group, "share.record.lock.duration.ms"),
             delivery_count_limit: g
@@ -834,7 +833,7 @@ impl Broker {
             other => {
                 let log = partition.log();
                 let earliest = self
-                    .groups()
+                    .groups
                     .group_setting_str(group, "share.auto.offset.reset")
                     == "earliest";
                 let start = if earliest {

@@ -152,7 +152,7 @@ impl StateCache {
             .is_some_and(|(e, _)| *e == epoch);
         if !fresh {
             let mut states = BTreeMap::new();
-            crate::group::leadership::for_each_record(partition, |k, v| {
+            crate::coordinated_topic::for_each_record(partition, |k, v| {
                 let Ok(Some(key)) = decode_key(k) else {
                     return;
                 };

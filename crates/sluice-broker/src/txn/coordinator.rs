@@ -13,7 +13,7 @@ use sluice_log::batch;
 use super::markers::PartitionInTxn;
 use super::records;
 use super::state::{EndDecision, InitDecision, TxnMetadata, TxnState, LAST_EPOCH};
-use super::{TransactionCoordinator, TXN_TOPIC};
+use super::TransactionCoordinator;
 use crate::error::{BrokerError, Result};
 use crate::group::records::partition_for;
 use crate::replica::partition::Partition;
@@ -48,17 +48,16 @@ pub struct TransactionListing {
     pub state: TxnState,
 }
 
-impl TransactionCoordinator<'_> {
+impl TransactionCoordinator {
     /// The `__transaction_state` topic, created on first use with the broker's settings.
     pub fn state_topic(&self) -> Result<Arc<Topic>> {
-        self.broker.admin.internal_topic(TXN_TOPIC)
+        self.state_topic.topic()
     }
 
     /// The `__transaction_state` partition of `transactional_id`.
     pub(crate) fn partition_of(&self, transactional_id: &str) -> Option<i32> {
-        let image = self.broker.replicas.image();
-        let topic = image.topic(TXN_TOPIC)?;
-        Some(partition_for(transactional_id, topic.partition_count()))
+        let count = self.state_topic.partition_count()?;
+        Some(partition_for(transactional_id, count))
     }
 
     /// The broker coordinating `transactional_id` (FindCoordinator): the leader of its
@@ -67,12 +66,7 @@ impl TransactionCoordinator<'_> {
         let index = self
             .partition_of(transactional_id)
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
-        self.broker
-            .replicas
-            .image()
-            .live_leader(TXN_TOPIC, index)
-            .cloned()
-            .ok_or(BrokerError::CoordinatorNotAvailable)
+        self.state_topic.coordinator_at(index)
     }
 
     /// Ok when this broker coordinates `transactional_id` and has loaded its partition;
@@ -87,19 +81,7 @@ impl TransactionCoordinator<'_> {
         let index = self
             .partition_of(transactional_id)
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
-        let image = self.broker.replicas.image();
-        match image.topic(TXN_TOPIC).and_then(|t| t.partition(index)) {
-            Some(p) if p.leader == self.broker.config.node_id => {
-                if self.broker.txns.loading.read().contains(&index)
-                    || !self.broker.txns.led.lock().contains(&index)
-                {
-                    return Err(BrokerError::CoordinatorLoadInProgress);
-                }
-                Ok(())
-            }
-            Some(p) if image.brokers.contains_key(&p.leader) => Err(BrokerError::NotCoordinator),
-            _ => Err(BrokerError::CoordinatorNotAvailable),
-        }
+        self.state_topic.check_at(index)
     }
 
     /// The state partition of `transactional_id`, led here.
@@ -107,16 +89,7 @@ impl TransactionCoordinator<'_> {
         let index = self
             .partition_of(transactional_id)
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
-        self.broker
-            .replicas
-            .local_leader(TXN_TOPIC, index, -1)
-            .map_err(|e| match e {
-                BrokerError::NotLeaderOrFollower { .. } => BrokerError::NotCoordinator,
-                BrokerError::LeaderNotAvailable | BrokerError::UnknownTopicOrPartition => {
-                    BrokerError::CoordinatorNotAvailable
-                }
-                e => e,
-            })
+        self.state_topic.partition_at(index)
     }
 
     /// The coordinator epoch markers carry: the leader epoch of the id's state partition.
@@ -132,7 +105,7 @@ impl TransactionCoordinator<'_> {
         transactional_id: &str,
         decide: impl FnOnce(&TxnMetadata) -> Option<TxnMetadata>,
     ) -> Result<()> {
-        let mut ids = self.broker.txns.ids.lock();
+        let mut ids = self.ids.lock();
         let Some(target) = ids
             .get(transactional_id)
             .filter(|m| !m.pending)
@@ -141,7 +114,7 @@ impl TransactionCoordinator<'_> {
             return Ok(());
         };
         let partition = self.state_partition(transactional_id)?;
-        self.broker.replicas.append(
+        self.replicas.append(
             &partition,
             state_batch(transactional_id, &target).into(),
             -1,
@@ -155,7 +128,7 @@ impl TransactionCoordinator<'_> {
     /// open, nothing pending): a tombstone is written, not awaited (lost in a crash, the id
     /// comes back and expires again).
     pub(crate) fn expire(&self, transactional_id: &str, idle_since_ms: i64) -> Result<()> {
-        let mut ids = self.broker.txns.ids.lock();
+        let mut ids = self.ids.lock();
         let idle = ids
             .get(transactional_id)
             .is_some_and(|m| !m.pending && m.is_idle() && m.last_update_ms <= idle_since_ms);
@@ -165,7 +138,7 @@ impl TransactionCoordinator<'_> {
         let partition = self.state_partition(transactional_id)?;
         let key = records::key(transactional_id);
         let tombstone = batch::build_batch(crate::now_ms(), &[(Some(&key), None)]);
-        self.broker.replicas.append(
+        self.replicas.append(
             &partition,
             tombstone.into(),
             -1,
@@ -183,16 +156,15 @@ impl TransactionCoordinator<'_> {
         transactional_id: &str,
         decide: impl FnOnce(Option<&TxnMetadata>) -> Result<Option<TxnMetadata>>,
     ) -> Result<Option<TxnMetadata>> {
-        let txns = &self.broker.txns;
         let (target, previous, pending) = {
-            let mut ids = txns.ids.lock();
+            let mut ids = self.ids.lock();
             let current = ids.get(transactional_id);
             let Some(mut target) = decide(current)? else {
                 return Ok(None);
             };
             target.pending = false;
             let partition = self.state_partition(transactional_id)?;
-            let pending = self.broker.replicas.append(
+            let pending = self.replicas.append(
                 &partition,
                 state_batch(transactional_id, &target).into(),
                 -1,
@@ -216,8 +188,8 @@ impl TransactionCoordinator<'_> {
         };
         let still_led = self
             .partition_of(transactional_id)
-            .is_some_and(|i| txns.led.lock().contains(&i));
-        let mut ids = txns.ids.lock();
+            .is_some_and(|i| self.state_topic.leads(i));
+        let mut ids = self.ids.lock();
         match (written, still_led) {
             (Ok(()), true) => {
                 ids.insert(transactional_id.to_string(), target.clone());
@@ -245,10 +217,8 @@ impl TransactionCoordinator<'_> {
         transactional_id: &str,
         needs: impl FnOnce(Option<&TxnMetadata>) -> bool,
     ) -> Result<Option<i64>> {
-        let wanted = needs(self.broker.txns.ids.lock().get(transactional_id));
-        wanted
-            .then(|| self.broker.producer_ids.new_id())
-            .transpose()
+        let wanted = needs(self.ids.lock().get(transactional_id));
+        wanted.then(|| self.producer_ids.new_id()).transpose()
     }
 
     /// InitProducerId with a transactional id: a producer id and a new epoch, fencing any
@@ -260,7 +230,7 @@ impl TransactionCoordinator<'_> {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
     ) -> Result<(i64, i16)> {
-        let max = self.broker.config.transaction_max_timeout_ms();
+        let max = self.config.transaction_max_timeout_ms();
         if timeout_ms <= 0 || timeout_ms > max {
             return Err(BrokerError::InvalidTransactionTimeout(format!(
                 "transaction.timeout.ms {timeout_ms} is outside 1..={max} (transaction.max.timeout.ms)"
@@ -273,7 +243,7 @@ impl TransactionCoordinator<'_> {
         let mut fresh = self.fresh_id_if(transactional_id, |m| {
             m.is_none_or(|m| m.producer_epoch >= LAST_EPOCH - 1)
         })?;
-        let producer_ids = &self.broker.producer_ids;
+        let producer_ids = &self.producer_ids;
         let mut fresh_id = move || fresh.take().map_or_else(|| producer_ids.new_id(), Ok);
         let mut abort_first = false;
         let written = self
@@ -343,7 +313,7 @@ impl TransactionCoordinator<'_> {
         partition: i32,
     ) -> Result<()> {
         self.check_coordinator(transactional_id)?;
-        let ids = self.broker.txns.ids.lock();
+        let ids = self.ids.lock();
         let m = ids.get(transactional_id).ok_or_else(|| {
             BrokerError::InvalidProducerIdMapping(format!(
                 "transactional id {transactional_id:?} has no producer"
@@ -386,7 +356,7 @@ impl TransactionCoordinator<'_> {
         let mut fresh = self.fresh_id_if(transactional_id, |m| {
             bump_epoch && m.is_some_and(|m| m.producer_epoch >= LAST_EPOCH)
         })?;
-        let producer_ids = &self.broker.producer_ids;
+        let producer_ids = &self.producer_ids;
         let fresh_id = move || fresh.take().map_or_else(|| producer_ids.new_id(), Ok);
         let mut after = (producer_id, epoch);
         let prepared = self
@@ -418,9 +388,7 @@ impl TransactionCoordinator<'_> {
     /// DescribeTransactions: the id's state, if this broker coordinates it.
     pub fn describe(&self, transactional_id: &str) -> Result<TxnMetadata> {
         self.check_coordinator(transactional_id)?;
-        self.broker
-            .txns
-            .ids
+        self.ids
             .lock()
             .get(transactional_id)
             .cloned()
@@ -441,8 +409,6 @@ impl TransactionCoordinator<'_> {
     ) -> Vec<TransactionListing> {
         let now = crate::now_ms();
         let mut out: Vec<TransactionListing> = self
-            .broker
-            .txns
             .ids
             .lock()
             .values()
@@ -463,7 +429,7 @@ impl TransactionCoordinator<'_> {
     }
 }
 
-impl crate::broker::Broker {
+impl TransactionCoordinator {
     /// Adds `request`'s partition to the producer's open transaction (or, `verify_only`,
     /// checks that it is in it) at the transactional id's coordinator, here or elsewhere.
     pub async fn add_to_transaction(
@@ -471,7 +437,7 @@ impl crate::broker::Broker {
         request: PartitionInTxn,
         verify_only: bool,
     ) -> Result<()> {
-        let txns = self.transactions();
+        let txns = self;
         let id = request.transactional_id.as_str();
         match txns.check_coordinator(id) {
             Ok(()) if verify_only => txns.verify_partition(
@@ -489,7 +455,6 @@ impl crate::broker::Broker {
             Err(BrokerError::NotCoordinator) => {
                 let to = txns.coordinator_of(id)?;
                 let remote = self
-                    .txns
                     .remote
                     .get()
                     .cloned()

@@ -4,87 +4,41 @@
 //! finishes prepared transactions no task is completing (after a restart or a failover,
 //! their markers are written again) and aborts transactions open past their timeout.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use tracing::{info, warn};
 
 use super::records;
 use super::state::TxnMetadata;
-use super::{TransactionCoordinator, TXN_TOPIC};
-use crate::broker::Broker;
-use crate::error::{BrokerError, Result};
-use crate::group::leadership::for_each_record;
+use super::TransactionCoordinator;
+use crate::coordinated_topic::for_each_record;
+use crate::error::Result;
 use crate::group::records::partition_for;
 use crate::replica::partition::Partition;
+use crate::replica::LeadershipFollower;
 
-impl TransactionCoordinator<'_> {
+impl LeadershipFollower for TransactionCoordinator {
     /// Brings the ids in memory in line with the state partitions this broker leads.
-    pub(crate) fn follow_leadership(&self) -> Result<()> {
-        let broker = self.broker;
-        let txns = &broker.txns;
-        let mut led = txns.led.lock();
-        let image = broker.replicas.image();
-        let hosted = broker.replicas.topic(TXN_TOPIC);
-        let (now_led, count) = match (image.topic(TXN_TOPIC), &hosted) {
-            (Some(meta), Some(hosted)) => {
-                let me = broker.config.node_id;
-                let here = (0..meta.partition_count())
-                    .filter(|&i| {
-                        meta.partition(i).is_some_and(|p| p.leader == me)
-                            && hosted.partition(i).is_some()
-                    })
-                    .collect::<BTreeSet<i32>>();
-                (here, meta.partition_count())
-            }
-            _ => (BTreeSet::new(), 0),
-        };
-        let lost: BTreeSet<i32> = led.difference(&now_led).copied().collect();
-        let gained: Vec<i32> = now_led.difference(&led).copied().collect();
-        if !lost.is_empty() {
-            let mut ids = txns.ids.lock();
-            let before = ids.len();
-            ids.retain(|id, _| !lost.contains(&partition_for(id, count)));
-            info!(partitions = ?lost, transactional_ids = before - ids.len(), "no longer coordinating the transactions of these partitions");
-        }
-        let Some(hosted) = hosted else {
-            *led = now_led;
-            return Ok(());
-        };
-        txns.loading.write().extend(gained.iter().copied());
-        let started = Instant::now();
-        let mut failed = None;
-        let mut loaded = 0;
-        for index in gained {
-            match hosted
-                .partition(index)
-                .ok_or(BrokerError::CoordinatorNotAvailable)
-                .and_then(|p| load_partition(p))
-            {
-                Ok(found) => {
-                    loaded += found.len();
-                    let mut ids = txns.ids.lock();
-                    for (id, m) in found {
-                        ids.entry(id).or_insert(m);
-                    }
+    fn follow_leadership(&self) -> Result<()> {
+        self.state_topic.follow_leadership(
+            "transaction state",
+            |lost, count| {
+                let mut ids = self.ids.lock();
+                let before = ids.len();
+                ids.retain(|id, _| !lost.contains(&partition_for(id, count)));
+                info!(partitions = ?lost, transactional_ids = before - ids.len(), "no longer coordinating the transactions of these partitions");
+            },
+            load_partition,
+            |found| {
+                let n = found.len();
+                let mut ids = self.ids.lock();
+                for (id, m) in found {
+                    ids.entry(id).or_insert(m);
                 }
-                Err(e) => {
-                    warn!(partition = index, error = %e, "could not load a __transaction_state partition");
-                    failed = Some(BrokerError::Storage(format!("{TXN_TOPIC}-{index}: {e}")));
-                }
-            }
-            txns.loading.write().remove(&index);
-        }
-        if loaded > 0 {
-            info!(
-                transactional_ids = loaded,
-                ms = started.elapsed().as_millis() as u64,
-                "loaded transaction state"
-            );
-        }
-        *led = now_led;
-        failed.map_or(Ok(()), Err)
+                n
+            },
+        )
     }
 }
 
@@ -103,12 +57,11 @@ fn load_partition(partition: &Partition) -> Result<HashMap<String, TxnMetadata>>
     Ok(ids)
 }
 
-impl Broker {
+impl TransactionCoordinator {
     /// Forgets transactional ids idle for `transactional.id.expiration.ms`.
     fn expire_transactional_ids(&self, now: i64) {
         let idle_since = now - self.config.transactional_id_expiration_ms();
         let expired: Vec<String> = self
-            .txns
             .ids
             .lock()
             .values()
@@ -116,7 +69,7 @@ impl Broker {
             .map(|m| m.transactional_id.clone())
             .collect();
         for id in &expired {
-            if let Err(e) = self.transactions().expire(id, idle_since) {
+            if let Err(e) = self.expire(id, idle_since) {
                 warn!(transactional_id = %id, error = %e, "could not expire a transactional id");
             }
         }
@@ -141,8 +94,8 @@ impl Broker {
             self.expire_transactional_ids(now);
         }
         let (prepared, timed_out): (Vec<String>, Vec<String>) = {
-            let ids = self.txns.ids.lock();
-            let completing = self.txns.completing.lock();
+            let ids = self.ids.lock();
+            let completing = self.completing.lock();
             let prepared = ids
                 .values()
                 .filter(|m| m.state.is_preparing() && !m.pending)
@@ -157,17 +110,17 @@ impl Broker {
             (prepared, timed_out)
         };
         for id in prepared {
-            let broker = self.clone();
+            let coordinator = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = broker.transactions().complete(&id).await {
+                if let Err(e) = coordinator.complete(&id).await {
                     warn!(transactional_id = %id, error = %e, "could not complete a transaction yet");
                 }
             });
         }
         for id in timed_out {
-            let broker = self.clone();
+            let coordinator = self.clone();
             tokio::spawn(async move {
-                let txns = broker.transactions();
+                let txns = &coordinator;
                 let aborted = txns
                     .transition(&id, |current| match current {
                         Some(m) if m.timed_out(crate::now_ms()) => {

@@ -14,7 +14,6 @@ use tracing::{debug, info};
 
 use super::state::TxnState;
 use super::TransactionCoordinator;
-use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
 
 /// How long a marker append waits for the partition's in-sync replicas.
@@ -64,7 +63,7 @@ pub struct PartitionInTxn {
     pub partition: i32,
 }
 
-impl Broker {
+impl TransactionCoordinator {
     /// WriteTxnMarkers on the leader: appends the marker to each partition (all queued at
     /// once, then awaited together).
     pub async fn write_txn_markers(
@@ -101,7 +100,7 @@ impl Broker {
                 Err(e) => Err(e),
             };
             if result.is_ok() && tp.0 == crate::group::OFFSETS_TOPIC {
-                self.groups()
+                self.groups
                     .complete_txn_offsets(tp.1, marker.producer_id, marker.commit);
             }
             (tp, result)
@@ -112,25 +111,23 @@ impl Broker {
 
 /// Guards a transactional id while one task writes its markers.
 struct Completing<'a> {
-    broker: &'a Broker,
+    coordinator: &'a TransactionCoordinator,
     id: String,
 }
 
 impl Drop for Completing<'_> {
     fn drop(&mut self) {
-        self.broker.txns.completing.lock().remove(&self.id);
+        self.coordinator.completing.lock().remove(&self.id);
     }
 }
 
-impl TransactionCoordinator<'_> {
+impl TransactionCoordinator {
     fn claim(&self, transactional_id: &str) -> Option<Completing<'_>> {
-        self.broker
-            .txns
-            .completing
+        self.completing
             .lock()
             .insert(transactional_id.to_string())
             .then(|| Completing {
-                broker: self.broker,
+                coordinator: self,
                 id: transactional_id.to_string(),
             })
     }
@@ -143,7 +140,7 @@ impl TransactionCoordinator<'_> {
             return Ok(());
         };
         let prepared = {
-            let ids = self.broker.txns.ids.lock();
+            let ids = self.ids.lock();
             match ids.get(transactional_id) {
                 Some(m) if m.state.is_preparing() && !m.pending => m.clone(),
                 _ => return Ok(()),
@@ -163,7 +160,7 @@ impl TransactionCoordinator<'_> {
                 let done = match &result {
                     Ok(()) => true,
                     Err(BrokerError::UnknownTopicOrPartition) => {
-                        self.broker.replicas.image().topic(&topic).is_none()
+                        self.replicas.image().topic(&topic).is_none()
                     }
                     Err(e) => {
                         debug!(transactional_id, topic, index, error = %e, "marker not written yet");
@@ -204,8 +201,8 @@ impl TransactionCoordinator<'_> {
         marker: TxnMarker,
         partitions: &BTreeSet<(String, i32)>,
     ) -> PartitionResults {
-        let image = self.broker.replicas.image();
-        let me = self.broker.config.node_id;
+        let image = self.replicas.image();
+        let me = self.config.node_id;
         let mut by_leader: BTreeMap<i32, (BrokerInfo, Vec<(String, i32)>)> = BTreeMap::new();
         let mut results = PartitionResults::new();
         for (topic, index) in partitions {
@@ -228,12 +225,12 @@ impl TransactionCoordinator<'_> {
                 )),
             }
         }
-        let remote = self.broker.txns.remote.get().cloned();
+        let remote = self.remote.get().cloned();
         let sends = by_leader.into_values().map(|(to, parts)| {
             let remote = remote.clone();
             async move {
                 if to.node_id == me {
-                    return self.broker.write_txn_markers(marker, parts).await;
+                    return self.write_txn_markers(marker, parts).await;
                 }
                 let Some(remote) = remote else {
                     return parts

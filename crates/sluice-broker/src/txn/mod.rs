@@ -3,7 +3,7 @@
 //! writing commit or abort markers to those partitions. Its state is durable in the
 //! compacted internal topic `__transaction_state`; a transactional id's coordinator is the
 //! leader of its partition there, and the state moves with that leadership, as consumer
-//! groups' does with `__consumer_offsets`. `Broker::transactions()` gives the room.
+//! groups' does with `__consumer_offsets` (`Broker::transactions`).
 
 mod coordinator;
 mod leadership;
@@ -11,10 +11,17 @@ mod markers;
 pub(crate) mod records;
 mod state;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
+
+use crate::admin::TopicAdmin;
+use crate::config::BrokerConfig;
+use crate::coordinated_topic::CoordinatedTopic;
+use crate::group::GroupCoordinator;
+use crate::producer_ids::ProducerIds;
+use crate::replica::ReplicaManager;
 
 pub use coordinator::TransactionListing;
 pub use markers::{PartitionInTxn, PartitionResults, TxnMarker, TxnRemote};
@@ -22,14 +29,19 @@ pub use state::{TxnMetadata, TxnState};
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 
-/// The coordinator's state on this broker.
-#[derive(Default)]
-pub struct Transactions {
-    /// Every transactional id of the `__transaction_state` partitions this broker leads.
+/// The transaction coordinator: the transactional ids of the `__transaction_state`
+/// partitions this broker leads, and the writing of their transactions' markers.
+pub struct TransactionCoordinator {
+    pub(crate) config: Arc<BrokerConfig>,
+    pub(crate) replicas: Arc<ReplicaManager>,
+    /// `__transaction_state`: which partitions are led and loaded here.
+    pub(crate) state_topic: CoordinatedTopic,
+    /// Offsets committed in transactions count once their marker is written.
+    pub(crate) groups: Arc<GroupCoordinator>,
+    pub(crate) producer_ids: Arc<ProducerIds>,
+    /// Every transactional id of the `__transaction_state` partitions this broker leads
+    /// (lock order: the topic's `led`, then `ids`).
     pub(crate) ids: Mutex<HashMap<String, TxnMetadata>>,
-    /// Those partitions (lock order: `led`, then `ids`, then `loading`).
-    pub(crate) led: Mutex<BTreeSet<i32>>,
-    pub(crate) loading: RwLock<BTreeSet<i32>>,
     /// Transactional ids whose markers some task is writing now.
     pub(crate) completing: Mutex<HashSet<String>>,
     /// Markers to partitions other brokers lead, questions to other coordinators (the Kafka
@@ -37,18 +49,28 @@ pub struct Transactions {
     pub(crate) remote: OnceLock<Arc<dyn TxnRemote>>,
 }
 
-/// The transaction coordinator, over the broker's state.
-pub struct TransactionCoordinator<'a> {
-    pub(crate) broker: &'a crate::broker::Broker,
-}
-
-impl crate::broker::Broker {
-    pub fn transactions(&self) -> TransactionCoordinator<'_> {
-        TransactionCoordinator { broker: self }
+impl TransactionCoordinator {
+    pub(crate) fn new(
+        config: Arc<BrokerConfig>,
+        replicas: Arc<ReplicaManager>,
+        admin: Arc<TopicAdmin>,
+        groups: Arc<GroupCoordinator>,
+        producer_ids: Arc<ProducerIds>,
+    ) -> TransactionCoordinator {
+        TransactionCoordinator {
+            state_topic: CoordinatedTopic::new(TXN_TOPIC, replicas.clone(), admin),
+            config,
+            replicas,
+            groups,
+            producer_ids,
+            ids: Mutex::new(HashMap::new()),
+            completing: Mutex::new(HashSet::new()),
+            remote: OnceLock::new(),
+        }
     }
 
     /// Installs what reaches other brokers for the transaction APIs (once).
     pub fn set_txn_remote(&self, remote: Arc<dyn TxnRemote>) {
-        let _ = self.txns.remote.set(remote);
+        let _ = self.remote.set(remote);
     }
 }

@@ -12,7 +12,7 @@ pub const VERSIONS: (i16, i16) = (0, 4);
 pub fn handle(ctx: &Context, reply: Reply, req: AddOffsetsToTxnRequest) -> ResponseFuture {
     let broker = ctx.broker.clone();
     Box::pin(super::detached(async move {
-        let groups = broker.groups();
+        let groups = &broker.groups;
         let result = match groups.offsets_topic() {
             Ok(topic) => {
                 let index = sluice_broker::group::offsets_partition_for(
@@ -21,7 +21,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: AddOffsetsToTxnRequest) -> Respo
                 );
                 let partition = [(sluice_broker::group::OFFSETS_TOPIC.to_string(), index)];
                 broker
-                    .transactions()
+                    .transactions
                     .add_partitions(
                         &req.transactional_id,
                         req.producer_id.0,

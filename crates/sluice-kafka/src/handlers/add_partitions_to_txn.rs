@@ -121,7 +121,7 @@ async fn add(
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
         .collect();
     let code = match broker
-        .transactions()
+        .transactions
         .add_partitions(transactional_id, producer_id, epoch, &partitions)
         .await
     {
@@ -138,7 +138,7 @@ fn verify(
     epoch: i16,
     topics: &[AddPartitionsToTxnTopic],
 ) -> Vec<AddPartitionsToTxnTopicResult> {
-    let txns = broker.transactions();
+    let txns = &broker.transactions;
     answer(topics, |t, p| {
         crate::errors::of(&txns.verify_partition(
             transactional_id,

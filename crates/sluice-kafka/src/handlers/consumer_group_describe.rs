@@ -27,12 +27,12 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ConsumerGroupDescribeRequest) -
             let described = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
-            if let Err(e) = broker.groups().check_coordinator(&id) {
+            if let Err(e) = broker.groups.check_coordinator(&id) {
                 return described
                     .with_error_code(crate::errors::code(&e))
                     .with_error_message(crate::errors::message(&e));
             }
-            match broker.groups().describe_consumer_group(&id) {
+            match broker.groups.describe_consumer_group(&id) {
                 None => described
                     .with_error_code(ResponseError::GroupIdNotFound.code())
                     .with_error_message(Some(str(&format!(

@@ -54,7 +54,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ConsumerGroupHeartbeatRequest) 
         client_id: reply.client_id.clone(),
         client_host: format!("/{}", reply.peer.ip()),
     };
-    let response = match broker.groups().consumer_group_heartbeat(heartbeat) {
+    let response = match broker.groups.consumer_group_heartbeat(heartbeat) {
         Ok(r) => ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(str(&r.member_id)))
             .with_member_epoch(r.member_epoch)

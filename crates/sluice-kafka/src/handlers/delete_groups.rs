@@ -15,7 +15,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: DeleteGroupsRequest) -> Response
     Box::pin(async move {
         let mut results = Vec::with_capacity(req.groups_names.len());
         for id in req.groups_names {
-            let r = broker.groups().delete_group(&id).await;
+            let r = broker.groups.delete_group(&id).await;
             results.push(
                 DeletableGroupResult::default()
                     .with_group_id(id)

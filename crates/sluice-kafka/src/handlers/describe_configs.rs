@@ -73,7 +73,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: DescribeConfigsRequest) -> Resp
                         .collect())
                 }
                 RESOURCE_GROUP => broker
-                    .groups()
+                    .groups
                     .describe_group_configs(&res.resource_name)
                     .map_err(|e| (errors::code(&e), e.to_string())),
                 RESOURCE_BROKER => Err((

@@ -28,11 +28,11 @@ pub fn handle(ctx: &Context, reply: &Reply, req: DescribeGroupsRequest) -> Respo
             if reply.version >= 3 {
                 described.authorized_operations = ops;
             }
-            if let Err(e) = ctx.broker.groups().check_coordinator(&id) {
+            if let Err(e) = ctx.broker.groups.check_coordinator(&id) {
                 described.error_code = crate::errors::code(&e);
                 return described;
             }
-            match ctx.broker.groups().describe_group(&id) {
+            match ctx.broker.groups.describe_group(&id) {
                 None => {
                     described.group_state = str("Dead");
                     if reply.version >= 6 {

@@ -42,7 +42,7 @@ async fn describe(
 ) -> Group {
     let group = g.group_id.to_string();
     let answer = Group::default().with_group_id(g.group_id.clone());
-    if let Err(e) = broker.groups().check_coordinator(&group) {
+    if let Err(e) = broker.groups.check_coordinator(&group) {
         return answer
             .with_error_code(errors::code(&e))
             .with_error_message(errors::message(&e));
@@ -55,7 +55,7 @@ async fn describe(
             .collect(),
         None => {
             let subscribed: BTreeSet<String> = broker
-                .groups()
+                .groups
                 .share_group_members(&group)
                 .map(|(_, ms)| ms.into_iter().flat_map(|(_, m)| m.subscribed).collect())
                 .unwrap_or_default();

@@ -14,7 +14,7 @@ use crate::Context;
 pub const VERSIONS: (i16, i16) = (0, 0);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: DescribeTransactionsRequest) -> Response {
-    let txns = ctx.broker.transactions();
+    let txns = &ctx.broker.transactions;
     let states = req
         .transactional_ids
         .into_iter()

@@ -15,7 +15,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: EndTxnRequest) -> ResponseFuture
     let broker = ctx.broker.clone();
     Box::pin(super::detached(async move {
         let result = broker
-            .transactions()
+            .transactions
             .end_transaction(
                 &req.transactional_id,
                 req.producer_id.0,

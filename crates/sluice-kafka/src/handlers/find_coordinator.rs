@@ -47,8 +47,8 @@ pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Resp
         // Here only on the controller (others forward): a failure shows in the lookups.
         let created = match req.key_type {
             KEY_TYPE_SHARE => sluice_broker::share::state_topic(&ctx.broker).map(|_| ()),
-            KEY_TYPE_TRANSACTION => ctx.broker.transactions().state_topic().map(|_| ()),
-            _ => ctx.broker.groups().offsets_topic().map(|_| ()),
+            KEY_TYPE_TRANSACTION => ctx.broker.transactions.state_topic().map(|_| ()),
+            _ => ctx.broker.groups.offsets_topic().map(|_| ()),
         };
         if let Err(e) = created {
             info!(error = %e, "could not create an internal topic yet");
@@ -57,8 +57,8 @@ pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Resp
     let coordinator = |key: StrBytes| {
         let c = Coordinator::default().with_key(key);
         let found = match req.key_type {
-            KEY_TYPE_GROUP => ctx.broker.groups().group_coordinator(&c.key),
-            KEY_TYPE_TRANSACTION => ctx.broker.transactions().coordinator_of(&c.key),
+            KEY_TYPE_GROUP => ctx.broker.groups.group_coordinator(&c.key),
+            KEY_TYPE_TRANSACTION => ctx.broker.transactions.coordinator_of(&c.key),
             KEY_TYPE_SHARE => share_coordinator(ctx, &c.key),
             other => Err(sluice_broker::BrokerError::InvalidRequest(format!(
                 "unknown coordinator key type {other}"

@@ -12,7 +12,7 @@ pub const VERSIONS: (i16, i16) = (0, 4);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: HeartbeatRequest) -> Response {
     let instance = opt_string(&req.group_instance_id);
-    let result = ctx.broker.groups().heartbeat(
+    let result = ctx.broker.groups.heartbeat(
         &req.group_id,
         req.generation_id,
         &req.member_id,

@@ -48,7 +48,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: IncrementalAlterConfigsRequest)
                 })
                 .collect();
             let result = ops.and_then(|ops| match res.resource_type {
-                RESOURCE_GROUP => ctx.broker.groups().alter_group_configs(&res.resource_name, &ops, req.validate_only),
+                RESOURCE_GROUP => ctx.broker.groups.alter_group_configs(&res.resource_name, &ops, req.validate_only),
                 _ => ctx.broker.admin.alter_topic_configs(&res.resource_name, &ops, req.validate_only),
             });
             let (code, message) = errors::of(&result);

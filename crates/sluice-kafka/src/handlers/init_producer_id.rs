@@ -27,7 +27,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: InitProducerIdRequest) -> Respon
             Some(id) => {
                 let expected = (producer_id >= 0).then_some((producer_id, epoch));
                 broker
-                    .transactions()
+                    .transactions
                     .init_producer_id(&id, req.transaction_timeout_ms, expected)
                     .await
             }

@@ -37,7 +37,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: JoinGroupRequest) -> ResponseFut
         supports_skip_assignment: reply.version >= 9,
     };
     Box::pin(async move {
-        let response = match broker.groups().join_group(join).await {
+        let response = match broker.groups.join_group(join).await {
             Ok(r) => {
                 let members = r
                     .members

@@ -21,7 +21,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: LeaveGroupRequest) -> Response 
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    let response = match ctx.broker.groups().leave_group(&req.group_id, &members) {
+    let response = match ctx.broker.groups.leave_group(&req.group_id, &members) {
         Err(e) => LeaveGroupResponse::default().with_error_code(errors::code(&e)),
         Ok(results) if batched => {
             let members = members

@@ -15,7 +15,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ListGroupsRequest) -> Response 
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_string()).collect();
     let groups = ctx
         .broker
-        .groups()
+        .groups
         .list_groups(&states, &types)
         .into_iter()
         .map(|g| {

@@ -42,7 +42,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ListTransactionsRequest) -> Res
     };
     let listed = ctx
         .broker
-        .transactions()
+        .transactions
         .list(&states, &producers, duration)
         .into_iter()
         .map(|t| {

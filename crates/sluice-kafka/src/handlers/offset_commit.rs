@@ -45,7 +45,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: OffsetCommitRequest) -> Response
     let instance = opt_string(&req.group_instance_id);
     Box::pin(async move {
         let result = broker
-            .groups()
+            .groups
             .commit_offsets(
                 &req.group_id,
                 req.generation_id_or_member_epoch,

@@ -36,7 +36,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: OffsetDeleteRequest) -> Response
     let broker = ctx.broker.clone();
     Box::pin(async move {
         let subscribed: HashSet<String> = broker
-            .groups()
+            .groups
             .describe_group(&req.group_id)
             .map(|g| {
                 g.members
@@ -55,7 +55,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: OffsetDeleteRequest) -> Response
             })
             .collect();
         let result = broker
-            .groups()
+            .groups
             .delete_offsets(&req.group_id, partitions, &subscribed)
             .await;
         let response = match result {

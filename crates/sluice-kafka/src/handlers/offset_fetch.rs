@@ -29,13 +29,13 @@ fn lookup(
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> Vec<TopicOffsets> {
-    broker.groups().fetch_offsets(group, topics)
+    broker.groups.fetch_offsets(group, topics)
 }
 
 /// With require_stable (v7+, read_committed consumers): a partition with offsets committed
 /// in a transaction not yet ended answers UNSTABLE_OFFSET_COMMIT (the client retries).
 fn unstable(broker: &Broker, require_stable: bool, group: &str, topic: &str, p: i32) -> i16 {
-    if require_stable && broker.groups().has_unstable_offset(group, topic, p) {
+    if require_stable && broker.groups.has_unstable_offset(group, topic, p) {
         errors::code(&sluice_broker::BrokerError::UnstableOffsetCommit)
     } else {
         0
@@ -50,7 +50,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: OffsetFetchRequest) -> Response
             .groups
             .iter()
             .map(|g| {
-                if let Err(e) = broker.groups().check_coordinator(&g.group_id) {
+                if let Err(e) = broker.groups.check_coordinator(&g.group_id) {
                     return OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id.clone())
                         .with_error_code(errors::code(&e));
@@ -93,7 +93,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: OffsetFetchRequest) -> Response
             .collect();
         return reply.encode(&OffsetFetchResponse::default().with_groups(groups));
     }
-    if let Err(e) = broker.groups().check_coordinator(&req.group_id) {
+    if let Err(e) = broker.groups.check_coordinator(&req.group_id) {
         return reply.encode(&OffsetFetchResponse::default().with_error_code(errors::code(&e)));
     }
     let wanted = req.topics.as_ref().map(|ts| {

@@ -40,7 +40,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
                 .and_then(|p| {
                     let records = pd.records.clone().unwrap_or_default();
                     // v12+: transactions v2, the partition joins the transaction here.
-                    broker.verify_transactional_append(
+                    broker.transactions.verify_transactional_append(
                         transactional_id,
                         &p,
                         &records,

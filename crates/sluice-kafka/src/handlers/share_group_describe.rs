@@ -28,12 +28,12 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ShareGroupDescribeRequest) -> R
             let described = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
-            if let Err(e) = broker.groups().check_coordinator(&id) {
+            if let Err(e) = broker.groups.check_coordinator(&id) {
                 return described
                     .with_error_code(crate::errors::code(&e))
                     .with_error_message(crate::errors::message(&e));
             }
-            let Some((epoch, members)) = broker.groups().share_group_members(&id) else {
+            let Some((epoch, members)) = broker.groups.share_group_members(&id) else {
                 return described
                     .with_error_code(ResponseError::GroupIdNotFound.code())
                     .with_error_message(Some(str(&format!("no share group {} here", id.0))));

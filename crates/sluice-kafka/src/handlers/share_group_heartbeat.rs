@@ -28,7 +28,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ShareGroupHeartbeatRequest) -> 
         client_id: reply.client_id.clone(),
         client_host: format!("/{}", reply.peer.ip()),
     };
-    let response = match broker.groups().share_group_heartbeat(heartbeat) {
+    let response = match broker.groups.share_group_heartbeat(heartbeat) {
         Ok(r) => ShareGroupHeartbeatResponse::default()
             .with_member_id(Some(str(&r.member_id)))
             .with_member_epoch(r.member_epoch)

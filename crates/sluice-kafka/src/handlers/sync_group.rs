@@ -27,7 +27,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: SyncGroupRequest) -> ResponseFut
             .collect(),
     };
     Box::pin(async move {
-        let response = match broker.groups().sync_group(sync).await {
+        let response = match broker.groups.sync_group(sync).await {
             Ok((protocol_type, protocol_name, assignment)) => SyncGroupResponse::default()
                 .with_protocol_type(protocol_type.as_deref().map(str))
                 .with_protocol_name(protocol_name.as_deref().map(str))

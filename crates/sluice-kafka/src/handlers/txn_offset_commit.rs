@@ -53,7 +53,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: TxnOffsetCommitRequest) -> Respo
         let result = match added {
             Ok(()) => {
                 broker
-                    .groups()
+                    .groups
                     .txn_commit_offsets(&req.group_id, committer, commits)
                     .await
             }
@@ -100,11 +100,11 @@ async fn add_offsets_partition(
     broker: &sluice_broker::Broker,
     req: &TxnOffsetCommitRequest,
 ) -> sluice_broker::Result<()> {
-    let topic = broker.groups().offsets_topic()?;
+    let topic = broker.groups.offsets_topic()?;
     let partition =
         sluice_broker::group::offsets_partition_for(&req.group_id, topic.partition_count);
     broker
-        .add_to_transaction(
+        .transactions.add_to_transaction(
             PartitionInTxn {
                 transactional_id: req.transactional_id.to_string(),
                 producer_id: req.producer_id.0,

@@ -30,7 +30,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: WriteTxnMarkersRequest) -> Respo
                 .iter()
                 .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
                 .collect();
-            let results = broker.write_txn_markers(marker, partitions).await;
+            let results = broker.transactions.write_txn_markers(marker, partitions).await;
             let mut topics: Vec<WritableTxnMarkerTopicResult> = Vec::new();
             for ((topic, index), result) in results {
                 let r = WritableTxnMarkerPartitionResult::default()
