@@ -16,6 +16,7 @@ use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
 use crate::producer_ids::ProducerIds;
 use crate::replica::{LeadershipFollower, ReplicaManager};
+use crate::share::{ShareCoordinator, SharePartitionManager};
 use crate::txn::TransactionCoordinator;
 
 /// Takes the data directory for this process: a second broker on it is refused.
@@ -46,8 +47,11 @@ pub struct Broker {
     pub producer_ids: Arc<ProducerIds>,
     /// The group coordinator: consumer groups, share group membership, offsets.
     pub groups: Arc<GroupCoordinator>,
-    /// Share groups (queues): membership, share sessions and share-partitions.
-    pub(crate) shares: crate::share::Shares,
+    /// Share groups (queues) on the leaders of their partitions: share sessions and
+    /// share-partitions.
+    pub shares: Arc<SharePartitionManager>,
+    /// The share coordinator: share-partitions' durable state.
+    pub share_coordinator: Arc<ShareCoordinator>,
     /// The transaction coordinator (txn/).
     pub transactions: Arc<TransactionCoordinator>,
     /// Held for the broker's lifetime: a second broker on the same directory is refused.
@@ -115,6 +119,16 @@ impl Broker {
             groups.clone(),
             producer_ids.clone(),
         ));
+        let share_coordinator = Arc::new(ShareCoordinator::new(
+            config.clone(),
+            replicas.clone(),
+            admin.clone(),
+        ));
+        let shares = Arc::new(SharePartitionManager::new(
+            replicas.clone(),
+            groups.clone(),
+            share_coordinator.clone(),
+        ));
         let followers: [Arc<dyn LeadershipFollower>; 2] = [groups.clone(), transactions.clone()];
         for f in &followers {
             replicas.add_leadership_follower(Arc::downgrade(f));
@@ -125,7 +139,8 @@ impl Broker {
             replicas,
             config,
             coordinator: coordinator.clone(),
-            shares: Default::default(),
+            shares,
+            share_coordinator,
             transactions,
             producer_ids,
             _dir_lock: dir_lock,
@@ -223,7 +238,7 @@ impl Broker {
             loop {
                 tick.tick().await;
                 let Some(broker) = weak.upgrade() else { return };
-                broker.persist_share_partitions().await;
+                broker.shares.persist_share_partitions().await;
             }
         });
     }

@@ -72,10 +72,12 @@ pub async fn serve(
         .set_controller_source(Arc::new(forward::ControllerBlocks {
             broker: Arc::downgrade(&broker),
         }));
-    broker.set_share_state_remote(Arc::new(forward::ShareCoordinators {
-        broker: Arc::downgrade(&broker),
-        links: Default::default(),
-    }));
+    broker
+        .share_coordinator
+        .set_share_state_remote(Arc::new(forward::ShareCoordinators {
+            broker: Arc::downgrade(&broker),
+            links: Default::default(),
+        }));
     broker
         .transactions
         .set_txn_remote(Arc::new(txn_remote::TxnLinks {

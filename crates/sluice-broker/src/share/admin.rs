@@ -5,13 +5,13 @@
 //! and read it again (at the latest when the next member opens its share session).
 
 use super::state::PersistedState;
-use crate::broker::Broker;
+use super::SharePartitionManager;
 use crate::error::{BrokerError, Result};
 
 /// Where a deleted share-partition starts: not initialized.
 const UNINITIALIZED: i64 = -1;
 
-impl Broker {
+impl SharePartitionManager {
     /// Checks that `group` may have its offsets changed: this broker coordinates it, it is
     /// not a consumer group, and it has no members (GROUP_NOT_EMPTY otherwise).
     fn check_share_admin(&self, group: &str) -> Result<()> {
@@ -95,7 +95,7 @@ impl Broker {
             return Err(BrokerError::UnknownTopicOrPartition);
         }
         let key = self.state_key(group, topic, partition)?;
-        let current = self.load_share_state(&key).await?;
+        let current = self.coordinator.load_share_state(&key).await?;
         if current.is_none() && start == UNINITIALIZED {
             return Ok(()); // nothing to forget
         }
@@ -104,6 +104,6 @@ impl Broker {
             start_offset: start,
             batches: Vec::new(),
         };
-        self.store_share_state(&key, fresh).await
+        self.coordinator.store_share_state(&key, fresh).await
     }
 }

@@ -9,7 +9,7 @@ use sluice_log::ReadBound;
 use tracing::warn;
 
 use super::partition::{ArchiveReason, ArchivedRecord};
-use crate::broker::Broker;
+use super::SharePartitionManager;
 use crate::replica::partition::Partition;
 
 pub const DEAD_LETTER_TOPIC_CONFIG: &str = "errors.deadletterqueue.topic.name";
@@ -26,7 +26,7 @@ struct Letter {
     headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
-impl Broker {
+impl SharePartitionManager {
     /// Copies `archived` records of `source` to the group's dead-letter topic, if it has one,
     /// and waits until that write is acknowledged. A failure is logged (the records stay
     /// archived; a dead-letter topic is a convenience, not the queue's state).
@@ -112,10 +112,9 @@ impl Broker {
             .cloned()
             .ok_or(crate::BrokerError::LeaderNotAvailable)?;
         let remote = self
-            .shares
-            .remote
-            .get()
-            .ok_or(crate::BrokerError::LeaderNotAvailable)?;
+            .coordinator
+            .remote()
+            .map_err(|_| crate::BrokerError::LeaderNotAvailable)?;
         tokio::time::timeout(
             WRITE_TIMEOUT,
             remote.produce(leader, name.to_string(), index, batch.into()),

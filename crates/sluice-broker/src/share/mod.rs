@@ -5,11 +5,11 @@
 //! releases them.
 
 mod admin;
+pub(crate) mod coordinator;
 mod dead_letters;
 mod delays;
 pub(crate) mod membership;
 mod partition;
-mod persist;
 pub(crate) mod state;
 
 use std::collections::{BTreeSet, HashMap};
@@ -20,10 +20,12 @@ use parking_lot::Mutex;
 use sluice_log::batch::BatchHeader;
 use sluice_log::ReadBound;
 
-use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
+use crate::group::GroupCoordinator;
 use crate::replica::partition::Partition;
+use crate::replica::ReplicaManager;
 
+pub use coordinator::{ShareCoordinator, ShareStateRemote};
 pub use dead_letters::DEAD_LETTER_TOPIC_CONFIG;
 pub use delays::{DELAY_MS_HEADER, DELIVER_AT_HEADER};
 pub use membership::{
@@ -32,19 +34,23 @@ pub use membership::{
 pub use partition::{
     AckType, Acquired, ArchiveReason, ArchivedRecord, Counts, Delays, Limits, SharePartition,
 };
-pub use persist::ShareStateRemote;
 pub use state::{
-    coordinator_key, state_partition_for, state_topic, PersistedState, StateBatch, StateKey,
-    SHARE_STATE_TOPIC,
+    coordinator_key, state_partition_for, PersistedState, StateBatch, StateKey, SHARE_STATE_TOPIC,
 };
 
 /// A share session's epoch that opens it, and the one that closes it.
 const OPEN: i32 = 0;
 const CLOSE: i32 = -1;
 
-/// Every share group's state on this broker.
-#[derive(Default)]
-pub struct Shares {
+/// The share-partition manager (Kafka's SharePartitionManager): on the leaders of the
+/// partitions a share group reads, its members' share sessions, the share-partitions
+/// (acquired and archived records, delivery counts) and ShareFetch / ShareAcknowledge.
+pub struct SharePartitionManager {
+    replicas: Arc<ReplicaManager>,
+    /// Share groups' membership and settings.
+    groups: Arc<GroupCoordinator>,
+    /// Where share-partitions' state is made durable.
+    coordinator: Arc<ShareCoordinator>,
     sessions: Mutex<HashMap<(String, String), Session>>,
     /// Each with the leader epoch it was built in: a leader that lost and regained a
     /// partition reads its state again (others changed it meanwhile).
@@ -52,9 +58,23 @@ pub struct Shares {
     /// Share-partitions whose state could not be read yet because their share coordinator
     /// is not ready, and since when (see `STATE_READ_PATIENCE`).
     initializing: Mutex<HashMap<SharePartitionKey, std::time::Instant>>,
-    /// The snapshots of the `__share_group_state` partitions this broker leads.
-    state: Mutex<state::StateCache>,
-    remote: std::sync::OnceLock<Arc<dyn ShareStateRemote>>,
+}
+
+impl SharePartitionManager {
+    pub(crate) fn new(
+        replicas: Arc<ReplicaManager>,
+        groups: Arc<GroupCoordinator>,
+        coordinator: Arc<ShareCoordinator>,
+    ) -> SharePartitionManager {
+        SharePartitionManager {
+            replicas,
+            groups,
+            coordinator,
+            sessions: Mutex::new(HashMap::new()),
+            partitions: Mutex::new(HashMap::new()),
+            initializing: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 /// A share-partition, and the gate its state writes pass one at a time (so they reach the
@@ -272,11 +292,7 @@ pub struct ShareFetchResult {
     pub partitions: Vec<ShareFetchedPartition>,
 }
 
-impl Broker {
-    pub fn shares(&self) -> &Shares {
-        &self.shares
-    }
-
+impl SharePartitionManager {
     /// The settings a share group's partitions follow (group configs over the defaults).
     pub fn share_limits(&self, group: &str) -> Limits {
         let g = &self.groups;
@@ -622,7 +638,7 @@ impl Broker {
             let state = slot.state.lock();
             (state.to_persisted(), slot.changes.load(Ordering::SeqCst))
         };
-        if let Err(e) = self.store_share_state(key, snapshot).await {
+        if let Err(e) = self.coordinator.store_share_state(key, snapshot).await {
             if matches!(e, BrokerError::FencedStateEpoch) {
                 // An administrator replaced the state: build it again from there.
                 self.forget_share_partition(group, partition);
@@ -705,7 +721,7 @@ impl Broker {
         req: &ShareFetchRequest,
     ) -> Result<(Vec<(Arc<str>, i32)>, Vec<(Arc<str>, i32)>)> {
         let key = (req.group_id.clone(), req.member_id.clone());
-        let mut sessions = self.shares.sessions.lock();
+        let mut sessions = self.sessions.lock();
         let released: Vec<(Arc<str>, i32)>;
         let partitions;
         match req.session_epoch {
@@ -777,8 +793,7 @@ impl Broker {
         topic: &Arc<str>,
         index: i32,
     ) -> Option<SharedPartition> {
-        self.shares
-            .partitions
+        self.partitions
             .lock()
             .get(&(group.to_string(), topic.clone(), index))
             .map(|(_, sp)| sp.clone())
@@ -796,17 +811,18 @@ impl Broker {
     ) -> Result<Option<SharedPartition>> {
         let key = (group.to_string(), topic.clone(), partition.index);
         let epoch = partition.leader_epoch();
-        if let Some((e, sp)) = self.shares.partitions.lock().get(&key) {
+        if let Some((e, sp)) = self.partitions.lock().get(&key) {
             if *e == epoch {
                 return Ok(Some(sp.clone()));
             }
         }
         let loaded = self
+            .coordinator
             .load_share_state(&self.state_key(group, topic, partition.index)?)
             .await;
         let persisted = match loaded {
             Ok(persisted) => {
-                self.shares.initializing.lock().remove(&key);
+                self.initializing.lock().remove(&key);
                 persisted
             }
             Err(
@@ -814,7 +830,7 @@ impl Broker {
                 | BrokerError::NotCoordinator
                 | BrokerError::CoordinatorLoadInProgress),
             ) => {
-                let mut waiting = self.shares.initializing.lock();
+                let mut waiting = self.initializing.lock();
                 let since = *waiting.entry(key).or_insert_with(std::time::Instant::now);
                 if since.elapsed() < STATE_READ_PATIENCE {
                     tracing::debug!(group, topic = %topic, partition = partition.index, error = %e,
@@ -844,7 +860,7 @@ impl Broker {
                 SharePartition::new_in_epoch(start, other.map_or(0, |p| p.state_epoch))
             }
         };
-        let mut all = self.shares.partitions.lock();
+        let mut all = self.partitions.lock();
         match all.get(&key) {
             // Built meanwhile by another request: that one is the share-partition.
             Some((e, existing)) if *e == epoch => Ok(Some(existing.clone())),
@@ -863,7 +879,6 @@ impl Broker {
     pub async fn persist_share_partitions(&self) {
         use std::sync::atomic::Ordering;
         let all: Vec<(SharePartitionKey, i32, SharedPartition)> = self
-            .shares
             .partitions
             .lock()
             .iter()
@@ -905,7 +920,7 @@ impl Broker {
 
     /// Drops this broker's copy of a share-partition; the next use reads its state again.
     fn forget_share_partition(&self, group: &str, partition: &Partition) {
-        self.shares.partitions.lock().remove(&(
+        self.partitions.lock().remove(&(
             group.to_string(),
             partition.topic.clone(),
             partition.index,
@@ -924,7 +939,7 @@ impl Broker {
                 continue;
             };
             let held = slot.state.lock().state_epoch();
-            if let Ok(Some(persisted)) = self.load_share_state(&key).await {
+            if let Ok(Some(persisted)) = self.coordinator.load_share_state(&key).await {
                 if persisted.state_epoch > held {
                     if let Ok(partition) = self.replicas.local_leader(&p.topic, p.partition, -1) {
                         self.forget_share_partition(group, &partition);

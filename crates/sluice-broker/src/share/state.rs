@@ -12,14 +12,12 @@
 //! Kafka's RecordState), i16 delivery count. A null value deletes the key.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::error::Result;
 use crate::group::records::{partition_for, Reader, Writer};
 use crate::replica::partition::Partition;
-use crate::replica::topic::Topic;
 
 pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
 /// Partitions of `__share_group_state` (Kafka's `share.coordinator.state.topic.num.partitions`).
@@ -186,11 +184,6 @@ impl StateCache {
             }
         }
     }
-}
-
-/// The state topic as the share coordinator needs it (created on first use).
-pub fn state_topic(broker: &crate::Broker) -> Result<Arc<Topic>> {
-    broker.admin.internal_topic(SHARE_STATE_TOPIC)
 }
 
 #[cfg(test)]

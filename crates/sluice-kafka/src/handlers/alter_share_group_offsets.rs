@@ -26,7 +26,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: AlterShareGroupOffsetsRequest) -
                     .map(|p| (t.topic_name.to_string(), p.partition_index, p.start_offset))
             })
             .collect();
-        let outcomes = match broker.alter_share_group_offsets(&group, &asked).await {
+        let outcomes = match broker.shares.alter_share_group_offsets(&group, &asked).await {
             Ok(o) => o,
             Err(e) => {
                 return reply.encode(

@@ -21,7 +21,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: DeleteShareGroupOffsetsRequest) 
             .iter()
             .map(|t| t.topic_name.to_string())
             .collect();
-        let outcomes = match broker.delete_share_group_offsets(&group, &topics).await {
+        let outcomes = match broker.shares.delete_share_group_offsets(&group, &topics).await {
             Ok(o) => o,
             Err(e) => {
                 return reply.encode(

@@ -76,8 +76,8 @@ async fn describe(
             let a = PartitionAnswer::default()
                 .with_partition_index(p)
                 .with_leader_epoch(-1);
-            let state = match broker.state_key(&group, &name, p) {
-                Ok(key) => broker.load_share_state(&key).await,
+            let state = match broker.shares.state_key(&group, &name, p) {
+                Ok(key) => broker.share_coordinator.load_share_state(&key).await,
                 Err(e) => Err(e),
             };
             answers.push(match state {

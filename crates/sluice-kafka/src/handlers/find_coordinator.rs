@@ -46,7 +46,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Resp
     if may_create_internal_topic(ctx, reply, &req) {
         // Here only on the controller (others forward): a failure shows in the lookups.
         let created = match req.key_type {
-            KEY_TYPE_SHARE => sluice_broker::share::state_topic(&ctx.broker).map(|_| ()),
+            KEY_TYPE_SHARE => ctx.broker.share_coordinator.state_topic().map(|_| ()),
             KEY_TYPE_TRANSACTION => ctx.broker.transactions.state_topic().map(|_| ()),
             _ => ctx.broker.groups.offsets_topic().map(|_| ()),
         };

@@ -31,7 +31,7 @@ pub fn handle(ctx: &Context, reply: &Reply, req: ReadShareGroupStateRequest) -> 
                 .map(|p| {
                     let key = (group.clone(), t.topic_id, p.partition);
                     let r = ReadResult::default().with_partition(p.partition);
-                    match ctx.broker.coordinator_read_share_state(&key) {
+                    match ctx.broker.share_coordinator.coordinator_read_share_state(&key) {
                         Ok(Some(state)) => r
                             .with_state_epoch(state.state_epoch)
                             .with_start_offset(state.start_offset)

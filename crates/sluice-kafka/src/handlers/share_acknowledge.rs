@@ -69,7 +69,7 @@ async fn answer(
         }
     }
     let outcomes = match broker
-        .share_acknowledge(&group_id, &member_id, req.share_session_epoch, &partitions)
+        .shares.share_acknowledge(&group_id, &member_id, req.share_session_epoch, &partitions)
         .await
     {
         Ok(o) => o,
@@ -90,7 +90,7 @@ async fn answer(
                 ),
         );
     }
-    let lock_ms = broker.share_limits(&group_id).lock_duration_ms;
+    let lock_ms = broker.shares.share_limits(&group_id).lock_duration_ms;
     reply.encode(
         &ShareAcknowledgeResponse::default()
             .with_acquisition_lock_timeout_ms(lock_ms.min(i32::MAX as i64) as i32)

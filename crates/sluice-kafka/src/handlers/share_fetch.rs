@@ -89,7 +89,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: ShareFetchRequest) -> ResponseFu
             partitions,
             forgotten,
         };
-        let result = match broker.share_fetch(request).await {
+        let result = match broker.shares.share_fetch(request).await {
             Ok(r) => r,
             Err(e) => return reply.encode(&top_level_error(&e)),
         };

@@ -38,7 +38,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: WriteShareGroupStateRequest) -> 
                         .collect(),
                 };
                 let key = (group.clone(), t.topic_id, p.partition);
-                let outcome = broker.coordinator_write_share_state(&key, state).await;
+                let outcome = broker.share_coordinator.coordinator_write_share_state(&key, state).await;
                 let (code, message) = errors::of(&outcome);
                 partitions.push(
                     WriteResult::default()

@@ -1,5 +1,5 @@
-//! Where a share-partition's state is made durable: its share coordinator, the broker leading
-//! the key's `__share_group_state` partition. The share-partition leader writes there itself
+//! The share coordinator: where a share-partition's state is made durable, the broker
+//! leading the key's `__share_group_state` partition. The share-partition leader writes there itself
 //! when it is that broker, and otherwise asks it over the network (ReadShareGroupState and
 //! WriteShareGroupState, through `ShareStateRemote`, which the Kafka front end provides).
 
@@ -9,10 +9,16 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use sluice_cluster::BrokerInfo;
 
-use super::state::{self, PersistedState, StateKey, SHARE_STATE_TOPIC};
-use crate::broker::Broker;
+use parking_lot::Mutex;
+
+use super::state::{self, PersistedState, StateCache, StateKey, SHARE_STATE_TOPIC};
+use crate::admin::TopicAdmin;
+use crate::config::BrokerConfig;
+use crate::coordinated_topic::CoordinatedTopic;
 use crate::error::{BrokerError, Result};
 use crate::replica::partition::Partition;
+use crate::replica::topic::Topic;
+use crate::replica::ReplicaManager;
 
 /// How long a share state write waits for the state partition's in-sync replicas.
 const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,26 +51,52 @@ enum Place {
     At(BrokerInfo),
 }
 
-impl Broker {
+/// The share coordinator: the snapshots of the `__share_group_state` partitions this
+/// broker leads, and the way to the share coordinators on other brokers.
+pub struct ShareCoordinator {
+    config: Arc<BrokerConfig>,
+    replicas: Arc<ReplicaManager>,
+    state_topic: CoordinatedTopic,
+    /// The snapshots of the `__share_group_state` partitions this broker leads.
+    cache: Mutex<StateCache>,
+    remote: std::sync::OnceLock<Arc<dyn ShareStateRemote>>,
+}
+
+impl ShareCoordinator {
+    pub(crate) fn new(
+        config: Arc<BrokerConfig>,
+        replicas: Arc<ReplicaManager>,
+        admin: Arc<TopicAdmin>,
+    ) -> ShareCoordinator {
+        ShareCoordinator {
+            state_topic: CoordinatedTopic::new(SHARE_STATE_TOPIC, replicas.clone(), admin),
+            config,
+            replicas,
+            cache: Mutex::new(StateCache::default()),
+            remote: std::sync::OnceLock::new(),
+        }
+    }
+
     /// How this broker reaches share coordinators on other brokers.
     pub fn set_share_state_remote(&self, remote: Arc<dyn ShareStateRemote>) {
-        let _ = self.shares.remote.set(remote);
+        let _ = self.remote.set(remote);
+    }
+
+    /// `__share_group_state`, created on first use with the broker's settings.
+    pub fn state_topic(&self) -> Result<Arc<Topic>> {
+        self.state_topic.topic()
     }
 
     /// The persisted state of a share-partition, from its share coordinator.
     pub async fn load_share_state(&self, key: &StateKey) -> Result<Option<PersistedState>> {
         match self.place_of(key).await? {
-            Place::Here(partition) => self.shares.state.lock().get(&partition, key),
+            Place::Here(partition) => self.cache.lock().get(&partition, key),
             Place::At(coordinator) => self.remote()?.read(coordinator, key.clone()).await,
         }
     }
 
     /// Makes a share-partition's snapshot durable at its share coordinator (acks=all there).
-    pub(crate) async fn store_share_state(
-        &self,
-        key: &StateKey,
-        snapshot: PersistedState,
-    ) -> Result<()> {
+    pub async fn store_share_state(&self, key: &StateKey, snapshot: PersistedState) -> Result<()> {
         match self.place_of(key).await? {
             Place::Here(_) => self.coordinator_write_share_state(key, snapshot).await,
             Place::At(coordinator) => {
@@ -79,7 +111,7 @@ impl Broker {
     /// the key's state partition.
     pub fn coordinator_read_share_state(&self, key: &StateKey) -> Result<Option<PersistedState>> {
         let partition = self.coordinated_partition(key)?;
-        self.shares.state.lock().get(&partition, key)
+        self.cache.lock().get(&partition, key)
     }
 
     /// The share coordinator's WriteShareGroupState: appends the snapshot and waits until
@@ -97,7 +129,7 @@ impl Broker {
         );
         let pending = {
             // Appended under the cache's lock, so the log and the cache agree on the order.
-            let mut cache = self.shares.state.lock();
+            let mut cache = self.cache.lock();
             // A leader still holding the state an administrator replaced may not write.
             if cache
                 .get(&partition, key)?
@@ -118,23 +150,16 @@ impl Broker {
     }
 
     fn coordinated_partition(&self, key: &StateKey) -> Result<Arc<Partition>> {
-        self.replicas
-            .local_leader(SHARE_STATE_TOPIC, state::state_partition_of(key), -1)
-            .map_err(|e| match e {
-                BrokerError::NotLeaderOrFollower { .. } => BrokerError::NotCoordinator,
-                BrokerError::LeaderNotAvailable | BrokerError::UnknownTopicOrPartition => {
-                    BrokerError::CoordinatorNotAvailable
-                }
-                e => e,
-            })
+        self.state_topic
+            .partition_at(state::state_partition_of(key))
     }
 
     async fn place_of(&self, key: &StateKey) -> Result<Place> {
         if self.replicas.topic(SHARE_STATE_TOPIC).is_none() {
-            match state::state_topic(self) {
+            match self.state_topic() {
                 Ok(_) => {}
                 // Not the controller: ask it, and let the client retry meanwhile.
-                Err(BrokerError::CoordinatorNotAvailable) if self.shares.remote.get().is_some() => {
+                Err(BrokerError::CoordinatorNotAvailable) if self.remote.get().is_some() => {
                     self.remote()?.create_state_topic().await?;
                     return Err(BrokerError::CoordinatorNotAvailable);
                 }
@@ -142,11 +167,7 @@ impl Broker {
             }
         }
         let index = state::state_partition_of(key);
-        let image = self.replicas.image();
-        let leader = image
-            .live_leader(SHARE_STATE_TOPIC, index)
-            .cloned()
-            .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        let leader = self.state_topic.coordinator_at(index)?;
         if leader.node_id == self.config.node_id {
             Ok(Place::Here(self.coordinated_partition(key)?))
         } else {
@@ -154,9 +175,8 @@ impl Broker {
         }
     }
 
-    fn remote(&self) -> Result<&Arc<dyn ShareStateRemote>> {
-        self.shares
-            .remote
+    pub(crate) fn remote(&self) -> Result<&Arc<dyn ShareStateRemote>> {
+        self.remote
             .get()
             .ok_or(BrokerError::CoordinatorNotAvailable)
     }
