@@ -11,7 +11,6 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use kafka_protocol::messages::ApiKey;
 use sluice_broker::Broker;
 
 /// HTTP requests served at once.
@@ -75,11 +74,9 @@ async fn metrics(State(opened): State<Opened>) -> axum::response::Response {
     let Some(broker) = opened.get().cloned() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "the broker is opening\n").into_response();
     };
-    let text = tokio::task::spawn_blocking(move || {
-        broker.render_metrics(|key| ApiKey::try_from(key).ok().map(|api| format!("{api:?}")))
-    })
-    .await
-    .unwrap_or_default();
+    let text = tokio::task::spawn_blocking(move || crate::prometheus::render(&broker))
+        .await
+        .unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,

@@ -8,6 +8,7 @@ mod group_cmd;
 mod http;
 mod log_cmd;
 mod produce_cmd;
+mod prometheus;
 mod queue_cmd;
 mod rest;
 mod settings;

@@ -399,6 +399,18 @@ impl TransactionCoordinator {
             })
     }
 
+    /// How long the oldest transaction open on this coordinator has been open at `now` (ms,
+    /// 0 when none is).
+    pub fn oldest_open_ms(&self, now: i64) -> i64 {
+        self.ids
+            .lock()
+            .values()
+            .filter(|m| m.state == TxnState::Ongoing)
+            .map(|m| now - m.txn_start_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// ListTransactions: the ids this broker coordinates, filtered by state names,
     /// producer ids and minimum duration of the open transaction (empty filters: all).
     pub fn list(
