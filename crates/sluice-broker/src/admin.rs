@@ -4,23 +4,21 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+use sluice_cluster::{placement, Coordinator, MetadataChange, PartitionMeta, TopicMeta};
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use parking_lot::Mutex;
-use sluice_cluster::Coordinator;
-
-use crate::config::BrokerConfig;
 use crate::config::{
-    topic_config_def, validate_value, ConfigSource, ConfigType, TopicSettings, TOPIC_CONFIGS,
+    topic_config_def, validate_value, BrokerConfig, ConfigSource, ConfigType, TopicSettings,
+    TOPIC_CONFIGS,
 };
 use crate::error::{BrokerError, Result};
-use crate::group::OFFSETS_TOPIC;
-use crate::replica::topic::{is_internal_topic, refuse_internal, validate_topic_name, Topic};
+use crate::replica::topic::{
+    is_internal_topic, refuse_internal, validate_topic_name, Topic, OFFSETS_TOPIC,
+    SHARE_STATE_TOPIC, TXN_TOPIC,
+};
 use crate::replica::ReplicaManager;
-use crate::share::state::{SHARE_STATE_PARTITIONS, SHARE_STATE_TOPIC};
-use crate::txn::TXN_TOPIC;
-use sluice_cluster::{placement, MetadataChange, PartitionMeta, TopicMeta};
 
 /// Largest partition count one request may ask for; bounds what a request can allocate.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
@@ -55,27 +53,45 @@ pub struct TopicAdmin {
     pub(crate) lock: Mutex<()>,
 }
 
-/// The settings of the internal topics the broker creates on first use: partitions (from
-/// the broker's config) and configs besides compaction.
-fn internal_topic_settings(
-    name: &str,
-    config: &BrokerConfig,
-) -> Option<(i32, &'static [(&'static str, &'static str)])> {
-    match name {
-        OFFSETS_TOPIC => Some((
+/// Partitions of `__share_group_state` (Kafka's `share.coordinator.state.topic.num.partitions`).
+pub const SHARE_STATE_PARTITIONS: i32 = 50;
+
+/// How the broker creates one of its internal topics.
+struct InternalTopicSettings {
+    partitions: i32,
+    replication_factor: i16,
+    /// Configs besides compaction.
+    configs: &'static [(&'static str, &'static str)],
+}
+
+/// The settings of the internal topics the broker creates on first use, from its config.
+fn internal_topic_settings(name: &str, config: &BrokerConfig) -> Option<InternalTopicSettings> {
+    let (partitions, replication_factor, configs): (i32, i16, &'static [_]) = match name {
+        OFFSETS_TOPIC => (
             config.offsets_topic_num_partitions(),
+            config.offsets_topic_replication_factor(),
             &[
                 ("segment.bytes", "104857600"),
                 ("max.message.bytes", "104857600"),
             ],
-        )),
-        TXN_TOPIC => Some((
+        ),
+        TXN_TOPIC => (
             config.transaction_state_num_partitions(),
+            config.transaction_state_replication_factor(),
             &[("segment.bytes", "104857600"), ("min.insync.replicas", "1")],
-        )),
-        SHARE_STATE_TOPIC => Some((SHARE_STATE_PARTITIONS, &[("segment.bytes", "104857600")])),
-        _ => None,
-    }
+        ),
+        SHARE_STATE_TOPIC => (
+            SHARE_STATE_PARTITIONS,
+            config.share_state_topic_replication_factor(),
+            &[("segment.bytes", "104857600")],
+        ),
+        _ => return None,
+    };
+    Some(InternalTopicSettings {
+        partitions,
+        replication_factor,
+        configs,
+    })
 }
 
 fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<()> {
@@ -124,11 +140,16 @@ impl TopicAdmin {
         if let Some(t) = self.replicas.topic(name) {
             return Ok(t);
         }
-        let (partitions, configs) = internal_topic_settings(name, &self.config)
+        let settings = internal_topic_settings(name, &self.config)
             .ok_or_else(|| BrokerError::InvalidTopic(format!("{name} is not an internal topic")))?;
         let mut all = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
-        all.extend(configs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        match self.create_topic_as_broker(name, partitions, -1, all, false) {
+        all.extend(
+            settings
+                .configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        match self.create_topic_as_broker(name, settings.partitions, -1, all, false) {
             Ok(t) => Ok(t),
             Err(BrokerError::TopicAlreadyExists(_)) => self
                 .replicas
@@ -214,16 +235,10 @@ impl TopicAdmin {
             }
             None => {
                 let rf = match replication_factor {
-                    -1 if name == crate::group::OFFSETS_TOPIC => {
-                        self.config.offsets_topic_replication_factor()
-                    }
-                    -1 if name == crate::txn::TXN_TOPIC => {
-                        self.config.transaction_state_replication_factor()
-                    }
-                    -1 if name == crate::share::SHARE_STATE_TOPIC => {
-                        self.config.share_state_topic_replication_factor()
-                    }
-                    -1 => self.config.default_replication_factor(),
+                    -1 => internal_topic_settings(name, &self.config)
+                        .map_or(self.config.default_replication_factor(), |s| {
+                            s.replication_factor
+                        }),
                     n => n,
                 };
                 if rf < 1 {

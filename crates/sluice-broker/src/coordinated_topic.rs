@@ -22,6 +22,17 @@ use crate::replica::partition::Partition;
 use crate::replica::topic::Topic;
 use crate::replica::ReplicaManager;
 
+/// Kafka's placement of a coordinator key (group id, transactional id, share key) on its
+/// internal topic: Java's `String.hashCode` of the key, made non-negative, modulo the
+/// partition count.
+pub fn partition_for(group: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in group.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    (h & 0x7fff_ffff) % partitions.max(1)
+}
+
 pub(crate) struct CoordinatedTopic {
     pub(crate) name: &'static str,
     node_id: i32,
@@ -246,5 +257,17 @@ pub(crate) fn for_each_entry(partition: &Partition, mut f: impl FnMut(Entry<'_>)
                 partition.topic, partition.index
             )));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_placed_like_kafka() {
+        // "my-group".hashCode() is -1906497762 in Java; & 0x7fffffff gives 240985886, % 50 = 36.
+        assert_eq!(partition_for("my-group", 50), 36);
+        assert!((0..50).contains(&partition_for("\u{1F600}négatif", 50)));
     }
 }

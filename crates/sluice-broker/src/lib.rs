@@ -10,6 +10,7 @@ mod error;
 pub mod group;
 pub mod metrics;
 mod producer_ids;
+mod record_fields;
 pub mod replica;
 pub mod share;
 pub mod txn;
@@ -22,7 +23,9 @@ pub use producer_ids::{BlockSource, ProducerIds, PRODUCER_ID_BLOCK};
 pub use replica::fetch::{fetch, FetchTarget, FetchedPartition};
 pub use replica::partition::{FollowerState, IsrProposal, Partition, PartitionOffsets};
 pub use replica::produce::{AppendOrigin, PendingAppend};
-pub use replica::topic::{is_internal_topic, validate_topic_name, Topic};
+pub use replica::topic::{
+    is_internal_topic, validate_topic_name, Topic, OFFSETS_TOPIC, SHARE_STATE_TOPIC, TXN_TOPIC,
+};
 pub use replica::{FollowTarget, ReplicaManager};
 
 /// Waits, from synchronous code, for a coordinator call. Embedded calls are ready at once; an

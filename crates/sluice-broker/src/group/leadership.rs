@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use super::records::{self, OffsetsRecord};
 use super::state::Group;
 use super::GroupCoordinator;
-use crate::coordinated_topic::{for_each_entry, Entry};
+use crate::coordinated_topic::{for_each_entry, partition_for, Entry};
 use crate::error::Result;
 use crate::replica::partition::Partition;
 use crate::replica::LeadershipFollower;
@@ -27,7 +27,7 @@ impl LeadershipFollower for GroupCoordinator {
             |lost, count| {
                 let mut groups = self.groups.lock();
                 let before = groups.len();
-                groups.retain(|id, _| !lost.contains(&records::partition_for(id, count)));
+                groups.retain(|id, _| !lost.contains(&partition_for(id, count)));
                 info!(partitions = ?lost, groups = before - groups.len(), "no longer coordinating the groups of these offsets partitions");
             },
             load_partition,

@@ -9,6 +9,7 @@ mod coordinator;
 pub(crate) mod leadership;
 mod offsets;
 pub(crate) mod records;
+pub(crate) mod share_members;
 mod state;
 
 use std::collections::HashMap;
@@ -19,8 +20,10 @@ use parking_lot::Mutex;
 use crate::admin::TopicAdmin;
 use crate::config::BrokerConfig;
 use crate::coordinated_topic::CoordinatedTopic;
+use crate::replica::topic::OFFSETS_TOPIC;
 use crate::replica::ReplicaManager;
 
+pub use crate::coordinated_topic::partition_for as offsets_partition_for;
 pub use configs::{group_config_def, GROUP_CONFIGS};
 pub use consumer::{Assignment, ASSIGNORS};
 pub use consumer_coordinator::{
@@ -29,9 +32,8 @@ pub use consumer_coordinator::{
 pub use coordinator::{JoinRequest, SyncRequest};
 pub use offsets::{
     GroupDescription, GroupListing, MemberDescription, OffsetCommit, PartitionLag, TopicOffsets,
-    TxnCommitter, OFFSETS_TOPIC,
+    TxnCommitter,
 };
-pub use records::partition_for as offsets_partition_for;
 pub use records::CommittedOffset;
 pub use state::{JoinOutcome, JoinResult, SyncOutcome};
 
@@ -49,8 +51,8 @@ pub struct GroupCoordinator {
     pub(crate) offsets: CoordinatedTopic,
     /// Consumer groups, by id; one lock, as group operations are not on the data path.
     pub(crate) groups: Mutex<Groups>,
-    /// Share groups' members and assignments (share/membership.rs).
-    pub(crate) share_groups: Mutex<crate::share::membership::ShareGroups>,
+    /// Share groups' members and assignments (share_members.rs).
+    pub(crate) share_groups: Mutex<share_members::ShareGroups>,
 }
 
 impl GroupCoordinator {

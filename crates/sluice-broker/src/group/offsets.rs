@@ -12,12 +12,11 @@ use tracing::{info, warn};
 use super::records::{self, CommittedOffset};
 use super::state::{Group, GroupState};
 use super::GroupCoordinator;
+use crate::coordinated_topic::partition_for;
 use crate::error::{BrokerError, Result};
 use crate::replica::partition::Partition;
 use crate::replica::produce::PendingAppend;
-use crate::replica::topic::Topic;
-
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+use crate::replica::topic::{Topic, OFFSETS_TOPIC};
 
 /// A topic's partitions with what each has committed (None: nothing).
 pub type TopicOffsets = (String, Vec<(i32, Option<CommittedOffset>)>);
@@ -114,7 +113,7 @@ impl GroupCoordinator {
             .offsets
             .partition_count()
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
-        Ok(records::partition_for(group, count))
+        Ok(partition_for(group, count))
     }
 
     /// The broker that coordinates `group`: the leader of its `__consumer_offsets`
@@ -147,7 +146,7 @@ impl GroupCoordinator {
             .topic(OFFSETS_TOPIC)
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
         self.offsets
-            .partition_at(records::partition_for(group, topic.partition_count))
+            .partition_at(partition_for(group, topic.partition_count))
     }
 
     /// Appends records for `group` to its `__consumer_offsets` partition (one batch).
@@ -765,7 +764,7 @@ impl GroupCoordinator {
             .map_or(1, |t| t.partition_count);
         let mut groups = self.groups.lock();
         for (id, g) in groups.iter_mut() {
-            if records::partition_for(id, count) == index {
+            if partition_for(id, count) == index {
                 g.complete_txn_offsets(producer_id, commit);
             }
         }

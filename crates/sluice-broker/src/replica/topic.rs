@@ -36,11 +36,14 @@ impl Topic {
 /// Topics the broker owns (Kafka's list): only the broker creates them, with its own settings,
 /// and writes to them; clients may read them but not create, delete, alter, repartition or
 /// truncate them.
-pub const INTERNAL_TOPICS: &[&str] = &[
-    "__consumer_offsets",
-    "__transaction_state",
-    "__share_group_state",
-];
+pub const INTERNAL_TOPICS: &[&str] = &[OFFSETS_TOPIC, TXN_TOPIC, SHARE_STATE_TOPIC];
+
+/// The group coordinator's topic: groups and their committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// The transaction coordinator's topic.
+pub const TXN_TOPIC: &str = "__transaction_state";
+/// The share coordinator's topic: share-partitions' state.
+pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
 
 pub fn is_internal_topic(name: &str) -> bool {
     INTERNAL_TOPICS.contains(&name)

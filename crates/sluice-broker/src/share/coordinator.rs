@@ -11,13 +11,14 @@ use sluice_cluster::BrokerInfo;
 
 use parking_lot::Mutex;
 
-use super::state::{self, PersistedState, StateCache, StateKey, SHARE_STATE_TOPIC};
+use super::state::{self, PersistedState, StateCache, StateKey};
 use crate::admin::TopicAdmin;
 use crate::config::BrokerConfig;
 use crate::coordinated_topic::CoordinatedTopic;
 use crate::error::{BrokerError, Result};
 use crate::replica::partition::Partition;
 use crate::replica::topic::Topic;
+use crate::replica::topic::SHARE_STATE_TOPIC;
 use crate::replica::ReplicaManager;
 
 /// How long a share state write waits for the state partition's in-sync replicas.

@@ -8,7 +8,6 @@ mod admin;
 pub(crate) mod coordinator;
 mod dead_letters;
 mod delays;
-pub(crate) mod membership;
 mod partition;
 pub(crate) mod state;
 
@@ -25,18 +24,16 @@ use crate::group::GroupCoordinator;
 use crate::replica::partition::Partition;
 use crate::replica::ReplicaManager;
 
+pub use crate::group::share_members::{
+    ShareAssignment, ShareGroup, ShareHeartbeat, ShareHeartbeatResult, ShareMember,
+};
 pub use coordinator::{ShareCoordinator, ShareStateRemote};
 pub use dead_letters::DEAD_LETTER_TOPIC_CONFIG;
 pub use delays::{DELAY_MS_HEADER, DELIVER_AT_HEADER};
-pub use membership::{
-    ShareAssignment, ShareGroup, ShareHeartbeat, ShareHeartbeatResult, ShareMember,
-};
 pub use partition::{
     AckType, Acquired, ArchiveReason, ArchivedRecord, Counts, Delays, Limits, SharePartition,
 };
-pub use state::{
-    coordinator_key, state_partition_for, PersistedState, StateBatch, StateKey, SHARE_STATE_TOPIC,
-};
+pub use state::{coordinator_key, state_partition_for, PersistedState, StateBatch, StateKey};
 
 /// A share session's epoch that opens it, and the one that closes it.
 const OPEN: i32 = 0;

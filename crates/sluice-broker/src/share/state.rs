@@ -15,13 +15,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use uuid::Uuid;
 
+use crate::coordinated_topic::partition_for;
 use crate::error::Result;
-use crate::group::records::{partition_for, Reader, Writer};
+use crate::record_fields::{Reader, Writer};
 use crate::replica::partition::Partition;
 
-pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
-/// Partitions of `__share_group_state` (Kafka's `share.coordinator.state.topic.num.partitions`).
-pub const SHARE_STATE_PARTITIONS: i32 = 50;
+pub use crate::admin::SHARE_STATE_PARTITIONS;
 
 const SNAPSHOT: i16 = 0;
 

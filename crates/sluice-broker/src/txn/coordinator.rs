@@ -14,8 +14,8 @@ use super::markers::PartitionInTxn;
 use super::records;
 use super::state::{EndDecision, InitDecision, TxnMetadata, TxnState, LAST_EPOCH};
 use super::TransactionCoordinator;
+use crate::coordinated_topic::partition_for;
 use crate::error::{BrokerError, Result};
-use crate::group::records::partition_for;
 use crate::replica::partition::Partition;
 use crate::replica::topic::Topic;
 

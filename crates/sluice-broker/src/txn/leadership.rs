@@ -13,8 +13,8 @@ use super::records;
 use super::state::TxnMetadata;
 use super::TransactionCoordinator;
 use crate::coordinated_topic::for_each_record;
+use crate::coordinated_topic::partition_for;
 use crate::error::Result;
-use crate::group::records::partition_for;
 use crate::replica::partition::Partition;
 use crate::replica::LeadershipFollower;
 

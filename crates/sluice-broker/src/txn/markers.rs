@@ -99,7 +99,7 @@ impl TransactionCoordinator {
                 Ok(p) => p.wait(MARKER_WRITE_TIMEOUT).await.map(|_| ()),
                 Err(e) => Err(e),
             };
-            if result.is_ok() && tp.0 == crate::group::OFFSETS_TOPIC {
+            if result.is_ok() && tp.0 == crate::replica::topic::OFFSETS_TOPIC {
                 self.groups
                     .complete_txn_offsets(tp.1, marker.producer_id, marker.commit);
             }

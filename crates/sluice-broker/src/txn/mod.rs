@@ -21,13 +21,12 @@ use crate::config::BrokerConfig;
 use crate::coordinated_topic::CoordinatedTopic;
 use crate::group::GroupCoordinator;
 use crate::producer_ids::ProducerIds;
+use crate::replica::topic::TXN_TOPIC;
 use crate::replica::ReplicaManager;
 
 pub use coordinator::TransactionListing;
 pub use markers::{PartitionInTxn, PartitionResults, TxnMarker, TxnRemote};
 pub use state::{TxnMetadata, TxnState};
-
-pub const TXN_TOPIC: &str = "__transaction_state";
 
 /// The transaction coordinator: the transactional ids of the `__transaction_state`
 /// partitions this broker leads, and the writing of their transactions' markers.

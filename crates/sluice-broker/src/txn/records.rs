@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::state::{TxnMetadata, TxnState};
-use crate::group::records::{Reader, Writer};
+use crate::record_fields::{Reader, Writer};
 
 pub fn key(transactional_id: &str) -> Vec<u8> {
     let mut w = Writer::default();

@@ -19,7 +19,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: AddOffsetsToTxnRequest) -> Respo
                     &req.group_id,
                     topic.partition_count,
                 );
-                let partition = [(sluice_broker::group::OFFSETS_TOPIC.to_string(), index)];
+                let partition = [(sluice_broker::OFFSETS_TOPIC.to_string(), index)];
                 broker
                     .transactions
                     .add_partitions(

@@ -25,9 +25,9 @@ const KEY_TYPE_SHARE: i8 = 2;
 /// The internal topic a lookup of this key type needs.
 fn internal_topic(key_type: i8) -> Option<&'static str> {
     match key_type {
-        KEY_TYPE_GROUP => Some(sluice_broker::group::OFFSETS_TOPIC),
-        KEY_TYPE_TRANSACTION => Some(sluice_broker::txn::TXN_TOPIC),
-        KEY_TYPE_SHARE => Some(sluice_broker::share::SHARE_STATE_TOPIC),
+        KEY_TYPE_GROUP => Some(sluice_broker::OFFSETS_TOPIC),
+        KEY_TYPE_TRANSACTION => Some(sluice_broker::TXN_TOPIC),
+        KEY_TYPE_SHARE => Some(sluice_broker::SHARE_STATE_TOPIC),
         _ => None,
     }
 }
@@ -99,7 +99,7 @@ fn share_coordinator(
     let index = sluice_broker::share::state_partition_for(key);
     ctx.broker
         .replicas.image()
-        .live_leader(sluice_broker::share::SHARE_STATE_TOPIC, index)
+        .live_leader(sluice_broker::SHARE_STATE_TOPIC, index)
         .cloned()
         .ok_or(sluice_broker::BrokerError::CoordinatorNotAvailable)
 }

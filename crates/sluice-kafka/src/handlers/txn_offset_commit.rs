@@ -109,7 +109,7 @@ async fn add_offsets_partition(
                 transactional_id: req.transactional_id.to_string(),
                 producer_id: req.producer_id.0,
                 producer_epoch: req.producer_epoch,
-                topic: sluice_broker::group::OFFSETS_TOPIC.to_string(),
+                topic: sluice_broker::OFFSETS_TOPIC.to_string(),
                 partition,
             },
             false,
