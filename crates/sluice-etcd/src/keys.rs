@@ -90,3 +90,50 @@ pub fn parse<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Option<
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_the_layout_parses_back_to_what_it_names() {
+        let keys = Keys::new("prod");
+        assert_eq!(keys.prefix(), "/sluice/prod/");
+        assert!(matches!(keys.parse(&keys.broker(3)), Key::Broker(3)));
+        assert!(matches!(keys.parse(&keys.controller()), Key::Controller));
+        assert!(matches!(
+            keys.parse(&keys.topic("a.b-c")),
+            Key::Topic("a.b-c")
+        ));
+        assert!(matches!(
+            keys.parse(&keys.group_configs("g")),
+            Key::GroupConfigs("g")
+        ));
+        for other in [keys.cluster_id(), keys.producer_ids()] {
+            assert!(matches!(keys.parse(&other), Key::Other), "{other}");
+        }
+    }
+
+    #[test]
+    fn keys_of_another_cluster_or_malformed_ones_name_nothing() {
+        let keys = Keys::new("prod");
+        for key in [
+            "/sluice/prod-2/brokers/1",
+            "/sluice/other/topics/t",
+            "/sluice/prod/brokers/one",
+            "/sluice/prod/brokers/",
+            "/sluice/prod/controllers",
+            "/sluice/prod",
+            "sluice/prod/topics/t",
+        ] {
+            assert!(matches!(keys.parse(key), Key::Other), "{key}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_record_is_skipped_not_fatal() {
+        assert_eq!(parse::<Vec<i32>>("k", b"[1,2]"), Some(vec![1, 2]));
+        assert_eq!(parse::<Vec<i32>>("k", b"{\"not\": \"a list\"}"), None);
+        assert_eq!(parse::<Vec<i32>>("k", b"\xff garbage"), None);
+    }
+}

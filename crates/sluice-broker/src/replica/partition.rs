@@ -514,3 +514,182 @@ impl Partition {
         (now_ms as u64).saturating_sub(self.last_flush_ms.load(Ordering::Relaxed))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAG_MS: i64 = 10_000;
+
+    /// A replica of topic "t" in a fresh log.
+    fn replica(dir: &std::path::Path) -> Partition {
+        let log = Log::open(dir, sluice_log::LogConfig::default(), 0).unwrap();
+        Partition::new(Arc::from("t"), 0, log, FlushPolicy::EveryWrite)
+    }
+
+    fn place(p: &Partition, me: i32, leader: i32, epochs: (i32, i32), isr: &[i32], now: i64) {
+        p.set_placement(
+            &Placement {
+                me,
+                leader,
+                leader_epoch: epochs.0,
+                partition_epoch: epochs.1,
+                replicas: &[1, 2, 3],
+                isr,
+            },
+            now,
+        );
+    }
+
+    /// Appends `n` records, a batch each (a high watermark sits between batches), as the
+    /// leader would, and publishes them as flushed.
+    fn append(p: &Partition, n: usize) {
+        for _ in 0..n {
+            let batch = sluice_log::batch::build_batch(0, &[(None, Some(&b"v"[..]))]);
+            let summary = sluice_log::batch::validate_batches(&batch, 1 << 20).unwrap();
+            let epoch = p.leader_epoch();
+            let info = p.log().append(&batch, &summary, epoch, 0).unwrap();
+            p.publish(info.end);
+        }
+    }
+
+    fn hw(p: &Partition) -> i64 {
+        p.offsets().high_watermark
+    }
+
+    #[test]
+    fn a_leaders_high_watermark_is_the_smallest_log_end_over_the_isr_and_never_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = replica(dir.path());
+        place(&p, 1, 1, (0, 0), &[1, 2, 3], 0);
+        append(&p, 10);
+        assert_eq!(hw(&p), 0, "no follower has it yet");
+        p.note_follower_fetch(2, 10, 1);
+        assert_eq!(hw(&p), 0, "follower 3 has nothing");
+        p.note_follower_fetch(3, 4, 1);
+        assert_eq!(hw(&p), 4);
+        p.note_follower_fetch(3, 10, 2);
+        assert_eq!(hw(&p), 10);
+        p.note_follower_fetch(3, 4, 3);
+        assert_eq!(hw(&p), 10, "a high watermark never moves back");
+        assert_eq!(
+            *p.subscribe().borrow(),
+            10,
+            "waiting fetches and acks=all see it"
+        );
+    }
+
+    #[test]
+    fn a_follower_that_lags_past_the_lag_time_is_proposed_out_and_counts_until_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = replica(dir.path());
+        place(&p, 1, 1, (0, 0), &[1, 2, 3], 0);
+        append(&p, 10);
+        p.note_follower_fetch(2, 10, 100);
+        p.note_follower_fetch(3, 6, 100);
+        assert_eq!(
+            p.propose_isr(LAG_MS, LAG_MS),
+            None,
+            "3 is still within its lag time"
+        );
+        let proposal = p
+            .propose_isr(LAG_MS + 1, LAG_MS)
+            .expect("3 lagged too long");
+        assert_eq!(proposal.isr, [1, 2]);
+        assert_eq!((proposal.leader_epoch, proposal.partition_epoch), (0, 0));
+        assert_eq!(
+            p.propose_isr(LAG_MS + 2, LAG_MS),
+            None,
+            "one change in flight at a time"
+        );
+        assert_eq!(
+            hw(&p),
+            6,
+            "3 counts until the controller commits its removal"
+        );
+        // The controller refuses (say a stale partition epoch): the change may be asked again.
+        p.proposal_failed(&proposal);
+        assert_eq!(p.propose_isr(LAG_MS + 3, LAG_MS), Some(proposal));
+        // Committed: the next image has the new ISR in a new partition epoch.
+        place(&p, 1, 1, (0, 1), &[1, 2], LAG_MS + 4);
+        assert_eq!(hw(&p), 10);
+        assert_eq!(p.insync_and_min().0, 2);
+    }
+
+    #[test]
+    fn a_follower_caught_up_with_the_high_watermark_joins_and_counts_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = replica(dir.path());
+        place(&p, 1, 1, (0, 0), &[1, 2], 0);
+        append(&p, 10);
+        p.note_follower_fetch(2, 10, 1);
+        assert_eq!(hw(&p), 10, "3 is not in the ISR");
+        append(&p, 5);
+        assert!(
+            !p.note_follower_fetch(3, 8, 2),
+            "below the high watermark: not yet"
+        );
+        assert!(
+            p.note_follower_fetch(3, 10, 3),
+            "caught up with the high watermark: add it"
+        );
+        let proposal = p.propose_isr(4, LAG_MS).expect("3 joins");
+        assert_eq!(proposal.isr, [1, 2, 3]);
+        p.note_follower_fetch(2, 15, 5);
+        assert_eq!(
+            hw(&p),
+            10,
+            "3, being added, already counts (the maximal ISR)"
+        );
+        p.note_follower_fetch(3, 15, 6);
+        assert_eq!(hw(&p), 15);
+    }
+
+    #[test]
+    fn a_follower_shows_its_leaders_high_watermark_as_far_as_its_own_log_is_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = replica(dir.path());
+        place(&p, 1, 1, (0, 0), &[1], 0);
+        append(&p, 10);
+        assert_eq!(
+            hw(&p),
+            10,
+            "alone in the ISR, the leader commits what it flushed"
+        );
+        place(&p, 1, 2, (1, 1), &[1, 2], 1);
+        assert!(!p.leads_in(1) && !p.leads_in(0));
+        assert!(p.log_as_follower(1).is_some() && p.log_as_follower(0).is_none());
+        p.note_leader_high_watermark(7);
+        assert_eq!(hw(&p), 7, "set to the leader's, even below its own");
+        p.note_leader_high_watermark(20);
+        assert_eq!(hw(&p), 10, "never past its own ready log");
+    }
+
+    #[test]
+    fn a_new_leadership_starts_the_followers_afresh_with_the_in_sync_ones_caught_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = replica(dir.path());
+        place(&p, 1, 1, (0, 0), &[1, 2, 3], 0);
+        p.note_follower_fetch(2, 0, 50);
+        place(&p, 1, 1, (1, 1), &[1, 3], 1_000);
+        let followers = p.followers();
+        assert_eq!(
+            followers[&2].log_end_offset, -1,
+            "positions from the old term are gone"
+        );
+        assert_eq!(
+            followers[&3].caught_up_ms, 1_000,
+            "in sync: caught up as of now"
+        );
+        assert_eq!(
+            followers[&2].caught_up_ms, 0,
+            "out of sync: must catch up first"
+        );
+        assert!(p.leads_in(1));
+        assert_eq!(
+            p.log().epochs().latest_epoch(),
+            Some(1),
+            "the new epoch starts at the log end"
+        );
+    }
+}
