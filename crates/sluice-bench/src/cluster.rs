@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::client::Conn;
+use sluice_client::Conn;
 
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 const EARLIEST: i64 = -2;

@@ -10,10 +10,10 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
 
 use crate::args::BenchArgs;
-use crate::client::Conn;
 use crate::cluster::Layout;
 use crate::records::walk;
 use crate::stats::Stats;
+use sluice_client::Conn;
 
 /// When consumers stop.
 pub struct ConsumeTarget {

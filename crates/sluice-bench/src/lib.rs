@@ -4,7 +4,6 @@
 //! client. See docs/benchmarks.md.
 
 mod args;
-pub mod client;
 mod cluster;
 mod consume;
 mod produce;
@@ -108,7 +107,7 @@ async fn run_mode(args: Arc<BenchArgs>) -> anyhow::Result<Vec<Summary>> {
             for layout in layouts {
                 let layout = Arc::new(layout);
                 // Every member fetches every partition: one session per leader.
-                let mut by_leader: Vec<(Arc<client::Conn>, Vec<i32>)> = Vec::new();
+                let mut by_leader: Vec<(Arc<sluice_client::Conn>, Vec<i32>)> = Vec::new();
                 for (p, conn) in layout.leaders.iter().enumerate() {
                     match by_leader.iter_mut().find(|(c, _)| Arc::ptr_eq(c, conn)) {
                         Some((_, ps)) => ps.push(p as i32),

@@ -18,11 +18,11 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use crate::args::BenchArgs;
-use crate::client::{decode, Conn};
 use crate::cluster::Layout;
 use crate::records::{wall_clock_ns, BatchBuilder, RECORD_OVERHEAD};
 use crate::stats::Stats;
 use crate::ticker::Ticker;
+use sluice_client::{decode, Conn};
 
 /// What one producer sends.
 pub struct ProducePlan {

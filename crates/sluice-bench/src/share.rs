@@ -24,10 +24,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::args::BenchArgs;
-use crate::client::Conn;
 use crate::cluster::Layout;
 use crate::consume::ConsumeTarget;
 use crate::stats::Stats;
+use sluice_client::Conn;
 
 const ACCEPT: i8 = 1;
 

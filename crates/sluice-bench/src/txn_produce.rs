@@ -18,11 +18,11 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_log::batch;
 
 use crate::args::BenchArgs;
-use crate::client::Conn;
 use crate::cluster::Layout;
 use crate::produce::{handle_ack, send_as, Acked, InFlight, ProducePlan};
 use crate::records::{BatchBuilder, RECORD_OVERHEAD};
 use crate::stats::Stats;
+use sluice_client::Conn;
 
 /// Errors a coordinator answers while it gets ready or finishes the previous transaction:
 /// asked again after a pause.

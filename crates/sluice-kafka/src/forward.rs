@@ -6,15 +6,16 @@
 
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use std::sync::Arc;
+
+use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AllocateProducerIdsResponse, ApiKey, BrokerId, CreateTopicsRequest,
-    CreateTopicsResponse, RequestHeader, ResponseHeader, TopicName,
+    CreateTopicsResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use sluice_client::{call_once, BrokerLinks, Conn};
 use tracing::debug;
 
 use crate::reply::{Response, ResponseFuture};
@@ -22,8 +23,6 @@ use crate::Context;
 
 /// A forwarded request's whole round trip, creating topics included.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
-/// Larger responses from the controller are refused (the forwarded APIs answer small ones).
-const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 /// The APIs that change metadata and so are the controller's to serve.
 pub fn is_controller_api(api: ApiKey) -> bool {
@@ -56,13 +55,13 @@ pub fn controller_elsewhere(ctx: &Context) -> Option<(String, u16)> {
 pub fn to_controller(to: (String, u16), api: ApiKey, frame: Bytes) -> ResponseFuture {
     Box::pin(async move {
         let round_trip = async {
-            let mut stream = connect(&to).await?;
-            exchange(&mut stream, &frame).await
+            let conn = Conn::connect_plain(&to.0, to.1, "sluice-forward".into()).await?;
+            conn.forward(&frame).await
         };
         match tokio::time::timeout(FORWARD_TIMEOUT, round_trip).await {
             Ok(Ok(response)) => Response::Frame(response),
             Ok(Err(e)) => Response::Close(format!(
-                "could not forward {api:?} to the controller at {}:{}: {e}",
+                "could not forward {api:?} to the controller at {}:{}: {e:#}",
                 to.0, to.1
             )),
             Err(_) => Response::Close(format!(
@@ -88,7 +87,7 @@ pub async fn create_topic_at_controller(
             .with_replication_factor(-1)])
         .with_timeout_ms(FORWARD_TIMEOUT.as_millis() as i32);
     let response: CreateTopicsResponse =
-        call_broker(to, node_id, ApiKey::CreateTopics, 5, &body).await?;
+        call_once(to, client_id(node_id), ApiKey::CreateTopics, 5, &body).await?;
     match response.topics.first().map(|t| t.error_code) {
         Some(0) | Some(TOPIC_ALREADY_EXISTS) => Ok(()),
         Some(code) => Err(format!("the controller answered error code {code}")),
@@ -119,7 +118,7 @@ impl sluice_broker::BlockSource for ControllerBlocks {
                 .with_broker_id(BrokerId(me))
                 .with_broker_epoch(-1);
             let response: AllocateProducerIdsResponse =
-                call_broker(&to, me, ApiKey::AllocateProducerIds, 0, &request)
+                call_once(&to, client_id(me), ApiKey::AllocateProducerIds, 0, &request)
                     .await
                     .map_err(|e| {
                         debug!(error = %e, "could not reach the controller for producer ids");
@@ -137,81 +136,9 @@ impl sluice_broker::BlockSource for ControllerBlocks {
     }
 }
 
-/// A request of this broker's own to another broker at `to` (the controller, a share
-/// coordinator, a partition's leader), on a connection of its own, and its decoded response.
-pub async fn call_broker<Req: Encodable, Resp: Decodable>(
-    to: &(String, u16),
-    node_id: i32,
-    api: ApiKey,
-    version: i16,
-    body: &Req,
-) -> Result<Resp, String> {
-    let frame = request_frame(node_id, api, version, body)?;
-    let answer = tokio::time::timeout(FORWARD_TIMEOUT, async {
-        let mut stream = connect(to).await?;
-        exchange(&mut stream, &frame).await
-    })
-    .await
-    .map_err(|_| "the broker did not answer in time".to_string())?
-    .map_err(|e| e.to_string())?;
-    decode_response(answer, api, version)
-}
-
-/// A request's frame (header and body, without the length prefix).
-pub(crate) fn request_frame<Req: Encodable>(
-    node_id: i32,
-    api: ApiKey,
-    version: i16,
-    body: &Req,
-) -> Result<BytesMut, String> {
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_client_id(Some(StrBytes::from_string(format!(
-            "sluice-broker-{node_id}"
-        ))));
-    let mut frame = BytesMut::new();
-    header
-        .encode(&mut frame, api.request_header_version(version))
-        .and_then(|_| body.encode(&mut frame, version))
-        .map_err(|e| e.to_string())?;
-    Ok(frame)
-}
-
-pub(crate) fn decode_response<Resp: Decodable>(
-    answer: BytesMut,
-    api: ApiKey,
-    version: i16,
-) -> Result<Resp, String> {
-    let mut answer = answer.freeze().slice(4..);
-    ResponseHeader::decode(&mut answer, api.response_header_version(version))
-        .map_err(|e| e.to_string())?;
-    Resp::decode(&mut answer, version).map_err(|e| e.to_string())
-}
-
-pub(crate) async fn connect(to: &(String, u16)) -> std::io::Result<TcpStream> {
-    let stream = TcpStream::connect((to.0.as_str(), to.1)).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
-/// One request and its response on `stream` (length prefix included in the answer).
-pub(crate) async fn exchange(stream: &mut TcpStream, frame: &[u8]) -> std::io::Result<BytesMut> {
-    stream
-        .write_all(&(frame.len() as u32).to_be_bytes())
-        .await?;
-    stream.write_all(frame).await?;
-    let len = stream.read_u32().await? as usize;
-    if len > MAX_RESPONSE_BYTES {
-        return Err(std::io::Error::other(format!(
-            "a {len}-byte response is larger than a broker's answer to a broker may be"
-        )));
-    }
-    let mut out = BytesMut::with_capacity(4 + len);
-    out.put_u32(len as u32);
-    out.resize(4 + len, 0);
-    stream.read_exact(&mut out[4..]).await?;
-    Ok(out)
+/// The client id of this broker's own requests to other brokers.
+pub(crate) fn client_id(node_id: i32) -> String {
+    format!("sluice-broker-{node_id}")
 }
 
 /// Share coordinators on other brokers (ReadShareGroupState, WriteShareGroupState), and the
@@ -219,14 +146,10 @@ pub(crate) async fn exchange(stream: &mut TcpStream, frame: &[u8]) -> std::io::R
 pub struct ShareCoordinators {
     pub broker: std::sync::Weak<sluice_broker::Broker>,
     /// Kept connections: an acknowledgement's state write should not pay for a connect.
-    pub links: crate::broker_links::BrokerLinks,
+    pub links: Arc<BrokerLinks>,
 }
 
 impl ShareCoordinators {
-    fn node_id(&self) -> i32 {
-        self.broker.upgrade().map_or(-1, |b| b.config.node_id)
-    }
-
     /// One request (v0) to the share coordinator `to`; an unreachable one is
     /// COORDINATOR_NOT_AVAILABLE, which clients retry.
     async fn call<Req: Encodable, Resp: Decodable>(
@@ -236,13 +159,10 @@ impl ShareCoordinators {
         request: &Req,
     ) -> sluice_broker::Result<Resp> {
         let to = (to.host.clone(), to.port);
-        self.links
-            .call(&to, self.node_id(), api, 0, request)
-            .await
-            .map_err(|e| {
-                debug!(error = %e, "could not reach a share coordinator");
-                sluice_broker::BrokerError::CoordinatorNotAvailable
-            })
+        self.links.call(&to, api, 0, request).await.map_err(|e| {
+            debug!(error = %e, "could not reach a share coordinator");
+            sluice_broker::BrokerError::CoordinatorNotAvailable
+        })
     }
 }
 
@@ -378,9 +298,9 @@ impl sluice_broker::share::ShareStateRemote for ShareCoordinators {
             let request = FindCoordinatorRequest::default()
                 .with_key_type(2)
                 .with_coordinator_keys(vec![StrBytes::from_static_str("sluice:create")]);
-            let _: FindCoordinatorResponse = call_broker(
+            let _: FindCoordinatorResponse = call_once(
                 &to,
-                broker.config.node_id,
+                client_id(broker.config.node_id),
                 ApiKey::FindCoordinator,
                 4,
                 &request,
@@ -415,7 +335,7 @@ impl sluice_broker::share::ShareStateRemote for ShareCoordinators {
             let to = (to.host.clone(), to.port);
             let response: ProduceResponse = self
                 .links
-                .call(&to, self.node_id(), ApiKey::Produce, 8, &request)
+                .call(&to, ApiKey::Produce, 8, &request)
                 .await
                 .map_err(|e| {
                     debug!(error = %e, "could not reach a partition's leader");

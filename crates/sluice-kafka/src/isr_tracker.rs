@@ -97,9 +97,9 @@ async fn send(broker: &Arc<Broker>, proposals: Vec<Proposal>) {
         .with_broker_id(BrokerId(me))
         .with_broker_epoch(-1)
         .with_topics(topics);
-    let response: Result<AlterPartitionResponse, String> = crate::forward::call_broker(
+    let response: Result<AlterPartitionResponse, String> = sluice_client::call_once(
         &to,
-        me,
+        crate::forward::client_id(me),
         ApiKey::AlterPartition,
         ALTER_PARTITION_VERSION,
         &request,

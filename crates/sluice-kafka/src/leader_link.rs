@@ -1,12 +1,12 @@
 //! The follower's link to a leader on the Kafka wire: `replica::follower_fetcher` in sluice-broker
 //! decides what to fetch; this frames its Fetch (v12, replica id set) and
-//! OffsetForLeaderEpoch requests on one connection per leader and reads the answers.
+//! OffsetForLeaderEpoch requests on one connection per leader (`sluice_client::Conn`) and
+//! reads the answers.
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -15,15 +15,14 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 };
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest,
-    OffsetForLeaderEpochResponse, RequestHeader, ResponseHeader, TopicName,
+    OffsetForLeaderEpochResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use sluice_broker::replica::follower_fetcher::{
     FetchAnswer, FetchAsk, FetchOutcome, LeaderLink, LeaderPort,
 };
+use sluice_client::Conn;
 use sluice_cluster::BrokerInfo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const FETCH_VERSION: i16 = 12;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -32,6 +31,8 @@ const EPOCH_VERSION: i16 = 4;
 const MAX_WAIT_MS: i32 = 500;
 const PARTITION_MAX_BYTES: i32 = 1 << 20;
 const RESPONSE_MAX_BYTES: usize = 64 << 20;
+/// How long one fetch or epoch question may take (a fetch is held 500 ms at most).
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens this broker's (`me`) links to its leaders.
 pub struct LeaderLinks {
@@ -44,20 +45,34 @@ impl LeaderPort for LeaderLinks {
         leader: &'a BrokerInfo,
     ) -> BoxFuture<'a, io::Result<Box<dyn LeaderLink>>> {
         async move {
-            let stream = TcpStream::connect((leader.host.as_str(), leader.port)).await?;
-            let _ = stream.set_nodelay(true);
-            Ok(Box::new(Link {
-                stream,
-                me: self.me,
-            }) as Box<dyn LeaderLink>)
+            let client_id = format!("sluice-replica-{}", self.me);
+            let conn = Conn::connect_plain(&leader.host, leader.port, client_id)
+                .await
+                .map_err(io::Error::other)?;
+            Ok(Box::new(Link { conn, me: self.me }) as Box<dyn LeaderLink>)
         }
         .boxed()
     }
 }
 
 struct Link {
-    stream: TcpStream,
+    conn: Conn,
     me: i32,
+}
+
+impl Link {
+    /// One request and its answer, within `EXCHANGE_TIMEOUT`.
+    async fn call<Req: Encodable, Resp: Decodable>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> io::Result<Resp> {
+        tokio::time::timeout(EXCHANGE_TIMEOUT, self.conn.call_at(api, version, request))
+            .await
+            .map_err(|_| io::Error::other("the leader did not answer in 30 s"))?
+            .map_err(io::Error::other)
+    }
 }
 
 impl LeaderLink for Link {
@@ -96,14 +111,7 @@ impl LeaderLink for Link {
                         })
                         .collect(),
                 );
-            let response: FetchResponse = call(
-                &mut self.stream,
-                self.me,
-                ApiKey::Fetch,
-                FETCH_VERSION,
-                &request,
-            )
-            .await?;
+            let response: FetchResponse = self.call(ApiKey::Fetch, FETCH_VERSION, &request).await?;
             let mut answers = Vec::with_capacity(asks.len());
             for topic in response.responses {
                 // The asked name (shared) rather than a new one per answer.
@@ -160,14 +168,9 @@ impl LeaderLink for Link {
                         .with_partition(partition)
                         .with_current_leader_epoch(current_leader_epoch)
                         .with_leader_epoch(leader_epoch)])]);
-            let response: OffsetForLeaderEpochResponse = call(
-                &mut self.stream,
-                self.me,
-                ApiKey::OffsetForLeaderEpoch,
-                EPOCH_VERSION,
-                &request,
-            )
-            .await?;
+            let response: OffsetForLeaderEpochResponse = self
+                .call(ApiKey::OffsetForLeaderEpoch, EPOCH_VERSION, &request)
+                .await?;
             let Some(answer) = response
                 .topics
                 .first()
@@ -187,43 +190,4 @@ impl LeaderLink for Link {
         }
         .boxed()
     }
-}
-
-/// Sends one request and reads its response on `stream`.
-async fn call<Req: Encodable, Resp: Decodable>(
-    stream: &mut TcpStream,
-    me: i32,
-    api: ApiKey,
-    version: i16,
-    request: &Req,
-) -> io::Result<Resp> {
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_string(format!("sluice-replica-{me}"))));
-    let mut frame = BytesMut::new();
-    frame.put_u32(0);
-    header
-        .encode(&mut frame, api.request_header_version(version))
-        .and_then(|_| request.encode(&mut frame, version))
-        .map_err(io::Error::other)?;
-    let len = (frame.len() - 4) as u32;
-    frame[..4].copy_from_slice(&len.to_be_bytes());
-    let exchange = async {
-        stream.write_all(&frame).await?;
-        let len = stream.read_u32().await? as usize;
-        if len > RESPONSE_MAX_BYTES + 4096 {
-            return Err(io::Error::other(format!("a {len}-byte response")));
-        }
-        let mut body = vec![0u8; len];
-        stream.read_exact(&mut body).await?;
-        Ok::<_, io::Error>(Bytes::from(body))
-    };
-    let mut body = tokio::time::timeout(Duration::from_secs(30), exchange)
-        .await
-        .map_err(|_| io::Error::other("the leader did not answer in 30 s"))??;
-    ResponseHeader::decode(&mut body, api.response_header_version(version))
-        .map_err(io::Error::other)?;
-    Resp::decode(&mut body, version).map_err(io::Error::other)
 }

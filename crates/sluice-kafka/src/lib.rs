@@ -3,7 +3,6 @@
 //! Encoding and decoding come from the `kafka-protocol` crate.
 
 mod admission;
-mod broker_links;
 mod connection;
 mod dispatch;
 mod errors;
@@ -67,6 +66,10 @@ pub async fn serve(
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Kept connections to other brokers, for the requests this broker sends them itself.
+    let links = Arc::new(sluice_client::BrokerLinks::new(forward::client_id(
+        broker.config.node_id,
+    )));
     broker
         .producer_ids
         .set_controller_source(Arc::new(forward::ControllerBlocks {
@@ -76,14 +79,11 @@ pub async fn serve(
         .share_coordinator
         .set_share_state_remote(Arc::new(forward::ShareCoordinators {
             broker: Arc::downgrade(&broker),
-            links: Default::default(),
+            links: links.clone(),
         }));
     broker
         .transactions
-        .set_txn_remote(Arc::new(txn_remote::TxnLinks {
-            broker: Arc::downgrade(&broker),
-            links: Default::default(),
-        }));
+        .set_txn_remote(Arc::new(txn_remote::TxnLinks { links }));
     tokio::spawn(sluice_broker::replica::follower_fetcher::run(
         broker.replicas.clone(),
         Arc::new(leader_link::LeaderLinks {

@@ -1,9 +1,7 @@
-//! The transaction APIs between brokers, over kept connections (`broker_links.rs`): a
+//! The transaction APIs between brokers, over kept connections (`sluice_client::BrokerLinks`): a
 //! coordinator's markers to partitions another broker leads (WriteTxnMarkers), and a
 //! partition leader's question to a transactional id's coordinator before a transactional
 //! batch opens a transaction (AddPartitionsToTxn v5, the brokers' batched form).
-
-use std::sync::Weak;
 
 use futures::future::BoxFuture;
 use kafka_protocol::error::ResponseError;
@@ -15,14 +13,13 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use sluice_broker::txn::{PartitionInTxn, PartitionResults, TxnMarker, TxnRemote};
-use sluice_broker::{Broker, BrokerError};
+use sluice_broker::BrokerError;
 use tracing::debug;
 
-use crate::broker_links::BrokerLinks;
+use sluice_client::BrokerLinks;
 
 pub struct TxnLinks {
-    pub broker: Weak<Broker>,
-    pub links: BrokerLinks,
+    pub links: std::sync::Arc<BrokerLinks>,
 }
 
 impl TxnRemote for TxnLinks {
@@ -51,12 +48,10 @@ impl TxnRemote for TxnLinks {
                     .with_transaction_result(marker.commit)
                     .with_coordinator_epoch(marker.coordinator_epoch)
                     .with_topics(topics)]);
-            let me = self.broker.upgrade().map_or(-1, |b| b.config.node_id);
             let response: WriteTxnMarkersResponse = self
                 .links
                 .call(
                     &(to.host.clone(), to.port),
-                    me,
                     ApiKey::WriteTxnMarkers,
                     1,
                     &request,
@@ -117,10 +112,9 @@ impl TxnRemote for TxnLinks {
                         .with_name(TopicName(StrBytes::from_string(request.topic.clone())))
                         .with_partitions(vec![request.partition])]),
             ]);
-            let me = self.broker.upgrade().map_or(-1, |b| b.config.node_id);
             let response: AddPartitionsToTxnResponse = self
                 .links
-                .call(&(to.host.clone(), to.port), me, ApiKey::AddPartitionsToTxn, 5, &body)
+                .call(&(to.host.clone(), to.port), ApiKey::AddPartitionsToTxn, 5, &body)
                 .await
                 .map_err(|e| {
                     debug!(broker = to.node_id, error = %e, "could not reach a transaction coordinator");

@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
     ListOffsetsResponse, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use sluice_bench::client::Conn;
+use sluice_client::Conn;
 
 /// ListOffsets' timestamps for the first and the next offset.
 pub const EARLIEST: i64 = -2;

@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
     OffsetFetchResponse, TopicName,
 };
 use serde::Serialize;
-use sluice_bench::client::Conn;
+use sluice_client::Conn;
 
 use crate::cli::{self, s, Brokers, Common, Output, Status, EARLIEST, LATEST};
 

@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
     MetadataRequest, MetadataResponse, ReadShareGroupStateRequest, ReadShareGroupStateResponse,
     ShareGroupDescribeRequest, ShareGroupDescribeResponse, TopicName,
 };
-use sluice_bench::client::Conn;
+use sluice_client::Conn;
 
 use crate::cli::{s, Brokers, LATEST};
 

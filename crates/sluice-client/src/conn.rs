@@ -1,9 +1,13 @@
 //! A pipelined Kafka connection: requests are written in order and their responses, which a
-//! broker sends in the same order, are matched to them by a reader task.
+//! broker sends in the same order, are matched to them by a reader task. Used by the tools
+//! (`sluice bench`, the CLI, the REST API), and by brokers for their own requests to other
+//! brokers (`links.rs`, the follower's fetches, forwarding to the controller).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use anyhow::{anyhow, bail, Context as _};
 use bytes::{Bytes, BytesMut};
@@ -16,13 +20,14 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-const CLIENT_ID: &str = "sluice-bench";
+/// The client id of Sluice's tools.
+const TOOL_CLIENT_ID: &str = "sluice";
 /// Largest response frame accepted (a fetch of `fetch.max.bytes` plus framing).
 const MAX_RESPONSE: usize = 1 << 30;
 
-/// The request versions the bench speaks: (lowest acceptable, preferred). The version used is
+/// The request versions the tools speak: (lowest acceptable, preferred). The version used is
 /// the preferred one, lowered to what the broker advertises.
-const VERSIONS: &[(ApiKey, i16, i16)] = &[
+pub const TOOL_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 9),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 7),
@@ -40,32 +45,48 @@ pub struct Conn {
     pending: Arc<Pending>,
     next_correlation: AtomicI32,
     versions: HashMap<i16, i16>,
+    client_id: StrBytes,
     pub addr: String,
 }
 
 impl Conn {
+    /// A tool's connection: the versions of `TOOL_VERSIONS` negotiated with the broker.
     pub async fn connect(addr: &str) -> anyhow::Result<Arc<Conn>> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
+        let mut conn = Conn::over(stream, addr.to_string(), TOOL_CLIENT_ID.to_string())?;
+        conn.versions = conn.negotiate(TOOL_VERSIONS).await?;
+        Ok(Arc::new(conn))
+    }
+
+    /// A connection to `host`:`port` that negotiates nothing: its requests name their
+    /// versions (`call_at`). What brokers use between themselves, as `client_id`.
+    pub async fn connect_plain(host: &str, port: u16, client_id: String) -> anyhow::Result<Conn> {
+        let stream = TcpStream::connect((host, port))
+            .await
+            .with_context(|| format!("cannot connect to {host}:{port}"))?;
+        Conn::over(stream, format!("{host}:{port}"), client_id)
+    }
+
+    fn over(stream: TcpStream, addr: String, client_id: String) -> anyhow::Result<Conn> {
         stream.set_nodelay(true)?;
         let (rd, wr) = stream.into_split();
         let pending = Arc::new(Mutex::new(Some(VecDeque::new())));
         tokio::spawn(read_responses(rd, pending.clone()));
-        let mut conn = Conn {
+        Ok(Conn {
             writer: tokio::sync::Mutex::new(wr),
             pending,
             next_correlation: AtomicI32::new(1),
             versions: HashMap::new(),
-            addr: addr.to_string(),
-        };
-        conn.versions = conn.negotiate().await?;
-        Ok(Arc::new(conn))
+            client_id: StrBytes::from_string(client_id),
+            addr,
+        })
     }
 
-    async fn negotiate(&self) -> anyhow::Result<HashMap<i16, i16>> {
+    async fn negotiate(&self, wanted: &[(ApiKey, i16, i16)]) -> anyhow::Result<HashMap<i16, i16>> {
         let request = ApiVersionsRequest::default()
-            .with_client_software_name(StrBytes::from_static_str(CLIENT_ID))
+            .with_client_software_name(StrBytes::from_static_str(TOOL_CLIENT_ID))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
         let frame = self
             .send_versioned(ApiKey::ApiVersions, 3, &request)
@@ -81,7 +102,7 @@ impl Conn {
             );
         }
         let mut versions = HashMap::new();
-        for (api, min, preferred) in VERSIONS {
+        for (api, min, preferred) in wanted {
             let advertised = response
                 .api_keys
                 .iter()
@@ -90,7 +111,7 @@ impl Conn {
             let version = (*preferred).min(advertised.max_version);
             if version < *min || version < advertised.min_version {
                 bail!(
-                    "{}: broker supports {api:?} v{}-{}, the bench needs v{min}-{preferred}",
+                    "{}: broker supports {api:?} v{}-{}, Sluice needs v{min}-{preferred}",
                     self.addr,
                     advertised.min_version,
                     advertised.max_version
@@ -101,8 +122,39 @@ impl Conn {
         Ok(versions)
     }
 
+    /// The negotiated version of `api` (one of `TOOL_VERSIONS`).
     pub fn version(&self, api: ApiKey) -> i16 {
         self.versions[&(api as i16)]
+    }
+
+    /// Sends a request frame as a client sent it (header and body, no length prefix: a
+    /// request forwarded to the controller) and returns the response frame as the broker
+    /// sent it (length prefix included), to go back unchanged.
+    pub async fn forward(&self, frame: &[u8]) -> anyhow::Result<BytesMut> {
+        anyhow::ensure!(
+            frame.len() >= 8,
+            "{}: a request frame of {} bytes",
+            self.addr,
+            frame.len()
+        );
+        let correlation = i32::from_be_bytes(frame[4..8].try_into().expect("4 bytes"));
+        let mut framed = BytesMut::with_capacity(4 + frame.len());
+        framed.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+        framed.extend_from_slice(frame);
+        let answer = self
+            .write_frame(correlation, &framed)
+            .await?
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "{}: connection closed awaiting a forwarded answer",
+                    self.addr
+                )
+            })?;
+        let mut out = BytesMut::with_capacity(4 + answer.len());
+        out.extend_from_slice(&(answer.len() as u32).to_be_bytes());
+        out.extend_from_slice(&answer);
+        Ok(out)
     }
 
     /// Sends a request; the receiver yields the response frame (after the response header).
@@ -164,15 +216,33 @@ impl Conn {
         let frame = self.encode(api, version, request)?;
         // After the length prefix: api key (2 bytes), api version (2), correlation id (4).
         let correlation = i32::from_be_bytes(frame[8..12].try_into().unwrap());
+        self.write_frame(correlation, &frame).await
+    }
+
+    /// Writes a whole frame (length prefix included) whose response carries `correlation`.
+    async fn write_frame(
+        &self,
+        correlation: i32,
+        frame: &[u8],
+    ) -> anyhow::Result<oneshot::Receiver<Bytes>> {
         let (tx, rx) = oneshot::channel();
         // The queue order must be the wire order, so both happen under the writer lock.
         let mut writer = self.writer.lock().await;
-        match self.pending.lock().unwrap().as_mut() {
+        match self.pending.lock().as_mut() {
             Some(queue) => queue.push_back((correlation, tx)),
             None => bail!("{}: connection closed", self.addr),
         }
-        writer.write_all(&frame).await?;
+        if let Err(e) = writer.write_all(frame).await {
+            // Nothing will answer: later callers must not wait on this connection.
+            self.pending.lock().take();
+            return Err(e.into());
+        }
         Ok(rx)
+    }
+
+    /// Whether the connection was lost (its reader stopped): no request can be answered.
+    pub fn is_closed(&self) -> bool {
+        self.pending.lock().is_none()
     }
 
     fn encode<R: Encodable>(
@@ -186,7 +256,7 @@ impl Conn {
             .with_request_api_key(api as i16)
             .with_request_api_version(version)
             .with_correlation_id(correlation)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
+            .with_client_id(Some(self.client_id.clone()));
         let header_version = api.request_header_version(version);
         let size = header.compute_size(header_version)? + request.compute_size(version)?;
         let mut buf = BytesMut::with_capacity(4 + size);
@@ -230,7 +300,7 @@ async fn read_responses(rd: OwnedReadHalf, pending: Arc<Pending>) {
             break;
         }
         let correlation = i32::from_be_bytes(frame[..4].try_into().unwrap());
-        let next = pending.lock().unwrap().as_mut().and_then(|q| q.pop_front());
+        let next = pending.lock().as_mut().and_then(|q| q.pop_front());
         let Some((expected, waiter)) = next else {
             break;
         };
@@ -240,5 +310,5 @@ async fn read_responses(rd: OwnedReadHalf, pending: Arc<Pending>) {
         let _ = waiter.send(frame.freeze());
     }
     // Dropping the waiters tells every caller the connection is gone.
-    pending.lock().unwrap().take();
+    pending.lock().take();
 }
