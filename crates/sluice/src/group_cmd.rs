@@ -11,14 +11,14 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::{
     ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
-    DescribeGroupsResponse, GroupId, ListGroupsRequest, ListGroupsResponse, MetadataRequest,
-    MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
-    OffsetFetchResponse, TopicName,
+    DescribeGroupsResponse, GroupId, ListGroupsRequest, ListGroupsResponse, MetadataResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 use serde::Serialize;
 use sluice_client::Conn;
 
-use crate::cli::{self, s, Brokers, Common, Output, Status, EARLIEST, LATEST};
+use crate::admin_client::{AdminClient, KEY_TYPE_GROUP};
+use crate::cli::{self, s, Common, Output, Status, EARLIEST, LATEST};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum GroupCommand {
@@ -85,19 +85,6 @@ pub fn run(command: GroupCommand) -> anyhow::Result<Status> {
     })
 }
 
-const KEY_TYPE_GROUP: i8 = 0;
-
-async fn cluster(bootstrap: &str) -> anyhow::Result<(std::sync::Arc<Conn>, MetadataResponse)> {
-    let conn = cli::connect(bootstrap).await?;
-    let metadata: MetadataResponse = conn
-        .call(
-            ApiKey::Metadata,
-            &MetadataRequest::default().with_topics(None),
-        )
-        .await?;
-    Ok((conn, metadata))
-}
-
 #[derive(Serialize)]
 pub(crate) struct GroupRow {
     pub group: String,
@@ -108,8 +95,9 @@ pub(crate) struct GroupRow {
 
 /// Every broker's groups, by id; or the error code a broker refused the listing with.
 pub(crate) async fn group_rows(bootstrap: &str) -> anyhow::Result<Result<Vec<GroupRow>, i16>> {
-    let (_, metadata) = cluster(bootstrap).await?;
-    let brokers = Brokers::from(&metadata);
+    let AdminClient {
+        metadata, brokers, ..
+    } = AdminClient::connect(bootstrap).await?;
     let mut rows = BTreeMap::new();
     for b in &metadata.brokers {
         let conn = brokers.conn(b.node_id.0).await?;
@@ -265,8 +253,11 @@ pub(crate) async fn describe_group(
     bootstrap: &str,
     group: &str,
 ) -> anyhow::Result<Result<Description, NotDescribed>> {
-    let (conn, metadata) = cluster(bootstrap).await?;
-    let brokers = Brokers::from(&metadata);
+    let AdminClient {
+        via: conn,
+        metadata,
+        brokers,
+    } = AdminClient::connect(bootstrap).await?;
     let coordinator = brokers.find(&conn, KEY_TYPE_GROUP, group).await?;
     let r: DescribeGroupsResponse = coordinator
         .call_at(
@@ -420,8 +411,9 @@ async fn describe(a: &GroupArgs) -> anyhow::Result<Status> {
 }
 
 async fn delete(a: &DeleteArgs) -> anyhow::Result<Status> {
-    let (conn, metadata) = cluster(&a.common.bootstrap).await?;
-    let brokers = Brokers::from(&metadata);
+    let AdminClient {
+        via: conn, brokers, ..
+    } = AdminClient::connect(&a.common.bootstrap).await?;
     let mut status = 0;
     for group in &a.groups {
         let coordinator = brokers.find(&conn, KEY_TYPE_GROUP, group).await?;
@@ -460,8 +452,11 @@ struct ResetRow {
 }
 
 async fn reset(a: &ResetArgs) -> anyhow::Result<Status> {
-    let (conn, metadata) = cluster(&a.common.bootstrap).await?;
-    let brokers = Brokers::from(&metadata);
+    let AdminClient {
+        via: conn,
+        metadata,
+        brokers,
+    } = AdminClient::connect(&a.common.bootstrap).await?;
     let coordinator = brokers.find(&conn, KEY_TYPE_GROUP, &a.group).await?;
     let current = match committed(&coordinator, &a.group).await? {
         Ok(o) => o,

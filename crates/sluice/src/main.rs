@@ -1,6 +1,7 @@
 //! The `sluice` binary: `sluice serve` runs a broker (a single node, or a cluster member with
 //! `--etcd`); `bench`, `log` and `cluster` are tools.
 
+mod admin_client;
 mod cli;
 mod cluster_cmd;
 mod consume_cmd;

@@ -15,12 +15,13 @@ use kafka_protocol::messages::describe_share_group_offsets_request::{
 use kafka_protocol::messages::read_share_group_state_request::{PartitionData, ReadStateData};
 use kafka_protocol::messages::{
     ApiKey, DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, GroupId,
-    MetadataRequest, MetadataResponse, ReadShareGroupStateRequest, ReadShareGroupStateResponse,
-    ShareGroupDescribeRequest, ShareGroupDescribeResponse, TopicName,
+    ReadShareGroupStateRequest, ReadShareGroupStateResponse, ShareGroupDescribeRequest,
+    ShareGroupDescribeResponse, TopicName,
 };
 use sluice_client::Conn;
 
-use crate::cli::{s, Brokers, LATEST};
+use crate::admin_client::{AdminClient, Brokers, KEY_TYPE_GROUP, KEY_TYPE_SHARE};
+use crate::cli::{s, LATEST};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum QueueCommand {
@@ -43,8 +44,6 @@ pub struct DescribeArgs {
     pub output: String,
 }
 
-const KEY_TYPE_GROUP: i8 = 0;
-const KEY_TYPE_SHARE: i8 = 2;
 /// Kafka's RecordState codes in persisted share state.
 const ACQUIRED: i8 = 1;
 const ACKNOWLEDGED: i8 = 2;
@@ -107,14 +106,11 @@ pub(crate) async fn describe_queue(
     group_id: &str,
     topics: &[String],
 ) -> anyhow::Result<Option<Queue>> {
-    let bootstrap = Conn::connect(bootstrap).await?;
-    let metadata: MetadataResponse = bootstrap
-        .call(
-            ApiKey::Metadata,
-            &MetadataRequest::default().with_topics(None),
-        )
-        .await?;
-    let brokers = Brokers::from(&metadata);
+    let AdminClient {
+        via: bootstrap,
+        metadata,
+        brokers,
+    } = AdminClient::connect(bootstrap).await?;
     let coordinator = brokers
         .find(&bootstrap, KEY_TYPE_GROUP, group_id)
         .await

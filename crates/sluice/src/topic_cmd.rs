@@ -20,7 +20,8 @@ use kafka_protocol::messages::{
 };
 use serde::Serialize;
 
-use crate::cli::{self, s, Brokers, Common, Output, Status, EARLIEST, LATEST};
+use crate::admin_client::Brokers;
+use crate::cli::{self, s, Common, Output, Status, EARLIEST, LATEST};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum TopicCommand {

@@ -10,15 +10,13 @@ use kafka_protocol::messages::write_txn_markers_request::{
 };
 use kafka_protocol::messages::{
     ApiKey, DescribeProducersRequest, DescribeProducersResponse, DescribeTransactionsRequest,
-    DescribeTransactionsResponse, ListTransactionsRequest, ListTransactionsResponse,
-    MetadataRequest, MetadataResponse, ProducerId, TopicName, TransactionalId,
-    WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    DescribeTransactionsResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId,
+    TopicName, TransactionalId, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use serde::Serialize;
 
-use crate::cli::{self, s, Brokers, Common, Output, Status};
-
-const KEY_TYPE_TRANSACTION: i8 = 1;
+use crate::admin_client::{AdminClient, KEY_TYPE_TRANSACTION};
+use crate::cli::{self, s, Common, Output, Status};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum TransactionCommand {
@@ -87,18 +85,6 @@ pub fn run(command: TransactionCommand) -> anyhow::Result<Status> {
     })
 }
 
-async fn cluster(bootstrap: &str) -> anyhow::Result<(MetadataResponse, Brokers)> {
-    let conn = cli::connect(bootstrap).await?;
-    let metadata: MetadataResponse = conn
-        .call(
-            ApiKey::Metadata,
-            &MetadataRequest::default().with_topics(None),
-        )
-        .await?;
-    let brokers = Brokers::from(&metadata);
-    Ok((metadata, brokers))
-}
-
 /// A transactional id as a coordinator lists it.
 #[derive(Serialize)]
 pub(crate) struct Listed {
@@ -115,7 +101,9 @@ pub(crate) async fn transaction_rows(
     states: &[String],
     min_duration_ms: Option<i64>,
 ) -> anyhow::Result<Result<Vec<Listed>, (i32, i16)>> {
-    let (metadata, brokers) = cluster(bootstrap).await?;
+    let AdminClient {
+        metadata, brokers, ..
+    } = AdminClient::connect(bootstrap).await?;
     let request = ListTransactionsRequest::default()
         .with_state_filters(states.iter().map(|st| s(st)).collect())
         .with_duration_filter(min_duration_ms.unwrap_or(-1));
@@ -175,8 +163,7 @@ async fn list(a: &ListArgs) -> anyhow::Result<Status> {
 }
 
 async fn describe(a: &DescribeArgs) -> anyhow::Result<Status> {
-    let via = cli::connect(&a.common.bootstrap).await?;
-    let (_, brokers) = cluster(&a.common.bootstrap).await?;
+    let AdminClient { via, brokers, .. } = AdminClient::connect(&a.common.bootstrap).await?;
     let coordinator = brokers
         .find(&via, KEY_TYPE_TRANSACTION, &a.transactional_id)
         .await?;
@@ -253,7 +240,9 @@ async fn producer_rows(
     topic: &str,
     partition: Option<i32>,
 ) -> anyhow::Result<Result<Vec<ProducerRow>, (String, i16)>> {
-    let (metadata, brokers) = cluster(bootstrap).await?;
+    let AdminClient {
+        metadata, brokers, ..
+    } = AdminClient::connect(bootstrap).await?;
     let t = metadata
         .topics
         .iter()
@@ -361,7 +350,9 @@ async fn abort(a: &AbortArgs) -> anyhow::Result<Status> {
         );
         return Ok(1);
     }
-    let (metadata, brokers) = cluster(&a.common.bootstrap).await?;
+    let AdminClient {
+        metadata, brokers, ..
+    } = AdminClient::connect(&a.common.bootstrap).await?;
     let leader = metadata
         .topics
         .iter()

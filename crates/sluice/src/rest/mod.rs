@@ -38,7 +38,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sluice_broker::Broker;
 
-use crate::cli::{self, s, Brokers};
+use crate::admin_client::Brokers;
+use crate::cli::{self, s};
 use crate::{group_cmd, queue_cmd, topic_cmd, transaction_cmd};
 
 /// What the REST handlers share: the broker (for its cluster id and address).
