@@ -3,6 +3,9 @@
 //! Every topic-level setting has a broker-level default (`log.segment.bytes` for
 //! `segment.bytes`, ...). A topic's effective value is its own override, else the broker's
 //! setting from the config file, else the built-in default.
+//!
+//! One job, hence its length: the tables of every setting (name, type, range, default,
+//! documentation, as DescribeConfigs reports them) and a typed accessor per setting.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
