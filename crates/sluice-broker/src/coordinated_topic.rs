@@ -237,7 +237,7 @@ pub(crate) fn for_each_entry(partition: &Partition, mut f: impl FnMut(Entry<'_>)
                     });
                 }
             } else {
-                for r in batch::uncompressed_records(&bytes[pos..end])? {
+                for r in sluice_log::records::uncompressed_records(&bytes[pos..end])? {
                     if let Some(key) = r.key {
                         f(Entry::Record {
                             header: &header,

@@ -286,6 +286,9 @@ pub fn put_record(out: &mut Vec<u8>, offset_delta: i64, key: Option<&[u8]>, valu
     put_varlong(out, 0); // headers
 }
 
+/// A record header: its key and value (null when absent).
+pub type Header<'a> = (&'a [u8], Option<&'a [u8]>);
+
 /// Appends one record with headers and a timestamp delta to a batch being built.
 pub fn put_record_with_headers(
     out: &mut Vec<u8>,
@@ -293,7 +296,7 @@ pub fn put_record_with_headers(
     timestamp_delta: i64,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
-    headers: &[crate::records::Header<'_>],
+    headers: &[Header<'_>],
 ) {
     let field_len = |f: Option<&[u8]>| f.map_or(1, |b| varlong_len(b.len() as i64) + b.len());
     let headers_len: usize = headers
@@ -350,40 +353,6 @@ pub fn seal_batch(b: &mut [u8], record_count: i32, base_timestamp: i64, attribut
     b[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4].copy_from_slice(&record_count.to_be_bytes());
     let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
     b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-}
-
-pub use crate::records::RecordView;
-
-/// The records of one uncompressed batch (for internal topics the broker writes itself).
-/// Compressed batches and malformed records are an error, never a panic.
-pub fn uncompressed_records(batch: &[u8]) -> Result<Vec<RecordView<'_>>, LogError> {
-    if batch.len() < HEADER_SIZE {
-        return Err(LogError::CorruptRecord("truncated batch header".into()));
-    }
-    let header = BatchHeader::parse(batch);
-    if header.compression() != 0 {
-        return Err(LogError::InvalidRecord(
-            "compressed batch where an uncompressed one was expected".into(),
-        ));
-    }
-    let end = header.size().min(batch.len());
-    parse_records(&header, &batch[HEADER_SIZE..end])
-}
-
-/// Parses `header.record_count` records from a batch's record bytes (after decompression).
-pub fn parse_records<'a>(
-    header: &BatchHeader,
-    records: &'a [u8],
-) -> Result<Vec<RecordView<'a>>, LogError> {
-    let count = header.record_count.max(0) as usize;
-    let mut out = Vec::with_capacity(count.min(records.len()));
-    let mut pos = 0;
-    for _ in 0..count {
-        let (view, used) = crate::records::parse_record(header, &records[pos..])?;
-        out.push(view);
-        pos += used;
-    }
-    Ok(out)
 }
 
 /// A batch with the header of `original` (offsets, timestamps, producer, codec) and a new
@@ -465,24 +434,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_with_headers_are_built_and_read_back() {
-        let mut b = vec![0u8; HEADER_SIZE];
-        let headers: [crate::records::Header<'_>; 2] = [(b"a", Some(b"1")), (b"b", None)];
-        put_record_with_headers(&mut b, 0, 5, Some(b"k"), Some(b"v"), &headers);
-        put_record_with_headers(&mut b, 1, 0, None, None, &[]);
-        seal_batch(&mut b, 2, 100, 0);
-        assert!(validate_batches(&b, 1 << 20).is_ok());
-        let recs = uncompressed_records(&b).unwrap();
-        assert_eq!(recs[0].timestamp, Some(105));
-        assert_eq!(
-            (recs[0].key, recs[0].value),
-            (Some(&b"k"[..]), Some(&b"v"[..]))
-        );
-        assert_eq!(recs[0].headers().unwrap(), headers.to_vec());
-        assert!(recs[1].headers().unwrap().is_empty());
-    }
-
-    #[test]
     fn built_batch_validates_and_offsets_are_assigned() {
         let mut set = build_batch(1000, &[(Some(b"k"), Some(b"v")), (None, Some(b"w"))]);
         set.extend(build_batch(2000, &[(None, None)]));
@@ -499,31 +450,6 @@ mod tests {
             validate_batches(&set, 1 << 20).is_ok(),
             "offsets are outside the CRC"
         );
-    }
-
-    #[test]
-    fn records_of_an_uncompressed_batch_are_read_back() {
-        let mut b = build_batch(
-            500,
-            &[
-                (Some(b"k"), Some(b"v")),
-                (None, None),
-                (Some(b""), Some(&[9u8; 300])),
-            ],
-        );
-        assign_offsets(&mut b, 10, 0, None);
-        let records = uncompressed_records(&b).unwrap();
-        assert_eq!(records.len(), 3);
-        assert_eq!(
-            (records[0].offset, records[0].key, records[0].value),
-            (10, Some(&b"k"[..]), Some(&b"v"[..]))
-        );
-        assert_eq!((records[1].key, records[1].value), (None, None));
-        assert_eq!(records[2].value.unwrap().len(), 300);
-        assert_eq!(records[2].timestamp, Some(500));
-        for cut in 0..b.len() {
-            let _ = uncompressed_records(&b[..cut]); // never panics
-        }
     }
 
     #[test]

@@ -388,10 +388,10 @@ mod compaction {
     use proptest::prelude::*;
 
     use crate::batch::{
-        build_batch, parse_records, rebuild_with_records, validate_batches, BatchHeader,
-        HEADER_SIZE,
+        build_batch, rebuild_with_records, validate_batches, BatchHeader, HEADER_SIZE,
     };
     use crate::cleaner::{clean, CleanerConfig};
+    use crate::records::parse_records;
     use crate::{codec, Log, LogConfig};
 
     /// A batch of (key, value) records compressed with `codec`.

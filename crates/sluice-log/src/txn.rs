@@ -56,7 +56,7 @@ pub fn parse_marker(batch_bytes: &[u8]) -> Option<Marker> {
     if !header.is_control() || header.compression() != 0 {
         return None;
     }
-    let records = batch::uncompressed_records(batch_bytes).ok()?;
+    let records = crate::records::uncompressed_records(batch_bytes).ok()?;
     let record = records.first()?;
     let key = record.key?;
     if key.len() < 4 {

@@ -27,7 +27,7 @@ pub struct RecordView<'a> {
 }
 
 /// A record header: its key and (nullable) value.
-pub type Header<'a> = (&'a [u8], Option<&'a [u8]>);
+pub use crate::batch::Header;
 
 impl<'a> RecordView<'a> {
     /// The record's headers, parsed from its bytes (for the cold paths that need them: a
@@ -598,6 +598,35 @@ pub fn recompress(
         out.extend_from_slice(&rebuilt);
     }
     Ok(Some(out))
+}
+
+/// The records of one uncompressed batch (for internal topics the broker writes itself).
+/// Compressed batches and malformed records are an error, never a panic.
+pub fn uncompressed_records(batch: &[u8]) -> Result<Vec<RecordView<'_>>> {
+    if batch.len() < HEADER_SIZE {
+        return Err(LogError::CorruptRecord("truncated batch header".into()));
+    }
+    let header = BatchHeader::parse(batch);
+    if header.compression() != 0 {
+        return Err(LogError::InvalidRecord(
+            "compressed batch where an uncompressed one was expected".into(),
+        ));
+    }
+    let end = header.size().min(batch.len());
+    parse_records(&header, &batch[HEADER_SIZE..end])
+}
+
+/// Parses `header.record_count` records from a batch's record bytes (after decompression).
+pub fn parse_records<'a>(header: &BatchHeader, records: &'a [u8]) -> Result<Vec<RecordView<'a>>> {
+    let count = header.record_count.max(0) as usize;
+    let mut out = Vec::with_capacity(count.min(records.len()));
+    let mut pos = 0;
+    for _ in 0..count {
+        let (view, used) = parse_record(header, &records[pos..])?;
+        out.push(view);
+        pos += used;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

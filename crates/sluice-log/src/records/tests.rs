@@ -1,7 +1,10 @@
 //! Unit tests of `records`.
 
 use super::*;
-use crate::batch::{build_batch, put_record, rebuild_with_records, validate_batches};
+use crate::batch::{
+    assign_offsets, build_batch, put_record, put_record_with_headers, rebuild_with_records,
+    seal_batch, validate_batches, HEADER_SIZE,
+};
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -282,4 +285,47 @@ fn validation_says_whether_a_set_may_carry_sluice_headers() {
         &[(b"a", None), (b"sluice-deliver-at", Some(b"1"))],
         None
     ));
+}
+
+#[test]
+fn records_with_headers_are_built_and_read_back() {
+    let mut b = vec![0u8; HEADER_SIZE];
+    let headers: [Header<'_>; 2] = [(b"a", Some(b"1")), (b"b", None)];
+    put_record_with_headers(&mut b, 0, 5, Some(b"k"), Some(b"v"), &headers);
+    put_record_with_headers(&mut b, 1, 0, None, None, &[]);
+    seal_batch(&mut b, 2, 100, 0);
+    assert!(validate_batches(&b, 1 << 20).is_ok());
+    let recs = uncompressed_records(&b).unwrap();
+    assert_eq!(recs[0].timestamp, Some(105));
+    assert_eq!(
+        (recs[0].key, recs[0].value),
+        (Some(&b"k"[..]), Some(&b"v"[..]))
+    );
+    assert_eq!(recs[0].headers().unwrap(), headers.to_vec());
+    assert!(recs[1].headers().unwrap().is_empty());
+}
+
+#[test]
+fn records_of_an_uncompressed_batch_are_read_back() {
+    let mut b = build_batch(
+        500,
+        &[
+            (Some(b"k"), Some(b"v")),
+            (None, None),
+            (Some(b""), Some(&[9u8; 300])),
+        ],
+    );
+    assign_offsets(&mut b, 10, 0, None);
+    let records = uncompressed_records(&b).unwrap();
+    assert_eq!(records.len(), 3);
+    assert_eq!(
+        (records[0].offset, records[0].key, records[0].value),
+        (10, Some(&b"k"[..]), Some(&b"v"[..]))
+    );
+    assert_eq!((records[1].key, records[1].value), (None, None));
+    assert_eq!(records[2].value.unwrap().len(), 300);
+    assert_eq!(records[2].timestamp, Some(500));
+    for cut in 0..b.len() {
+        let _ = uncompressed_records(&b[..cut]); // never panics
+    }
 }
