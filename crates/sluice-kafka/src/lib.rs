@@ -3,6 +3,7 @@
 //! Encoding and decoding come from the `kafka-protocol` crate.
 
 mod admission;
+mod alter_partition_link;
 mod connection;
 mod dispatch;
 mod errors;
@@ -10,7 +11,6 @@ mod fetch_frame;
 mod forward;
 pub mod fuzzing;
 mod handlers;
-mod isr_tracker;
 mod leader_link;
 mod leaders;
 mod reply;
@@ -91,7 +91,12 @@ pub async fn serve(
         }),
         shutdown.clone(),
     ));
-    tokio::spawn(isr_tracker::run(broker.clone(), shutdown.clone()));
+    tokio::spawn(sluice_broker::isr_tracker::run(
+        broker.replicas.clone(),
+        broker.admin.clone(),
+        Arc::new(alter_partition_link::AlterPartitionLink),
+        shutdown.clone(),
+    ));
     let ctx = Arc::new(Context::new(broker));
     info!(addr = ?listener.local_addr().ok(), "Kafka listener ready");
     loop {
