@@ -129,7 +129,11 @@ impl Broker {
             groups.clone(),
             share_coordinator.clone(),
         ));
-        let followers: [Arc<dyn LeadershipFollower>; 2] = [groups.clone(), transactions.clone()];
+        let followers: [Arc<dyn LeadershipFollower>; 3] = [
+            groups.clone(),
+            transactions.clone(),
+            share_coordinator.clone(),
+        ];
         for f in &followers {
             replicas.add_leadership_follower(Arc::downgrade(f));
         }

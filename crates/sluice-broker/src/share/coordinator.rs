@@ -19,7 +19,7 @@ use crate::error::{BrokerError, Result};
 use crate::replica::partition::Partition;
 use crate::replica::topic::Topic;
 use crate::replica::topic::SHARE_STATE_TOPIC;
-use crate::replica::ReplicaManager;
+use crate::replica::{LeadershipFollower, ReplicaManager};
 
 /// How long a share state write waits for the state partition's in-sync replicas.
 const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -180,5 +180,25 @@ impl ShareCoordinator {
         self.remote
             .get()
             .ok_or(BrokerError::CoordinatorNotAvailable)
+    }
+}
+
+impl LeadershipFollower for ShareCoordinator {
+    /// Loads the snapshots of the state partitions this broker comes to lead and forgets
+    /// those of partitions it no longer leads.
+    fn follow_leadership(&self) -> Result<()> {
+        self.state_topic.follow_leadership(
+            "share group state",
+            |lost, _| self.cache.lock().drop_partitions(lost),
+            |partition| {
+                let states = state::read_partition(partition)?;
+                Ok((partition.index, partition.leader_epoch(), states))
+            },
+            |(index, epoch, states)| {
+                let n = states.len();
+                self.cache.lock().install(index, epoch, states);
+                n
+            },
+        )
     }
 }

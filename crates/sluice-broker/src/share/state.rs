@@ -140,7 +140,8 @@ pub struct StateCache {
 
 impl StateCache {
     /// The snapshot of `key` held in `partition` (led here, in `leader_epoch`), loading the
-    /// partition first if needed.
+    /// partition first if needed (it normally is: the coordinator loads the partitions it
+    /// comes to lead, but a new leader epoch here must be read again).
     pub fn get(&mut self, partition: &Partition, key: &StateKey) -> Result<Option<PersistedState>> {
         let epoch = partition.leader_epoch();
         let fresh = self
@@ -148,23 +149,7 @@ impl StateCache {
             .get(&partition.index)
             .is_some_and(|(e, _)| *e == epoch);
         if !fresh {
-            let mut states = BTreeMap::new();
-            crate::coordinated_topic::for_each_record(partition, |k, v| {
-                let Ok(Some(key)) = decode_key(k) else {
-                    return;
-                };
-                match v.map(decode_value) {
-                    Some(Ok(state)) => {
-                        states.insert(key, state);
-                    }
-                    None => {
-                        states.remove(&key);
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "skipping an unreadable share state record")
-                    }
-                }
-            })?;
+            let states = read_partition(partition)?;
             tracing::info!(
                 partition = partition.index,
                 snapshots = states.len(),
@@ -183,6 +168,42 @@ impl StateCache {
             }
         }
     }
+
+    /// Holds the snapshots of partition `index`, read in `leader_epoch`.
+    pub fn install(
+        &mut self,
+        index: i32,
+        leader_epoch: i32,
+        states: BTreeMap<StateKey, PersistedState>,
+    ) {
+        self.loaded.insert(index, (leader_epoch, states));
+    }
+
+    /// Forgets the partitions this broker no longer leads.
+    pub fn drop_partitions(&mut self, lost: &std::collections::BTreeSet<i32>) {
+        self.loaded.retain(|index, _| !lost.contains(index));
+    }
+}
+
+/// Every snapshot a state partition holds, replayed from its log (the last record of a key
+/// wins; a tombstone removes it).
+pub fn read_partition(partition: &Partition) -> Result<BTreeMap<StateKey, PersistedState>> {
+    let mut states = BTreeMap::new();
+    crate::coordinated_topic::for_each_record(partition, |k, v| {
+        let Ok(Some(key)) = decode_key(k) else {
+            return;
+        };
+        match v.map(decode_value) {
+            Some(Ok(state)) => {
+                states.insert(key, state);
+            }
+            None => {
+                states.remove(&key);
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "skipping an unreadable share state record"),
+        }
+    })?;
+    Ok(states)
 }
 
 #[cfg(test)]
@@ -217,5 +238,24 @@ mod tests {
         let mut lying = bytes.clone();
         lying[14..18].copy_from_slice(&i32::MAX.to_be_bytes());
         assert!(decode_value(&lying).is_err());
+    }
+
+    #[test]
+    fn the_cache_holds_what_is_installed_until_its_partition_is_lost() {
+        let key = ("g".to_string(), Uuid::from_u128(7), 3);
+        let state = PersistedState {
+            state_epoch: 2,
+            start_offset: 40,
+            batches: Vec::new(),
+        };
+        let mut cache = StateCache::default();
+        cache.install(1, 5, BTreeMap::from([(key.clone(), state.clone())]));
+        cache.install(2, 5, BTreeMap::new());
+        cache.drop_partitions(&std::collections::BTreeSet::from([2]));
+        assert_eq!(cache.loaded[&1], (5, BTreeMap::from([(key, state)])));
+        assert!(
+            !cache.loaded.contains_key(&2),
+            "a partition no longer led is forgotten"
+        );
     }
 }
