@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use sluice_cluster::BrokerInfo;
@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::admin::TopicAdmin;
 use crate::error::{BrokerError, Result};
 use crate::replica::partition::Partition;
+use crate::replica::produce::PendingAppend;
 use crate::replica::topic::Topic;
 use crate::replica::ReplicaManager;
 
@@ -31,6 +32,23 @@ pub fn partition_for(group: &str, partitions: i32) -> i32 {
         h = h.wrapping_mul(31).wrapping_add(unit as i32);
     }
     (h & 0x7fff_ffff) % partitions.max(1)
+}
+
+/// Waits until a coordinator's write (acks=all) is acknowledged, answering a replication
+/// failure as Kafka's coordinators do: NOT_COORDINATOR when the leadership moved (the client
+/// looks for the coordinator again), COORDINATOR_NOT_AVAILABLE when the in-sync replicas do
+/// not take it in time (the client retries).
+pub(crate) async fn written(pending: PendingAppend, timeout: Duration) -> Result<()> {
+    match pending.wait(timeout).await {
+        Ok(_) => Ok(()),
+        Err(BrokerError::NotLeaderOrFollower { .. }) => Err(BrokerError::NotCoordinator),
+        Err(
+            BrokerError::NotEnoughReplicas { .. }
+            | BrokerError::NotEnoughReplicasAfterAppend { .. }
+            | BrokerError::RequestTimedOut(_),
+        ) => Err(BrokerError::CoordinatorNotAvailable),
+        Err(e) => Err(e),
+    }
 }
 
 pub(crate) struct CoordinatedTopic {

@@ -176,16 +176,7 @@ impl TransactionCoordinator {
             ids.insert(transactional_id.to_string(), marked);
             (target, previous, pending)
         };
-        let written = match pending.wait(STATE_WRITE_TIMEOUT).await {
-            Ok(_) => Ok(()),
-            Err(BrokerError::NotLeaderOrFollower { .. }) => Err(BrokerError::NotCoordinator),
-            Err(
-                BrokerError::NotEnoughReplicas { .. }
-                | BrokerError::NotEnoughReplicasAfterAppend { .. }
-                | BrokerError::RequestTimedOut(_),
-            ) => Err(BrokerError::CoordinatorNotAvailable),
-            Err(e) => Err(e),
-        };
+        let written = crate::coordinated_topic::written(pending, STATE_WRITE_TIMEOUT).await;
         let still_led = self
             .partition_of(transactional_id)
             .is_some_and(|i| self.state_topic.leads(i));

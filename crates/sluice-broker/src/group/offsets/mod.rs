@@ -86,19 +86,9 @@ fn record(key: Vec<u8>, value: Option<Vec<u8>>) -> (Vec<u8>, Option<Vec<u8>>) {
 /// `offsets.commit.timeout.ms` default).
 const GROUP_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Waits for a group write to be acknowledged (acks=all), answering a replication failure as
-/// Kafka's coordinator does: the client looks for the coordinator again, or retries.
+/// Waits for a group write to be acknowledged (acks=all).
 async fn wait_group_write(pending: PendingAppend) -> Result<()> {
-    match pending.wait(GROUP_WRITE_TIMEOUT).await {
-        Ok(_) => Ok(()),
-        Err(BrokerError::NotLeaderOrFollower { .. }) => Err(BrokerError::NotCoordinator),
-        Err(
-            BrokerError::NotEnoughReplicas { .. }
-            | BrokerError::NotEnoughReplicasAfterAppend { .. }
-            | BrokerError::RequestTimedOut(_),
-        ) => Err(BrokerError::CoordinatorNotAvailable),
-        Err(e) => Err(e),
-    }
+    crate::coordinated_topic::written(pending, GROUP_WRITE_TIMEOUT).await
 }
 
 impl GroupCoordinator {
