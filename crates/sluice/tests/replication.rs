@@ -873,3 +873,51 @@ async fn a_follower_left_behind_the_leaders_log_start_starts_over_there() {
     let expected: Vec<(i64, String)> = (15..20).map(|o| (o, format!("b-{}", o - 10))).collect();
     assert_eq!(values, expected);
 }
+
+/// A client that pretends to be the followers (Fetch with their replica ids, at an offset
+/// the leader never wrote) while they are paused: before the fix the leader counted those
+/// offsets as the followers' log ends and answered acks=all for a record only it had, which
+/// the next leader then lacked. Now such fetches get OFFSET_OUT_OF_RANGE and move nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_follower_fetches_do_not_let_acks_all_through() {
+    let c = Cluster::start(3);
+    create_placed(&c, "forged", &[1, 2, 3], &[("min.insync.replicas", "2")]).await;
+    let leader = &c.brokers[0];
+    let mut raw = Raw::connect(leader);
+    assert_eq!(raw.produce("forged", batch(b"replicated")).error_code, 0);
+    wait_until("every replica in sync", || fully_in_sync(leader, "forged"));
+    let followers = [c.brokers[1].pid(), c.brokers[2].pid()];
+    for pid in followers {
+        unsafe_kill(pid, "STOP");
+    }
+    let forging = AtomicBool::new(true);
+    let (answer, codes) = std::thread::scope(|s| {
+        let forger = s.spawn(|| {
+            let mut codes = BTreeSet::new();
+            while forging.load(Ordering::Relaxed) {
+                for replica in [2, 3] {
+                    codes.insert(follower_fetch(leader, "forged", replica, -1, 1 << 40, -1).0);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            codes
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let answer = raw.produce("forged", batch(b"only on the leader"));
+        forging.store(false, Ordering::Relaxed);
+        (answer, forger.join().unwrap())
+    });
+    for pid in followers {
+        unsafe_kill(pid, "CONT");
+    }
+    assert_ne!(
+        answer.error_code, 0,
+        "acks=all was answered with both followers paused"
+    );
+    const OFFSET_OUT_OF_RANGE: i16 = 1;
+    assert_eq!(
+        codes,
+        BTreeSet::from([OFFSET_OUT_OF_RANGE]),
+        "forged fetches answered"
+    );
+}

@@ -17,7 +17,8 @@ impl ReplicaManager {
     /// (Fetch v12+) and the follower's log diverges from this one, the answer says where
     /// (the epoch and its end offset here) and the fetch offset does not count as the
     /// follower's log end; otherwise it does, which may advance the high watermark and wake
-    /// the ISR tracker when the follower has caught up.
+    /// the ISR tracker when the follower has caught up. A fetch offset past this leader's log
+    /// end is OFFSET_OUT_OF_RANGE and counts for nothing.
     pub fn follower_fetch(
         &self,
         topic: &str,
@@ -30,10 +31,22 @@ impl ReplicaManager {
         let p = self.local_leader(topic, partition, current_leader_epoch)?;
         self.check_follower(topic, partition, replica)?;
         let diverging = last_fetched_epoch.and_then(|e| p.diverging_epoch(e, fetch_offset));
-        if diverging.is_none() && p.note_follower_fetch(replica, fetch_offset, crate::now_ms()) {
+        if diverging.is_some() {
+            return Ok((p, diverging));
+        }
+        // A follower cannot hold what this leader never wrote: such a fetch offset (a
+        // forged fetch) must not count as a log end, or acks=all would be answered for
+        // records no other replica has.
+        let log_end = p.offsets().log_end_offset;
+        if fetch_offset > log_end {
+            return Err(BrokerError::OffsetOutOfRange(format!(
+                "replica {replica} fetches {topic}-{partition} at {fetch_offset}, past the leader's log end {log_end}"
+            )));
+        }
+        if p.note_follower_fetch(replica, fetch_offset, crate::now_ms()) {
             self.isr_wakeup.notify_one();
         }
-        Ok((p, diverging))
+        Ok((p, None))
     }
 
     /// The ISR changes the partitions led here need now (each marked in flight until the
