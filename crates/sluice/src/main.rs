@@ -167,8 +167,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = opened.set(broker.clone());
         broker.spawn_background_tasks();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // Caught before the listener says it is ready: a SIGTERM right after is a clean
+        // shutdown, not the default kill.
+        let stop_signal = stop_signals();
         let server = tokio::spawn(sluice_kafka::serve(listener, broker.clone(), stop_rx));
-        wait_for_signal().await;
+        stop_signal.await;
         tracing::info!("shutting down");
         hand_over_leaderships(&broker).await;
         let _ = stop_tx.send(true);
@@ -282,11 +285,15 @@ fn raise_open_file_limit() -> u64 {
     }
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT, caught from this call on; the future resolves at the first.
+fn stop_signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut interrupt = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }
