@@ -150,6 +150,13 @@ pub enum BrokerError {
     TransactionNotVerified(String),
     #[error("the partition has transactional offsets not yet committed or aborted")]
     UnstableOffsetCommit,
+    /// A broker-to-broker request from a registration of the broker that is not its current
+    /// one (or with none).
+    #[error("{0}")]
+    StaleBrokerEpoch(String),
+    /// A request only brokers (or the cluster's administrators) may send.
+    #[error("{0}")]
+    ClusterAuthorizationFailed(String),
 }
 
 impl From<LogError> for BrokerError {

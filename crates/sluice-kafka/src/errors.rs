@@ -12,6 +12,8 @@ pub fn code(e: &BrokerError) -> i16 {
         BrokerError::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch,
         BrokerError::UnknownLeaderEpoch(_) => ResponseError::UnknownLeaderEpoch,
         BrokerError::NotController => ResponseError::NotController,
+        BrokerError::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
+        BrokerError::ClusterAuthorizationFailed(_) => ResponseError::ClusterAuthorizationFailed,
         BrokerError::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion,
         BrokerError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
         BrokerError::NotCoordinator => ResponseError::NotCoordinator,

@@ -1,15 +1,15 @@
 //! The follower's link to a leader on the Kafka wire: `replica::follower_fetcher` in sluice-broker
-//! decides what to fetch; this frames its Fetch (v12, replica id set) and
+//! decides what to fetch; this frames its Fetch (v15: topic ids, and the replica's id and
+//! broker epoch in ReplicaState) and
 //! OffsetForLeaderEpoch requests on one connection per leader (`sluice_client::Conn`) and
 //! reads the answers.
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -24,7 +24,7 @@ use sluice_broker::replica::follower_fetcher::{
 use sluice_client::Conn;
 use sluice_cluster::BrokerInfo;
 
-const FETCH_VERSION: i16 = 12;
+const FETCH_VERSION: i16 = 15;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const EPOCH_VERSION: i16 = 4;
 /// How long the leader may hold a fetch with nothing new.
@@ -79,10 +79,11 @@ impl LeaderLink for Link {
     fn fetch<'a>(
         &'a mut self,
         asks: &'a [FetchAsk],
+        broker_epoch: i64,
     ) -> BoxFuture<'a, io::Result<Vec<FetchAnswer>>> {
         async move {
             // Partitions grouped by topic, in the order asked.
-            let mut topics: Vec<(&Arc<str>, Vec<FetchPartition>)> = Vec::new();
+            let mut topics: Vec<(uuid::Uuid, Vec<FetchPartition>)> = Vec::new();
             for a in asks {
                 let partition = FetchPartition::default()
                     .with_partition(a.partition)
@@ -91,22 +92,26 @@ impl LeaderLink for Link {
                     .with_last_fetched_epoch(a.last_fetched_epoch)
                     .with_log_start_offset(a.log_start_offset)
                     .with_partition_max_bytes(PARTITION_MAX_BYTES);
-                match topics.iter_mut().find(|(t, _)| **t == a.topic) {
+                match topics.iter_mut().find(|(t, _)| *t == a.topic_id) {
                     Some((_, ps)) => ps.push(partition),
-                    None => topics.push((&a.topic, vec![partition])),
+                    None => topics.push((a.topic_id, vec![partition])),
                 }
             }
             let request = FetchRequest::default()
-                .with_replica_id(BrokerId(self.me))
+                .with_replica_state(
+                    ReplicaState::default()
+                        .with_replica_id(BrokerId(self.me))
+                        .with_replica_epoch(broker_epoch),
+                )
                 .with_max_wait_ms(MAX_WAIT_MS)
                 .with_min_bytes(1)
                 .with_max_bytes(RESPONSE_MAX_BYTES as i32)
                 .with_topics(
                     topics
                         .into_iter()
-                        .map(|(topic, partitions)| {
+                        .map(|(topic_id, partitions)| {
                             FetchTopic::default()
-                                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                                .with_topic_id(topic_id)
                                 .with_partitions(partitions)
                         })
                         .collect(),
@@ -117,7 +122,7 @@ impl LeaderLink for Link {
                 // The asked name (shared) rather than a new one per answer.
                 let Some(name) = asks
                     .iter()
-                    .find(|a| *a.topic == *topic.topic.0)
+                    .find(|a| a.topic_id == topic.topic_id)
                     .map(|a| &a.topic)
                 else {
                     continue;

@@ -750,29 +750,56 @@ fn follower_fetch(
     b: &Broker,
     topic: &str,
     replica: i32,
+    broker_epoch: Option<i64>,
     leader_epoch: i32,
     offset: i64,
     last_fetched_epoch: i32,
 ) -> (i16, (i32, i64), usize) {
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
     use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
     use kafka_protocol::protocol::StrBytes;
-    let mut raw = Raw::connect(b);
+    let partition = FetchPartition::default()
+        .with_partition(0)
+        .with_current_leader_epoch(leader_epoch)
+        .with_fetch_offset(offset)
+        .with_last_fetched_epoch(last_fetched_epoch)
+        .with_partition_max_bytes(1 << 20);
     let req = FetchRequest::default()
-        .with_replica_id(BrokerId(replica))
         .with_max_wait_ms(0)
         .with_min_bytes(0)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_string(topic.into())))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_current_leader_epoch(leader_epoch)
-                .with_fetch_offset(offset)
-                .with_last_fetched_epoch(last_fetched_epoch)
-                .with_partition_max_bytes(1 << 20)])]);
-    let c = raw.send(ApiKey::Fetch, 12, &req);
-    let r: FetchResponse = raw.receive_response(ApiKey::Fetch, 12, c);
+        .with_max_bytes(1 << 20);
+    // v15 (topic ids) carries the broker epoch, as Sluice's followers send it; v12 has none.
+    let (req, version) = match broker_epoch {
+        Some(epoch) => {
+            let id = metadata(b)
+                .topics
+                .iter()
+                .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic))
+                .expect("the topic exists")
+                .topic_id;
+            let req = req
+                .with_replica_state(
+                    ReplicaState::default()
+                        .with_replica_id(BrokerId(replica))
+                        .with_replica_epoch(epoch),
+                )
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic_id(id)
+                    .with_partitions(vec![partition])]);
+            (req, 15)
+        }
+        None => {
+            let req =
+                req.with_replica_id(BrokerId(replica))
+                    .with_topics(vec![FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.into())))
+                        .with_partitions(vec![partition])]);
+            (req, 12)
+        }
+    };
+    let mut raw = Raw::connect(b);
+    let c = raw.send(ApiKey::Fetch, version, &req);
+    let r: FetchResponse = raw.receive_response(ApiKey::Fetch, version, c);
     let p = &r.responses[0].partitions[0];
     (
         p.error_code,
@@ -798,11 +825,16 @@ async fn a_leader_tells_a_diverging_follower_where_its_log_parts() {
     for i in 0..3 {
         send(&producer, "parted", &format!("e1-{i}")).await;
     }
-    // A follower (broker 1, as it was) whose log holds epoch 0 up to offset 8: epoch 0 ends
-    // at 5 on the leader, so the leader says so and sends nothing.
-    assert_eq!(follower_fetch(b2, "parted", 1, 1, 8, 0), (0, (0, 5), 0));
+    // A follower (broker 3, with its broker epoch) whose log holds epoch 0 up to offset 8
+    // (as broker 1's would, had it written more alone): epoch 0 ends at 5 on the leader, so
+    // the leader says so and sends nothing.
+    let epoch3 = Some(c.broker_epoch(3));
+    assert_eq!(
+        follower_fetch(b2, "parted", 3, epoch3, 1, 8, 0),
+        (0, (0, 5), 0)
+    );
     // Cut at 5, it fetches on: epoch 0 ends where its log does, records come.
-    let (code, diverging, bytes) = follower_fetch(b2, "parted", 1, 1, 5, 0);
+    let (code, diverging, bytes) = follower_fetch(b2, "parted", 3, epoch3, 1, 5, 0);
     assert_eq!((code, diverging), (0, (-1, -1)));
     assert!(bytes > 0);
     // Broker 1 itself, restarted, cuts nothing it should keep and catches up.
@@ -877,7 +909,8 @@ async fn a_follower_left_behind_the_leaders_log_start_starts_over_there() {
 /// A client that pretends to be the followers (Fetch with their replica ids, at an offset
 /// the leader never wrote) while they are paused: before the fix the leader counted those
 /// offsets as the followers' log ends and answered acks=all for a record only it had, which
-/// the next leader then lacked. Now such fetches get OFFSET_OUT_OF_RANGE and move nothing.
+/// the next leader then lacked. Now such fetches get OFFSET_OUT_OF_RANGE and move nothing,
+/// and a fetch at the log end counts only with the follower's broker epoch (KIP-903).
 #[tokio::test(flavor = "multi_thread")]
 async fn forged_follower_fetches_do_not_let_acks_all_through() {
     let c = Cluster::start(3);
@@ -890,13 +923,24 @@ async fn forged_follower_fetches_do_not_let_acks_all_through() {
     for pid in followers {
         unsafe_kill(pid, "STOP");
     }
+    let epochs = [(2, c.broker_epoch(2)), (3, c.broker_epoch(3))];
     let forging = AtomicBool::new(true);
     let (answer, codes) = std::thread::scope(|s| {
         let forger = s.spawn(|| {
             let mut codes = BTreeSet::new();
             while forging.load(Ordering::Relaxed) {
-                for replica in [2, 3] {
-                    codes.insert(follower_fetch(leader, "forged", replica, -1, 1 << 40, -1).0);
+                for (replica, epoch) in epochs {
+                    // Past the leader's log end, with the follower's real broker epoch.
+                    let past =
+                        follower_fetch(leader, "forged", replica, Some(epoch), -1, 1 << 40, -1);
+                    codes.insert(("past the log end", past.0));
+                    // At the log end once the produce is written, as the follower (without
+                    // a broker epoch, or with a wrong one) would fetch after copying it.
+                    let none = follower_fetch(leader, "forged", replica, None, -1, 2, -1);
+                    codes.insert(("no broker epoch", none.0));
+                    let wrong =
+                        follower_fetch(leader, "forged", replica, Some(epoch + 1), -1, 2, -1);
+                    codes.insert(("a wrong broker epoch", wrong.0));
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -915,9 +959,14 @@ async fn forged_follower_fetches_do_not_let_acks_all_through() {
         "acks=all was answered with both followers paused"
     );
     const OFFSET_OUT_OF_RANGE: i16 = 1;
+    const STALE_BROKER_EPOCH: i16 = 77;
     assert_eq!(
         codes,
-        BTreeSet::from([OFFSET_OUT_OF_RANGE]),
+        BTreeSet::from([
+            ("past the log end", OFFSET_OUT_OF_RANGE),
+            ("no broker epoch", STALE_BROKER_EPOCH),
+            ("a wrong broker epoch", STALE_BROKER_EPOCH),
+        ]),
         "forged fetches answered"
     );
 }

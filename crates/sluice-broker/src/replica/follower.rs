@@ -14,6 +14,7 @@ use sluice_log::PreparedReplicated;
 #[derive(Clone)]
 pub struct FollowTarget {
     pub topic: Arc<str>,
+    pub topic_id: uuid::Uuid,
     pub partition: Arc<Partition>,
     pub leader: sluice_cluster::BrokerInfo,
     pub leader_epoch: i32,
@@ -51,6 +52,7 @@ impl ReplicaManager {
                 if let Some(leader) = image.broker(placement.leader) {
                     out.entry(placement.leader).or_default().push(FollowTarget {
                         topic: topic.name.clone(),
+                        topic_id: topic.id,
                         partition: p.clone(),
                         leader: leader.clone(),
                         leader_epoch: placement.leader_epoch,

@@ -26,6 +26,7 @@ const REFRESH: Duration = Duration::from_millis(200);
 /// One partition of a follower's fetch.
 pub struct FetchAsk {
     pub topic: Arc<str>,
+    pub topic_id: uuid::Uuid,
     pub partition: i32,
     pub current_leader_epoch: i32,
     /// This replica's log end: where it reads from, and what the leader counts as its end.
@@ -61,8 +62,13 @@ pub enum FetchOutcome {
 /// A connection to one leader.
 pub trait LeaderLink: Send {
     /// One fetch of every partition asked, held by the leader while it has nothing new.
-    fn fetch<'a>(&'a mut self, asks: &'a [FetchAsk])
-        -> BoxFuture<'a, io::Result<Vec<FetchAnswer>>>;
+    /// `broker_epoch` is this broker's registration (`BrokerInfo::incarnation`): the leader
+    /// counts a fetch only from the registration it knows (KIP-903).
+    fn fetch<'a>(
+        &'a mut self,
+        asks: &'a [FetchAsk],
+        broker_epoch: i64,
+    ) -> BoxFuture<'a, io::Result<Vec<FetchAnswer>>>;
 
     /// Where `leader_epoch` ends in the leader's log of the partition: the latest epoch there
     /// at or below it and its end offset (-1 when the leader knows no epoch that old).
@@ -263,6 +269,7 @@ async fn fetch_once(
             let log = t.partition.log();
             FetchAsk {
                 topic: t.topic.clone(),
+                topic_id: t.topic_id,
                 partition: t.partition.index,
                 current_leader_epoch: t.leader_epoch,
                 fetch_offset: log.log_end_offset(),
@@ -271,7 +278,8 @@ async fn fetch_once(
             }
         })
         .collect();
-    let answers = link.fetch(&asks).await?;
+    let broker_epoch = replicas.own_registration();
+    let answers = link.fetch(&asks, broker_epoch).await?;
     let by_partition: BTreeMap<(&str, i32), &FollowTarget> = targets
         .iter()
         .map(|t| ((&*t.topic, t.partition.index), t))

@@ -18,18 +18,22 @@ impl ReplicaManager {
     /// (the epoch and its end offset here) and the fetch offset does not count as the
     /// follower's log end; otherwise it does, which may advance the high watermark and wake
     /// the ISR tracker when the follower has caught up. A fetch offset past this leader's log
-    /// end is OFFSET_OUT_OF_RANGE and counts for nothing.
+    /// end is OFFSET_OUT_OF_RANGE and counts for nothing. Only a broker holding a replica of
+    /// the partition, fetching with the broker epoch it registered with (`replica_epoch`,
+    /// Fetch v15+; -1 before), is a follower.
+    #[allow(clippy::too_many_arguments)]
     pub fn follower_fetch(
         &self,
         topic: &str,
         partition: i32,
         current_leader_epoch: i32,
         replica: i32,
+        replica_epoch: i64,
         fetch_offset: i64,
         last_fetched_epoch: Option<i32>,
     ) -> Result<(Arc<Partition>, Option<Divergence>)> {
         let p = self.local_leader(topic, partition, current_leader_epoch)?;
-        self.check_follower(topic, partition, replica)?;
+        self.check_follower(topic, partition, replica, replica_epoch)?;
         let diverging = last_fetched_epoch.and_then(|e| p.diverging_epoch(e, fetch_offset));
         if diverging.is_some() {
             return Ok((p, diverging));
@@ -80,22 +84,35 @@ impl ReplicaManager {
             .count()
     }
 
-    /// Ok if broker `replica` holds a replica of the partition (a follower may fetch it).
-    fn check_follower(&self, topic: &str, partition: i32, replica: i32) -> Result<()> {
+    /// Ok if broker `replica` holds a replica of the partition (a follower may fetch it) and
+    /// `replica_epoch` is its current registration. Registrations are 0 only where there is
+    /// no registry (embedded), which has no followers to check.
+    fn check_follower(
+        &self,
+        topic: &str,
+        partition: i32,
+        replica: i32,
+        replica_epoch: i64,
+    ) -> Result<()> {
         let image = self.image();
         let placed = image
             .topic(topic)
             .and_then(|t| t.partition(partition))
             .is_some_and(|p| p.replicas.contains(&replica) && replica != self.config.node_id);
-        if placed {
-            Ok(())
-        } else {
+        if !placed {
             // Kafka's answer to a fetch from a broker that is not a follower.
-            Err(BrokerError::NotLeaderOrFollower {
+            return Err(BrokerError::NotLeaderOrFollower {
                 leader: -1,
                 leader_epoch: -1,
-            })
+            });
         }
+        let registered = image.broker(replica).map_or(-1, |b| b.incarnation);
+        if registered != 0 && registered != replica_epoch {
+            return Err(BrokerError::StaleBrokerEpoch(format!(
+                "replica {replica} fetches {topic}-{partition} with broker epoch {replica_epoch}, not its registration {registered}"
+            )));
+        }
+        Ok(())
     }
 
     /// Where `leader_epoch` ends in the log of a partition this broker leads

@@ -138,6 +138,15 @@ impl ReplicaManager {
         self.image.read().clone()
     }
 
+    /// This broker's registration as the image knows it (`BrokerInfo::incarnation`; 0 when
+    /// embedded or not seen yet): the broker epoch its fetches carry.
+    pub fn own_registration(&self) -> i64 {
+        let image = self.image.read();
+        image
+            .broker(self.config.node_id)
+            .map_or(0, |b| b.incarnation)
+    }
+
     pub fn cluster_id(&self) -> String {
         self.image.read().cluster_id.clone()
     }

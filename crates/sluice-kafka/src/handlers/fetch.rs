@@ -49,10 +49,10 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
     let by_id = reply.version >= 13;
     // A follower names itself (replica id, in ReplicaState from v15): it reads to the log
     // end, and its fetch offset tells the leader where its log ends.
-    let replica = if reply.version >= 15 {
-        req.replica_state.replica_id.0
+    let (replica, replica_epoch) = if reply.version >= 15 {
+        (req.replica_state.replica_id.0, req.replica_state.replica_epoch)
     } else {
-        req.replica_id.0
+        (req.replica_id.0, -1)
     };
     // KIP-392: a consumer naming its rack (v11+) may read from a replica there, and a
     // follower serves such consumers.
@@ -93,6 +93,7 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                     fp.partition,
                     fp.current_leader_epoch,
                     replica,
+                    replica_epoch,
                     fp.fetch_offset,
                     (reply.version >= 12).then_some(fp.last_fetched_epoch),
                 ),

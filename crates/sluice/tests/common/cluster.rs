@@ -125,6 +125,13 @@ impl Etcd {
         (!value.is_empty()).then(|| value.to_string())
     }
 
+    /// The revision that created `key` (None if absent).
+    pub fn create_revision(&self, key: &str) -> Option<i64> {
+        let out = self.etcdctl(&["get", "-w", "json", key]);
+        let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+        answer["kvs"][0]["create_revision"].as_i64()
+    }
+
     pub fn put(&self, key: &str, value: &str) {
         self.etcdctl(&["put", key, value]);
     }
@@ -267,6 +274,13 @@ impl Cluster {
     pub fn bootstrap(&self) -> String {
         let all: Vec<String> = self.brokers.iter().map(|b| b.bootstrap()).collect();
         all.join(",")
+    }
+
+    /// Broker `node`'s epoch: the etcd revision of its current registration.
+    pub fn broker_epoch(&self, node: i32) -> i64 {
+        self.etcd
+            .create_revision(&format!("/sluice/{}/brokers/{node}", self.name))
+            .expect("the broker is registered")
     }
 
     /// A partition's epoch as the controller stored it in etcd.
