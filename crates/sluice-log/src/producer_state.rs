@@ -14,6 +14,14 @@ use crate::batch::BatchHeader;
 use crate::error::LogError;
 use crate::txn::Marker;
 
+/// What a transaction marker would do in a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerCheck {
+    /// It ends the producer's open transaction.
+    EndsTransaction,
+    /// The producer has no open transaction here: writing it would change nothing.
+    NothingOpen,
+}
 /// Batches remembered per producer (Kafka's max.in.flight for idempotence is 5).
 const CACHED_BATCHES: usize = 5;
 const SNAPSHOT_MAGIC_V1: &[u8; 4] = b"SPS1";
@@ -175,17 +183,32 @@ impl ProducerState {
     }
 
     /// Checks a transaction marker for `producer_id` at `epoch` from a coordinator in
-    /// `coordinator_epoch`: a marker from an older producer epoch or an older coordinator
-    /// is refused.
+    /// `coordinator_epoch`. Only a transaction open in this partition ends: without one the
+    /// marker has nothing to do (`MarkerCheck::NothingOpen`; a coordinator's retry of a
+    /// marker already written, or a forged one). A marker from an older producer epoch or
+    /// an older coordinator is refused, and so is one more than one epoch ahead of the
+    /// transaction's (the coordinator bumps the epoch at most once when it ends a
+    /// transaction: transactions v2, or an abort on timeout or fencing).
     pub fn check_marker(
         &self,
         producer_id: i64,
         epoch: i16,
         coordinator_epoch: i32,
-    ) -> Result<(), LogError> {
-        let Some(entry) = self.producers.get(&producer_id) else {
-            return Ok(());
+    ) -> Result<MarkerCheck, LogError> {
+        let Some(entry) = self
+            .producers
+            .get(&producer_id)
+            .filter(|e| e.txn_first_offset.is_some())
+        else {
+            return Ok(MarkerCheck::NothingOpen);
         };
+        if epoch > entry.epoch.saturating_add(1) {
+            return Err(LogError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            });
+        }
         if epoch < entry.epoch {
             return Err(LogError::InvalidProducerEpoch {
                 producer_id,
@@ -199,7 +222,7 @@ impl ProducerState {
                 current: entry.coordinator_epoch,
             });
         }
-        Ok(())
+        Ok(MarkerCheck::EndsTransaction)
     }
 
     /// Records a stored data batch (its header with the assigned base offset) written at

@@ -245,3 +245,66 @@ fn compaction_drops_aborted_records_keeps_markers_and_stops_at_open_transactions
         }
     }
 }
+
+/// A marker at `epoch` from coordinator epoch `coordinator_epoch`, as the log answers it.
+fn try_marker(
+    log: &mut Log,
+    pid: i64,
+    epoch: i16,
+    coordinator_epoch: i32,
+) -> crate::Result<crate::AppendInfo> {
+    let m = build_marker(
+        pid,
+        epoch,
+        Marker {
+            kind: MarkerKind::Abort,
+            coordinator_epoch,
+        },
+        1_000,
+    );
+    let summary = validate_batches(&m, 1 << 20).unwrap();
+    log.append(&m, &summary, 0, 1_000)
+}
+
+#[test]
+fn a_marker_ends_only_an_open_transaction_of_its_producer_one_epoch_bump_at_most() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(), 0).unwrap();
+    // No transaction of producer 7 is open: a marker changes nothing (a retry, or forged).
+    let before = log.log_end_offset();
+    let info = try_marker(&mut log, 7, 5, 0).unwrap();
+    assert!(info.duplicate);
+    assert_eq!(log.log_end_offset(), before);
+    assert!(log.producer_state().entry(7).is_none());
+    // Producer 7 opens a transaction at epoch 0.
+    let first = write(&mut log, &txn_batch(7, 0, 2, "k"));
+    let open_end = log.log_end_offset();
+    // Two epochs ahead, or from an older coordinator, is refused and leaves it open.
+    assert!(matches!(
+        try_marker(&mut log, 7, 2, 3),
+        Err(crate::LogError::InvalidProducerEpoch { .. })
+    ));
+    assert_eq!(log.log_end_offset(), open_end);
+    assert_eq!(log.last_stable().offset, first);
+    // The coordinator's marker (one epoch bump, transactions v2) ends it.
+    let info = try_marker(&mut log, 7, 1, 3).unwrap();
+    assert!(!info.duplicate);
+    log.mark_flushed(info.end);
+    log.advance_high_watermark(info.end);
+    assert_eq!(log.last_stable().offset, log.log_end_offset());
+    // Its retry changes nothing; an older coordinator's is refused once the producer has a
+    // transaction open again.
+    assert!(try_marker(&mut log, 7, 1, 3).unwrap().duplicate);
+    write(&mut log, &txn_batch_at(7, 1, 0, "k2"));
+    assert!(matches!(
+        try_marker(&mut log, 7, 1, 2),
+        Err(crate::LogError::TransactionCoordinatorFenced { .. })
+    ));
+}
+
+/// `txn_batch` at producer epoch `epoch`.
+fn txn_batch_at(pid: i64, epoch: i16, seq: i32, key: &str) -> Vec<u8> {
+    let mut b = txn_batch(pid, seq, 1, key);
+    batch::set_producer(&mut b, pid, epoch, seq);
+    b
+}

@@ -512,3 +512,48 @@ fn idle_transactional_ids_expire_and_stay_forgotten_after_a_restart() {
     );
     assert!(ids(&broker).is_empty());
 }
+
+/// WriteTxnMarkers (v1) from a raw client: a COMMIT marker for `producer_id` at `epoch` on
+/// partition 0 of `topic`; the partition's error code.
+fn forged_marker(broker: &Broker, topic: &str, producer_id: i64, epoch: i16) -> i16 {
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    use kafka_protocol::messages::{
+        ApiKey, ProducerId, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let request =
+        WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_transaction_result(true)
+            .with_coordinator_epoch(0)
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partition_indexes(vec![0])])]);
+    let mut raw = common::raw::Raw::connect(broker);
+    let c = raw.send(ApiKey::WriteTxnMarkers, 1, &request);
+    let r: WriteTxnMarkersResponse = raw.receive_response(ApiKey::WriteTxnMarkers, 1, c);
+    r.markers[0].topics[0].partitions[0].error_code
+}
+
+/// Before the fix a marker for a producer with no open transaction was written anyway: it
+/// took an offset and moved the producer to the marker's epoch, so the idempotent producer
+/// it named was refused from then on (INVALID_PRODUCER_EPOCH).
+#[test]
+fn a_marker_for_a_producer_without_an_open_transaction_changes_nothing() {
+    use common::raw::{idempotent_batch, Raw};
+    let broker = Broker::start();
+    futures::executor::block_on(broker.create_topic("untouched", 1, &[]));
+    let mut raw = Raw::connect(&broker);
+    let first = raw.produce("untouched", idempotent_batch(b"a", 4242, 0, 0));
+    assert_eq!((first.error_code, first.base_offset), (0, 0));
+    assert_eq!(forged_marker(&broker, "untouched", 4242, 7), 0);
+    let next = raw.produce("untouched", idempotent_batch(b"b", 4242, 0, 1));
+    assert_eq!(
+        (next.error_code, next.base_offset),
+        (0, 1),
+        "the marker took an offset or fenced the producer"
+    );
+}

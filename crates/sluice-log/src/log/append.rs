@@ -89,8 +89,23 @@ impl Log {
         if let Some(h) = producer_batch.as_ref().filter(|h| h.is_control()) {
             let m = txn::parse_marker(batches)
                 .ok_or_else(|| LogError::InvalidRecord("unreadable transaction marker".into()))?;
-            self.producers
-                .check_marker(h.producer_id, h.producer_epoch(), m.coordinator_epoch)?;
+            let check = self.producers.check_marker(
+                h.producer_id,
+                h.producer_epoch(),
+                m.coordinator_epoch,
+            )?;
+            if check == MarkerCheck::NothingOpen {
+                // Answered as a retry of what is stored: the caller waits for the log end
+                // (which holds any earlier marker) to be replicated.
+                let end = self.end();
+                return Ok(PreparedAppend::Duplicate(AppendInfo {
+                    base_offset: end.offset - 1,
+                    last_offset: end.offset - 1,
+                    log_append_time: -1,
+                    end,
+                    duplicate: true,
+                }));
+            }
             marker = Some(m);
         } else if let Some(h) = &producer_batch {
             if let SeqCheck::Duplicate(original) = self.producers.check(h)? {

@@ -16,7 +16,7 @@ use crate::batch::{self, BatchHeader, BatchSetSummary};
 use crate::cleaner::{CleanPlan, CleanedSegment, CleanerConfig, PlannedSegment};
 use crate::epochs::LeaderEpochCache;
 use crate::error::{LogError, Result};
-use crate::producer_state::{ProducerState, SeqCheck};
+use crate::producer_state::{MarkerCheck, ProducerState, SeqCheck};
 use crate::segment::{self, Segment, SegmentWrite};
 use crate::txn::{self, AbortedTxn, Marker, MarkerKind};
 
