@@ -18,8 +18,10 @@ use kafka_protocol::messages::share_fetch_request::{
     AcknowledgementBatch, FetchPartition, FetchTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, GroupId, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse,
+    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ShareAcknowledgeRequest,
+    ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse, ShareGroupHeartbeatRequest,
+    ShareGroupHeartbeatResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -69,6 +71,8 @@ pub async fn run_member(
 ) -> anyhow::Result<()> {
     let member = StrBytes::from_string(uuid::Uuid::new_v4().to_string());
     let group_id = GroupId(StrBytes::from_string(group));
+    // Brokers open share sessions only for members their group coordinator knows.
+    let _membership = join(&conn, &group_id, &member, &layout).await?;
     let mut epoch = 0;
     // Acquired and not yet accepted: partition -> (first, last) runs.
     let mut held: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
@@ -150,6 +154,69 @@ pub async fn run_member(
         // The acknowledgements this fetch carried were accepted: those records are done.
         stats.add(sent, bytes);
         target.consumed.fetch_add(sent, Ordering::Relaxed);
+    }
+}
+
+/// Joins the share group on its coordinator (ShareGroupHeartbeat) and keeps the member
+/// alive until the returned task is dropped.
+async fn join(
+    via: &Conn,
+    group: &GroupId,
+    member: &StrBytes,
+    layout: &Layout,
+) -> anyhow::Result<HeartbeatTask> {
+    let find = FindCoordinatorRequest::default()
+        .with_key_type(0)
+        .with_coordinator_keys(vec![group.0.clone()]);
+    let found: FindCoordinatorResponse = via.call_at(ApiKey::FindCoordinator, 4, &find).await?;
+    let c = found
+        .coordinators
+        .first()
+        .ok_or_else(|| anyhow!("FindCoordinator answered nothing"))?;
+    if c.error_code != 0 {
+        bail!(
+            "finding the share group's coordinator: error {}",
+            c.error_code
+        );
+    }
+    let coordinator = Conn::connect(&format!("{}:{}", c.host.as_str(), c.port)).await?;
+    let (group, member, topic) = (group.clone(), member.clone(), layout.topic.clone());
+    let beat = move |epoch: i32| {
+        ShareGroupHeartbeatRequest::default()
+            .with_group_id(group.clone())
+            .with_member_id(member.clone())
+            .with_member_epoch(epoch)
+            .with_subscribed_topic_names((epoch == 0).then(|| vec![topic.clone()]))
+    };
+    let r: ShareGroupHeartbeatResponse = coordinator
+        .call_at(ApiKey::ShareGroupHeartbeat, 1, &beat(0))
+        .await?;
+    if r.error_code != 0 {
+        bail!("joining the share group: error {}", r.error_code);
+    }
+    let interval = std::time::Duration::from_millis(r.heartbeat_interval_ms.max(100) as u64);
+    let mut epoch = r.member_epoch;
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let r: anyhow::Result<ShareGroupHeartbeatResponse> = coordinator
+                .call_at(ApiKey::ShareGroupHeartbeat, 1, &beat(epoch))
+                .await;
+            match r {
+                Ok(r) if r.error_code == 0 => epoch = r.member_epoch,
+                _ => return,
+            }
+        }
+    });
+    Ok(HeartbeatTask(task))
+}
+
+/// A member's heartbeats, stopped when dropped.
+struct HeartbeatTask(tokio::task::JoinHandle<()>);
+
+impl Drop for HeartbeatTask {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -177,6 +177,39 @@ fn share_coordinator_error(code: i16, message: Option<StrBytes>) -> sluice_broke
 }
 
 impl sluice_broker::share::ShareStateRemote for ShareCoordinators {
+    fn is_member(
+        &self,
+        to: sluice_cluster::BrokerInfo,
+        group: String,
+        member: String,
+    ) -> futures::future::BoxFuture<'_, sluice_broker::Result<bool>> {
+        use kafka_protocol::messages::{ShareGroupDescribeRequest, ShareGroupDescribeResponse};
+        Box::pin(async move {
+            let request = ShareGroupDescribeRequest::default().with_group_ids(vec![
+                kafka_protocol::messages::GroupId(StrBytes::from_string(group)),
+            ]);
+            let version = crate::handlers::share_group_describe::VERSIONS.1;
+            let address = (to.host.clone(), to.port);
+            let response: ShareGroupDescribeResponse = self
+                .links
+                .call(&address, ApiKey::ShareGroupDescribe, version, &request)
+                .await
+                .map_err(|e| {
+                    debug!(error = %e, "could not reach a group coordinator");
+                    sluice_broker::BrokerError::CoordinatorNotAvailable
+                })?;
+            let Some(g) = response.groups.first() else {
+                return Err(sluice_broker::BrokerError::CoordinatorNotAvailable);
+            };
+            const GROUP_ID_NOT_FOUND: i16 = 69;
+            match g.error_code {
+                0 => Ok(g.members.iter().any(|m| m.member_id.as_str() == member)),
+                GROUP_ID_NOT_FOUND => Ok(false),
+                code => Err(share_coordinator_error(code, g.error_message.clone())),
+            }
+        })
+    }
+
     fn read(
         &self,
         to: sluice_cluster::BrokerInfo,

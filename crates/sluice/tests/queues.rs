@@ -878,6 +878,12 @@ async fn version_2_limits_acquisition_to_max_records_and_renews_locks() {
     set_group_configs(&broker, "v2g", &[("share.record.lock.duration.ms", "2000")]);
     let id = topic_id(&broker, "v2");
     let (mut m1, mut m2) = (Raw::connect(&broker), Raw::connect(&broker));
+    for (raw, member) in [(&mut m1, "m1"), (&mut m2, "m2")] {
+        assert_eq!(
+            heartbeat(raw, "v2g", member, 0, Some(&["v2"])).error_code,
+            0
+        );
+    }
     let started = Instant::now();
 
     // Record-limit mode: three records, however the ten were batched.
@@ -956,6 +962,10 @@ async fn broker_settings_give_share_groups_their_defaults_and_group_configs_win(
     queue_with(&broker, "defaults", "dflt", 3).await;
     let id = topic_id(&broker, "defaults");
     let mut raw = Raw::connect(&broker);
+    assert_eq!(
+        heartbeat(&mut raw, "dflt", "m1", 0, Some(&["defaults"])).error_code,
+        0
+    );
     let r = share_fetch(&mut raw, "dflt", "m1", 0, id, vec![]);
     assert_eq!(r.error_code, 0, "{:?}", r.error_message);
     assert_eq!(r.acquisition_lock_timeout_ms, 4000, "the broker's default");
@@ -1147,9 +1157,15 @@ async fn an_empty_share_groups_offsets_are_altered_and_deleted() {
     assert_eq!(alter(&mut raw, 0).error_code, 68, "GROUP_NOT_EMPTY");
 }
 
+/// Sessions are bounded, and only members the group coordinator knows take a slot: before
+/// the fix 2,000 sessions opened with made-up member ids of a group that does not exist
+/// locked real members out with SHARE_SESSION_LIMIT_REACHED.
 #[tokio::test(flavor = "multi_thread")]
-async fn share_sessions_are_bounded() {
+async fn share_sessions_are_bounded_and_only_members_open_them() {
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    const SHARE_SESSION_LIMIT_REACHED: i16 = 133;
     let broker = Broker::start();
+    broker.create_topic("many", 1, &[]).await;
     let mut raw = Raw::connect(&broker);
     let open = |raw: &mut Raw, member: &str| -> i16 {
         let req = ShareFetchRequest::default()
@@ -1163,10 +1179,23 @@ async fn share_sessions_are_bounded() {
         let r: ShareFetchResponse = raw.receive_response(ApiKey::ShareFetch, 1, c);
         r.error_code
     };
-    for i in 0..2000 {
-        assert_eq!(open(&mut raw, &format!("m{i}")), 0, "session {i}");
+    let join = |raw: &mut Raw, member: &str| {
+        let r = heartbeat(raw, "many", member, 0, Some(&["many"]));
+        assert_eq!(r.error_code, 0, "{member} joins: {:?}", r.error_message);
+    };
+    for i in 0..2100 {
+        assert_eq!(
+            open(&mut raw, &format!("stranger-{i}")),
+            UNKNOWN_MEMBER_ID,
+            "a session for a member nobody knows"
+        );
     }
-    const SHARE_SESSION_LIMIT_REACHED: i16 = 133;
+    for i in 0..2000 {
+        let member = format!("m{i}");
+        join(&mut raw, &member);
+        assert_eq!(open(&mut raw, &member), 0, "session {i}");
+    }
+    join(&mut raw, "one-too-many");
     assert_eq!(open(&mut raw, "one-too-many"), SHARE_SESSION_LIMIT_REACHED);
     // A member that has one may open it again (it replaces its own).
     assert_eq!(open(&mut raw, "m7"), 0);

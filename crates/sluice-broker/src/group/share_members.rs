@@ -170,6 +170,16 @@ impl GroupCoordinator {
         }
     }
 
+    /// Whether `member` is a live member of share group `group` on this coordinator.
+    pub fn is_share_member(&self, group: &str, member: &str) -> bool {
+        let mut groups = self.share_groups.lock();
+        let Some(g) = groups.get_mut(group) else {
+            return false;
+        };
+        expire_members(group, g, Instant::now());
+        g.members.contains_key(member)
+    }
+
     /// The members of a share group, for describing it.
     pub fn share_group_members(&self, group: &str) -> Option<(i32, Vec<(String, ShareMember)>)> {
         let mut groups = self.share_groups.lock();

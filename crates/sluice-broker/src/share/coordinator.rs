@@ -24,8 +24,17 @@ use crate::replica::{LeadershipFollower, ReplicaManager};
 /// How long a share state write waits for the state partition's in-sync replicas.
 const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The network side of share state, for keys another broker coordinates.
+/// The network side of share groups: state for keys another broker coordinates, and
+/// membership kept by another broker's group coordinator.
 pub trait ShareStateRemote: Send + Sync {
+    /// Whether the group coordinator `to` knows `member` of share group `group`
+    /// (ShareGroupDescribe).
+    fn is_member(
+        &self,
+        to: BrokerInfo,
+        group: String,
+        member: String,
+    ) -> BoxFuture<'_, Result<bool>>;
     fn read(&self, to: BrokerInfo, key: StateKey) -> BoxFuture<'_, Result<Option<PersistedState>>>;
     fn write(
         &self,

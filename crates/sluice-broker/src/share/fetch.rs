@@ -62,6 +62,9 @@ impl SharePartitionManager {
                 "a share session cannot open with acknowledgements".into(),
             ));
         }
+        if req.session_epoch == OPEN {
+            self.check_member(&req.group_id, &req.member_id).await?;
+        }
         let (session_partitions, released) = self.advance_session(&req)?;
         if req.session_epoch == OPEN {
             self.refresh_share_partitions(&req.group_id, &req.partitions)

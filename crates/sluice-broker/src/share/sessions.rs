@@ -19,6 +19,34 @@ pub(super) const MAX_SHARE_SESSIONS: usize = 2000;
 pub(super) const IDLE_SESSION: Duration = Duration::from_secs(120);
 
 impl SharePartitionManager {
+    /// Ok if the group's coordinator knows `member` (here, or asked over the network):
+    /// sessions open only for members, so made-up member ids cannot take the session slots
+    /// real members need. UNKNOWN_MEMBER_ID otherwise (the member heartbeats and joins
+    /// again).
+    pub(super) async fn check_member(&self, group: &str, member: &str) -> Result<()> {
+        let coordinator = match self.groups.group_coordinator(group) {
+            Ok(c) => c,
+            // Without `__consumer_offsets` no group has ever had a member.
+            Err(BrokerError::CoordinatorNotAvailable) if !self.groups.offsets_topic_exists() => {
+                return Err(BrokerError::UnknownMemberId)
+            }
+            Err(e) => return Err(e),
+        };
+        let known = if coordinator.node_id == self.replicas.config.node_id {
+            self.groups.is_share_member(group, member)
+        } else {
+            self.coordinator
+                .remote()?
+                .is_member(coordinator, group.to_string(), member.to_string())
+                .await?
+        };
+        if known {
+            Ok(())
+        } else {
+            Err(BrokerError::UnknownMemberId)
+        }
+    }
+
     /// Checks and moves the member's share session on: opens it (epoch 0), closes it (-1)
     /// or checks the epoch and adds and forgets partitions. Returns the session's partitions,
     /// and those it left, where the caller releases what the member holds once it has

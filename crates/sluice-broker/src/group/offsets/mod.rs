@@ -106,6 +106,11 @@ impl GroupCoordinator {
         Ok(partition_for(group, count))
     }
 
+    /// Whether `__consumer_offsets` exists (no group was ever coordinated before it does).
+    pub fn offsets_topic_exists(&self) -> bool {
+        self.offsets.partition_count().is_some()
+    }
+
     /// The broker that coordinates `group`: the leader of its `__consumer_offsets`
     /// partition. COORDINATOR_NOT_AVAILABLE while the topic does not exist or the
     /// partition has no live leader.
