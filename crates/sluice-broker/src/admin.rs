@@ -21,7 +21,7 @@ use crate::replica::topic::{
 use crate::replica::ReplicaManager;
 
 /// Largest partition count one request may ask for; bounds what a request can allocate.
-pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = sluice_cluster::validate::MAX_PARTITIONS as i32;
 
 /// An IncrementalAlterConfigs operation.
 #[derive(Debug, Clone)]
@@ -92,6 +92,14 @@ fn internal_topic_settings(name: &str, config: &BrokerConfig) -> Option<Internal
         replication_factor,
         configs,
     })
+}
+
+/// The settings checks records read from the coordination service must pass.
+pub fn metadata_config_checks() -> sluice_cluster::validate::ConfigChecks {
+    sluice_cluster::validate::ConfigChecks {
+        topic: |c| validate_topic_configs(c).map_err(|e| e.to_string()),
+        group: crate::group::configs::validate_group_configs,
+    }
 }
 
 fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<()> {

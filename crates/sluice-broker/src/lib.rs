@@ -16,7 +16,9 @@ pub mod replica;
 pub mod share;
 pub mod txn;
 
-pub use admin::{ConfigEntry, ConfigOp, TopicAdmin, MAX_PARTITIONS_PER_TOPIC};
+pub use admin::{
+    metadata_config_checks, ConfigEntry, ConfigOp, TopicAdmin, MAX_PARTITIONS_PER_TOPIC,
+};
 pub use broker::{lock_data_dir, Broker};
 pub use config::{BrokerConfig, ConfigSource, ConfigType, FlushPolicy};
 pub use error::{BrokerError, Result};

@@ -34,6 +34,9 @@ pub struct CoordinatorStatus {
     pub connected: bool,
     /// The last failure, while not connected.
     pub last_error: Option<String>,
+    /// Records read from the service that failed their checks and were skipped
+    /// (`validate`); always 0 embedded, which reads only what this broker wrote.
+    pub skipped_records: u64,
 }
 
 pub trait Coordinator: Send + Sync + 'static {

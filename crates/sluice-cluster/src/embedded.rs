@@ -258,6 +258,7 @@ impl Coordinator for EmbeddedCoordinator {
             kind: "embedded",
             connected: true,
             last_error: None,
+            skipped_records: 0,
         }
     }
 }

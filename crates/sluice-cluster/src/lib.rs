@@ -9,6 +9,7 @@ pub mod election;
 mod embedded;
 mod image;
 pub mod placement;
+pub mod validate;
 
 pub use coordinator::{Coordinator, CoordinatorError, CoordinatorStatus};
 pub use embedded::{new_cluster_id, EmbeddedCoordinator, MetadataFile, TopicRecord};

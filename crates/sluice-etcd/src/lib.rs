@@ -18,7 +18,7 @@ mod keys;
 mod session;
 mod watcher;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +42,8 @@ pub struct EtcdSettings {
     pub cluster_name: String,
     /// How long a broker that stopped answering stays registered (its lease's time to live).
     pub session_timeout: Duration,
+    /// The broker's checks of topic and group settings read from etcd.
+    pub checks: sluice_cluster::validate::ConfigChecks,
 }
 
 pub struct EtcdCoordinator {
@@ -58,6 +60,8 @@ pub struct EtcdCoordinator {
     image: watch::Sender<Arc<MetadataImage>>,
     status: Mutex<CoordinatorStatus>,
     settings: EtcdSettings,
+    /// Records read from etcd and refused by their checks (`watcher::apply`).
+    skipped: AtomicU64,
 }
 
 fn unavailable(e: etcd_client::Error) -> CoordinatorError {
@@ -79,9 +83,11 @@ impl EtcdCoordinator {
         let cluster_id = session::cluster_id(&client, &keys)
             .await
             .map_err(|e| format!("etcd: {e}"))?;
-        let (image, revision) = watcher::load(&client, &keys, &cluster_id)
-            .await
-            .map_err(|e| format!("etcd: {e}"))?;
+        let skipped = AtomicU64::new(0);
+        let (image, revision) =
+            watcher::load(&client, &keys, &cluster_id, &settings.checks, &skipped)
+                .await
+                .map_err(|e| format!("etcd: {e}"))?;
         let coordinator = Arc::new(EtcdCoordinator {
             me,
             keys,
@@ -94,8 +100,10 @@ impl EtcdCoordinator {
                 kind: "etcd",
                 connected: true,
                 last_error: None,
+                skipped_records: 0,
             }),
             settings,
+            skipped,
         });
         session::register(&coordinator).await?;
         watcher::spawn(&coordinator, revision + 1);
@@ -273,7 +281,9 @@ impl Coordinator for EtcdCoordinator {
     }
 
     fn status(&self) -> CoordinatorStatus {
-        self.status.lock().clone()
+        let mut status = self.status.lock().clone();
+        status.skipped_records = self.skipped.load(Ordering::Relaxed);
+        status
     }
 
     fn leave(&self) -> BoxFuture<'_, ()> {

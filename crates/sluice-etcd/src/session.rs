@@ -179,15 +179,56 @@ pub fn spawn_campaign(coordinator: &Arc<EtcdCoordinator>) {
 async fn campaign_once(c: &EtcdCoordinator) -> Result<(), etcd_client::Error> {
     let held = c.controller_revision.load(Ordering::SeqCst);
     let key = c.keys.controller();
+    let lease = c.lease.load(Ordering::SeqCst);
+    let found = c.client.kv_client().get(key.clone(), None).await?;
+    let current = found.kvs().first();
     if held != 0 {
-        if controller_create_revision(&c.client, &c.keys).await? != Some(held) {
-            warn!("lost the controller role");
-            c.controller_revision.store(0, Ordering::SeqCst);
+        match current {
+            Some(kv) if kv.create_revision() == held => {
+                // Still ours, unless someone wrote over it (a put keeps the create revision):
+                // put back this broker's id under its lease, or no one could tell who leads.
+                let mine = c.me.node_id.to_string();
+                if kv.lease() != lease || kv.value() != mine.as_bytes() {
+                    warn!(value = %String::from_utf8_lossy(kv.value()), "the controller key was overwritten: restoring it");
+                    let txn = Txn::new()
+                        .when([Compare::create_revision(
+                            key.clone(),
+                            CompareOp::Equal,
+                            held,
+                        )])
+                        .and_then([TxnOp::put(
+                            key,
+                            mine,
+                            Some(PutOptions::new().with_lease(lease)),
+                        )]);
+                    c.client.kv_client().txn(txn).await?;
+                }
+            }
+            _ => {
+                warn!("lost the controller role");
+                c.controller_revision.store(0, Ordering::SeqCst);
+            }
         }
         return Ok(());
     }
-    let lease = c.lease.load(Ordering::SeqCst);
     if lease == 0 {
+        return Ok(());
+    }
+    if let Some(kv) = current {
+        // A controller key lives under its holder's lease; one without a lease was written
+        // by hand and would never go away: remove it (if unchanged) so a broker can be
+        // elected.
+        if kv.lease() == 0 {
+            warn!(value = %String::from_utf8_lossy(kv.value()), "removing a controller key that no broker holds");
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    kv.mod_revision(),
+                )])
+                .and_then([TxnOp::delete(key, None)]);
+            c.client.kv_client().txn(txn).await?;
+        }
         return Ok(());
     }
     let txn = Txn::new()

@@ -241,6 +241,7 @@ async fn open_broker(
         endpoints: args.etcd.clone(),
         cluster_name: args.cluster_name.clone(),
         session_timeout: config.broker_session_timeout(),
+        checks: sluice_broker::metadata_config_checks(),
     };
     let coordinator = sluice_etcd::EtcdCoordinator::join(settings, config.broker_info())
         .await

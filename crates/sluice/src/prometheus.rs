@@ -49,7 +49,19 @@ pub fn render(broker: &Broker) -> String {
     render_log_metrics(broker, &mut out);
     render_group_metrics(broker, &mut out);
     render_transaction_metrics(broker, &mut out);
+    render_coordination_metrics(broker, &mut out);
     out
+}
+
+fn render_coordination_metrics(broker: &Broker, out: &mut String) {
+    header(
+        out,
+        "sluice_metadata_records_skipped_total",
+        "counter",
+        "Records read from the coordination service that failed their checks and were skipped.",
+    );
+    let skipped = broker.coordinator_status().skipped_records;
+    let _ = writeln!(out, "sluice_metadata_records_skipped_total {skipped}");
 }
 
 fn render_request_metrics(out: &mut String) {

@@ -818,3 +818,61 @@ async fn producer_id_blocks_come_from_the_controller() {
         assert!(ids.insert(id), "producer id {id} given twice");
     }
 }
+
+/// `sluice_metadata_records_skipped_total` on `b`'s /metrics.
+fn skipped_records(b: &Broker) -> u64 {
+    let (_, body) = common::http_get(b, "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix("sluice_metadata_records_skipped_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("the skipped-records counter")
+}
+
+/// Records written into etcd by hand, as anyone who reaches it could. Before the checks a
+/// topic named `../x` made every broker create a directory beside its data directory (and
+/// deleting the key deleted it with what it held), a registration made with etcdctl sent
+/// clients to any address, and `controller` set to 99 made every CreateTopics fail.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_written_into_etcd_by_hand_are_checked_skipped_and_counted() {
+    let c = Cluster::start(2);
+    let b1 = &c.brokers[0];
+    let prefix = format!("/sluice/{}/", c.name);
+    let outside = b1.data_dir().parent().unwrap().join("x-0");
+    let escaping = r#"{"name":"../x","id":"00000000-0000-0000-0000-00000000000a","partitions":[{"replicas":[1,2],"leader":1,"leader_epoch":0,"isr":[1,2]}]}"#;
+    c.etcd.put(&format!("{prefix}topics/../x"), escaping);
+    c.etcd.put(
+        &format!("{prefix}brokers/9"),
+        r#"{"node_id":9,"host":"127.0.0.1","port":1}"#,
+    );
+    let controller = c.controller(b1);
+    c.etcd.put(&format!("{prefix}controller"), "99");
+    for b in &c.brokers {
+        wait_until("each broker counts the three records it skipped", || {
+            skipped_records(b) >= 3
+        });
+    }
+    assert!(!outside.exists(), "{} was created", outside.display());
+    assert_eq!(
+        metadata(b1).brokers.len(),
+        2,
+        "the fake broker is not listed"
+    );
+    // The controller puts its key back; topics are created as before.
+    wait_until("the controller key is restored", || {
+        c.etcd.get(&format!("{prefix}controller")) == Some(controller.to_string())
+    });
+    for b in &c.brokers {
+        assert_eq!(c.controller(b), controller);
+    }
+    assert_eq!(create_topic_at(&c.brokers[1], "after-tampering", 2), 0);
+    // Deleting the record touches nothing either.
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("keep"), b"not the broker's").unwrap();
+    c.etcd.etcdctl_del(&format!("{prefix}topics/../x"));
+    c.etcd.etcdctl_del(&format!("{prefix}brokers/9"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(outside.join("keep").exists());
+    for b in &c.brokers {
+        assert!(b.log_text().contains("skipping an invalid metadata record"));
+    }
+}

@@ -266,3 +266,14 @@ impl GroupCoordinator {
         )
     }
 }
+
+/// Checks a group's stored settings: known names, values of their type and range.
+pub fn validate_group_configs(
+    configs: &BTreeMap<String, String>,
+) -> std::result::Result<(), String> {
+    for (name, v) in configs {
+        let def = group_config_def(name).ok_or_else(|| format!("unknown group config {name:?}"))?;
+        validate_value(def.kind, def.allowed, name, v).and_then(|_| def.range.check(name, v))?;
+    }
+    Ok(())
+}

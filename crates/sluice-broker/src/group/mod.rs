@@ -2,7 +2,7 @@
 //! offsets in `__consumer_offsets`, group configs, and the read side (list, describe, lag).
 //! `GroupCoordinator` is their room (`Broker::groups`).
 
-mod configs;
+pub(crate) mod configs;
 mod consumer;
 mod consumer_coordinator;
 mod coordinator;

@@ -40,6 +40,11 @@ impl ReplicaManager {
         }
         let mut next = HashMap::with_capacity(image.topics.len());
         for meta in image.topics.values() {
+            // The coordinator checked the names; a path is never built from one unchecked.
+            if let Err(e) = crate::replica::topic::validate_topic_name(&meta.name) {
+                warn!(error = %e, "not hosting a topic with an invalid name");
+                continue;
+            }
             let existing = current.get(meta.name.as_str()).filter(|t| t.id == meta.id);
             let topic = self.hosted_topic(&image, meta, existing.map(|t| &**t), prepared, me);
             next.insert(topic.name.clone(), Arc::new(topic));

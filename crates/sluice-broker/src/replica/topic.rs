@@ -61,15 +61,7 @@ pub fn refuse_internal(name: &str, what: &str) -> Result<()> {
 
 /// Kafka's rule: 1 to 249 characters of [a-zA-Z0-9._-], and not "." or "..".
 pub fn validate_topic_name(name: &str) -> Result<()> {
-    let legal = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
-    if name.is_empty() || name.len() > 249 || !legal || name == "." || name == ".." {
-        return Err(BrokerError::InvalidTopic(format!(
-            "{name:?}: a topic name is 1 to 249 characters of ASCII letters, digits, '.', '_' and '-'"
-        )));
-    }
-    Ok(())
+    sluice_cluster::validate::topic_name(name).map_err(BrokerError::InvalidTopic)
 }
 
 pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {

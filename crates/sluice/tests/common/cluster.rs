@@ -132,6 +132,10 @@ impl Etcd {
         answer["kvs"][0]["create_revision"].as_i64()
     }
 
+    pub fn etcdctl_del(&self, key: &str) {
+        self.etcdctl(&["del", key]);
+    }
+
     pub fn put(&self, key: &str, value: &str) {
         self.etcdctl(&["put", key, value]);
     }
