@@ -166,18 +166,24 @@ impl Broker {
     }
 
     /// Follows the coordinator's images until the broker is dropped: each is applied to the
-    /// hosted replicas (on the blocking pool: it opens and deletes files).
+    /// hosted replicas (on the blocking pool: it opens and deletes files). The image current
+    /// when following starts is applied first: one published since the broker opened (this
+    /// broker's own registration, say) would otherwise wait for the next change, which a
+    /// quiet cluster may not make.
     fn follow_images(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let mut images = self.coordinator.watch();
         tokio::spawn(async move {
-            while images.changed().await.is_ok() {
+            loop {
                 let image = images.borrow_and_update().clone();
                 let Some(broker) = weak.upgrade() else { return };
                 let applied =
                     tokio::task::spawn_blocking(move || broker.replicas.apply_image(image)).await;
                 if let Ok(Err(e)) = applied {
                     warn!(error = %e, "applying the metadata image");
+                }
+                if images.changed().await.is_err() {
+                    return;
                 }
             }
         });
