@@ -554,6 +554,7 @@ impl BrokerConfig {
             host: self.advertised.0.clone(),
             port: self.advertised.1,
             rack: (!rack.is_empty()).then(|| rack.to_string()),
+            addresses: crate::interfaces::local_addresses(),
             incarnation: 0,
         }
     }

@@ -8,6 +8,7 @@ mod coordinated_topic;
 mod elections;
 mod error;
 pub mod group;
+pub mod interfaces;
 pub mod isr_tracker;
 pub mod metrics;
 mod producer_ids;

@@ -95,6 +95,7 @@ mod tests {
                     host: "h".into(),
                     port: 1,
                     rack: None,
+                    addresses: Vec::new(),
                     incarnation: 0,
                 },
             );

@@ -273,6 +273,7 @@ mod tests {
             host: "localhost".into(),
             port: 9092,
             rack: None,
+            addresses: Vec::new(),
             incarnation: 0,
         }
     }

@@ -15,6 +15,11 @@ pub struct BrokerInfo {
     pub port: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rack: Option<String>,
+    /// The addresses of the broker's machine (its interfaces'): a connection from one of
+    /// them, with no authentication configured, is this broker's (its requests to other
+    /// brokers leave from whichever interface faces them, not always the advertised one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<std::net::IpAddr>,
     /// Which registration this is (etcd: the registration's create revision; 0 embedded):
     /// a broker that restarted registers anew, so the controller can tell it from the
     /// process it elected. Not part of what the broker registers.
@@ -196,6 +201,7 @@ mod tests {
             host: "localhost".into(),
             port: 9000 + id as u16,
             rack: None,
+            addresses: Vec::new(),
             incarnation: 0,
         }
     }

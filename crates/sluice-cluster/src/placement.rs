@@ -136,6 +136,7 @@ mod tests {
                         host: "h".into(),
                         port: 1,
                         rack: rack.map(String::from),
+                        addresses: Vec::new(),
                         incarnation: 0,
                     };
                     (id, b)

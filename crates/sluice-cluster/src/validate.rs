@@ -10,6 +10,8 @@ use crate::image::{BrokerInfo, TopicMeta};
 
 /// Kafka's limit on a topic's partitions (and Sluice's, when creating one).
 pub const MAX_PARTITIONS: usize = 100_000;
+/// Most machine addresses a registration may carry.
+pub const MAX_ADDRESSES: usize = 64;
 /// More replicas than any placement makes (Kafka allows up to the number of brokers).
 pub const MAX_REPLICAS: usize = 1_024;
 
@@ -87,6 +89,9 @@ pub fn broker(key_id: i32, b: &BrokerInfo) -> Result<(), String> {
     }
     if b.port == 0 {
         return Err("port 0".into());
+    }
+    if b.addresses.len() > MAX_ADDRESSES {
+        return Err(format!("{} addresses", b.addresses.len()));
     }
     host(&b.host)
 }
@@ -187,6 +192,7 @@ mod tests {
             host: host.into(),
             port,
             rack: None,
+            addresses: Vec::new(),
             incarnation: 0,
         };
         assert_eq!(broker(2, &b(2, "broker-2.example.com", 9092)), Ok(()));

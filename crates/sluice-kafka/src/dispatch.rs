@@ -82,6 +82,10 @@ pub fn dispatch(
     if !versions::implemented(api, version) {
         return Err(format!("{api:?} v{version} is not supported"));
     }
+    if versions::between_brokers(api) && !ctx.from_broker(&reply) {
+        tracing::debug!(peer = %reply.peer, ?api, "a broker-only request from a client, refused");
+        return handlers::refusal::refuse(&reply, &mut body).map(handlers::ready);
+    }
     if let Some(controller) = needs_forwarding(ctx, &reply, &body) {
         return Ok(crate::forward::to_controller(controller, api, original));
     }

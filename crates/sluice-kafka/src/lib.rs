@@ -4,6 +4,7 @@
 
 mod admission;
 mod alter_partition_link;
+mod broker_peers;
 mod connection;
 mod dispatch;
 mod errors;
@@ -32,6 +33,7 @@ pub struct Context {
     request_bytes: Arc<Semaphore>,
     request_bytes_max: usize,
     admission: Arc<admission::Admission>,
+    broker_peers: broker_peers::BrokerPeers,
 }
 
 impl Context {
@@ -45,7 +47,16 @@ impl Context {
             broker,
             request_bytes: Arc::new(Semaphore::new(max)),
             request_bytes_max: max,
+            broker_peers: Default::default(),
         }
+    }
+
+    /// Whether `reply`'s request comes from a broker of the cluster, and may be one only
+    /// brokers send (AlterPartition, WriteTxnMarkers, a follower's Fetch, ...): without
+    /// authentication, a connection from a registered broker's address.
+    pub fn from_broker(&self, reply: &reply::Reply) -> bool {
+        self.broker_peers
+            .contains(&self.broker.replicas.image(), reply.peer.ip())
     }
 
     /// Waits until `len` more request bytes fit the broker-wide budget and holds them. A

@@ -19,6 +19,11 @@ pub fn advertised(api: ApiKey) -> Option<(i16, i16)> {
         .map(|(_, range)| *range)
 }
 
+/// Whether `api` is one only brokers send each other.
+pub fn between_brokers(api: ApiKey) -> bool {
+    BETWEEN_BROKERS.iter().any(|(k, _)| *k == api)
+}
+
 /// Whether a request at `version` is served (not merely advertised).
 pub fn implemented(api: ApiKey, version: i16) -> bool {
     let between_brokers = BETWEEN_BROKERS

@@ -876,3 +876,138 @@ async fn records_written_into_etcd_by_hand_are_checked_skipped_and_counted() {
         assert!(b.log_text().contains("skipping an invalid metadata record"));
     }
 }
+
+/// Requests only brokers send, from a client at an address no broker has (127.0.0.5):
+/// before, any client could shrink an ISR to the leader alone (acks=all producers then got
+/// NOT_ENOUGH_REPLICAS), burn producer-id blocks, write markers and share state, or fetch as
+/// a follower. Each is now refused with CLUSTER_AUTHORIZATION_FAILED and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_only_requests_from_a_client_are_refused() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTransaction;
+    use kafka_protocol::messages::alter_partition_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    use kafka_protocol::messages::*;
+    const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    let c = Cluster::start(3);
+    let b1 = &c.brokers[0];
+    let topic =
+        rdkafka::admin::NewTopic::new("guarded", 1, rdkafka::admin::TopicReplication::Fixed(3));
+    b1.admin()
+        .create_topics(&[topic], &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    wait_until("every replica in sync", || {
+        isr_of(b1, "guarded", 0) == vec![1, 2, 3]
+    });
+    let md = metadata(b1);
+    let t = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "guarded"))
+        .unwrap();
+    let (id, leader) = (t.topic_id, t.partitions[0].leader_id.0);
+    let at_leader = &c.brokers[(leader - 1) as usize];
+    let controller = &c.brokers[(c.controller(b1) - 1) as usize];
+    let name = || TopicName(StrBytes::from_static_str("guarded"));
+    let client = |b: &Broker| Raw::connect_from(b, "127.0.0.5");
+
+    let alter = AlterPartitionRequest::default()
+        .with_broker_id(BrokerId(leader))
+        .with_topics(vec![TopicData::default()
+            .with_topic_id(id)
+            .with_partitions(vec![PartitionData::default()
+                .with_partition_index(0)
+                .with_leader_epoch(0)
+                .with_new_isr(vec![BrokerId(leader)])])]);
+    for b in [controller, at_leader] {
+        let mut raw = client(b);
+        let cid = raw.send(ApiKey::AlterPartition, 2, &alter);
+        let r: AlterPartitionResponse = raw.receive_response(ApiKey::AlterPartition, 2, cid);
+        assert_eq!(r.error_code, CLUSTER_AUTHORIZATION_FAILED, "AlterPartition");
+    }
+
+    let allocate = AllocateProducerIdsRequest::default().with_broker_id(BrokerId(2));
+    let mut raw = client(controller);
+    let cid = raw.send(ApiKey::AllocateProducerIds, 0, &allocate);
+    let r: AllocateProducerIdsResponse = raw.receive_response(ApiKey::AllocateProducerIds, 0, cid);
+    assert_eq!(
+        r.error_code, CLUSTER_AUTHORIZATION_FAILED,
+        "AllocateProducerIds"
+    );
+
+    let markers =
+        WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(1))
+            .with_transaction_result(false)
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(name())
+                .with_partition_indexes(vec![0])])]);
+    let mut raw = client(at_leader);
+    let cid = raw.send(ApiKey::WriteTxnMarkers, 1, &markers);
+    let r: WriteTxnMarkersResponse = raw.receive_response(ApiKey::WriteTxnMarkers, 1, cid);
+    assert_eq!(
+        r.markers[0].topics[0].partitions[0].error_code, CLUSTER_AUTHORIZATION_FAILED,
+        "WriteTxnMarkers"
+    );
+
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(2))
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name())
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(-1)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let mut raw = client(at_leader);
+    let cid = raw.send(ApiKey::Fetch, 12, &fetch);
+    let r: FetchResponse = raw.receive_response(ApiKey::Fetch, 12, cid);
+    assert_eq!(
+        r.responses[0].partitions[0].error_code, CLUSTER_AUTHORIZATION_FAILED,
+        "a follower's Fetch"
+    );
+
+    let epochs = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(2))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(name())
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(-1)
+                .with_leader_epoch(0)])]);
+    let mut raw = client(at_leader);
+    let cid = raw.send(ApiKey::OffsetForLeaderEpoch, 4, &epochs);
+    let r: OffsetForLeaderEpochResponse =
+        raw.receive_response(ApiKey::OffsetForLeaderEpoch, 4, cid);
+    assert_eq!(
+        r.topics[0].partitions[0].error_code, CLUSTER_AUTHORIZATION_FAILED,
+        "a follower's OffsetForLeaderEpoch"
+    );
+
+    let verify = AddPartitionsToTxnRequest::default().with_transactions(vec![
+        AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_static_str("t")))
+            .with_verify_only(true),
+    ]);
+    let mut raw = client(at_leader);
+    let cid = raw.send(ApiKey::AddPartitionsToTxn, 4, &verify);
+    let r: AddPartitionsToTxnResponse = raw.receive_response(ApiKey::AddPartitionsToTxn, 4, cid);
+    assert_eq!(
+        r.error_code, CLUSTER_AUTHORIZATION_FAILED,
+        "AddPartitionsToTxn v4"
+    );
+
+    // Nothing moved; a client at a broker's address (here, loopback) is still a broker's.
+    assert_eq!(isr_of(b1, "guarded", 0), vec![1, 2, 3]);
+    let mut raw = Raw::connect(controller);
+    let cid = raw.send(ApiKey::AllocateProducerIds, 0, &allocate);
+    let r: AllocateProducerIdsResponse = raw.receive_response(ApiKey::AllocateProducerIds, 0, cid);
+    assert_eq!(r.error_code, 0);
+}

@@ -18,6 +18,13 @@ use crate::Context;
 pub const VERSIONS: (i16, i16) = (0, 5);
 
 pub fn handle(ctx: &Context, reply: Reply, req: AddPartitionsToTxnRequest) -> ResponseFuture {
+    // v4+ is the brokers' form (KIP-890): refused from clients, as Kafka's CLUSTER_ACTION.
+    if reply.version >= 4 && !ctx.from_broker(&reply) {
+        return super::ready(reply.encode(
+            &AddPartitionsToTxnResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+        ));
+    }
     let broker = ctx.broker.clone();
     Box::pin(super::detached(async move {
         if reply.version <= 3 {

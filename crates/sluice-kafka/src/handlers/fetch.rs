@@ -54,6 +54,8 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
     } else {
         (req.replica_id.0, -1)
     };
+    // Only a broker may fetch as a follower: its fetch offset moves the high watermark.
+    let from_broker = replica < 0 || ctx.from_broker(&reply);
     // KIP-392: a consumer naming its rack (v11+) may read from a replica there, and a
     // follower serves such consumers.
     let consumer_v11 = replica < 0 && reply.version >= 11;
@@ -87,6 +89,9 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
                     .replicas
                     .local_leader(name, fp.partition, fp.current_leader_epoch)
                     .map(|p| (p, None)),
+                Some(_) if !from_broker => Err(BrokerError::ClusterAuthorizationFailed(
+                    "only brokers fetch as followers".into(),
+                )),
                 // A follower whose log diverges is told where (v12+).
                 Some(name) => broker.replicas.follower_fetch(
                     name,

@@ -170,6 +170,8 @@ api_table! {
 
 use kafka_protocol::protocol::StrBytes;
 
+pub(crate) mod refusal;
+
 pub fn opt_string(s: &Option<StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.to_string())
 }

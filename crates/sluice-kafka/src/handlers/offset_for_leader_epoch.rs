@@ -16,6 +16,8 @@ use crate::Context;
 pub const VERSIONS: (i16, i16) = (2, 4);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: OffsetForLeaderEpochRequest) -> Response {
+    // A replica id says a follower asks; only a broker may (as Kafka's CLUSTER_ACTION).
+    let refused = req.replica_id.0 >= 0 && !ctx.from_broker(reply);
     let topics = req
         .topics
         .into_iter()
@@ -25,12 +27,19 @@ pub fn handle(ctx: &Context, reply: &Reply, req: OffsetForLeaderEpochRequest) ->
                 .iter()
                 .map(|p| {
                     let answer = EpochEndOffset::default().with_partition(p.partition);
-                    match ctx.broker.replicas.end_offset_for_epoch(
-                        &t.topic,
-                        p.partition,
-                        p.current_leader_epoch,
-                        p.leader_epoch,
-                    ) {
+                    let end = if refused {
+                        Err(sluice_broker::BrokerError::ClusterAuthorizationFailed(
+                            "only brokers ask as followers".into(),
+                        ))
+                    } else {
+                        ctx.broker.replicas.end_offset_for_epoch(
+                            &t.topic,
+                            p.partition,
+                            p.current_leader_epoch,
+                            p.leader_epoch,
+                        )
+                    };
+                    match end {
                         Ok((epoch, end)) => answer.with_leader_epoch(epoch).with_end_offset(end),
                         Err(e) => answer
                             .with_error_code(errors::code(&e))

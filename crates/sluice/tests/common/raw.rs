@@ -36,6 +36,25 @@ impl Raw {
         }
     }
 
+    /// Connects from `source` (an address of this machine, e.g. 127.0.0.5: any of 127/8
+    /// is local), so the broker sees a peer that is not at a broker's address.
+    pub fn connect_from(broker: &Broker, source: &str) -> Raw {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let from: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+        socket.bind(&from.into()).unwrap();
+        let to: std::net::SocketAddr = format!("{}:{}", broker.host, broker.port).parse().unwrap();
+        socket.connect(&to.into()).unwrap();
+        let stream: TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Raw {
+            stream,
+            next_correlation: 1,
+        }
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
     }
