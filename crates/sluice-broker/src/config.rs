@@ -109,6 +109,76 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
 /// Broker-only settings (not topic defaults) with their defaults.
 pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
     (
+        "listeners",
+        "",
+        ConfigType::List,
+        Range::Any,
+        "NAME://HOST:PORT,... where the broker listens (empty: --listen, one PLAINTEXT listener)",
+    ),
+    (
+        "advertised.listeners",
+        "",
+        ConfigType::List,
+        Range::Any,
+        "NAME://HOST:PORT,... given to clients in Metadata for each listener (default: its bind address)",
+    ),
+    (
+        "listener.security.protocol.map",
+        crate::listeners::DEFAULT_PROTOCOL_MAP,
+        ConfigType::List,
+        Range::Any,
+        "NAME:PROTOCOL,... each listener's security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)",
+    ),
+    (
+        "inter.broker.listener.name",
+        "",
+        ConfigType::String,
+        Range::Any,
+        "the listener brokers reach each other on (default: the one named PLAINTEXT)",
+    ),
+    (
+        "ssl.keystore.type",
+        "PEM",
+        ConfigType::String,
+        Range::Any,
+        "PEM: ssl.keystore.location is a PEM file with the certificate chain and the private key",
+    ),
+    (
+        "ssl.keystore.location",
+        "",
+        ConfigType::String,
+        Range::Any,
+        "the PEM file with this broker's certificate chain and private key (SSL and SASL_SSL listeners); read again when it changes",
+    ),
+    (
+        "ssl.truststore.type",
+        "PEM",
+        ConfigType::String,
+        Range::Any,
+        "PEM: ssl.truststore.location is a PEM file of CA certificates",
+    ),
+    (
+        "ssl.truststore.location",
+        "",
+        ConfigType::String,
+        Range::Any,
+        "the PEM file of the CA certificates client certificates are checked against",
+    ),
+    (
+        "ssl.client.auth",
+        "none",
+        ConfigType::String,
+        Range::Any,
+        "none, requested or required: whether clients of SSL listeners present a certificate",
+    ),
+    (
+        "ssl.enabled.protocols",
+        "TLSv1.2,TLSv1.3",
+        ConfigType::List,
+        Range::Any,
+        "TLS versions the SSL listeners accept",
+    ),
+    (
         "auto.create.topics.enable",
         "true",
         ConfigType::Boolean,
@@ -457,6 +527,52 @@ pub fn validate_value(
     Ok(())
 }
 
+/// The TLS settings make sense for the listeners: a keystore where a listener uses TLS, known
+/// values for the client-auth and protocol settings, PEM stores.
+fn check_ssl_settings(
+    settings: &BTreeMap<String, String>,
+    listeners: &[crate::listeners::Listener],
+) -> Result<(), String> {
+    let value = |name: &str| settings.get(name).map_or("", String::as_str);
+    for name in ["ssl.keystore.type", "ssl.truststore.type"] {
+        if !matches!(value(name), "" | "PEM") {
+            return Err(format!(
+                "{name} {:?}: only PEM stores are read (KIP-651)",
+                value(name)
+            ));
+        }
+    }
+    if !matches!(
+        value("ssl.client.auth"),
+        "" | "none" | "requested" | "required"
+    ) {
+        return Err(format!(
+            "ssl.client.auth {:?}: none, requested or required",
+            value("ssl.client.auth")
+        ));
+    }
+    for p in value("ssl.enabled.protocols").split(',').map(str::trim) {
+        if !matches!(p, "" | "TLSv1.2" | "TLSv1.3") {
+            return Err(format!(
+                "ssl.enabled.protocols: {p:?} (TLSv1.2 and TLSv1.3 are served)"
+            ));
+        }
+    }
+    if let Some(l) = listeners.iter().find(|l| l.protocol.tls()) {
+        if value("ssl.keystore.location").is_empty() {
+            return Err(format!(
+                "listener {} is {}: set ssl.keystore.location (a PEM file with the certificate chain and the private key)",
+                l.name,
+                l.protocol.name()
+            ));
+        }
+    }
+    if value("ssl.client.auth") == "required" && value("ssl.truststore.location").is_empty() {
+        return Err("ssl.client.auth=required: set ssl.truststore.location (the CA certificates client certificates are checked against)".into());
+    }
+    Ok(())
+}
+
 /// Parses "ip:count,ip:count" (IPv6 addresses in brackets or bare: the count follows the
 /// last colon).
 pub fn parse_ip_overrides(text: &str) -> Result<Vec<(std::net::IpAddr, usize)>, String> {
@@ -485,9 +601,15 @@ pub enum ConfigSource {
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub node_id: i32,
+    /// The inter-broker listener's bind address.
     pub listen: SocketAddr,
-    /// host:port given to clients in Metadata.
+    /// The inter-broker listener's advertised host:port: what the broker registers and
+    /// other brokers connect to.
     pub advertised: (String, u16),
+    /// Every listener (`listeners`, or the `--listen` shorthand).
+    pub listeners: Vec<crate::listeners::Listener>,
+    /// The listener brokers use to reach each other (an index into `listeners`).
+    pub inter_broker_listener: usize,
     pub data_dir: PathBuf,
     /// Settings from the config file, by Kafka name (validated).
     settings: BTreeMap<String, String>,
@@ -520,10 +642,32 @@ impl BrokerConfig {
                 ));
             }
         }
-        Ok(BrokerConfig {
-            node_id,
+        let value = |name: &str| settings.get(name).map_or("", String::as_str);
+        let (listeners, inter_broker_listener) = crate::listeners::parse(
+            &crate::listeners::ListenerSettings {
+                listeners: value("listeners"),
+                advertised_listeners: value("advertised.listeners"),
+                protocol_map: value("listener.security.protocol.map"),
+                inter_broker: value("inter.broker.listener.name"),
+            },
             listen,
             advertised,
+        )?;
+        let inter = &listeners[inter_broker_listener];
+        if inter.protocol != crate::listeners::SecurityProtocol::Plaintext {
+            return Err(format!(
+                "inter.broker.listener.name: listener {} is {}; brokers reach each other over PLAINTEXT only so far",
+                inter.name,
+                inter.protocol.name()
+            ));
+        }
+        check_ssl_settings(&settings, &listeners)?;
+        Ok(BrokerConfig {
+            node_id,
+            listen: inter.bind,
+            advertised: inter.advertised.clone(),
+            inter_broker_listener,
+            listeners,
             data_dir,
             settings,
         })
@@ -546,6 +690,11 @@ impl BrokerConfig {
             .unwrap_or_else(|| panic!("{name} is not a known setting"))
     }
 
+    /// A string setting (its default when not set).
+    pub fn string_setting(&self, name: &str) -> &str {
+        self.broker_value(name)
+    }
+
     /// What this broker registers as: node id, advertised address, rack.
     pub fn broker_info(&self) -> sluice_cluster::BrokerInfo {
         let rack = self.broker_value("broker.rack");
@@ -555,6 +704,15 @@ impl BrokerConfig {
             port: self.advertised.1,
             rack: (!rack.is_empty()).then(|| rack.to_string()),
             addresses: crate::interfaces::local_addresses(),
+            endpoints: self
+                .listeners
+                .iter()
+                .map(|l| sluice_cluster::Endpoint {
+                    listener: l.name.clone(),
+                    host: l.advertised.0.clone(),
+                    port: l.advertised.1,
+                })
+                .collect(),
             incarnation: 0,
         }
     }

@@ -10,6 +10,7 @@ mod error;
 pub mod group;
 pub mod interfaces;
 pub mod isr_tracker;
+pub mod listeners;
 pub mod metrics;
 mod producer_ids;
 mod record_fields;

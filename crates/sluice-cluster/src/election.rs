@@ -96,6 +96,7 @@ mod tests {
                     port: 1,
                     rack: None,
                     addresses: Vec::new(),
+                    endpoints: Vec::new(),
                     incarnation: 0,
                 },
             );

@@ -274,6 +274,7 @@ mod tests {
             port: 9092,
             rack: None,
             addresses: Vec::new(),
+            endpoints: Vec::new(),
             incarnation: 0,
         }
     }

@@ -7,6 +7,14 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// Where a broker's listener is reached, as clients of that listener are told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+}
+
 /// A live broker, as it registered itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerInfo {
@@ -20,6 +28,10 @@ pub struct BrokerInfo {
     /// brokers leave from whichever interface faces them, not always the advertised one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<std::net::IpAddr>,
+    /// Every listener's advertised endpoint (empty in registrations made before listeners:
+    /// `host` and `port` then serve every client).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
     /// Which registration this is (etcd: the registration's create revision; 0 embedded):
     /// a broker that restarted registers anew, so the controller can tell it from the
     /// process it elected. Not part of what the broker registers.
@@ -104,6 +116,21 @@ pub struct MetadataImage {
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// The coordinator's revision this image reflects; images only move forward.
     pub revision: i64,
+}
+
+impl BrokerInfo {
+    /// Where clients of `listener` reach this broker: that listener's endpoint, or the
+    /// registered host and port for a registration without endpoints. None when the broker
+    /// has no such listener (Kafka leaves it out of what that listener's clients are told).
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, u16)> {
+        if self.endpoints.is_empty() {
+            return Some((self.host.as_str(), self.port));
+        }
+        self.endpoints
+            .iter()
+            .find(|e| e.listener == listener)
+            .map(|e| (e.host.as_str(), e.port))
+    }
 }
 
 impl MetadataImage {
@@ -202,6 +229,7 @@ mod tests {
             port: 9000 + id as u16,
             rack: None,
             addresses: Vec::new(),
+            endpoints: Vec::new(),
             incarnation: 0,
         }
     }

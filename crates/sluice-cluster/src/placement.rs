@@ -137,6 +137,7 @@ mod tests {
                         port: 1,
                         rack: rack.map(String::from),
                         addresses: Vec::new(),
+                        endpoints: Vec::new(),
                         incarnation: 0,
                     };
                     (id, b)

@@ -93,6 +93,20 @@ pub fn broker(key_id: i32, b: &BrokerInfo) -> Result<(), String> {
     if b.addresses.len() > MAX_ADDRESSES {
         return Err(format!("{} addresses", b.addresses.len()));
     }
+    if b.endpoints.len() > MAX_ADDRESSES {
+        return Err(format!("{} endpoints", b.endpoints.len()));
+    }
+    for e in &b.endpoints {
+        let named = !e.listener.is_empty()
+            && e.listener.len() <= 64
+            && e.listener
+                .bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_' || c == b'-');
+        if !named || e.port == 0 {
+            return Err(format!("endpoint {:?}:{}", e.listener, e.port));
+        }
+        host(&e.host)?;
+    }
     host(&b.host)
 }
 
@@ -193,6 +207,7 @@ mod tests {
             port,
             rack: None,
             addresses: Vec::new(),
+            endpoints: Vec::new(),
             incarnation: 0,
         };
         assert_eq!(broker(2, &b(2, "broker-2.example.com", 9092)), Ok(()));

@@ -78,6 +78,7 @@ mod tests {
                     } else {
                         Vec::new()
                     },
+                    endpoints: Vec::new(),
                     incarnation: 1,
                 },
             );

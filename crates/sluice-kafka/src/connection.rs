@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use futures::stream::{FuturesOrdered, StreamExt};
 use sluice_log::ReadSlice;
 use tokio::io::Interest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -43,15 +43,113 @@ struct InFlight {
     _bytes: OwnedSemaphorePermit,
 }
 
-/// Serves one connection; `_admitted` holds its place under the connection limits.
-pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>, _admitted: Admitted) {
+/// What a connection runs over: plain TCP (file ranges go out with sendfile) or TLS (they
+/// are read and encrypted, sendfile cannot apply).
+pub enum Transport {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// The read side of a connection, and how it tells that the client went away while a
+/// request waits for budget.
+pub trait ReadSide: AsyncRead + Unpin + Send + 'static {
+    /// Resolves to true when the client closed, false when more bytes arrived; never, on a
+    /// transport that cannot look ahead (TLS), so the wait runs its course.
+    fn peer_closed(&mut self) -> impl std::future::Future<Output = Result<bool, String>> + Send;
+}
+
+impl ReadSide for OwnedReadHalf {
+    async fn peer_closed(&mut self) -> Result<bool, String> {
+        let mut probe = [0u8; 1];
+        match self.peek(&mut probe).await {
+            Ok(0) => Ok(true),
+            Ok(_) => Ok(false),
+            Err(e) => Err(format!("read error: {e}")),
+        }
+    }
+}
+
+impl ReadSide for tokio::io::ReadHalf<tokio_rustls::server::TlsStream<TcpStream>> {
+    async fn peer_closed(&mut self) -> Result<bool, String> {
+        std::future::pending().await
+    }
+}
+
+/// The write side of a connection, and how it sends a range of a segment file.
+pub trait WriteSide: AsyncWrite + Unpin + Send + 'static {
+    fn send_file(
+        &mut self,
+        slice: &ReadSlice,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+}
+
+impl WriteSide for OwnedWriteHalf {
+    async fn send_file(&mut self, slice: &ReadSlice) -> std::io::Result<()> {
+        send_file(self.as_ref(), slice).await
+    }
+}
+
+/// Over TLS, file ranges are read (from the page cache, usually) in pieces and written
+/// through the encryption.
+impl WriteSide for tokio::io::WriteHalf<tokio_rustls::server::TlsStream<TcpStream>> {
+    async fn send_file(&mut self, slice: &ReadSlice) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        const PIECE: usize = 256 * 1024;
+        let mut buf = vec![0u8; PIECE.min(slice.len)];
+        let mut done = 0;
+        while done < slice.len {
+            let want = (slice.len - done).min(PIECE);
+            let n = slice
+                .file
+                .read_at(&mut buf[..want], slice.position + done as u64)?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "segment shorter than the fetched range",
+                ));
+            }
+            self.write_all(&buf[..n]).await?;
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+/// Serves one connection on `listener`; `_admitted` holds its place under the connection
+/// limits.
+pub async fn run(
+    transport: Transport,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    ctx: Arc<Context>,
+    _admitted: Admitted,
+) {
     let _counted = sluice_broker::metrics::connection_opened();
-    let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
+    match transport {
+        Transport::Plain(stream) => {
+            let _ = stream.set_nodelay(true);
+            let (rd, wr) = stream.into_split();
+            serve(rd, wr, peer, listener, ctx).await
+        }
+        Transport::Tls(stream) => {
+            let _ = stream.get_ref().0.set_nodelay(true);
+            let (rd, wr) = tokio::io::split(*stream);
+            serve(rd, wr, peer, listener, ctx).await
+        }
+    }
+}
+
+async fn serve<R: ReadSide, W: WriteSide>(
+    rd: R,
+    wr: W,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    ctx: Arc<Context>,
+) {
     // Unbounded in type, bounded by the slots: a request enters only with one.
     let (tx, rx) = mpsc::unbounded_channel::<InFlight>();
     let writer = tokio::spawn(write_responses(wr, rx));
-    match read_requests(rd, &ctx, peer, tx).await {
+    match read_requests(rd, &ctx, peer, &listener, tx).await {
         Ok(()) => debug!(%peer, "client closed the connection"),
         Err(reason) => info!(%peer, %reason, "closing connection"),
     }
@@ -64,10 +162,11 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>, _admitt
 
 /// Reads frames until EOF or a protocol error. Dispatch runs here, synchronously, so that
 /// produce appends happen in request order.
-async fn read_requests(
-    rd: OwnedReadHalf,
+async fn read_requests<R: ReadSide>(
+    rd: R,
     ctx: &Arc<Context>,
     peer: SocketAddr,
+    listener: &Arc<str>,
     tx: mpsc::UnboundedSender<InFlight>,
 ) -> Result<(), String> {
     // No read buffer: an idle connection holds no memory for reads. A request costs two
@@ -112,7 +211,11 @@ async fn read_requests(
             })??;
         sanitize_client_id(&mut frame);
         let api_key = i16::from_be_bytes([frame[0], frame[1]]);
-        let response = timed(api_key, len as usize, dispatch(ctx, peer, frame.freeze())?);
+        let response = timed(
+            api_key,
+            len as usize,
+            dispatch(ctx, peer, listener, frame.freeze())?,
+        );
         let in_flight = InFlight {
             response,
             _slot: slot,
@@ -136,25 +239,23 @@ fn timed(api_key: i16, bytes_in: usize, response: ResponseFuture) -> ResponseFut
 
 /// Waits for `wait` unless the client closes the connection first (`None`): a client that
 /// is over its budget and goes away frees what it holds without waiting for its turn.
-async fn until_closed<T>(
-    rd: &mut OwnedReadHalf,
+async fn until_closed<T, R: ReadSide>(
+    rd: &mut R,
     wait: impl std::future::Future<Output = T>,
 ) -> Result<Option<T>, String> {
     tokio::pin!(wait);
-    let mut probe = [0u8; 1];
     tokio::select! {
         biased;
         ready = &mut wait => return Ok(Some(ready)),
-        peeked = rd.peek(&mut probe) => match peeked {
-            Ok(0) => return Ok(None),
-            Ok(_) => {} // a request is waiting: it is read once the budget allows
-            Err(e) => return Err(format!("read error: {e}")),
+        closed = rd.peer_closed() => if closed? {
+            return Ok(None);
         },
     }
+    // A request is waiting: it is read once the budget allows.
     Ok(Some(wait.await))
 }
 
-async fn read_body(rd: &mut OwnedReadHalf, len: usize) -> Result<BytesMut, String> {
+async fn read_body<R: ReadSide>(rd: &mut R, len: usize) -> Result<BytesMut, String> {
     let mut buf = BytesMut::with_capacity(len.min(FIRST_READ));
     while buf.len() < len {
         if buf.len() == buf.capacity() {
@@ -177,7 +278,7 @@ async fn read_body(rd: &mut OwnedReadHalf, len: usize) -> Result<BytesMut, Strin
     Ok(buf)
 }
 
-async fn write_responses(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<InFlight>) {
+async fn write_responses<W: WriteSide>(mut wr: W, mut rx: mpsc::UnboundedReceiver<InFlight>) {
     let mut in_flight = FuturesOrdered::new();
     let mut open = true;
     loop {
@@ -214,11 +315,11 @@ async fn write_responses(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver
 
 /// Writes a frame of memory and file chunks; file chunks go from the page cache to the socket
 /// with sendfile, without passing through the broker's memory.
-async fn write_chunks(wr: &mut OwnedWriteHalf, chunks: Vec<Chunk>) -> std::io::Result<()> {
+async fn write_chunks<W: WriteSide>(wr: &mut W, chunks: Vec<Chunk>) -> std::io::Result<()> {
     for chunk in chunks {
         match chunk {
             Chunk::Memory(bytes) => wr.write_all(&bytes).await?,
-            Chunk::File(slice) => send_file(wr.as_ref(), &slice).await?,
+            Chunk::File(slice) => wr.send_file(&slice).await?,
         }
     }
     Ok(())

@@ -59,6 +59,7 @@ pub fn sanitize_client_id(frame: &mut [u8]) {
 pub fn dispatch(
     ctx: &Arc<Context>,
     peer: SocketAddr,
+    listener: &Arc<str>,
     mut frame: Bytes,
 ) -> Result<ResponseFuture, String> {
     // The connection only hands over frames of at least 8 bytes.
@@ -75,6 +76,7 @@ pub fn dispatch(
         correlation_id: header.correlation_id,
         client_id: header.client_id.as_deref().unwrap_or_default().to_string(),
         peer,
+        listener: listener.clone(),
     };
     if api == ApiKey::ApiVersions && !versions::implemented(api, version) {
         return Ok(handlers::ready(handlers::api_versions::unsupported(&reply)));
@@ -119,6 +121,7 @@ mod tests {
         .unwrap();
         let ctx = Arc::new(Context::new(Broker::open(config).unwrap()));
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let listener: Arc<str> = Arc::from("PLAINTEXT");
         for (api, (lo, hi)) in versions::SUPPORTED.iter().chain(versions::BETWEEN_BROKERS) {
             for version in *lo..=*hi {
                 if !versions::implemented(*api, version) {
@@ -133,7 +136,7 @@ mod tests {
                     .encode(&mut frame, api.request_header_version(version))
                     .unwrap();
                 let refused = |e: &String| e.contains("not supported") || e.contains("not served");
-                if let Err(e) = dispatch(&ctx, peer, frame.clone().freeze()) {
+                if let Err(e) = dispatch(&ctx, peer, &listener, frame.clone().freeze()) {
                     assert!(!refused(&e), "{api:?} v{version}: {e}");
                 }
                 if let Err(e) = crate::fuzzing::decode_request(&frame) {

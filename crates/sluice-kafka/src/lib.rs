@@ -16,6 +16,7 @@ mod leader_link;
 mod leaders;
 mod reply;
 mod share_frame;
+pub mod tls;
 mod txn_remote;
 pub mod versions;
 
@@ -71,12 +72,29 @@ impl Context {
     }
 }
 
-/// Accepts connections until `shutdown` turns true; each connection runs as its own task.
+/// A bound listener: its settings and its socket.
+pub struct BoundListener {
+    pub listener: sluice_broker::listeners::Listener,
+    pub socket: TcpListener,
+}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts connections on every listener until `shutdown` turns true; each connection runs
+/// as its own task. Fails before accepting anything if a TLS listener's stores do not read.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<BoundListener>,
     broker: Arc<Broker>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let tls = if listeners.iter().any(|l| l.listener.protocol.tls()) {
+        Some(Arc::new(tls::Tls::new(tls::TlsSettings::from_config(
+            &broker.config,
+        ))?))
+    } else {
+        None
+    };
     // Kept connections to other brokers, for the requests this broker sends them itself.
     let links = Arc::new(sluice_client::BrokerLinks::new(forward::client_id(
         broker.config.node_id,
@@ -109,13 +127,50 @@ pub async fn serve(
         shutdown.clone(),
     ));
     let ctx = Arc::new(Context::new(broker));
-    info!(addr = ?listener.local_addr().ok(), "Kafka listener ready");
+    let mut accepting = tokio::task::JoinSet::new();
+    for bound in listeners {
+        let tls = bound.listener.protocol.tls().then(|| tls.clone()).flatten();
+        accepting.spawn(accept(bound, tls, ctx.clone(), shutdown.clone()));
+    }
+    while accepting.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// One listener's accept loop.
+async fn accept(
+    bound: BoundListener,
+    tls: Option<Arc<tls::Tls>>,
+    ctx: Arc<Context>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let name: Arc<str> = Arc::from(bound.listener.name.as_str());
+    info!(listener = %name, protocol = bound.listener.protocol.name(), addr = ?bound.socket.local_addr().ok(), "Kafka listener ready");
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = bound.socket.accept() => match accepted {
                 Ok((stream, peer)) => match ctx.admission.admit(peer.ip()) {
                     Ok(admitted) => {
-                        tokio::spawn(connection::run(stream, peer, ctx.clone(), admitted));
+                        let (ctx, name, tls) = (ctx.clone(), name.clone(), tls.clone());
+                        tokio::spawn(async move {
+                            let transport = match tls {
+                                None => connection::Transport::Plain(stream),
+                                Some(tls) => {
+                                    let handshake = tls.acceptor().accept(stream);
+                                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                                        Ok(Ok(s)) => connection::Transport::Tls(Box::new(s)),
+                                        Ok(Err(e)) => {
+                                            info!(%peer, listener = %name, error = %e, "TLS handshake failed");
+                                            return;
+                                        }
+                                        Err(_) => {
+                                            info!(%peer, listener = %name, "TLS handshake timed out");
+                                            return;
+                                        }
+                                    }
+                                }
+                            };
+                            connection::run(transport, peer, name, ctx, admitted).await
+                        });
                     }
                     Err(reason) => {
                         debug!(%peer, %reason, "connection refused");

@@ -46,6 +46,9 @@ pub struct Reply {
     pub correlation_id: i32,
     pub client_id: String,
     pub peer: SocketAddr,
+    /// The name of the listener the request came in on: its clients are told that
+    /// listener's endpoints.
+    pub listener: std::sync::Arc<str>,
 }
 
 impl Reply {

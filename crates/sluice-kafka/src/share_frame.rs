@@ -94,6 +94,7 @@ mod tests {
             correlation_id: 7,
             client_id: "t".into(),
             peer: "127.0.0.1:1".parse().unwrap(),
+            listener: Arc::from("PLAINTEXT"),
         }
     }
 

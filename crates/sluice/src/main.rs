@@ -155,9 +155,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Bound before the broker opens: clients that reach it meanwhile wait for their
         // answer instead of being refused (librdkafka backs off up to 10 s from a broker that
         // refuses connections).
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for l in &config.listeners {
+            let socket = tokio::net::TcpListener::bind(l.bind)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {} ({}): {e}", l.bind, l.name))?;
+            listeners.push(sluice_kafka::BoundListener {
+                listener: l.clone(),
+                socket,
+            });
+        }
         let opened = http::Opened::default();
         if let Some(http) = bind_http(args.http_listen.as_deref()).await? {
             tracing::info!(addr = ?http.local_addr().ok(), "HTTP listener ready");
@@ -170,8 +177,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Caught before the listener says it is ready: a SIGTERM right after is a clean
         // shutdown, not the default kill.
         let stop_signal = stop_signals();
-        let server = tokio::spawn(sluice_kafka::serve(listener, broker.clone(), stop_rx));
-        stop_signal.await;
+        let mut server = tokio::spawn(sluice_kafka::serve(listeners, broker.clone(), stop_rx));
+        tokio::select! {
+            _ = stop_signal => {}
+            served = &mut server => {
+                if let Ok(Err(e)) = served {
+                    broker.shutdown();
+                    anyhow::bail!("cannot serve: {e}");
+                }
+            }
+        }
         tracing::info!("shutting down");
         hand_over_leaderships(&broker).await;
         let _ = stop_tx.send(true);

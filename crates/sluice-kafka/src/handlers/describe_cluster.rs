@@ -15,12 +15,15 @@ pub fn handle(ctx: &Context, reply: &Reply, req: DescribeClusterRequest) -> Resp
     let brokers = image
         .brokers
         .values()
-        .map(|b| {
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(b.node_id))
-                .with_host(str(&b.host))
-                .with_port(b.port as i32)
-                .with_rack(b.rack.as_deref().map(str))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(&reply.listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.node_id))
+                    .with_host(str(host))
+                    .with_port(port as i32)
+                    .with_rack(b.rack.as_deref().map(str)),
+            )
         })
         .collect();
     let ops = if req.include_cluster_authorized_operations {

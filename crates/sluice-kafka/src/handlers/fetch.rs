@@ -150,12 +150,15 @@ pub fn handle(ctx: &Context, reply: Reply, req: FetchRequest) -> ResponseFuture 
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let endpoints = hints
         .brokers()
-        .map(|b| {
-            NodeEndpoint::default()
-                .with_node_id(BrokerId(b.node_id))
-                .with_host(super::str(&b.host))
-                .with_port(b.port as i32)
-                .with_rack(b.rack.as_deref().map(super::str))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(&reply.listener)?;
+            Some(
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(b.node_id))
+                    .with_host(super::str(host))
+                    .with_port(port as i32)
+                    .with_rack(b.rack.as_deref().map(super::str)),
+            )
         })
         .collect();
     Box::pin(async move {

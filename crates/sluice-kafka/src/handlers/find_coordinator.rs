@@ -10,7 +10,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use tracing::info;
 
-use super::str;
 use crate::reply::{Reply, Response};
 use crate::Context;
 
@@ -64,11 +63,18 @@ pub fn handle(ctx: &Context, reply: &Reply, req: FindCoordinatorRequest) -> Resp
                 "unknown coordinator key type {other}"
             ))),
         };
+        // The coordinator as this listener's clients reach it.
+        let found = found.and_then(|b| {
+            let (host, port) = b
+                .endpoint(&reply.listener)
+                .ok_or(sluice_broker::BrokerError::CoordinatorNotAvailable)?;
+            Ok((b.node_id, host.to_string(), port))
+        });
         match found {
-            Ok(b) => c
-                .with_node_id(BrokerId(b.node_id))
-                .with_host(str(&b.host))
-                .with_port(b.port as i32),
+            Ok((node_id, host, port)) => c
+                .with_node_id(BrokerId(node_id))
+                .with_host(StrBytes::from_string(host))
+                .with_port(port as i32),
             Err(e) => c
                 .with_node_id(BrokerId(-1))
                 .with_port(-1)

@@ -92,15 +92,19 @@ pub fn handle(ctx: &Context, reply: &Reply, req: MetadataRequest) -> Response {
             })
             .collect(),
     };
+    // Each broker as the clients of this listener reach it (one without it is left out).
     let brokers = image
         .brokers
         .values()
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.node_id))
-                .with_host(str(&b.host))
-                .with_port(b.port as i32)
-                .with_rack(b.rack.as_deref().map(str))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(&reply.listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.node_id))
+                    .with_host(str(host))
+                    .with_port(port as i32)
+                    .with_rack(b.rack.as_deref().map(str)),
+            )
         })
         .collect();
     let cluster_ops = if req.include_cluster_authorized_operations {

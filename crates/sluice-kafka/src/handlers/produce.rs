@@ -63,12 +63,15 @@ pub fn handle(ctx: &Context, reply: Reply, req: ProduceRequest) -> ResponseFutur
     }
     let endpoints: Vec<NodeEndpoint> = hints
         .brokers()
-        .map(|b| {
-            NodeEndpoint::default()
-                .with_node_id(BrokerId(b.node_id))
-                .with_host(StrBytes::from_string(b.host))
-                .with_port(b.port as i32)
-                .with_rack(b.rack.map(StrBytes::from_string))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(&reply.listener)?;
+            Some(
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(b.node_id))
+                    .with_host(StrBytes::from_string(host.to_string()))
+                    .with_port(port as i32)
+                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
+            )
         })
         .collect();
     Box::pin(async move {

@@ -86,6 +86,15 @@ impl Broker {
         b
     }
 
+    /// Starts a broker whose settings name its own Kafka port (`listeners`, say):
+    /// `settings(port)` is its config file.
+    pub fn start_naming_port(settings: impl FnOnce(u16) -> String) -> Broker {
+        let mut b = Broker::unstarted("", Vec::new());
+        std::fs::write(b.config_file.as_ref().unwrap(), settings(b.port)).unwrap();
+        b.restart();
+        b
+    }
+
     /// A broker that is not started yet (`restart` starts it), with these extra arguments.
     pub fn unstarted(settings: &str, extra_args: Vec<String>) -> Broker {
         let tmp = tempfile::tempdir().unwrap();
