@@ -2,6 +2,7 @@
 //! group commit of fsyncs, topic administration. Protocol-neutral: no Kafka wire types.
 
 mod admin;
+pub mod auth;
 mod broker;
 pub mod config;
 mod coordinated_topic;

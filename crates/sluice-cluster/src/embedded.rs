@@ -40,6 +40,9 @@ pub struct MetadataFile {
     /// Group configs by group id (GROUP config resources), overrides only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// SCRAM credentials by user (salted and hashed, never passwords).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scram_users: BTreeMap<String, crate::image::ScramUser>,
 }
 
 impl MetadataFile {
@@ -103,6 +106,7 @@ impl MetadataFile {
             topics: Vec::new(),
             producer_id_block_end: 0,
             group_configs: BTreeMap::new(),
+            scram_users: BTreeMap::new(),
         };
         meta.save(data_dir).map_err(|e| e.to_string())?;
         Ok(meta)
@@ -162,6 +166,7 @@ impl EmbeddedCoordinator {
             })
             .collect();
         next.group_configs = image.group_configs.clone();
+        next.scram_users = image.scram_users.clone();
         next.save(&self.data_dir)
             .map_err(|e| CoordinatorError::Storage(format!("writing meta.json: {e}")))?;
         *file = next;
@@ -214,6 +219,7 @@ fn image_of(file: &MetadataFile, me: &BrokerInfo) -> MetadataImage {
         brokers: [(me.node_id, me.clone())].into(),
         topics,
         group_configs: file.group_configs.clone(),
+        scram_users: file.scram_users.clone(),
         revision: 1,
     }
 }

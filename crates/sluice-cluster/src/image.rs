@@ -114,6 +114,8 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
     /// Group configs (GROUP resources) by group id: overrides only.
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// SCRAM credentials by user name, then mechanism (`SCRAM-SHA-256`, `SCRAM-SHA-512`).
+    pub scram_users: BTreeMap<String, ScramUser>,
     /// The coordinator's revision this image reflects; images only move forward.
     pub revision: i64,
 }
@@ -201,9 +203,29 @@ impl MetadataImage {
                     next.group_configs.insert(group.clone(), configs.clone());
                 }
             }
+            MetadataChange::SetScramUser(user, credentials) => {
+                if credentials.is_empty() {
+                    next.scram_users.remove(user);
+                } else {
+                    next.scram_users.insert(user.clone(), credentials.clone());
+                }
+            }
         }
         next
     }
+}
+
+/// A user's SCRAM credentials by mechanism name.
+pub type ScramUser = BTreeMap<String, ScramCredential>;
+
+/// What the broker keeps of a SCRAM password (RFC 5802): never the password, only the salt,
+/// the iteration count and the keys derived from them (base64).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredential {
+    pub salt: String,
+    pub stored_key: String,
+    pub server_key: String,
+    pub iterations: u32,
 }
 
 /// A change only the controller makes.
@@ -216,6 +238,8 @@ pub enum MetadataChange {
     DeleteTopic(String),
     /// A group's config overrides (empty: none left).
     SetGroupConfigs(String, BTreeMap<String, String>),
+    /// A user's SCRAM credentials (empty: the user is gone).
+    SetScramUser(String, ScramUser),
 }
 
 #[cfg(test)]

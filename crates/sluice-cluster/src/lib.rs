@@ -13,4 +13,7 @@ pub mod validate;
 
 pub use coordinator::{Coordinator, CoordinatorError, CoordinatorStatus};
 pub use embedded::{new_cluster_id, EmbeddedCoordinator, MetadataFile, TopicRecord};
-pub use image::{BrokerInfo, Endpoint, MetadataChange, MetadataImage, PartitionMeta, TopicMeta};
+pub use image::{
+    BrokerInfo, Endpoint, MetadataChange, MetadataImage, PartitionMeta, ScramCredential, ScramUser,
+    TopicMeta,
+};

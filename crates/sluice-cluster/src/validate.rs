@@ -110,6 +110,32 @@ pub fn broker(key_id: i32, b: &BrokerInfo) -> Result<(), String> {
     host(&b.host)
 }
 
+/// SCRAM credentials stored under `scram-users/<user>`: a user name, the mechanisms Kafka
+/// names, Kafka's iteration range (4096 to 16384), base64 salt and keys of sane sizes.
+pub fn scram_user(user: &str, credentials: &crate::image::ScramUser) -> Result<(), String> {
+    if user.is_empty() || user.len() > 256 {
+        return Err(format!("user name of {} bytes", user.len()));
+    }
+    for (mechanism, c) in credentials {
+        if !matches!(mechanism.as_str(), "SCRAM-SHA-256" | "SCRAM-SHA-512") {
+            return Err(format!("mechanism {mechanism:?}"));
+        }
+        if !(4096..=16384).contains(&c.iterations) {
+            return Err(format!("{} iterations", c.iterations));
+        }
+        let sane = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 256
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        };
+        if !(sane(&c.salt) && sane(&c.stored_key) && sane(&c.server_key)) {
+            return Err("salt or keys are not base64".into());
+        }
+    }
+    Ok(())
+}
+
 /// A host name (letters, digits, '-', '.', '_') or an IP address (v6 may be bracketed).
 pub fn host(host: &str) -> Result<(), String> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');

@@ -14,6 +14,7 @@ pub enum Key<'a> {
     Controller,
     Topic(&'a str),
     GroupConfigs(&'a str),
+    ScramUser(&'a str),
     Other,
 }
 
@@ -48,6 +49,11 @@ impl Keys {
         format!("{}group-configs/{group}", self.prefix)
     }
 
+    /// A user's SCRAM credentials (salted and hashed).
+    pub fn scram_user(&self, user: &str) -> String {
+        format!("{}scram-users/{user}", self.prefix)
+    }
+
     pub fn producer_ids(&self) -> String {
         format!("{}producer-ids", self.prefix)
     }
@@ -67,6 +73,9 @@ impl Keys {
         }
         if let Some(group) = rest.strip_prefix("group-configs/") {
             return Key::GroupConfigs(group);
+        }
+        if let Some(user) = rest.strip_prefix("scram-users/") {
+            return Key::ScramUser(user);
         }
         Key::Other
     }

@@ -174,6 +174,16 @@ impl EtcdCoordinator {
                         None,
                     ));
                 }
+                MetadataChange::SetScramUser(user, credentials) if credentials.is_empty() => {
+                    ops.push(TxnOp::delete(self.keys.scram_user(user), None));
+                }
+                MetadataChange::SetScramUser(user, credentials) => {
+                    ops.push(TxnOp::put(
+                        self.keys.scram_user(user),
+                        keys::json(credentials)?,
+                        None,
+                    ));
+                }
             }
         }
         let txn = Txn::new().when(compares).and_then(ops);

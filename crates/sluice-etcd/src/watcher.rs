@@ -110,6 +110,9 @@ fn apply(
             Key::GroupConfigs(group) => {
                 image.group_configs.remove(group);
             }
+            Key::ScramUser(user) => {
+                image.scram_users.remove(user);
+            }
             Key::Other => {}
         }
         return Ok(());
@@ -151,6 +154,11 @@ fn apply(
             let c = keys::parse::<BTreeMap<String, String>>(key, value).ok_or("unreadable")?;
             (checks.group)(&c)?;
             image.group_configs.insert(group.to_string(), c);
+        }
+        Key::ScramUser(user) => {
+            let c = keys::parse::<sluice_cluster::ScramUser>(key, value).ok_or("unreadable")?;
+            validate::scram_user(user, &c)?;
+            image.scram_users.insert(user.to_string(), c);
         }
         Key::Other => {}
     }

@@ -1,0 +1,45 @@
+//! SASL PLAIN (RFC 4616): `authzid NUL authcid NUL password`, checked against the user's
+//! SCRAM credentials (the password salted and hashed as at SCRAM login), so one store serves
+//! both mechanisms and no password is kept.
+
+use std::collections::BTreeMap;
+
+use sluice_cluster::ScramUser;
+
+use super::scram::{self, Hash};
+use super::Step;
+
+pub fn authenticate(users: &BTreeMap<String, ScramUser>, message: &[u8]) -> Step {
+    let mut parts = message.splitn(3, |b| *b == 0);
+    let (Some(authzid), Some(user), Some(password)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Step::Failed("PLAIN: the message is not authzid NUL user NUL password".into());
+    };
+    let (Ok(authzid), Ok(user)) = (std::str::from_utf8(authzid), std::str::from_utf8(user)) else {
+        return Step::Failed("PLAIN: the user name is not UTF-8".into());
+    };
+    if !authzid.is_empty() && authzid != user {
+        return Step::Failed(format!("PLAIN: user {user:?} asked to act as {authzid:?}"));
+    }
+    let Some(credentials) = users.get(user) else {
+        return Step::Failed(format!("PLAIN: unknown user {user:?}"));
+    };
+    // The strongest mechanism the user has credentials for.
+    let found = [
+        ("SCRAM-SHA-512", Hash::Sha512),
+        ("SCRAM-SHA-256", Hash::Sha256),
+    ]
+    .into_iter()
+    .find_map(|(name, hash)| credentials.get(name).map(|c| (hash, c)));
+    let Some((hash, credential)) = found else {
+        return Step::Failed(format!("PLAIN: user {user:?} has no credentials"));
+    };
+    if scram::password_matches(hash, credential, password) {
+        Step::Done {
+            user: user.to_string(),
+            last: Vec::new(),
+        }
+    } else {
+        Step::Failed(format!("PLAIN: wrong password for user {user:?}"))
+    }
+}
