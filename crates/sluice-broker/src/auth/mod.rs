@@ -48,14 +48,14 @@ pub enum Step {
 /// One SASL exchange in progress on a connection.
 pub enum Exchange {
     Plain,
-    Scram(scram::ServerExchange),
+    Scram(Box<scram::ServerExchange>),
 }
 
 impl Exchange {
     pub fn new(mechanism: Mechanism) -> Exchange {
         match mechanism {
             Mechanism::Plain => Exchange::Plain,
-            Mechanism::Scram(hash) => Exchange::Scram(scram::ServerExchange::new(hash)),
+            Mechanism::Scram(hash) => Exchange::Scram(Box::new(scram::ServerExchange::new(hash))),
         }
     }
 
