@@ -137,6 +137,27 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "the listener brokers reach each other on (default: the one named PLAINTEXT)",
     ),
     (
+        "sasl.enabled.mechanisms",
+        "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        ConfigType::List,
+        Range::Any,
+        "SASL mechanisms SASL_PLAINTEXT and SASL_SSL listeners offer (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)",
+    ),
+    (
+        "super.users",
+        "",
+        ConfigType::List,
+        Range::Any,
+        "principals (User:name;User:other) that are brokers or administrators: they may send broker-only requests",
+    ),
+    (
+        "connection.failed.authentication.delay.ms",
+        "100",
+        ConfigType::Int,
+        Range::AtLeast(0),
+        "how long a failed authentication waits before its answer (and the connection's close)",
+    ),
+    (
         "ssl.keystore.type",
         "PEM",
         ConfigType::String,
@@ -662,6 +683,13 @@ impl BrokerConfig {
             ));
         }
         check_ssl_settings(&settings, &listeners)?;
+        for m in value("sasl.enabled.mechanisms").split(',').map(str::trim) {
+            if !m.is_empty() && crate::auth::Mechanism::parse(m).is_none() {
+                return Err(format!(
+                    "sasl.enabled.mechanisms: {m} is not served (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+                ));
+            }
+        }
         Ok(BrokerConfig {
             node_id,
             listen: inter.bind,
@@ -688,6 +716,31 @@ impl BrokerConfig {
                     .map(|d| d.default)
             })
             .unwrap_or_else(|| panic!("{name} is not a known setting"))
+    }
+
+    /// The SASL mechanisms SASL listeners offer.
+    pub fn sasl_mechanisms(&self) -> Vec<String> {
+        self.broker_value("sasl.enabled.mechanisms")
+            .split(',')
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .collect()
+    }
+
+    /// `super.users`: principals such as `User:admin`, separated by `;` (Kafka's form) or `,`.
+    pub fn super_users(&self) -> Vec<String> {
+        self.broker_value("super.users")
+            .split([';', ','])
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect()
+    }
+
+    pub fn failed_authentication_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.int_setting("connection.failed.authentication.delay.ms", 100)
+                .max(0) as u64,
+        )
     }
 
     /// A string setting (its default when not set).

@@ -157,6 +157,14 @@ pub enum BrokerError {
     /// A request only brokers (or the cluster's administrators) may send.
     #[error("{0}")]
     ClusterAuthorizationFailed(String),
+    #[error("{0}")]
+    UnacceptableCredential(String),
+    #[error("{0}")]
+    UnsupportedSaslMechanism(String),
+    #[error("{0}")]
+    DuplicateResource(String),
+    #[error("{0}")]
+    ResourceNotFound(String),
 }
 
 impl From<LogError> for BrokerError {

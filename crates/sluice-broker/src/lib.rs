@@ -16,6 +16,7 @@ pub mod metrics;
 mod producer_ids;
 mod record_fields;
 pub mod replica;
+pub mod scram_users;
 pub mod share;
 pub mod txn;
 

@@ -74,6 +74,8 @@ pub struct Metrics {
     connections: AtomicI64,
     connections_accepted: AtomicU64,
     fsync: Histogram,
+    authentications: AtomicU64,
+    authentication_failures: AtomicU64,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -81,7 +83,19 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     connections: AtomicI64::new(0),
     connections_accepted: AtomicU64::new(0),
     fsync: Histogram::default(),
+    authentications: AtomicU64::new(0),
+    authentication_failures: AtomicU64::new(0),
 });
+
+/// A SASL authentication ended: succeeded or not.
+pub fn authentication_done(succeeded: bool) {
+    let counter = if succeeded {
+        &METRICS.authentications
+    } else {
+        &METRICS.authentication_failures
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
 
 /// A request of `api_key` was answered after `elapsed`: `bytes_in` its frame, `bytes_out` the
 /// answer's.
@@ -124,6 +138,14 @@ impl Metrics {
             .enumerate()
             .filter(|(_, a)| a.latency.count() > 0)
             .map(|(k, a)| (k as i16, a))
+    }
+
+    /// SASL authentications that succeeded, and that failed, since start.
+    pub fn authentications(&self) -> (u64, u64) {
+        (
+            self.authentications.load(Ordering::Relaxed),
+            self.authentication_failures.load(Ordering::Relaxed),
+        )
     }
 
     /// Client connections open now, and accepted since start.

@@ -26,6 +26,7 @@ use crate::admission::Admitted;
 use crate::dispatch::{dispatch, sanitize_client_id};
 use crate::fetch_frame::Chunk;
 use crate::reply::{Response, ResponseFuture};
+use crate::session::Session;
 use crate::Context;
 
 /// Requests a client may have in flight on one connection before we stop reading.
@@ -120,7 +121,7 @@ impl WriteSide for tokio::io::WriteHalf<tokio_rustls::server::TlsStream<TcpStrea
 pub async fn run(
     transport: Transport,
     peer: SocketAddr,
-    listener: Arc<str>,
+    session: Arc<Session>,
     ctx: Arc<Context>,
     _admitted: Admitted,
 ) {
@@ -129,12 +130,12 @@ pub async fn run(
         Transport::Plain(stream) => {
             let _ = stream.set_nodelay(true);
             let (rd, wr) = stream.into_split();
-            serve(rd, wr, peer, listener, ctx).await
+            serve(rd, wr, peer, session, ctx).await
         }
         Transport::Tls(stream) => {
             let _ = stream.get_ref().0.set_nodelay(true);
             let (rd, wr) = tokio::io::split(*stream);
-            serve(rd, wr, peer, listener, ctx).await
+            serve(rd, wr, peer, session, ctx).await
         }
     }
 }
@@ -143,13 +144,13 @@ async fn serve<R: ReadSide, W: WriteSide>(
     rd: R,
     wr: W,
     peer: SocketAddr,
-    listener: Arc<str>,
+    session: Arc<Session>,
     ctx: Arc<Context>,
 ) {
     // Unbounded in type, bounded by the slots: a request enters only with one.
     let (tx, rx) = mpsc::unbounded_channel::<InFlight>();
     let writer = tokio::spawn(write_responses(wr, rx));
-    match read_requests(rd, &ctx, peer, &listener, tx).await {
+    match read_requests(rd, &ctx, peer, &session, tx).await {
         Ok(()) => debug!(%peer, "client closed the connection"),
         Err(reason) => info!(%peer, %reason, "closing connection"),
     }
@@ -166,7 +167,7 @@ async fn read_requests<R: ReadSide>(
     rd: R,
     ctx: &Arc<Context>,
     peer: SocketAddr,
-    listener: &Arc<str>,
+    session: &Arc<Session>,
     tx: mpsc::UnboundedSender<InFlight>,
 ) -> Result<(), String> {
     // No read buffer: an idle connection holds no memory for reads. A request costs two
@@ -214,7 +215,7 @@ async fn read_requests<R: ReadSide>(
         let response = timed(
             api_key,
             len as usize,
-            dispatch(ctx, peer, listener, frame.freeze())?,
+            dispatch(ctx, peer, session, frame.freeze())?,
         );
         let in_flight = InFlight {
             response,
@@ -303,6 +304,12 @@ async fn write_responses<W: WriteSide>(mut wr: W, mut rx: mpsc::UnboundedReceive
                     }
                 }
                 Response::Nothing => {}
+                Response::Last(bytes) => {
+                    let _ = wr.write_all(&bytes).await;
+                    let _ = wr.flush().await;
+                    debug!("closing the connection after its last answer");
+                    return;
+                }
                 Response::Close(reason) => {
                     info!(%reason, "closing connection");
                     return;

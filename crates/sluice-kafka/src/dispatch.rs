@@ -10,6 +10,7 @@ use kafka_protocol::protocol::Decodable;
 
 use crate::handlers;
 use crate::reply::{Reply, ResponseFuture};
+use crate::session::Session;
 use crate::versions;
 use crate::Context;
 
@@ -59,7 +60,7 @@ pub fn sanitize_client_id(frame: &mut [u8]) {
 pub fn dispatch(
     ctx: &Arc<Context>,
     peer: SocketAddr,
-    listener: &Arc<str>,
+    session: &Arc<Session>,
     mut frame: Bytes,
 ) -> Result<ResponseFuture, String> {
     // The connection only hands over frames of at least 8 bytes.
@@ -76,8 +77,15 @@ pub fn dispatch(
         correlation_id: header.correlation_id,
         client_id: header.client_id.as_deref().unwrap_or_default().to_string(),
         peer,
-        listener: listener.clone(),
+        listener: session.listener.clone(),
+        session: session.clone(),
     };
+    if !Session::allowed_before_authentication(api) && !session.authenticated() {
+        return Err(format!(
+            "a {api:?} request before SASL authentication on listener {}",
+            session.listener
+        ));
+    }
     if api == ApiKey::ApiVersions && !versions::implemented(api, version) {
         return Ok(handlers::ready(handlers::api_versions::unsupported(&reply)));
     }
@@ -121,7 +129,10 @@ mod tests {
         .unwrap();
         let ctx = Arc::new(Context::new(Broker::open(config).unwrap()));
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let listener: Arc<str> = Arc::from("PLAINTEXT");
+        let session = Arc::new(Session::new(
+            Arc::from("PLAINTEXT"),
+            sluice_broker::listeners::SecurityProtocol::Plaintext,
+        ));
         for (api, (lo, hi)) in versions::SUPPORTED.iter().chain(versions::BETWEEN_BROKERS) {
             for version in *lo..=*hi {
                 if !versions::implemented(*api, version) {
@@ -136,7 +147,7 @@ mod tests {
                     .encode(&mut frame, api.request_header_version(version))
                     .unwrap();
                 let refused = |e: &String| e.contains("not supported") || e.contains("not served");
-                if let Err(e) = dispatch(&ctx, peer, &listener, frame.clone().freeze()) {
+                if let Err(e) = dispatch(&ctx, peer, &session, frame.clone().freeze()) {
                     assert!(!refused(&e), "{api:?} v{version}: {e}");
                 }
                 if let Err(e) = crate::fuzzing::decode_request(&frame) {

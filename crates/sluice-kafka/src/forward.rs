@@ -35,6 +35,7 @@ pub fn is_controller_api(api: ApiKey) -> bool {
             | ApiKey::CreatePartitions
             | ApiKey::AlterConfigs
             | ApiKey::IncrementalAlterConfigs
+            | ApiKey::AlterUserScramCredentials
     )
 }
 

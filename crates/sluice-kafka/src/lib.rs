@@ -15,6 +15,7 @@ mod handlers;
 mod leader_link;
 mod leaders;
 mod reply;
+mod session;
 mod share_frame;
 pub mod tls;
 mod txn_remote;
@@ -35,6 +36,10 @@ pub struct Context {
     request_bytes_max: usize,
     admission: Arc<admission::Admission>,
     broker_peers: broker_peers::BrokerPeers,
+    /// `super.users`: principals that may send what only brokers send.
+    super_users: Vec<String>,
+    /// The inter-broker listener's name.
+    inter_broker_listener: Arc<str>,
 }
 
 impl Context {
@@ -43,21 +48,32 @@ impl Context {
             .config
             .queued_max_request_bytes()
             .min(Semaphore::MAX_PERMITS);
+        let inter_broker = &broker.config.listeners[broker.config.inter_broker_listener];
         Context {
             admission: Arc::new(admission::Admission::new(&broker.config)),
-            broker,
             request_bytes: Arc::new(Semaphore::new(max)),
             request_bytes_max: max,
             broker_peers: Default::default(),
+            super_users: broker.config.super_users(),
+            inter_broker_listener: Arc::from(inter_broker.name.as_str()),
+            broker,
         }
     }
 
     /// Whether `reply`'s request comes from a broker of the cluster, and may be one only
-    /// brokers send (AlterPartition, WriteTxnMarkers, a follower's Fetch, ...): without
-    /// authentication, a connection from a registered broker's address.
+    /// brokers send (AlterPartition, WriteTxnMarkers, a follower's Fetch, ...): a principal
+    /// of `super.users`, or, on the inter-broker listener (unauthenticated: PLAINTEXT for
+    /// now), a connection from a registered broker's address.
     pub fn from_broker(&self, reply: &reply::Reply) -> bool {
-        self.broker_peers
-            .contains(&self.broker.replicas.image(), reply.peer.ip())
+        if let Some(principal) = reply.session.authenticated_principal() {
+            if self.super_users.contains(&principal) {
+                return true;
+            }
+        }
+        reply.listener == self.inter_broker_listener
+            && self
+                .broker_peers
+                .contains(&self.broker.replicas.image(), reply.peer.ip())
     }
 
     /// Waits until `len` more request bytes fit the broker-wide budget and holds them. A
@@ -144,6 +160,7 @@ async fn accept(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name: Arc<str> = Arc::from(bound.listener.name.as_str());
+    let protocol = bound.listener.protocol;
     info!(listener = %name, protocol = bound.listener.protocol.name(), addr = ?bound.socket.local_addr().ok(), "Kafka listener ready");
     loop {
         tokio::select! {
@@ -169,7 +186,8 @@ async fn accept(
                                     }
                                 }
                             };
-                            connection::run(transport, peer, name, ctx, admitted).await
+                            let session = Arc::new(session::Session::new(name, protocol));
+                            connection::run(transport, peer, session, ctx, admitted).await
                         });
                     }
                     Err(reason) => {

@@ -19,6 +19,8 @@ pub enum Response {
     Chunks(Vec<crate::fetch_frame::Chunk>),
     /// Send nothing (acks=0 produce).
     Nothing,
+    /// Send this frame, then close the connection (a failed authentication).
+    Last(BytesMut),
     /// The response could not be built: close the connection rather than leave the
     /// client waiting for an answer that never comes.
     Close(String),
@@ -28,7 +30,7 @@ impl Response {
     /// The bytes it sends.
     pub fn size(&self) -> usize {
         match self {
-            Response::Frame(b) => b.len(),
+            Response::Frame(b) | Response::Last(b) => b.len(),
             Response::Chunks(chunks) => chunks.iter().map(crate::fetch_frame::Chunk::len).sum(),
             Response::Nothing | Response::Close(_) => 0,
         }
@@ -49,6 +51,8 @@ pub struct Reply {
     /// The name of the listener the request came in on: its clients are told that
     /// listener's endpoints.
     pub listener: std::sync::Arc<str>,
+    /// The connection's session: its listener's protocol, who it authenticated as.
+    pub session: std::sync::Arc<crate::session::Session>,
 }
 
 impl Reply {

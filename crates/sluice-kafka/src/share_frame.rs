@@ -95,6 +95,10 @@ mod tests {
             client_id: "t".into(),
             peer: "127.0.0.1:1".parse().unwrap(),
             listener: Arc::from("PLAINTEXT"),
+            session: Arc::new(crate::session::Session::new(
+                Arc::from("PLAINTEXT"),
+                sluice_broker::listeners::SecurityProtocol::Plaintext,
+            )),
         }
     }
 

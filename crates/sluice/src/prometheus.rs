@@ -137,6 +137,21 @@ fn render_request_metrics(out: &mut String) {
         "Client connections accepted.",
     );
     let _ = writeln!(out, "sluice_connections_accepted_total {accepted}");
+    let (authenticated, failed) = m.authentications();
+    header(
+        out,
+        "sluice_authentications_total",
+        "counter",
+        "SASL authentications, by result.",
+    );
+    let _ = writeln!(
+        out,
+        "sluice_authentications_total{{result=\"ok\"}} {authenticated}"
+    );
+    let _ = writeln!(
+        out,
+        "sluice_authentications_total{{result=\"failed\"}} {failed}"
+    );
     header(
         out,
         "sluice_fsync_duration_seconds",

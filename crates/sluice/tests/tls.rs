@@ -5,67 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use common::secure::{client, expected, values, Ca, Files};
 use common::Broker;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
-
-/// A CA and what it signs.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca { cert, key }
-    }
-
-    /// A certificate for `names` (DNS names or addresses) with common name `cn`: its PEM
-    /// and its key's PEM.
-    fn sign(&self, cn: &str, names: &[&str], usage: ExtendedKeyUsagePurpose) -> (String, String) {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-
-    fn pem(&self) -> String {
-        self.cert.pem()
-    }
-}
-
-/// Certificates on disk: the broker's keystore (chain and key in one PEM) and the CA.
-struct Files {
-    dir: tempfile::TempDir,
-}
-
-impl Files {
-    fn new() -> Files {
-        Files {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-}
+use rcgen::ExtendedKeyUsagePurpose;
 
 /// A broker with a PLAINTEXT listener (its usual port) and an SSL one; `extra` settings.
 fn broker_with_ssl(files: &Files, ca: &Ca, extra: &str) -> (Broker, u16) {
@@ -85,41 +30,6 @@ fn broker_with_ssl(files: &Files, ca: &Ca, extra: &str) -> (Broker, u16) {
         )
     });
     (b, ssl_port)
-}
-
-/// Runs tests/python/secure_client.py: its exit code and its JSON line.
-fn client(bootstrap: &str, topic: &str, props: &[(&str, &str)]) -> (i32, serde_json::Value) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/secure_client.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(bootstrap)
-        .arg(topic)
-        .arg("5")
-        .args(props.iter().map(|(k, v)| format!("{k}={v}")))
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let json = serde_json::from_str(line).unwrap_or_else(|_| {
-        panic!(
-            "no JSON from the client:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), json)
-}
-
-fn values(json: &serde_json::Value) -> Vec<String> {
-    json["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
-}
-
-fn expected() -> Vec<String> {
-    (0..5).map(|i| format!("v-{i}")).collect()
 }
 
 #[test]
@@ -155,6 +65,7 @@ fn ssl_and_plaintext_listeners_side_by_side() {
         &[
             ("security.protocol", "SSL"),
             ("ssl.ca.location", other_path.to_str().unwrap()),
+            ("test.timeout.s", "4"),
         ],
     );
     assert_eq!(code, 3);
@@ -176,7 +87,11 @@ fn ssl_and_plaintext_listeners_side_by_side() {
     let (code, _) = client(
         &broker.bootstrap(),
         "over-tls",
-        &[("security.protocol", "SSL"), ("ssl.ca.location", &ca_path)],
+        &[
+            ("security.protocol", "SSL"),
+            ("ssl.ca.location", &ca_path),
+            ("test.timeout.s", "4"),
+        ],
     );
     assert_eq!(code, 3);
     let log = broker.log_text();
@@ -218,6 +133,7 @@ fn mutual_tls_takes_only_certificates_of_the_trusted_ca() {
                 ("ssl.ca.location", &ca_path),
                 ("ssl.certificate.location", cert.to_str().unwrap()),
                 ("ssl.key.location", key.to_str().unwrap()),
+                ("test.timeout.s", "6"),
             ],
         )
     };
@@ -229,7 +145,11 @@ fn mutual_tls_takes_only_certificates_of_the_trusted_ca() {
     let (code, _) = client(
         &tls,
         "mtls",
-        &[("security.protocol", "SSL"), ("ssl.ca.location", &ca_path)],
+        &[
+            ("security.protocol", "SSL"),
+            ("ssl.ca.location", &ca_path),
+            ("test.timeout.s", "4"),
+        ],
     );
     assert_eq!(code, 3, "no certificate");
 }

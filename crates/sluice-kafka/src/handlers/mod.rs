@@ -158,6 +158,12 @@ api_table! {
         ShareAcknowledge => share_acknowledge(ShareAcknowledgeRequest), task;
         ListPartitionReassignments =>
             list_partition_reassignments(ListPartitionReassignmentsRequest), now;
+        SaslHandshake => sasl_handshake(SaslHandshakeRequest), now;
+        SaslAuthenticate => sasl_authenticate(SaslAuthenticateRequest), task;
+        DescribeUserScramCredentials =>
+            describe_user_scram_credentials(DescribeUserScramCredentialsRequest), now;
+        AlterUserScramCredentials =>
+            alter_user_scram_credentials(AlterUserScramCredentialsRequest), blocking;
     }
     between_brokers {
         AlterPartition => alter_partition(AlterPartitionRequest), blocking;

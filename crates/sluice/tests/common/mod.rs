@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod group;
 pub mod netns;
 pub mod raw;
+pub mod secure;
 pub mod share;
 pub mod txn;
 

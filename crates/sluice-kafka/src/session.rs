@@ -1,0 +1,101 @@
+//! What a connection is: the listener it came in on and, on a SASL listener, who it
+//! authenticated as. Requests other than ApiVersions, SaslHandshake and SaslAuthenticate wait
+//! for authentication on SASL listeners (one that comes first closes the connection).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::ApiKey;
+use parking_lot::Mutex;
+use sluice_broker::auth::{Exchange, Mechanism};
+use sluice_broker::listeners::SecurityProtocol;
+
+/// Kafka's principal for a connection nobody authenticated.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+pub struct Session {
+    pub listener: Arc<str>,
+    pub protocol: SecurityProtocol,
+    state: Mutex<Auth>,
+}
+
+#[derive(Default)]
+struct Auth {
+    /// Chosen by SaslHandshake.
+    mechanism: Option<Mechanism>,
+    /// Under way between SaslAuthenticate requests.
+    exchange: Option<Exchange>,
+    /// Set once authenticated.
+    principal: Option<String>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("listener", &self.listener)
+            .field("protocol", &self.protocol)
+            .field("principal", &self.principal())
+            .finish()
+    }
+}
+
+impl Session {
+    pub fn new(listener: Arc<str>, protocol: SecurityProtocol) -> Session {
+        Session {
+            listener,
+            protocol,
+            state: Mutex::new(Auth::default()),
+        }
+    }
+
+    /// Whether requests may be served: always, except on a SASL listener before the client
+    /// authenticated.
+    pub fn authenticated(&self) -> bool {
+        !self.protocol.sasl() || self.state.lock().principal.is_some()
+    }
+
+    /// Whether `api` may come before authentication.
+    pub fn allowed_before_authentication(api: ApiKey) -> bool {
+        matches!(
+            api,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        )
+    }
+
+    /// The connection's principal (`User:name`), or ANONYMOUS.
+    pub fn principal(&self) -> String {
+        self.state
+            .lock()
+            .principal
+            .clone()
+            .unwrap_or_else(|| ANONYMOUS.to_string())
+    }
+
+    /// The authenticated principal, if any.
+    pub fn authenticated_principal(&self) -> Option<String> {
+        self.state.lock().principal.clone()
+    }
+
+    /// SaslHandshake chose `mechanism`: an exchange starts with the next SaslAuthenticate.
+    pub fn choose(&self, mechanism: Mechanism) {
+        let mut s = self.state.lock();
+        s.mechanism = Some(mechanism);
+        s.exchange = Some(Exchange::new(mechanism));
+    }
+
+    /// Runs `f` on the exchange under way (None: no SaslHandshake came first, or the
+    /// connection is authenticated already).
+    pub fn with_exchange<T>(&self, f: impl FnOnce(&mut Exchange) -> T) -> Option<T> {
+        let mut s = self.state.lock();
+        if s.principal.is_some() {
+            return None;
+        }
+        s.exchange.as_mut().map(f)
+    }
+
+    /// The exchange ended with `user` authenticated.
+    pub fn authenticated_as(&self, user: &str) {
+        let mut s = self.state.lock();
+        s.exchange = None;
+        s.principal = Some(sluice_broker::auth::principal(user));
+    }
+}

@@ -1,0 +1,104 @@
+//! Security for tests: certificates made here (rcgen) and a real client with security
+//! settings (tests/python/secure_client.py, confluent-kafka).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+
+/// A CA and what it signs.
+pub struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Ca {
+    pub fn new(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Ca { cert, key }
+    }
+
+    /// A certificate for `names` (DNS names or addresses) with common name `cn`: its PEM
+    /// and its key's PEM.
+    pub fn sign(
+        &self,
+        cn: &str,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+    ) -> (String, String) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+}
+
+/// Certificates on disk: the broker's keystore (chain and key in one PEM) and the CA.
+pub struct Files {
+    dir: tempfile::TempDir,
+}
+
+#[allow(clippy::new_without_default)]
+impl Files {
+    pub fn new() -> Files {
+        Files {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+/// Runs tests/python/secure_client.py: its exit code and its JSON line.
+pub fn client(bootstrap: &str, topic: &str, props: &[(&str, &str)]) -> (i32, serde_json::Value) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/secure_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(bootstrap)
+        .arg(topic)
+        .arg("5")
+        .args(props.iter().map(|(k, v)| format!("{k}={v}")))
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let json = serde_json::from_str(line).unwrap_or_else(|_| {
+        panic!(
+            "no JSON from the client:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), json)
+}
+
+pub fn values(json: &serde_json::Value) -> Vec<String> {
+    json["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+pub fn expected() -> Vec<String> {
+    (0..5).map(|i| format!("v-{i}")).collect()
+}
