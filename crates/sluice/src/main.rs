@@ -15,6 +15,7 @@ mod rest;
 mod settings;
 mod topic_cmd;
 mod transaction_cmd;
+mod user_cmd;
 
 use std::path::PathBuf;
 
@@ -60,6 +61,9 @@ enum Command {
     /// List and describe transactions, show a partition's producers, abort a hanging one.
     #[command(subcommand)]
     Transaction(transaction_cmd::TransactionCommand),
+    /// Create, list and delete SCRAM users (for SASL listeners).
+    #[command(subcommand)]
+    User(user_cmd::UserCommand),
     /// Write records to a topic, one per line of stdin or a file.
     Produce(produce_cmd::ProduceArgs),
     /// Print a topic's records as they come.
@@ -118,6 +122,7 @@ fn main() {
         Command::Cluster(command) => exit_with(cluster_cmd::run(command)),
         Command::Queue(command) => exit_with(queue_cmd::run(command)),
         Command::Transaction(command) => exit_with(transaction_cmd::run(command)),
+        Command::User(command) => exit_with(user_cmd::run(command)),
         Command::Group(command) => exit_with(group_cmd::run(command)),
         Command::Produce(args) => exit_with(produce_cmd::run(args)),
         Command::Consume(args) => exit_with(consume_cmd::run(args)),

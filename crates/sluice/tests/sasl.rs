@@ -166,3 +166,32 @@ fn requests_before_authentication_close_the_connection() {
         "answered before authentication: {answer:?}"
     );
 }
+
+#[test]
+fn users_made_with_the_cli_log_in_until_deleted() {
+    let ca = Ca::new("Sluice test CA");
+    let files = Files::new();
+    let (broker, sasl, _) = broker_with_sasl(&files, &ca);
+    let (code, out, err) =
+        common::sluice_at(&broker, "user", &["create", "bob", "--password", "bob-pw"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = common::sluice_at(&broker, "user", &["list", "--output", "json"]);
+    assert_eq!(code, 0);
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed[0]["user"], "bob");
+    assert_eq!(listed[0]["mechanisms"].as_array().unwrap().len(), 2);
+    let at = format!("127.0.0.1:{sasl}");
+    for mechanism in ["SCRAM-SHA-512", "PLAIN"] {
+        let (code, json) = client(&at, "cli-users", &login(mechanism, "bob", "bob-pw"));
+        assert_eq!(code, 0, "{mechanism}: {json}");
+    }
+    let (code, out, err) = common::sluice_at(&broker, "user", &["delete", "bob"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = common::sluice_at(&broker, "user", &["delete", "bob"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("RESOURCE_NOT_FOUND"), "{err}");
+    let mut props = login("SCRAM-SHA-512", "bob", "bob-pw");
+    props.push(("test.timeout.s", "4"));
+    let (code, _) = client(&at, "cli-users", &props);
+    assert_eq!(code, 3, "a deleted user's login");
+}
