@@ -148,6 +148,7 @@ fn exit_with(result: anyhow::Result<i32>) -> ! {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = settings::broker_config(&args)?;
+    warn_of_open_listeners(&config);
     let files = raise_open_file_limit();
     // A quarter of the descriptors (at least 256) stays for connections and everything else;
     // beyond the rest, the least recently used segment files are closed before another opens.
@@ -199,6 +200,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         broker.shutdown();
         Ok(())
     })
+}
+
+/// Warns of each listener that takes clients from the network without authenticating them
+/// (bound beyond loopback, neither SASL nor TLS with required client certificates).
+fn warn_of_open_listeners(config: &sluice_broker::BrokerConfig) {
+    let mutual_tls = config.string_setting("ssl.client.auth") == "required";
+    for l in &config.listeners {
+        let authenticated = l.protocol.sasl() || (l.protocol.tls() && mutual_tls);
+        if !l.bind.ip().is_loopback() && !authenticated {
+            tracing::warn!(
+                listener = %l.name,
+                addr = %l.bind,
+                protocol = l.protocol.name(),
+                "this listener takes clients from the network without authenticating them: anyone who reaches it may produce, consume and change topics (see docs/security.md)"
+            );
+        }
+    }
 }
 
 /// The HTTP listener's socket: none when `off`; the default address is skipped with a

@@ -213,3 +213,16 @@ fn json_logs_are_one_object_a_line_and_levels_come_from_sluice_log() {
         "{lines:?}"
     );
 }
+
+/// A listener open to the network without authentication is named in a warning at start; a
+/// loopback one is not.
+#[test]
+fn a_listener_open_to_the_network_without_authentication_is_warned_of() {
+    let mut open = Broker::unstarted("", Vec::new());
+    open.listen_host = Some("0.0.0.0".into());
+    open.restart();
+    let warning = "takes clients from the network without authenticating them";
+    assert!(open.log_text().contains(warning), "{}", open.log_text());
+    let local = Broker::start();
+    assert!(!local.log_text().contains(warning));
+}
