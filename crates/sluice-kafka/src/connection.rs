@@ -291,14 +291,16 @@ async fn write_responses<W: WriteSide>(mut wr: W, mut rx: mpsc::UnboundedReceive
                 None => open = false,
             },
             Some((response, _held)) = in_flight.next(), if !in_flight.is_empty() => match response {
+                // Flushed after each answer: TLS keeps what it encrypted until flushed (a
+                // no-op on TCP).
                 Response::Frame(bytes) => {
-                    if let Err(e) = wr.write_all(&bytes).await {
+                    if let Err(e) = async { wr.write_all(&bytes).await?; wr.flush().await }.await {
                         debug!(error = %e, "write failed");
                         return;
                     }
                 }
                 Response::Chunks(chunks) => {
-                    if let Err(e) = write_chunks(&mut wr, chunks).await {
+                    if let Err(e) = async { write_chunks(&mut wr, chunks).await?; wr.flush().await }.await {
                         debug!(error = %e, "write failed");
                         return;
                     }
