@@ -44,6 +44,52 @@ pub struct EtcdSettings {
     pub session_timeout: Duration,
     /// The broker's checks of topic and group settings read from etcd.
     pub checks: sluice_cluster::validate::ConfigChecks,
+    /// TLS to etcd: the CA that signed etcd's certificate, and this broker's client
+    /// certificate and key (PEM files; all optional, `https://` endpoints need TLS).
+    pub tls: EtcdTls,
+    /// etcd's own authentication (user, password).
+    pub user: Option<(String, String)>,
+}
+
+/// PEM files for TLS to etcd.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdTls {
+    pub ca: Option<std::path::PathBuf>,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl EtcdTls {
+    fn wanted(&self, endpoints: &[String]) -> bool {
+        self.ca.is_some()
+            || self.cert.is_some()
+            || endpoints.iter().any(|e| e.starts_with("https://"))
+    }
+
+    /// etcd-client's TLS options from the files; an error names the file.
+    fn options(&self) -> Result<etcd_client::TlsOptions, String> {
+        let read = |p: &std::path::Path, what: &str| {
+            std::fs::read(p).map_err(|e| format!("{what} {}: {e}", p.display()))
+        };
+        let mut tls = etcd_client::TlsOptions::new();
+        if let Some(ca) = &self.ca {
+            tls = tls.ca_certificate(etcd_client::Certificate::from_pem(read(
+                ca,
+                "--etcd-cacert",
+            )?));
+        }
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(etcd_client::Identity::from_pem(
+                    read(cert, "--etcd-cert")?,
+                    read(key, "--etcd-key")?,
+                ));
+            }
+            (None, None) => {}
+            _ => return Err("--etcd-cert and --etcd-key go together".into()),
+        }
+        Ok(tls)
+    }
 }
 
 pub struct EtcdCoordinator {
@@ -72,10 +118,16 @@ impl EtcdCoordinator {
     /// Connects, takes (or makes) the cluster id, registers this broker under a lease (a live
     /// broker with the same node id is refused), loads the metadata and starts following it.
     pub async fn join(settings: EtcdSettings, me: BrokerInfo) -> Result<Arc<Self>, String> {
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(5))
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
+        if settings.tls.wanted(&settings.endpoints) {
+            options = options.with_tls(settings.tls.options()?);
+        }
+        if let Some((user, password)) = &settings.user {
+            options = options.with_user(user.clone(), password.clone());
+        }
         let client = Client::connect(&settings.endpoints, Some(options))
             .await
             .map_err(|e| format!("cannot reach etcd at {:?}: {e}", settings.endpoints))?;

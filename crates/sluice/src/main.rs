@@ -91,6 +91,21 @@ pub struct ServeArgs {
     /// the broker runs as a single node. See docs/cluster.md.
     #[arg(long, env = "SLUICE_ETCD", value_delimiter = ',')]
     pub etcd: Vec<String>,
+    /// The CA certificate (PEM) etcd's certificate is checked against (TLS to etcd).
+    #[arg(long, env = "SLUICE_ETCD_CACERT")]
+    pub etcd_cacert: Option<PathBuf>,
+    /// This broker's client certificate (PEM) for an etcd that asks for one.
+    #[arg(long, env = "SLUICE_ETCD_CERT")]
+    pub etcd_cert: Option<PathBuf>,
+    /// The key (PEM) of --etcd-cert.
+    #[arg(long, env = "SLUICE_ETCD_KEY")]
+    pub etcd_key: Option<PathBuf>,
+    /// etcd's own authentication: the user (with --etcd-password).
+    #[arg(long, env = "SLUICE_ETCD_USER")]
+    pub etcd_user: Option<String>,
+    /// The password of --etcd-user (SLUICE_ETCD_PASSWORD keeps it out of the process list).
+    #[arg(long, env = "SLUICE_ETCD_PASSWORD", hide_env_values = true)]
+    pub etcd_password: Option<String>,
     /// The cluster's name in etcd (its keys' prefix): brokers with the same name form one
     /// cluster.
     #[arg(long, env = "SLUICE_CLUSTER_NAME", default_value = "sluice")]
@@ -280,6 +295,16 @@ async fn open_broker(
         cluster_name: args.cluster_name.clone(),
         session_timeout: config.broker_session_timeout(),
         checks: sluice_broker::metadata_config_checks(),
+        tls: sluice_etcd::EtcdTls {
+            ca: args.etcd_cacert.clone(),
+            cert: args.etcd_cert.clone(),
+            key: args.etcd_key.clone(),
+        },
+        user: match (&args.etcd_user, &args.etcd_password) {
+            (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+            (None, None) => None,
+            _ => return Err(anyhow!("--etcd-user and --etcd-password go together")),
+        },
     };
     let coordinator = sluice_etcd::EtcdCoordinator::join(settings, config.broker_info())
         .await

@@ -31,6 +31,16 @@ pub struct Etcd {
     pub client_port: u16,
     peer_port: u16,
     dir: tempfile::TempDir,
+    /// A secured etcd: the flags it is started with, and those etcdctl needs to reach it.
+    secure: Option<Secure>,
+}
+
+/// What makes an etcd secure (TLS, client certificates, authentication).
+pub struct Secure {
+    pub server_args: Vec<String>,
+    pub client_args: Vec<String>,
+    /// Clients speak TLS (https://).
+    pub tls: bool,
 }
 
 fn etcd_binary() -> PathBuf {
@@ -55,13 +65,32 @@ impl Etcd {
             client_port: free_port(),
             peer_port: free_port(),
             dir: tempfile::tempdir().unwrap(),
+            secure: None,
+        };
+        etcd.restart();
+        etcd
+    }
+
+    /// An etcd on loopback started with `secure`'s flags.
+    pub fn start_secure(secure: Secure) -> Etcd {
+        let mut etcd = Etcd {
+            child: None,
+            host: "127.0.0.1".into(),
+            client_port: free_port(),
+            peer_port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            secure: Some(secure),
         };
         etcd.restart();
         etcd
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}:{}", self.host, self.client_port)
+        let scheme = match &self.secure {
+            Some(s) if s.tls => "https",
+            _ => "http",
+        };
+        format!("{scheme}://{}:{}", self.host, self.client_port)
     }
 
     /// Starts etcd (again, on the same ports and data) and waits until it is healthy.
@@ -78,6 +107,7 @@ impl Etcd {
             .args(["--listen-peer-urls", &peer])
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &format!("test={peer}")])
+            .args(self.secure.iter().flat_map(|s| s.server_args.iter()))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -91,6 +121,15 @@ impl Etcd {
     }
 
     fn healthy(&self) -> bool {
+        if let Some(secure) = &self.secure {
+            return Command::new("etcdctl")
+                .args(["--endpoints", &self.url()])
+                .args(&secure.client_args)
+                .args(["endpoint", "health"])
+                .env("ETCDCTL_API", "3")
+                .output()
+                .is_ok_and(|o| o.status.success());
+        }
         let Ok(mut s) = TcpStream::connect((self.host.as_str(), self.client_port)) else {
             return false;
         };
@@ -103,9 +142,10 @@ impl Etcd {
     }
 
     /// Runs etcdctl against this etcd; its output.
-    fn etcdctl(&self, args: &[&str]) -> String {
+    pub fn etcdctl(&self, args: &[&str]) -> String {
         let out = Command::new("etcdctl")
             .args(["--endpoints", &self.url()])
+            .args(self.secure.iter().flat_map(|s| s.client_args.iter()))
             .args(args)
             .env("ETCDCTL_API", "3")
             .output()
