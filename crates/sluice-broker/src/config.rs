@@ -137,6 +137,13 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "the listener brokers reach each other on (default: the one named PLAINTEXT)",
     ),
     (
+        "http.allowed.hosts",
+        "",
+        ConfigType::List,
+        Range::Any,
+        "names the HTTP listener answers to besides addresses and localhost (its Host header; * for any)",
+    ),
+    (
         "sasl.enabled.mechanisms",
         "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         ConfigType::List,

@@ -20,7 +20,11 @@ const MAX_CONCURRENT_REQUESTS: usize = 64;
 pub type Opened = Arc<OnceLock<Arc<Broker>>>;
 
 /// Serves until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, opened: Opened) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    opened: Opened,
+    guard: crate::http_guard::Guard,
+) {
     let app = Router::new()
         .route("/", get(console))
         .route("/metrics", get(metrics))
@@ -34,6 +38,12 @@ pub async fn serve(listener: tokio::net::TcpListener, opened: Opened) {
         // Kafka client of the cluster); more wait for a place.
         .layer(tower::limit::ConcurrencyLimitLayer::new(
             MAX_CONCURRENT_REQUESTS,
+        ))
+        // Outside the limit: a body is read (within its timeout) before the request takes a
+        // place, so slow senders cannot hold the places.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(guard),
+            crate::http_guard::guard,
         ));
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the HTTP listener stopped");

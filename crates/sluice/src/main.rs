@@ -7,6 +7,7 @@ mod cluster_cmd;
 mod consume_cmd;
 mod group_cmd;
 mod http;
+mod http_guard;
 mod log_cmd;
 mod produce_cmd;
 mod prometheus;
@@ -189,7 +190,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let opened = http::Opened::default();
         if let Some(http) = bind_http(args.http_listen.as_deref()).await? {
             tracing::info!(addr = ?http.local_addr().ok(), "HTTP listener ready");
-            tokio::spawn(http::serve(http, opened.clone()));
+            let guard = http_guard::Guard::new(config.string_setting("http.allowed.hosts"));
+            tokio::spawn(http::serve(http, opened.clone(), guard));
         }
         let broker = open_broker(config, &args).await?;
         let _ = opened.set(broker.clone());

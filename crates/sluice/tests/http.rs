@@ -127,3 +127,101 @@ print(len(families))\n";
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One raw HTTP/1.1 request (`head` without the request line's end, headers included);
+/// the status code, or 0 if no answer came within `wait`.
+fn raw_http(broker: &Broker, request: &str, wait: std::time::Duration) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", broker.http_port)).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = [0u8; 64];
+    match s.read(&mut answer) {
+        Ok(n) if n > 12 => std::str::from_utf8(&answer[9..12])
+            .unwrap()
+            .parse()
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Before: any Host header was answered (a web page could read and write the REST API
+/// through a DNS name of its own), `text/plain` and cross-origin POSTs created topics, and 64
+/// slow request bodies held every place of the listener.
+#[test]
+fn the_http_listener_refuses_foreign_hosts_cross_site_writes_and_slow_bodies() {
+    use std::time::Duration;
+    let broker = Broker::start();
+    let wait = Duration::from_secs(5);
+    let cluster = get(&broker, "/v3/clusters").1;
+    let id: serde_json::Value = serde_json::from_str(&cluster).unwrap();
+    let id = id["data"][0]["cluster_id"].as_str().unwrap().to_string();
+    let port = broker.http_port;
+    let get_with_host = |host: &str| {
+        raw_http(
+            &broker,
+            &format!("GET /v3/clusters HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+            wait,
+        )
+    };
+    assert_eq!(get_with_host(&format!("127.0.0.1:{port}")), 200);
+    assert_eq!(get_with_host(&format!("localhost:{port}")), 200);
+    assert_eq!(get_with_host("rebound.attacker.example"), 403);
+    assert_eq!(
+        raw_http(
+            &broker,
+            "GET /healthz HTTP/1.1\r\nHost: rebound.attacker.example\r\nConnection: close\r\n\r\n",
+            wait
+        ),
+        200,
+        "health checks stay open"
+    );
+    let create = |name: &str, content_type: &str, origin: Option<&str>| {
+        let body = format!("{{\"topic_name\":\"{name}\",\"partitions_count\":1}}");
+        let origin = origin
+            .map(|o| format!("Origin: {o}\r\n"))
+            .unwrap_or_default();
+        raw_http(
+            &broker,
+            &format!(
+                "POST /v3/clusters/{id}/topics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{origin}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+            wait,
+        )
+    };
+    assert_eq!(create("from-a-form", "text/plain", None), 415);
+    assert_eq!(
+        create(
+            "cross-site",
+            "application/json",
+            Some("https://attacker.example")
+        ),
+        403
+    );
+    assert_eq!(
+        create(
+            "same-site",
+            "application/json",
+            Some(&format!("http://127.0.0.1:{port}"))
+        ),
+        201
+    );
+    // 70 clients that never finish their bodies; the listener still answers.
+    let mut slow = Vec::new();
+    for i in 0..70 {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "POST /v3/clusters/{id}/topics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"topic_name\":\"slow-{i}\"").unwrap();
+        slow.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        get_with_host(&format!("127.0.0.1:{port}")),
+        200,
+        "answered beside slow bodies"
+    );
+    let listed = get(&broker, "/v3/clusters").0;
+    assert_eq!(listed, 200);
+    drop(slow);
+}
