@@ -1,6 +1,8 @@
 //! Connection limits: `max.connections` broker-wide and `max.connections.per.ip` (with
 //! per-address overrides). A connection over a limit is closed as soon as it is accepted, as
-//! Kafka closes connections over its per-IP quota.
+//! Kafka closes connections over its per-IP quota. A broker's connection on the inter-broker
+//! listener is always admitted (counted, never refused): clients that take every place
+//! cannot cut brokers off from each other (Kafka's KIP-402).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -41,25 +43,42 @@ impl Admission {
         }
     }
 
-    /// A place for a new connection from `ip`, or the reason there is none.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, String> {
+    /// A place for a new connection from `ip`, or the reason there is none. Over a limit,
+    /// `from_broker` is asked (only then: it may resolve host names) whether the connection is
+    /// another broker's on the inter-broker listener, which is admitted whatever the counts.
+    pub fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        from_broker: impl FnOnce() -> bool,
+    ) -> Result<Admitted, String> {
+        if let Err(why) = self.within_limits(ip) {
+            if !from_broker() {
+                return Err(why);
+            }
+        }
         let mut open = self.open.lock();
-        if open.total >= self.max {
-            return Err(format!("{} connections open (max.connections)", open.total));
-        }
-        let limit = self.overrides.get(&ip).copied().unwrap_or(self.max_per_ip);
-        let from_ip = open.per_ip.entry(ip).or_insert(0);
-        if *from_ip >= limit {
-            return Err(format!(
-                "{from_ip} connections open from {ip} (max.connections.per.ip)"
-            ));
-        }
-        *from_ip += 1;
+        *open.per_ip.entry(ip).or_insert(0) += 1;
         open.total += 1;
         Ok(Admitted {
             admission: self.clone(),
             ip,
         })
+    }
+
+    /// Ok if one more connection from `ip` fits the limits, or why not.
+    fn within_limits(&self, ip: IpAddr) -> Result<(), String> {
+        let open = self.open.lock();
+        if open.total >= self.max {
+            return Err(format!("{} connections open (max.connections)", open.total));
+        }
+        let limit = self.overrides.get(&ip).copied().unwrap_or(self.max_per_ip);
+        let from_ip = open.per_ip.get(&ip).copied().unwrap_or(0);
+        if from_ip >= limit {
+            return Err(format!(
+                "{from_ip} connections open from {ip} (max.connections.per.ip)"
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -22,10 +22,20 @@ pub struct BrokerPeers {
 impl BrokerPeers {
     /// Whether `ip` is an address of a broker registered in `image`.
     pub fn contains(&self, image: &MetadataImage, ip: IpAddr) -> bool {
+        self.contains_except(image, ip, None)
+    }
+
+    /// `contains`, leaving broker `except` out.
+    pub fn contains_except(&self, image: &MetadataImage, ip: IpAddr, except: Option<i32>) -> bool {
         let ip = canonical(ip);
-        image.brokers.values().any(|b| {
-            b.addresses.iter().any(|a| canonical(*a) == ip) || self.addresses(&b.host).contains(&ip)
-        })
+        image
+            .brokers
+            .values()
+            .filter(|b| Some(b.node_id) != except)
+            .any(|b| {
+                b.addresses.iter().any(|a| canonical(*a) == ip)
+                    || self.addresses(&b.host).contains(&ip)
+            })
     }
 
     /// The addresses of `host`: itself if it is one, else what the resolver says (a blocking

@@ -60,6 +60,19 @@ impl Context {
         }
     }
 
+    /// Whether a connection on `listener` from `ip` is another broker's: the inter-broker
+    /// listener, from an address of a registered broker other than this one.
+    fn another_brokers(&self, listener: &str, ip: std::net::IpAddr) -> bool {
+        if listener != &*self.inter_broker_listener {
+            return false;
+        }
+        self.broker_peers.contains_except(
+            &self.broker.replicas.image(),
+            ip,
+            Some(self.broker.config.node_id),
+        )
+    }
+
     /// Whether `reply`'s request comes from a broker of the cluster, and may be one only
     /// brokers send (AlterPartition, WriteTxnMarkers, a follower's Fetch, ...): a principal
     /// of `super.users`, or, on the inter-broker listener (unauthenticated: PLAINTEXT for
@@ -165,7 +178,7 @@ async fn accept(
     loop {
         tokio::select! {
             accepted = bound.socket.accept() => match accepted {
-                Ok((stream, peer)) => match ctx.admission.admit(peer.ip()) {
+                Ok((stream, peer)) => match ctx.admission.admit(peer.ip(), || ctx.another_brokers(&name, peer.ip())) {
                     Ok(admitted) => {
                         let (ctx, name, tls) = (ctx.clone(), name.clone(), tls.clone());
                         tokio::spawn(async move {

@@ -1011,3 +1011,48 @@ async fn broker_only_requests_from_a_client_are_refused() {
     let r: AllocateProducerIdsResponse = raw.receive_response(ApiKey::AllocateProducerIds, 0, cid);
     assert_eq!(r.error_code, 0);
 }
+
+/// Clients that take every place under `max.connections` do not cut brokers off: a broker's
+/// connection on the inter-broker listener is admitted whatever the counts (KIP-402), so a
+/// restarted follower gets back in and rejoins the ISR while clients hold every place.
+#[tokio::test(flavor = "multi_thread")]
+async fn brokers_get_in_when_clients_hold_every_connection() {
+    let mut c = Cluster::start_with(2, "\"max.connections\" = 6\n");
+    let topic = rdkafka::admin::NewTopic::new(
+        "crowded",
+        1,
+        rdkafka::admin::TopicReplication::Variable(&[&[1, 2]]),
+    );
+    c.brokers[0]
+        .admin()
+        .create_topics(&[topic], &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    wait_until("both replicas in sync", || {
+        isr_of(&c.brokers[0], "crowded", 0) == vec![1, 2]
+    });
+    c.broker(2).kill();
+    wait_until("broker 2 leaves the ISR", || {
+        isr_of(&c.brokers[0], "crowded", 0) == vec![1]
+    });
+    // Clients from an address no broker has take every place at broker 1.
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        let mut raw = Raw::connect_from(&c.brokers[0], "127.0.0.5");
+        let cid = raw.send(
+            ApiKey::Metadata,
+            9,
+            &MetadataRequest::default().with_topics(Some(vec![])),
+        );
+        let _: MetadataResponse = raw.receive_response(ApiKey::Metadata, 9, cid);
+        held.push(raw);
+    }
+    let mut refused = Raw::connect_from(&c.brokers[0], "127.0.0.5");
+    refused.send_raw(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
+    refused.assert_closed();
+    c.broker(2).restart();
+    c.wait_or_dump("broker 2 rejoins the ISR through the full broker", |c| {
+        isr_of(&c.brokers[0], "crowded", 0) == vec![1, 2]
+    });
+    drop(held);
+}
