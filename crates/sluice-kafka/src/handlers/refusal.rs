@@ -20,6 +20,31 @@ fn code() -> i16 {
     ResponseError::ClusterAuthorizationFailed.code()
 }
 
+/// Every partition of a share-state request (read or write: the same shape, different
+/// types) refused.
+macro_rules! share_state_refusals {
+    ($req:expr, $result:ty, $partition:ty) => {
+        $req.topics
+            .into_iter()
+            .map(|t| {
+                <$result>::default()
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(
+                        t.partitions
+                            .into_iter()
+                            .map(|p| {
+                                <$partition>::default()
+                                    .with_partition(p.partition)
+                                    .with_error_code(code())
+                                    .with_error_message(Some(StrBytes::from_static_str(MESSAGE)))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect()
+    };
+}
+
 /// The refusal of `reply.api`'s request `body`; Err for an API that is not broker-only or a
 /// body that does not decode (the connection is closed, as for any malformed request).
 pub fn refuse(reply: &Reply, body: &mut Bytes) -> Result<Response, String> {
@@ -63,44 +88,16 @@ pub fn refuse(reply: &Reply, body: &mut Bytes) -> Result<Response, String> {
             reply.encode(&WriteTxnMarkersResponse::default().with_markers(markers.collect()))
         }
         ApiKey::ReadShareGroupState => {
-            use kafka_protocol::messages::read_share_group_state_response::*;
+            use kafka_protocol::messages::read_share_group_state_response as r;
             let req = ReadShareGroupStateRequest::decode(body, v).map_err(malformed)?;
-            let results = req.topics.into_iter().map(|t| {
-                ReadStateResult::default()
-                    .with_topic_id(t.topic_id)
-                    .with_partitions(
-                        t.partitions
-                            .into_iter()
-                            .map(|p| {
-                                PartitionResult::default()
-                                    .with_partition(p.partition)
-                                    .with_error_code(code())
-                                    .with_error_message(Some(StrBytes::from_static_str(MESSAGE)))
-                            })
-                            .collect(),
-                    )
-            });
-            reply.encode(&ReadShareGroupStateResponse::default().with_results(results.collect()))
+            let results = share_state_refusals!(req, r::ReadStateResult, r::PartitionResult);
+            reply.encode(&r::ReadShareGroupStateResponse::default().with_results(results))
         }
         ApiKey::WriteShareGroupState => {
-            use kafka_protocol::messages::write_share_group_state_response::*;
+            use kafka_protocol::messages::write_share_group_state_response as w;
             let req = WriteShareGroupStateRequest::decode(body, v).map_err(malformed)?;
-            let results = req.topics.into_iter().map(|t| {
-                WriteStateResult::default()
-                    .with_topic_id(t.topic_id)
-                    .with_partitions(
-                        t.partitions
-                            .into_iter()
-                            .map(|p| {
-                                PartitionResult::default()
-                                    .with_partition(p.partition)
-                                    .with_error_code(code())
-                                    .with_error_message(Some(StrBytes::from_static_str(MESSAGE)))
-                            })
-                            .collect(),
-                    )
-            });
-            reply.encode(&WriteShareGroupStateResponse::default().with_results(results.collect()))
+            let results = share_state_refusals!(req, w::WriteStateResult, w::PartitionResult);
+            reply.encode(&w::WriteShareGroupStateResponse::default().with_results(results))
         }
         other => return Err(format!("{other:?} is not a broker-only API")),
     })

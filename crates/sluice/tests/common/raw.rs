@@ -26,7 +26,10 @@ impl Raw {
 
     /// Connects to a broker at an address of its own choosing (another interface).
     pub fn connect_to(host: &str, port: u16) -> Raw {
-        let stream = TcpStream::connect((host, port)).unwrap();
+        Raw::over(TcpStream::connect((host, port)).unwrap())
+    }
+
+    fn over(stream: TcpStream) -> Raw {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -45,14 +48,7 @@ impl Raw {
         socket.bind(&from.into()).unwrap();
         let to: std::net::SocketAddr = format!("{}:{}", broker.host, broker.port).parse().unwrap();
         socket.connect(&to.into()).unwrap();
-        let stream: TcpStream = socket.into();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Raw {
-            stream,
-            next_correlation: 1,
-        }
+        Raw::over(socket.into())
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
