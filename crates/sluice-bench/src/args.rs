@@ -4,6 +4,9 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use sluice_client::ClientSecurity;
+
+use crate::security_args::SecurityArgs;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -17,6 +20,10 @@ pub enum Mode {
     /// acquire records and acknowledge them (Accept) with their next fetch, until every
     /// record in the topic at the start is acknowledged.
     Share,
+    /// Open connections one after another (--records of them, default 200) and measure each
+    /// one's setup: TCP, TLS handshake, ApiVersions and SASL login, as the security
+    /// settings ask.
+    Connect,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -49,6 +56,11 @@ pub struct BenchArgs {
     /// A broker to bootstrap from (host:port).
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub bootstrap: String,
+    #[command(flatten)]
+    pub security: SecurityArgs,
+    /// `security` read and checked (by `run`): how every connection is made.
+    #[arg(skip)]
+    pub client_security: ClientSecurity,
     /// Topic to use; created with --partitions if it does not exist.
     #[arg(long, default_value = "sluice-bench")]
     pub topic: String,

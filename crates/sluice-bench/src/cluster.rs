@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use sluice_client::Conn;
+use sluice_client::{ClientSecurity, Conn};
 
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 const EARLIEST: i64 = -2;
@@ -43,12 +43,13 @@ pub fn topic_name(name: &str) -> TopicName {
 /// consumer), so that their requests do not queue behind each other.
 pub async fn discover(
     bootstrap: &str,
+    security: &ClientSecurity,
     topic: &str,
     partitions: i32,
     replication_factor: i16,
     connections: usize,
 ) -> anyhow::Result<Vec<Layout>> {
-    let boot = Conn::connect(bootstrap).await?;
+    let boot = Conn::connect_with(bootstrap, security).await?;
     let name = topic_name(topic);
     create_topic(&boot, &name, partitions, replication_factor).await?;
     let metadata = wait_for_leaders(&boot, &name).await?;
@@ -71,7 +72,7 @@ pub async fn discover(
                     let addr = addresses
                         .get(&p.leader_id)
                         .ok_or_else(|| anyhow!("leader {} is not in Metadata", p.leader_id.0))?;
-                    let c = Conn::connect(addr).await?;
+                    let c = Conn::connect_with(addr, security).await?;
                     conns.insert(p.leader_id, c.clone());
                     c
                 }

@@ -5,9 +5,11 @@
 
 mod args;
 mod cluster;
+mod connect;
 mod consume;
 mod produce;
 mod records;
+mod security_args;
 mod share;
 mod stats;
 mod ticker;
@@ -26,13 +28,15 @@ pub use args::{BenchArgs, Compression, Mode, Output};
 use cluster::Layout;
 use consume::{ConsumeTarget, FetchLoop};
 use produce::ProducePlan;
+pub use security_args::SecurityArgs;
 use stats::{Stats, Summary};
 
 /// How long consumers may lag behind the last acknowledged record before the run fails.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     args.check().map_err(|e| anyhow!(e))?;
+    args.client_security = args.security.client_security()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -50,7 +54,14 @@ async fn run_mode(args: Arc<BenchArgs>) -> anyhow::Result<Vec<Summary>> {
     let (stop_progress, stop_rx) = tokio::sync::watch::channel(false);
     let produce_stats = Arc::new(Stats::new("produce"));
     let consume_stats = Arc::new(Stats::new("consume"));
+    if args.mode == Mode::Connect {
+        let stats = Stats::new("connect");
+        let start = Instant::now();
+        connect::run(&args, &stats).await?;
+        return Ok(vec![stats.summary(start)]);
+    }
     let shown = match args.mode {
+        Mode::Connect => unreachable!("measured above"),
         Mode::Produce => vec![produce_stats.clone()],
         Mode::Consume | Mode::Share => vec![consume_stats.clone()],
         Mode::EndToEnd => vec![produce_stats.clone(), consume_stats.clone()],
@@ -60,12 +71,14 @@ async fn run_mode(args: Arc<BenchArgs>) -> anyhow::Result<Vec<Summary>> {
         tokio::spawn(stats::progress(shown, interval, stop_rx));
     }
     let connections = match args.mode {
+        Mode::Connect => unreachable!("measured above"),
         Mode::Produce => args.producers,
         Mode::Consume | Mode::Share => args.consumers,
         Mode::EndToEnd => args.producers + args.consumers,
     };
     let mut layouts = cluster::discover(
         &args.bootstrap,
+        &args.client_security,
         &args.topic,
         args.partitions,
         args.replication_factor,
@@ -73,6 +86,7 @@ async fn run_mode(args: Arc<BenchArgs>) -> anyhow::Result<Vec<Summary>> {
     )
     .await?;
     let result = match args.mode {
+        Mode::Connect => unreachable!("measured above"),
         Mode::Produce => {
             let start = Instant::now();
             produce_all(&args, layouts, start, produce_stats.clone()).await?;

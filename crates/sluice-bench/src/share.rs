@@ -29,7 +29,7 @@ use crate::args::BenchArgs;
 use crate::cluster::Layout;
 use crate::consume::ConsumeTarget;
 use crate::stats::Stats;
-use sluice_client::Conn;
+use sluice_client::{ClientSecurity, Conn};
 
 const ACCEPT: i8 = 1;
 
@@ -72,7 +72,7 @@ pub async fn run_member(
     let member = StrBytes::from_string(uuid::Uuid::new_v4().to_string());
     let group_id = GroupId(StrBytes::from_string(group));
     // Brokers open share sessions only for members their group coordinator knows.
-    let _membership = join(&conn, &group_id, &member, &layout).await?;
+    let _membership = join(&conn, &args.client_security, &group_id, &member, &layout).await?;
     let mut epoch = 0;
     // Acquired and not yet accepted: partition -> (first, last) runs.
     let mut held: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
@@ -161,6 +161,7 @@ pub async fn run_member(
 /// alive until the returned task is dropped.
 async fn join(
     via: &Conn,
+    security: &ClientSecurity,
     group: &GroupId,
     member: &StrBytes,
     layout: &Layout,
@@ -179,7 +180,8 @@ async fn join(
             c.error_code
         );
     }
-    let coordinator = Conn::connect(&format!("{}:{}", c.host.as_str(), c.port)).await?;
+    let coordinator =
+        Conn::connect_with(&format!("{}:{}", c.host.as_str(), c.port), security).await?;
     let (group, member, topic) = (group.clone(), member.clone(), layout.topic.clone());
     let beat = move |epoch: i32| {
         ShareGroupHeartbeatRequest::default()

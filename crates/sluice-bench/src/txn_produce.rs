@@ -22,7 +22,7 @@ use crate::cluster::Layout;
 use crate::produce::{handle_ack, send_as, Acked, InFlight, ProducePlan};
 use crate::records::{BatchBuilder, RECORD_OVERHEAD};
 use crate::stats::Stats;
-use sluice_client::Conn;
+use sluice_client::{ClientSecurity, Conn};
 
 /// Errors a coordinator answers while it gets ready or finishes the previous transaction:
 /// asked again after a pause.
@@ -40,7 +40,7 @@ pub async fn run_transactional_producer(
     let limit = plan.records.unwrap_or(u64::MAX);
     let id = format!("sluice-bench-{}-{:x}", std::process::id(), plan.seed);
     let txn_id = TransactionalId(StrBytes::from_string(id.clone()));
-    let coordinator = find_coordinator(&args.bootstrap, &id).await?;
+    let coordinator = find_coordinator(&args.bootstrap, &args.client_security, &id).await?;
     let init_request = InitProducerIdRequest::default()
         .with_transactional_id(Some(txn_id.clone()))
         .with_transaction_timeout_ms(60_000);
@@ -156,8 +156,12 @@ where
 }
 
 /// A connection to the transaction coordinator of `id`.
-async fn find_coordinator(bootstrap: &str, id: &str) -> anyhow::Result<Arc<Conn>> {
-    let boot = Conn::connect(bootstrap).await?;
+async fn find_coordinator(
+    bootstrap: &str,
+    security: &ClientSecurity,
+    id: &str,
+) -> anyhow::Result<Arc<Conn>> {
+    let boot = Conn::connect_with(bootstrap, security).await?;
     let request = FindCoordinatorRequest::default()
         .with_key_type(1)
         .with_key(StrBytes::from_string(id.to_string()));
@@ -166,7 +170,7 @@ async fn find_coordinator(bootstrap: &str, id: &str) -> anyhow::Result<Arc<Conn>
         |r: &FindCoordinatorResponse| r.error_code,
     )
     .await?;
-    Conn::connect(&format!("{}:{}", found.host.as_str(), found.port))
+    Conn::connect_with(&format!("{}:{}", found.host.as_str(), found.port), security)
         .await
         .map_err(|e| anyhow!("cannot reach the transaction coordinator: {e}"))
 }

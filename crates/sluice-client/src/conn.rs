@@ -13,12 +13,16 @@ use anyhow::{anyhow, bail, Context as _};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+use crate::scram::ClientExchange;
+use crate::security::{ClientSecurity, Mechanism};
 
 /// The client id of Sluice's tools.
 const TOOL_CLIENT_ID: &str = "sluice";
@@ -36,11 +40,13 @@ pub const TOOL_VERSIONS: &[(ApiKey, i16, i16)] = &[
 ];
 
 type Waiter = oneshot::Sender<Bytes>;
+/// The sending half of a connection: a TCP stream's, or a TLS session's.
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 /// Requests awaiting a response, in sending order; `None` once the connection is gone.
 type Pending = Mutex<Option<VecDeque<(i32, Waiter)>>>;
 
 pub struct Conn {
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    writer: tokio::sync::Mutex<Writer>,
     /// Correlation ids of requests whose response has not arrived, in sending order.
     pending: Arc<Pending>,
     next_correlation: AtomicI32,
@@ -50,13 +56,20 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// A tool's connection: the versions of `TOOL_VERSIONS` negotiated with the broker.
+    /// A tool's connection over PLAINTEXT: the versions of `TOOL_VERSIONS` negotiated.
     pub async fn connect(addr: &str) -> anyhow::Result<Arc<Conn>> {
+        Conn::connect_with(addr, &ClientSecurity::plaintext()).await
+    }
+
+    /// A tool's connection as `security` says (TLS, then ApiVersions, then a SASL login, as
+    /// Kafka's clients do it): the versions of `TOOL_VERSIONS` negotiated.
+    pub async fn connect_with(addr: &str, security: &ClientSecurity) -> anyhow::Result<Arc<Conn>> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
-        let mut conn = Conn::over(stream, addr.to_string(), TOOL_CLIENT_ID.to_string())?;
+        let mut conn = Conn::over(stream, addr, TOOL_CLIENT_ID.to_string(), security).await?;
         conn.versions = conn.negotiate(TOOL_VERSIONS).await?;
+        conn.log_in(security).await?;
         Ok(Arc::new(conn))
     }
 
@@ -66,22 +79,111 @@ impl Conn {
         let stream = TcpStream::connect((host, port))
             .await
             .with_context(|| format!("cannot connect to {host}:{port}"))?;
-        Conn::over(stream, format!("{host}:{port}"), client_id)
+        Conn::over(
+            stream,
+            &format!("{host}:{port}"),
+            client_id,
+            &ClientSecurity::plaintext(),
+        )
+        .await
     }
 
-    fn over(stream: TcpStream, addr: String, client_id: String) -> anyhow::Result<Conn> {
+    /// Starts the reader of a connected stream, after the TLS handshake if `security` has one.
+    async fn over(
+        stream: TcpStream,
+        addr: &str,
+        client_id: String,
+        security: &ClientSecurity,
+    ) -> anyhow::Result<Conn> {
         stream.set_nodelay(true)?;
-        let (rd, wr) = stream.into_split();
         let pending = Arc::new(Mutex::new(Some(VecDeque::new())));
-        tokio::spawn(read_responses(rd, pending.clone()));
+        let writer: Writer = match security.connector() {
+            None => {
+                let (rd, wr) = stream.into_split();
+                tokio::spawn(read_responses(rd, pending.clone()));
+                Box::new(wr)
+            }
+            Some(connector) => {
+                let name = server_name(addr)?;
+                let tls = connector
+                    .connect(name, stream)
+                    .await
+                    .with_context(|| format!("TLS handshake with {addr}"))?;
+                let (rd, wr) = tokio::io::split(tls);
+                tokio::spawn(read_responses(rd, pending.clone()));
+                Box::new(wr)
+            }
+        };
         Ok(Conn {
-            writer: tokio::sync::Mutex::new(wr),
+            writer: tokio::sync::Mutex::new(writer),
             pending,
             next_correlation: AtomicI32::new(1),
             versions: HashMap::new(),
             client_id: StrBytes::from_string(client_id),
-            addr,
+            addr: addr.to_string(),
         })
+    }
+
+    /// SaslHandshake (v1) and SaslAuthenticate (v2) with the login of `security`, if any.
+    async fn log_in(&self, security: &ClientSecurity) -> anyhow::Result<()> {
+        let Some(login) = &security.sasl else {
+            return Ok(());
+        };
+        let mechanism = login.mechanism.name();
+        let handshake: SaslHandshakeResponse = self
+            .call_at(
+                ApiKey::SaslHandshake,
+                1,
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str(mechanism)),
+            )
+            .await?;
+        if handshake.error_code != 0 {
+            let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+            bail!(
+                "{}: SASL mechanism {mechanism} refused (error {}); the listener offers {offered:?}",
+                self.addr,
+                handshake.error_code
+            );
+        }
+        match login.mechanism {
+            Mechanism::Plain => {
+                let message = format!("\0{}\0{}", login.username, login.password);
+                self.authenticate(message.into_bytes()).await?;
+            }
+            Mechanism::Scram(hash) => {
+                let mut exchange = ClientExchange::new(hash, &login.username, &login.password)?;
+                let server_first = self.authenticate(exchange.first()).await?;
+                let client_final = exchange
+                    .last(&server_first)
+                    .with_context(|| format!("{}: logging in", self.addr))?;
+                let server_final = self.authenticate(client_final).await?;
+                exchange
+                    .verify(&server_final)
+                    .with_context(|| format!("{}: logging in", self.addr))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One SaslAuthenticate round: the server's answer, or its refusal as an error.
+    async fn authenticate(&self, message: Vec<u8>) -> anyhow::Result<Bytes> {
+        let r: SaslAuthenticateResponse = self
+            .call_at(
+                ApiKey::SaslAuthenticate,
+                2,
+                &SaslAuthenticateRequest::default().with_auth_bytes(message.into()),
+            )
+            .await?;
+        if r.error_code != 0 {
+            bail!(
+                "{}: authentication failed (error {}): {}",
+                self.addr,
+                r.error_code,
+                r.error_message.as_deref().unwrap_or("")
+            );
+        }
+        Ok(r.auth_bytes)
     }
 
     async fn negotiate(&self, wanted: &[(ApiKey, i16, i16)]) -> anyhow::Result<HashMap<i16, i16>> {
@@ -274,7 +376,15 @@ pub fn decode<R: Decodable>(api: ApiKey, version: i16, mut frame: Bytes) -> anyh
         .with_context(|| format!("decoding a {api:?} v{version} response"))
 }
 
-async fn read_responses(rd: OwnedReadHalf, pending: Arc<Pending>) {
+/// The name a TLS client checks the broker's certificate against: the host of `addr`.
+fn server_name(addr: &str) -> anyhow::Result<ServerName<'static>> {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_string())
+        .map_err(|e| anyhow!("{addr}: not a TLS server name: {e}"))
+}
+
+async fn read_responses<R: AsyncRead + Unpin>(rd: R, pending: Arc<Pending>) {
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     loop {
         let len = match rd.read_i32().await {

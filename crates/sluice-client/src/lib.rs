@@ -5,6 +5,9 @@
 
 mod conn;
 mod links;
+pub mod scram;
+pub mod security;
 
 pub use conn::{decode, Conn, TOOL_VERSIONS};
 pub use links::{call_once, Address, BrokerLinks};
+pub use security::ClientSecurity;

@@ -11,9 +11,9 @@ use kafka_protocol::messages::{
     ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, ListOffsetsRequest,
     ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName,
 };
-use sluice_client::Conn;
+use sluice_client::{ClientSecurity, Conn};
 
-use crate::cli::{self, error_name, s};
+use crate::cli::{self, error_name, s, Target};
 
 /// FindCoordinator's key types.
 pub const KEY_TYPE_GROUP: i8 = 0;
@@ -31,15 +31,15 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    pub async fn connect(bootstrap: &str) -> anyhow::Result<AdminClient> {
-        let via = cli::connect(bootstrap).await?;
+    pub async fn connect(target: &Target) -> anyhow::Result<AdminClient> {
+        let via = cli::connect(target).await?;
         let metadata: MetadataResponse = via
             .call(
                 ApiKey::Metadata,
                 &MetadataRequest::default().with_topics(None),
             )
             .await?;
-        let brokers = Brokers::from(&metadata);
+        let brokers = Brokers::from(&metadata, target.security.clone());
         Ok(AdminClient {
             via,
             metadata,
@@ -51,12 +51,14 @@ impl AdminClient {
 /// The cluster's brokers by id (from a Metadata answer), connected to as needed.
 pub struct Brokers {
     addresses: BTreeMap<i32, String>,
+    security: Arc<ClientSecurity>,
     open: tokio::sync::Mutex<BTreeMap<i32, Arc<Conn>>>,
 }
 
 impl Brokers {
-    pub fn from(metadata: &MetadataResponse) -> Brokers {
+    pub fn from(metadata: &MetadataResponse, security: Arc<ClientSecurity>) -> Brokers {
         Brokers {
+            security,
             addresses: metadata
                 .brokers
                 .iter()
@@ -75,7 +77,7 @@ impl Brokers {
             .addresses
             .get(&node)
             .ok_or_else(|| anyhow!("broker {node} is not in the cluster's metadata"))?;
-        let c = Conn::connect(addr).await?;
+        let c = Conn::connect_with(addr, &self.security).await?;
         open.insert(node, c.clone());
         Ok(c)
     }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::protocol::StrBytes;
-use sluice_client::Conn;
+use sluice_bench::SecurityArgs;
+use sluice_client::{ClientSecurity, Conn};
 
 /// ListOffsets' timestamps for the first and the next offset.
 pub const EARLIEST: i64 = -2;
@@ -41,10 +42,44 @@ pub fn block_on<F: std::future::Future<Output = anyhow::Result<Status>>>(
     })
 }
 
-pub async fn connect(bootstrap: &str) -> anyhow::Result<Arc<Conn>> {
-    Conn::connect(bootstrap)
+/// A cluster to ask: a broker to start from, and how to connect to its brokers.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub bootstrap: String,
+    pub security: Arc<ClientSecurity>,
+}
+
+impl Target {
+    /// A PLAINTEXT listener (the REST API asking its own broker).
+    pub fn plaintext(bootstrap: String) -> Target {
+        Target {
+            bootstrap,
+            security: Arc::new(ClientSecurity::plaintext()),
+        }
+    }
+}
+
+pub async fn connect(target: &Target) -> anyhow::Result<Arc<Conn>> {
+    Conn::connect_with(&target.bootstrap, &target.security)
         .await
-        .with_context(|| format!("cannot reach a broker at {bootstrap}"))
+        .with_context(|| format!("cannot reach a broker at {}", target.bootstrap))
+}
+
+/// A librdkafka client of `bootstrap`: the other properties of --command-config first (the
+/// command's own settings go over them), then the security settings.
+pub fn librdkafka_config(
+    bootstrap: &str,
+    security: &SecurityArgs,
+) -> anyhow::Result<rdkafka::ClientConfig> {
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    for (key, value) in security.other_properties()? {
+        config.set(key, value);
+    }
+    for (key, value) in security.client_security()?.librdkafka_properties() {
+        config.set(key, value);
+    }
+    Ok(config)
 }
 
 /// A `name=value` argument.
@@ -112,8 +147,33 @@ pub struct Common {
     /// Any broker of the cluster (host:port).
     #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     pub bootstrap: String,
+    #[command(flatten)]
+    pub security: SecurityArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
+}
+
+impl Common {
+    /// The cluster these options name; an error names the bad property or file. Client
+    /// properties that are not security settings do nothing here, and are named as such.
+    pub fn target(&self) -> anyhow::Result<Target> {
+        let ignored: Vec<String> = self
+            .security
+            .other_properties()?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        if !ignored.is_empty() {
+            eprintln!(
+                "sluice: ignoring client properties this command does not use: {}",
+                ignored.join(", ")
+            );
+        }
+        Ok(Target {
+            bootstrap: self.bootstrap.clone(),
+            security: Arc::new(self.security.client_security()?),
+        })
+    }
 }
 
 /// `text` for people, `json` for scripts.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
 
-use crate::cli::{self, Output};
+use crate::cli::{self, Common, Output};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ClusterCommand {
@@ -17,11 +17,8 @@ pub enum ClusterCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
-    /// Any broker of the cluster (host:port).
-    #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-    pub bootstrap: String,
-    #[arg(long, value_enum, default_value = "text")]
-    pub output: Output,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 struct BrokerRow {
@@ -36,7 +33,7 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
     let ClusterCommand::Status(args) = command;
     let mut metadata = None;
     cli::block_on(async {
-        let conn = cli::connect(&args.bootstrap).await?;
+        let conn = cli::connect(&args.common.target()?).await?;
         let m: MetadataResponse = conn
             .call(
                 ApiKey::Metadata,
@@ -80,7 +77,7 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
     under_replicated.sort();
     let controller = metadata.controller_id.0;
     let cluster_id = metadata.cluster_id.as_ref().map(|c| c.to_string());
-    if args.output == Output::Json {
+    if args.common.output == Output::Json {
         let rows: Vec<_> = brokers
             .values()
             .map(|b| {

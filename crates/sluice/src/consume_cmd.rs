@@ -8,7 +8,6 @@
 use std::io::Write;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -54,6 +53,9 @@ pub struct ConsumeArgs {
     /// Any broker of the cluster (host:port).
     #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     pub bootstrap: String,
+    /// Other librdkafka properties in --command-config are passed on as they are.
+    #[command(flatten)]
+    pub security: sluice_bench::SecurityArgs,
 }
 
 /// librdkafka's events: the end of a partition is expected here, not an error to log.
@@ -74,9 +76,8 @@ impl ClientContext for Quiet {
 impl ConsumerContext for Quiet {}
 
 pub fn run(args: ConsumeArgs) -> anyhow::Result<Status> {
-    let mut config = ClientConfig::new();
+    let mut config = crate::cli::librdkafka_config(&args.bootstrap, &args.security)?;
     config
-        .set("bootstrap.servers", &args.bootstrap)
         .set("enable.partition.eof", "true")
         .set(
             "isolation.level",

@@ -18,7 +18,7 @@ use serde::Serialize;
 use sluice_client::Conn;
 
 use crate::admin_client::{AdminClient, KEY_TYPE_GROUP};
-use crate::cli::{self, s, Common, Output, Status, EARLIEST, LATEST};
+use crate::cli::{self, s, Common, Output, Status, Target, EARLIEST, LATEST};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum GroupCommand {
@@ -94,10 +94,10 @@ pub(crate) struct GroupRow {
 }
 
 /// Every broker's groups, by id; or the error code a broker refused the listing with.
-pub(crate) async fn group_rows(bootstrap: &str) -> anyhow::Result<Result<Vec<GroupRow>, i16>> {
+pub(crate) async fn group_rows(target: &Target) -> anyhow::Result<Result<Vec<GroupRow>, i16>> {
     let AdminClient {
         metadata, brokers, ..
-    } = AdminClient::connect(bootstrap).await?;
+    } = AdminClient::connect(target).await?;
     let mut rows = BTreeMap::new();
     for b in &metadata.brokers {
         let conn = brokers.conn(b.node_id.0).await?;
@@ -123,7 +123,7 @@ pub(crate) async fn group_rows(bootstrap: &str) -> anyhow::Result<Result<Vec<Gro
 }
 
 async fn list(c: &Common) -> anyhow::Result<Status> {
-    let rows = match group_rows(&c.bootstrap).await? {
+    let rows = match group_rows(&c.target()?).await? {
         Ok(rows) => rows,
         Err(code) => return Ok(cli::refused("listing groups", code, None)),
     };
@@ -250,14 +250,14 @@ async fn committed(
 
 /// A group: state, members, and per partition its committed offset and lag.
 pub(crate) async fn describe_group(
-    bootstrap: &str,
+    target: &Target,
     group: &str,
 ) -> anyhow::Result<Result<Description, NotDescribed>> {
     let AdminClient {
         via: conn,
         metadata,
         brokers,
-    } = AdminClient::connect(bootstrap).await?;
+    } = AdminClient::connect(target).await?;
     let coordinator = brokers.find(&conn, KEY_TYPE_GROUP, group).await?;
     let r: DescribeGroupsResponse = coordinator
         .call_at(
@@ -348,7 +348,7 @@ async fn consumer_members(coordinator: &Conn, group: &str) -> Option<Vec<MemberR
 }
 
 async fn describe(a: &GroupArgs) -> anyhow::Result<Status> {
-    let d = match describe_group(&a.common.bootstrap, &a.group).await? {
+    let d = match describe_group(&a.common.target()?, &a.group).await? {
         Ok(d) => d,
         Err(NotDescribed::Refused(code, message)) => {
             return Ok(cli::refused(
@@ -413,7 +413,7 @@ async fn describe(a: &GroupArgs) -> anyhow::Result<Status> {
 async fn delete(a: &DeleteArgs) -> anyhow::Result<Status> {
     let AdminClient {
         via: conn, brokers, ..
-    } = AdminClient::connect(&a.common.bootstrap).await?;
+    } = AdminClient::connect(&a.common.target()?).await?;
     let mut status = 0;
     for group in &a.groups {
         let coordinator = brokers.find(&conn, KEY_TYPE_GROUP, group).await?;
@@ -456,7 +456,7 @@ async fn reset(a: &ResetArgs) -> anyhow::Result<Status> {
         via: conn,
         metadata,
         brokers,
-    } = AdminClient::connect(&a.common.bootstrap).await?;
+    } = AdminClient::connect(&a.common.target()?).await?;
     let coordinator = brokers.find(&conn, KEY_TYPE_GROUP, &a.group).await?;
     let current = match committed(&coordinator, &a.group).await? {
         Ok(o) => o,

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -39,6 +38,9 @@ pub struct ProduceArgs {
     /// Any broker of the cluster (host:port).
     #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     pub bootstrap: String,
+    /// Other librdkafka properties in --command-config are passed on as they are.
+    #[command(flatten)]
+    pub security: sluice_bench::SecurityArgs,
 }
 
 /// Delivery reports: how many were acknowledged, and what went wrong with the others.
@@ -68,13 +70,13 @@ impl ProducerContext for Reports {
 }
 
 pub fn run(args: ProduceArgs) -> anyhow::Result<Status> {
-    let producer: BaseProducer<Reports> = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap)
-        .set("acks", &args.acks)
-        .set("compression.type", &args.compression)
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000")
-        .create_with_context(Reports::default())?;
+    let producer: BaseProducer<Reports> =
+        crate::cli::librdkafka_config(&args.bootstrap, &args.security)?
+            .set("acks", &args.acks)
+            .set("compression.type", &args.compression)
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
+            .create_with_context(Reports::default())?;
     // Fail fast, and say so, when there is no broker to talk to.
     producer
         .client()

@@ -21,7 +21,7 @@ use kafka_protocol::messages::{
 use sluice_client::Conn;
 
 use crate::admin_client::{AdminClient, Brokers, KEY_TYPE_GROUP, KEY_TYPE_SHARE};
-use crate::cli::{s, LATEST};
+use crate::cli::{s, Common, Output, Target, LATEST};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum QueueCommand {
@@ -33,15 +33,11 @@ pub enum QueueCommand {
 pub struct DescribeArgs {
     /// The share group.
     pub group: String,
-    /// Any broker of the cluster (host:port).
-    #[arg(long, env = "SLUICE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-    pub bootstrap: String,
     /// Topics to describe (default: those the group's members subscribe to).
     #[arg(long = "topic")]
     pub topics: Vec<String>,
-    /// `text` for people, `json` for scripts.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    pub output: String,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 /// Kafka's RecordState codes in persisted share state.
@@ -102,7 +98,7 @@ pub(crate) struct Queue {
 /// Describes a share group (over `topics`, or those its members subscribe to); None when
 /// there is no such group and no topics were named.
 pub(crate) async fn describe_queue(
-    bootstrap: &str,
+    target: &Target,
     group_id: &str,
     topics: &[String],
 ) -> anyhow::Result<Option<Queue>> {
@@ -110,7 +106,7 @@ pub(crate) async fn describe_queue(
         via: bootstrap,
         metadata,
         brokers,
-    } = AdminClient::connect(bootstrap).await?;
+    } = AdminClient::connect(target).await?;
     let coordinator = brokers
         .find(&bootstrap, KEY_TYPE_GROUP, group_id)
         .await
@@ -204,7 +200,8 @@ pub(crate) async fn describe_queue(
 }
 
 async fn describe(args: &DescribeArgs) -> anyhow::Result<i32> {
-    let Some(queue) = describe_queue(&args.bootstrap, &args.group, &args.topics).await? else {
+    let Some(queue) = describe_queue(&args.common.target()?, &args.group, &args.topics).await?
+    else {
         eprintln!("sluice: no share group {:?}", args.group);
         return Ok(1);
     };
@@ -218,7 +215,7 @@ fn print(
     members: &[MemberRow],
     rows: &[PartitionRow],
 ) -> anyhow::Result<()> {
-    if args.output == "json" {
+    if args.common.output == Output::Json {
         let out = serde_json::json!({
             "group": args.group,
             "state": state,

@@ -21,7 +21,7 @@ use kafka_protocol::messages::{
 use serde::Serialize;
 
 use crate::admin_client::Brokers;
-use crate::cli::{self, s, Common, Output, Status, EARLIEST, LATEST};
+use crate::cli::{self, s, Common, Output, Status, Target, EARLIEST, LATEST};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum TopicCommand {
@@ -111,8 +111,8 @@ pub fn run(command: TopicCommand) -> anyhow::Result<Status> {
     })
 }
 
-async fn metadata(bootstrap: &str, topics: Option<&[String]>) -> anyhow::Result<MetadataResponse> {
-    let conn = cli::connect(bootstrap).await?;
+async fn metadata(target: &Target, topics: Option<&[String]>) -> anyhow::Result<MetadataResponse> {
+    let conn = cli::connect(target).await?;
     let request = MetadataRequest::default()
         .with_allow_auto_topic_creation(false)
         .with_topics(topics.map(|ts| {
@@ -132,8 +132,8 @@ pub(crate) struct TopicRow {
 }
 
 /// Every topic, sorted by name.
-pub(crate) async fn topic_rows(bootstrap: &str) -> anyhow::Result<Vec<TopicRow>> {
-    let m = metadata(bootstrap, None).await?;
+pub(crate) async fn topic_rows(target: &Target) -> anyhow::Result<Vec<TopicRow>> {
+    let m = metadata(target, None).await?;
     let mut rows: Vec<TopicRow> = m
         .topics
         .iter()
@@ -150,7 +150,7 @@ pub(crate) async fn topic_rows(bootstrap: &str) -> anyhow::Result<Vec<TopicRow>>
 }
 
 async fn list(c: &Common) -> anyhow::Result<Status> {
-    let rows = topic_rows(&c.bootstrap).await?;
+    let rows = topic_rows(&c.target()?).await?;
     match c.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         Output::Text => cli::print_table(
@@ -197,12 +197,12 @@ pub(crate) struct TopicDescription {
 
 /// Each topic described, or the Kafka error code that refused it.
 pub(crate) async fn describe_topics(
-    bootstrap: &str,
+    target: &Target,
     topics: &[String],
 ) -> anyhow::Result<Vec<(String, Result<TopicDescription, i16>)>> {
-    let m = metadata(bootstrap, Some(topics)).await?;
-    let brokers = Brokers::from(&m);
-    let conn = cli::connect(bootstrap).await?;
+    let m = metadata(target, Some(topics)).await?;
+    let brokers = Brokers::from(&m, target.security.clone());
+    let conn = cli::connect(target).await?;
     let mut out = Vec::new();
     for t in &m.topics {
         let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
@@ -260,7 +260,7 @@ pub(crate) async fn describe_topics(
 async fn describe(a: &DescribeArgs) -> anyhow::Result<Status> {
     let mut status = 0;
     let mut out = Vec::new();
-    for (name, d) in describe_topics(&a.common.bootstrap, &a.topics).await? {
+    for (name, d) in describe_topics(&a.common.target()?, &a.topics).await? {
         match d {
             Ok(d) => out.push(d),
             Err(code) => status = cli::refused(&format!("topic {name}"), code, None),
@@ -303,13 +303,13 @@ pub(crate) type Refusal = (i16, Option<String>);
 
 /// Creates a topic (-1: the broker's default partitions or replication factor).
 pub(crate) async fn create_topic(
-    bootstrap: &str,
+    target: &Target,
     name: &str,
     partitions: i32,
     replication_factor: i16,
     configs: &[(String, String)],
 ) -> anyhow::Result<Result<(), Refusal>> {
-    let conn = cli::connect(bootstrap).await?;
+    let conn = cli::connect(target).await?;
     let topic = CreatableTopic::default()
         .with_name(TopicName(s(name)))
         .with_num_partitions(partitions)
@@ -342,7 +342,7 @@ pub(crate) async fn create_topic(
 
 async fn create(a: &CreateArgs) -> anyhow::Result<Status> {
     let created = create_topic(
-        &a.common.bootstrap,
+        &a.common.target()?,
         &a.topic,
         a.partitions.unwrap_or(-1),
         a.replication_factor.unwrap_or(-1),
@@ -362,10 +362,10 @@ async fn create(a: &CreateArgs) -> anyhow::Result<Status> {
 
 /// Deletes topics: each one's outcome.
 pub(crate) async fn delete_topics(
-    bootstrap: &str,
+    target: &Target,
     topics: &[String],
 ) -> anyhow::Result<Vec<(String, Result<(), Refusal>)>> {
-    let conn = cli::connect(bootstrap).await?;
+    let conn = cli::connect(target).await?;
     let request = DeleteTopicsRequest::default()
         .with_topic_names(topics.iter().map(|t| TopicName(s(t))).collect())
         .with_timeout_ms(30_000);
@@ -385,7 +385,7 @@ pub(crate) async fn delete_topics(
 
 async fn delete(a: &DeleteArgs) -> anyhow::Result<Status> {
     let mut status = 0;
-    for (name, outcome) in delete_topics(&a.common.bootstrap, &a.topics).await? {
+    for (name, outcome) in delete_topics(&a.common.target()?, &a.topics).await? {
         match outcome {
             Ok(()) => report(a.common.output, "deleted", &name),
             Err((code, message)) => {
@@ -417,7 +417,7 @@ async fn alter(a: &AlterArgs) -> anyhow::Result<Status> {
                 .with_config_operation(DELETE)
         }))
         .collect();
-    let conn = cli::connect(&a.common.bootstrap).await?;
+    let conn = cli::connect(&a.common.target()?).await?;
     let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
         AlterConfigsResource::default()
             .with_resource_type(TOPIC_RESOURCE)
@@ -439,7 +439,7 @@ async fn alter(a: &AlterArgs) -> anyhow::Result<Status> {
 }
 
 async fn add_partitions(a: &AddPartitionsArgs) -> anyhow::Result<Status> {
-    let conn = cli::connect(&a.common.bootstrap).await?;
+    let conn = cli::connect(&a.common.target()?).await?;
     let request = CreatePartitionsRequest::default()
         .with_topics(vec![CreatePartitionsTopic::default()
             .with_name(TopicName(s(&a.topic)))

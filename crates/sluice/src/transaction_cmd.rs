@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
 use serde::Serialize;
 
 use crate::admin_client::{AdminClient, KEY_TYPE_TRANSACTION};
-use crate::cli::{self, s, Common, Output, Status};
+use crate::cli::{self, s, Common, Output, Status, Target};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum TransactionCommand {
@@ -97,13 +97,13 @@ pub(crate) struct Listed {
 /// Every coordinator's transactional ids (sorted), filtered by state names and minimum
 /// duration; Err((broker, code)) when a broker refuses.
 pub(crate) async fn transaction_rows(
-    bootstrap: &str,
+    target: &Target,
     states: &[String],
     min_duration_ms: Option<i64>,
 ) -> anyhow::Result<Result<Vec<Listed>, (i32, i16)>> {
     let AdminClient {
         metadata, brokers, ..
-    } = AdminClient::connect(bootstrap).await?;
+    } = AdminClient::connect(target).await?;
     let request = ListTransactionsRequest::default()
         .with_state_filters(states.iter().map(|st| s(st)).collect())
         .with_duration_filter(min_duration_ms.unwrap_or(-1));
@@ -130,7 +130,7 @@ pub(crate) async fn transaction_rows(
 }
 
 async fn list(a: &ListArgs) -> anyhow::Result<Status> {
-    let rows = match transaction_rows(&a.common.bootstrap, &a.states, a.min_duration_ms).await? {
+    let rows = match transaction_rows(&a.common.target()?, &a.states, a.min_duration_ms).await? {
         Ok(rows) => rows,
         Err((broker, code)) => {
             return Ok(cli::refused(
@@ -163,7 +163,7 @@ async fn list(a: &ListArgs) -> anyhow::Result<Status> {
 }
 
 async fn describe(a: &DescribeArgs) -> anyhow::Result<Status> {
-    let AdminClient { via, brokers, .. } = AdminClient::connect(&a.common.bootstrap).await?;
+    let AdminClient { via, brokers, .. } = AdminClient::connect(&a.common.target()?).await?;
     let coordinator = brokers
         .find(&via, KEY_TYPE_TRANSACTION, &a.transactional_id)
         .await?;
@@ -236,13 +236,13 @@ struct ProducerRow {
 
 /// The producers each wanted partition's leader knows.
 async fn producer_rows(
-    bootstrap: &str,
+    target: &Target,
     topic: &str,
     partition: Option<i32>,
 ) -> anyhow::Result<Result<Vec<ProducerRow>, (String, i16)>> {
     let AdminClient {
         metadata, brokers, ..
-    } = AdminClient::connect(bootstrap).await?;
+    } = AdminClient::connect(target).await?;
     let t = metadata
         .topics
         .iter()
@@ -293,7 +293,7 @@ async fn producer_rows(
 }
 
 async fn producers(a: &ProducersArgs) -> anyhow::Result<Status> {
-    let rows = match producer_rows(&a.common.bootstrap, &a.topic, a.partition).await? {
+    let rows = match producer_rows(&a.common.target()?, &a.topic, a.partition).await? {
         Ok(rows) => rows,
         Err((what, code)) => return Ok(cli::refused(&what, code, None)),
     };
@@ -332,7 +332,7 @@ async fn producers(a: &ProducersArgs) -> anyhow::Result<Status> {
 }
 
 async fn abort(a: &AbortArgs) -> anyhow::Result<Status> {
-    let rows = match producer_rows(&a.common.bootstrap, &a.topic, Some(a.partition)).await? {
+    let rows = match producer_rows(&a.common.target()?, &a.topic, Some(a.partition)).await? {
         Ok(rows) => rows,
         Err((what, code)) => return Ok(cli::refused(&what, code, None)),
     };
@@ -352,7 +352,7 @@ async fn abort(a: &AbortArgs) -> anyhow::Result<Status> {
     }
     let AdminClient {
         metadata, brokers, ..
-    } = AdminClient::connect(&a.common.bootstrap).await?;
+    } = AdminClient::connect(&a.common.target()?).await?;
     let leader = metadata
         .topics
         .iter()

@@ -86,7 +86,7 @@ async fn alter(
     what: &str,
     request: AlterUserScramCredentialsRequest,
 ) -> anyhow::Result<Status> {
-    let conn = cli::connect(&common.bootstrap).await?;
+    let conn = cli::connect(&common.target()?).await?;
     let r: AlterUserScramCredentialsResponse = conn
         .call_at(ApiKey::AlterUserScramCredentials, 0, &request)
         .await?;
@@ -135,7 +135,7 @@ async fn create(a: &CreateArgs) -> anyhow::Result<Status> {
 }
 
 async fn delete(a: &DeleteArgs) -> anyhow::Result<Status> {
-    let conn = cli::connect(&a.common.bootstrap).await?;
+    let conn = cli::connect(&a.common.target()?).await?;
     // Every mechanism the user has, unless some are named.
     let hashes = if a.mechanisms.is_empty() {
         let r: DescribeUserScramCredentialsResponse = conn
@@ -184,7 +184,7 @@ async fn delete(a: &DeleteArgs) -> anyhow::Result<Status> {
 }
 
 async fn list(a: &ListArgs) -> anyhow::Result<Status> {
-    let conn = cli::connect(&a.common.bootstrap).await?;
+    let conn = cli::connect(&a.common.target()?).await?;
     let r: DescribeUserScramCredentialsResponse = conn
         .call_at(
             ApiKey::DescribeUserScramCredentials,

@@ -1,5 +1,6 @@
 //! SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677) on the server: the message flow is
-//! ours, the primitives (HMAC, SHA-2, PBKDF2, constant-time comparison) are RustCrypto's.
+//! ours, the primitives (HMAC, SHA-2, PBKDF2: `sluice_client::scram`, shared with the client's
+//! side; constant-time comparison) are RustCrypto's.
 //! Channel binding is not offered (Kafka offers none); Kafka's `tokenauth` extension is not
 //! served (there are no delegation tokens).
 
@@ -7,66 +8,12 @@ use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256, Sha512};
+use sluice_client::scram::attributes;
+pub use sluice_client::scram::Hash;
 use sluice_cluster::{ScramCredential, ScramUser};
 use subtle::ConstantTimeEq;
 
 use super::Step;
-
-/// The hash of a SCRAM mechanism.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hash {
-    Sha256,
-    Sha512,
-}
-
-impl Hash {
-    pub fn mechanism(self) -> &'static str {
-        match self {
-            Hash::Sha256 => "SCRAM-SHA-256",
-            Hash::Sha512 => "SCRAM-SHA-512",
-        }
-    }
-
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
-        match self {
-            Hash::Sha256 => {
-                let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
-                m.update(data);
-                m.finalize().into_bytes().to_vec()
-            }
-            Hash::Sha512 => {
-                let mut m = Hmac::<Sha512>::new_from_slice(key).expect("HMAC takes any key");
-                m.update(data);
-                m.finalize().into_bytes().to_vec()
-            }
-        }
-    }
-
-    fn h(self, data: &[u8]) -> Vec<u8> {
-        match self {
-            Hash::Sha256 => Sha256::digest(data).to_vec(),
-            Hash::Sha512 => Sha512::digest(data).to_vec(),
-        }
-    }
-
-    /// Hi(password, salt, iterations): PBKDF2 with this hash's HMAC.
-    pub fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-        match self {
-            Hash::Sha256 => {
-                let mut out = [0u8; 32];
-                pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut out);
-                out.to_vec()
-            }
-            Hash::Sha512 => {
-                let mut out = [0u8; 64];
-                pbkdf2::pbkdf2_hmac::<Sha512>(password, salt, iterations, &mut out);
-                out.to_vec()
-            }
-        }
-    }
-}
 
 /// The credential kept for a salted password (what AlterUserScramCredentials sends):
 /// StoredKey = H(HMAC(SaltedPassword, "Client Key")), ServerKey = HMAC(SaltedPassword,
@@ -270,18 +217,6 @@ fn split_gs2(message: &str) -> Result<(&str, &str), String> {
         return Err("channel binding is not supported".into());
     }
     Ok((header, bare))
-}
-
-/// `k=v,k=v` attributes (the first character is the key).
-fn attributes(text: &str) -> BTreeMap<char, String> {
-    text.split(',')
-        .filter_map(|a| {
-            let mut chars = a.chars();
-            let key = chars.next()?;
-            let rest = chars.as_str().strip_prefix('=')?;
-            Some((key, rest.to_string()))
-        })
-        .collect()
 }
 
 /// A saslname with `=2C` and `=3D` decoded.

@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) async fn brokers(State(rest): State<Rest>, Path(cluster): Path<String>) -> Answer {
     check_cluster(&rest, &cluster)?;
-    let conn = cli::connect(&rest.bootstrap()).await?;
+    let conn = cli::connect(&rest.target()).await?;
     let m: MetadataResponse = conn
         .call(
             ApiKey::Metadata,

@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) async fn groups(State(rest): State<Rest>, Path(cluster): Path<String>) -> Answer {
     check_cluster(&rest, &cluster)?;
-    let rows = match group_cmd::group_rows(&rest.bootstrap()).await? {
+    let rows = match group_cmd::group_rows(&rest.target()).await? {
         Ok(rows) => rows,
         Err(code) => return Err(refused(code, None)),
     };
@@ -36,7 +36,7 @@ pub(super) async fn groups(State(rest): State<Rest>, Path(cluster): Path<String>
 
 /// A consumer group described, or the failure to answer with.
 async fn described_group(rest: &Rest, group: &str) -> Result<group_cmd::Description, Failure> {
-    match group_cmd::describe_group(&rest.bootstrap(), group).await? {
+    match group_cmd::describe_group(&rest.target(), group).await? {
         Ok(d) => Ok(d),
         Err(group_cmd::NotDescribed::Refused(code, message)) => {
             Err(refused(code, message.as_deref()))

@@ -39,7 +39,7 @@ use serde_json::{json, Value};
 use sluice_broker::Broker;
 
 use crate::admin_client::Brokers;
-use crate::cli::{self, s};
+use crate::cli::{self, s, Target};
 use crate::{group_cmd, queue_cmd, topic_cmd, transaction_cmd};
 
 /// What the REST handlers share: the broker (for its cluster id and address).
@@ -49,10 +49,10 @@ pub struct Rest {
 }
 
 impl Rest {
-    /// This broker's Kafka listener, which the handlers are clients of.
-    fn bootstrap(&self) -> String {
+    /// This broker's inter-broker listener, which the handlers are clients of.
+    fn target(&self) -> Target {
         let info = self.broker.config.broker_info();
-        format!("{}:{}", info.host, info.port)
+        Target::plaintext(format!("{}:{}", info.host, info.port))
     }
 
     fn cluster_id(&self) -> String {
@@ -178,7 +178,7 @@ async fn metadata_of(
     rest: &Rest,
     topic: &str,
 ) -> Result<(MetadataResponse, Vec<(i32, i32)>), Failure> {
-    let conn = cli::connect(&rest.bootstrap()).await?;
+    let conn = cli::connect(&rest.target()).await?;
     let request = MetadataRequest::default()
         .with_allow_auto_topic_creation(false)
         .with_topics(Some(vec![

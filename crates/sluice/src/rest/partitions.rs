@@ -8,7 +8,7 @@ pub(super) async fn partitions(
     Path((cluster, topic)): Path<(String, String)>,
 ) -> Answer {
     check_cluster(&rest, &cluster)?;
-    let found = topic_cmd::describe_topics(&rest.bootstrap(), std::slice::from_ref(&topic)).await?;
+    let found = topic_cmd::describe_topics(&rest.target(), std::slice::from_ref(&topic)).await?;
     let d = match found.into_iter().next() {
         Some((_, Ok(d))) => d,
         Some((_, Err(code))) => return Err(refused(code, None)),

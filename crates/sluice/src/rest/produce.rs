@@ -152,7 +152,7 @@ pub(super) async fn produce(
         &header_refs,
     );
     sluice_log::batch::seal_batch(&mut batch, 1, timestamp, 0);
-    let brokers = Brokers::from(&metadata);
+    let brokers = Brokers::from(&metadata, rest.target().security);
     let conn = brokers.conn(leader).await?;
     let request = ProduceRequest::default()
         .with_acks(-1)

@@ -38,7 +38,7 @@ pub(super) async fn read_records(
     let Some(&(_, leader)) = leaders.iter().find(|(p, _)| *p == partition) else {
         return Err(refused(3, None));
     };
-    let brokers = Brokers::from(&metadata);
+    let brokers = Brokers::from(&metadata, rest.target().security);
     let offset = match q.offset {
         Some(o) => o,
         None => {

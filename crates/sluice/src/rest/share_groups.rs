@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) async fn share_groups(State(rest): State<Rest>, Path(cluster): Path<String>) -> Answer {
     check_cluster(&rest, &cluster)?;
-    let rows = match group_cmd::group_rows(&rest.bootstrap()).await? {
+    let rows = match group_cmd::group_rows(&rest.target()).await? {
         Ok(rows) => rows,
         Err(code) => return Err(refused(code, None)),
     };
@@ -37,7 +37,7 @@ pub(super) async fn share_group(
     Path((cluster, group)): Path<(String, String)>,
 ) -> Answer {
     check_cluster(&rest, &cluster)?;
-    let Some(q) = queue_cmd::describe_queue(&rest.bootstrap(), &group, &[]).await? else {
+    let Some(q) = queue_cmd::describe_queue(&rest.target(), &group, &[]).await? else {
         return Err(Failure(
             StatusCode::NOT_FOUND,
             40404,

@@ -22,7 +22,7 @@ fn topic_data(cluster: &str, name: &str, internal: bool, rf: usize, partitions: 
 
 pub(super) async fn topics(State(rest): State<Rest>, Path(cluster): Path<String>) -> Answer {
     check_cluster(&rest, &cluster)?;
-    let rows = topic_cmd::topic_rows(&rest.bootstrap()).await?;
+    let rows = topic_cmd::topic_rows(&rest.target()).await?;
     let data: Vec<Value> = rows
         .iter()
         .map(|t| {
@@ -67,7 +67,7 @@ pub(super) async fn create_topic(
     let t: NewTopic = body(&raw)?;
     let configs: Vec<(String, String)> = t.configs.into_iter().map(|c| (c.name, c.value)).collect();
     let created = topic_cmd::create_topic(
-        &rest.bootstrap(),
+        &rest.target(),
         &t.topic_name,
         t.partitions_count.unwrap_or(-1),
         t.replication_factor.unwrap_or(-1),
@@ -82,7 +82,7 @@ pub(super) async fn create_topic(
 }
 
 async fn describe(rest: &Rest, cluster: &str, name: &str) -> Result<Value, Failure> {
-    let found = topic_cmd::describe_topics(&rest.bootstrap(), &[name.to_string()]).await?;
+    let found = topic_cmd::describe_topics(&rest.target(), &[name.to_string()]).await?;
     match found.into_iter().next() {
         Some((_, Ok(d))) => {
             let rf = d.partitions.first().map_or(0, |p| p.replicas.len());
@@ -112,7 +112,7 @@ pub(super) async fn delete_topic(
     Path((cluster, name)): Path<(String, String)>,
 ) -> Answer {
     check_cluster(&rest, &cluster)?;
-    let outcome = topic_cmd::delete_topics(&rest.bootstrap(), std::slice::from_ref(&name)).await?;
+    let outcome = topic_cmd::delete_topics(&rest.target(), std::slice::from_ref(&name)).await?;
     match outcome.into_iter().next() {
         Some((_, Ok(()))) => Ok(StatusCode::NO_CONTENT.into_response()),
         Some((_, Err((code, message)))) => Err(refused(code, message.as_deref())),

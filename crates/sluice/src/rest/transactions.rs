@@ -6,7 +6,7 @@ use super::*;
 /// shows).
 pub(super) async fn transactions(State(rest): State<Rest>, Path(cluster): Path<String>) -> Answer {
     check_cluster(&rest, &cluster)?;
-    let rows = match transaction_cmd::transaction_rows(&rest.bootstrap(), &[], None).await? {
+    let rows = match transaction_cmd::transaction_rows(&rest.target(), &[], None).await? {
         Ok(rows) => rows,
         Err((_, code)) => return Err(refused(code, None)),
     };
