@@ -165,6 +165,27 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "how long a failed authentication waits before its answer (and the connection's close)",
     ),
     (
+        "sasl.mechanism.inter.broker.protocol",
+        "PLAIN",
+        ConfigType::String,
+        Range::Any,
+        "the SASL mechanism this broker logs in with on a SASL inter-broker listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)",
+    ),
+    (
+        "sasl.jaas.config",
+        "",
+        ConfigType::String,
+        Range::Any,
+        "this broker's login on a SASL inter-broker listener, as Kafka writes it: ...LoginModule required username=\"broker\" password=\"...\"; (never shown by DescribeConfigs)",
+    ),
+    (
+        "ssl.endpoint.identification.algorithm",
+        "https",
+        ConfigType::String,
+        Range::Any,
+        "https: a broker connecting to another over TLS checks that the certificate names the address it connects to; empty: it does not",
+    ),
+    (
         "ssl.keystore.type",
         "PEM",
         ConfigType::String,
@@ -557,6 +578,57 @@ pub fn validate_value(
 
 /// The TLS settings make sense for the listeners: a keystore where a listener uses TLS, known
 /// values for the client-auth and protocol settings, PEM stores.
+/// Settings whose values are secrets.
+const SECRET_SETTINGS: &[&str] = &["sasl.jaas.config"];
+
+/// How this broker reaches the inter-broker listener of the others: TLS trusting
+/// `ssl.truststore.location` and presenting `ssl.keystore.location` (for listeners that ask
+/// for a certificate), and on SASL listeners the login of `sasl.jaas.config` with
+/// `sasl.mechanism.inter.broker.protocol`.
+fn inter_broker_security(
+    settings: &BTreeMap<String, String>,
+    protocol: crate::listeners::SecurityProtocol,
+) -> Result<sluice_client::ClientSecurity, String> {
+    let value = |name: &str| settings.get(name).cloned().unwrap_or_default();
+    let mut props = BTreeMap::from([
+        ("security.protocol".to_string(), protocol.name().to_string()),
+        (
+            "sasl.mechanism".to_string(),
+            settings
+                .get("sasl.mechanism.inter.broker.protocol")
+                .cloned()
+                .unwrap_or_else(|| "PLAIN".into()),
+        ),
+        ("sasl.jaas.config".to_string(), value("sasl.jaas.config")),
+        (
+            "ssl.truststore.location".to_string(),
+            value("ssl.truststore.location"),
+        ),
+        (
+            "ssl.endpoint.identification.algorithm".to_string(),
+            settings
+                .get("ssl.endpoint.identification.algorithm")
+                .cloned()
+                .unwrap_or_else(|| "https".into()),
+        ),
+    ]);
+    if protocol.tls() && value("ssl.client.auth") != "none" && !value("ssl.client.auth").is_empty()
+    {
+        props.insert(
+            "ssl.keystore.location".into(),
+            value("ssl.keystore.location"),
+        );
+    }
+    if protocol.sasl() && value("sasl.jaas.config").is_empty() {
+        return Err(format!(
+            "the inter-broker listener is {}: set sasl.jaas.config to this broker's login (username=\"...\" password=\"...\") and its principal in super.users",
+            protocol.name()
+        ));
+    }
+    sluice_client::ClientSecurity::from_properties(&props)
+        .map_err(|e| format!("the inter-broker listener's client settings: {e:#}"))
+}
+
 fn check_ssl_settings(
     settings: &BTreeMap<String, String>,
     listeners: &[crate::listeners::Listener],
@@ -638,6 +710,8 @@ pub struct BrokerConfig {
     pub listeners: Vec<crate::listeners::Listener>,
     /// The listener brokers use to reach each other (an index into `listeners`).
     pub inter_broker_listener: usize,
+    /// How this broker connects to the others' inter-broker listener (TLS, its login).
+    pub inter_broker_security: std::sync::Arc<sluice_client::ClientSecurity>,
     pub data_dir: PathBuf,
     /// Settings from the config file, by Kafka name (validated).
     settings: BTreeMap<String, String>,
@@ -682,14 +756,9 @@ impl BrokerConfig {
             advertised,
         )?;
         let inter = &listeners[inter_broker_listener];
-        if inter.protocol != crate::listeners::SecurityProtocol::Plaintext {
-            return Err(format!(
-                "inter.broker.listener.name: listener {} is {}; brokers reach each other over PLAINTEXT only so far",
-                inter.name,
-                inter.protocol.name()
-            ));
-        }
         check_ssl_settings(&settings, &listeners)?;
+        let inter_broker_security =
+            std::sync::Arc::new(inter_broker_security(&settings, inter.protocol)?);
         for m in value("sasl.enabled.mechanisms").split(',').map(str::trim) {
             if !m.is_empty() && crate::auth::Mechanism::parse(m).is_none() {
                 return Err(format!(
@@ -702,6 +771,7 @@ impl BrokerConfig {
             listen: inter.bind,
             advertised: inter.advertised.clone(),
             inter_broker_listener,
+            inter_broker_security,
             listeners,
             data_dir,
             settings,
@@ -970,6 +1040,8 @@ impl BrokerConfig {
         let broker_only = BROKER_SETTINGS.iter().map(|s| (s.0, s.2));
         topic_defaults
             .chain(broker_only)
+            // Secrets are not for anyone who can ask (Kafka answers them as sensitive, empty).
+            .filter(|(name, _)| !SECRET_SETTINGS.contains(name))
             .map(|(name, kind)| {
                 let source = if self.settings.contains_key(name) {
                     ConfigSource::StaticBroker

@@ -73,19 +73,22 @@ impl Conn {
         Ok(Arc::new(conn))
     }
 
-    /// A connection to `host`:`port` that negotiates nothing: its requests name their
+    /// A connection to another broker's inter-broker listener at `host`:`port`, secured as
+    /// `security` says (TLS, SASL login), that negotiates nothing: its requests name their
     /// versions (`call_at`). What brokers use between themselves, as `client_id`.
-    pub async fn connect_plain(host: &str, port: u16, client_id: String) -> anyhow::Result<Conn> {
+    pub async fn connect_broker(
+        host: &str,
+        port: u16,
+        client_id: String,
+        security: &ClientSecurity,
+    ) -> anyhow::Result<Conn> {
+        let addr = format!("{host}:{port}");
         let stream = TcpStream::connect((host, port))
             .await
-            .with_context(|| format!("cannot connect to {host}:{port}"))?;
-        Conn::over(
-            stream,
-            &format!("{host}:{port}"),
-            client_id,
-            &ClientSecurity::plaintext(),
-        )
-        .await
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        let conn = Conn::over(stream, &addr, client_id, security).await?;
+        conn.log_in(security).await?;
+        Ok(conn)
     }
 
     /// Starts the reader of a connected stream, after the TLS handshake if `security` has one.

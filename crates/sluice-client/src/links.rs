@@ -4,13 +4,14 @@
 //! kept for the next request to the same broker.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use parking_lot::Mutex;
 
-use crate::Conn;
+use crate::{ClientSecurity, Conn};
 
 /// A request's whole round trip, a connect included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -22,14 +23,17 @@ pub type Address = (String, u16);
 
 pub struct BrokerLinks {
     client_id: String,
+    security: Arc<ClientSecurity>,
     idle: Mutex<HashMap<Address, Vec<Conn>>>,
 }
 
 impl BrokerLinks {
-    /// Links whose requests name `client_id` (a broker names itself).
-    pub fn new(client_id: String) -> BrokerLinks {
+    /// Links whose requests name `client_id` (a broker names itself), secured as the
+    /// inter-broker listener asks.
+    pub fn new(client_id: String, security: Arc<ClientSecurity>) -> BrokerLinks {
         BrokerLinks {
             client_id,
+            security,
             idle: Mutex::new(HashMap::new()),
         }
     }
@@ -52,7 +56,8 @@ impl BrokerLinks {
                     return Ok(answer);
                 }
             }
-            let fresh = Conn::connect_plain(&to.0, to.1, self.client_id.clone()).await?;
+            let fresh =
+                Conn::connect_broker(&to.0, to.1, self.client_id.clone(), &self.security).await?;
             let answer = fresh.call_at(api, version, body).await?;
             self.keep(to, fresh);
             Ok::<_, anyhow::Error>(answer)
@@ -88,12 +93,13 @@ impl BrokerLinks {
 pub async fn call_once<Req: Encodable, Resp: Decodable>(
     to: &Address,
     client_id: String,
+    security: &ClientSecurity,
     api: ApiKey,
     version: i16,
     body: &Req,
 ) -> Result<Resp, String> {
     tokio::time::timeout(CALL_TIMEOUT, async {
-        let conn = Conn::connect_plain(&to.0, to.1, client_id).await?;
+        let conn = Conn::connect_broker(&to.0, to.1, client_id, security).await?;
         conn.call_at(api, version, body).await
     })
     .await
@@ -146,7 +152,7 @@ mod tests {
     #[tokio::test]
     async fn a_kept_connection_that_died_is_replaced() {
         let (to, accepted) = one_answer_per_connection().await;
-        let links = BrokerLinks::new("test".into());
+        let links = BrokerLinks::new("test".into(), Arc::new(ClientSecurity::plaintext()));
         for _ in 0..3 {
             let r: ApiVersionsResponse = links
                 .call(&to, ApiKey::ApiVersions, 0, &ApiVersionsRequest::default())

@@ -11,7 +11,10 @@ use sluice_cluster::BrokerInfo;
 
 const ALTER_PARTITION_VERSION: i16 = 2;
 
-pub struct AlterPartitionLink;
+pub struct AlterPartitionLink {
+    /// How this broker reaches the controller's inter-broker listener.
+    pub security: std::sync::Arc<sluice_client::ClientSecurity>,
+}
 
 impl AlterPartitionPort for AlterPartitionLink {
     fn alter_partition<'a>(
@@ -44,6 +47,7 @@ impl AlterPartitionPort for AlterPartitionLink {
             let response: AlterPartitionResponse = sluice_client::call_once(
                 &(to.host.clone(), to.port),
                 crate::forward::client_id(me),
+                &self.security,
                 ApiKey::AlterPartition,
                 ALTER_PARTITION_VERSION,
                 &request,

@@ -97,7 +97,10 @@ pub fn dispatch(
         return handlers::refusal::refuse(&reply, &mut body).map(handlers::ready);
     }
     if let Some(controller) = needs_forwarding(ctx, &reply, &body) {
-        return Ok(crate::forward::to_controller(controller, api, original));
+        let security = ctx.broker.config.inter_broker_security.clone();
+        return Ok(crate::forward::to_controller(
+            controller, security, api, original,
+        ));
     }
     handlers::serve(ctx, reply, &mut body)
 }

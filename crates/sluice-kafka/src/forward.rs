@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
     CreateTopicsResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use sluice_client::{call_once, BrokerLinks, Conn};
+use sluice_client::{call_once, BrokerLinks, ClientSecurity, Conn};
 use tracing::debug;
 
 use crate::reply::{Response, ResponseFuture};
@@ -53,10 +53,16 @@ pub fn controller_elsewhere(ctx: &Context) -> Option<(String, u16)> {
 /// Sends `frame` (a request without its size prefix) to the controller and answers with its
 /// response. If the controller cannot be reached the connection is closed, so the client
 /// retries elsewhere, as after any broker failure.
-pub fn to_controller(to: (String, u16), api: ApiKey, frame: Bytes) -> ResponseFuture {
+pub fn to_controller(
+    to: (String, u16),
+    security: std::sync::Arc<ClientSecurity>,
+    api: ApiKey,
+    frame: Bytes,
+) -> ResponseFuture {
     Box::pin(async move {
         let round_trip = async {
-            let conn = Conn::connect_plain(&to.0, to.1, "sluice-forward".into()).await?;
+            let conn =
+                Conn::connect_broker(&to.0, to.1, "sluice-forward".into(), &security).await?;
             conn.forward(&frame).await
         };
         match tokio::time::timeout(FORWARD_TIMEOUT, round_trip).await {
@@ -78,6 +84,7 @@ pub fn to_controller(to: (String, u16), api: ApiKey, frame: Bytes) -> ResponseFu
 pub async fn create_topic_at_controller(
     to: &(String, u16),
     node_id: i32,
+    security: &ClientSecurity,
     topic: &str,
 ) -> Result<(), String> {
     const TOPIC_ALREADY_EXISTS: i16 = 36;
@@ -87,8 +94,15 @@ pub async fn create_topic_at_controller(
             .with_num_partitions(-1)
             .with_replication_factor(-1)])
         .with_timeout_ms(FORWARD_TIMEOUT.as_millis() as i32);
-    let response: CreateTopicsResponse =
-        call_once(to, client_id(node_id), ApiKey::CreateTopics, 5, &body).await?;
+    let response: CreateTopicsResponse = call_once(
+        to,
+        client_id(node_id),
+        security,
+        ApiKey::CreateTopics,
+        5,
+        &body,
+    )
+    .await?;
     match response.topics.first().map(|t| t.error_code) {
         Some(0) | Some(TOPIC_ALREADY_EXISTS) => Ok(()),
         Some(code) => Err(format!("the controller answered error code {code}")),
@@ -118,13 +132,19 @@ impl sluice_broker::BlockSource for ControllerBlocks {
             let request = AllocateProducerIdsRequest::default()
                 .with_broker_id(BrokerId(me))
                 .with_broker_epoch(-1);
-            let response: AllocateProducerIdsResponse =
-                call_once(&to, client_id(me), ApiKey::AllocateProducerIds, 0, &request)
-                    .await
-                    .map_err(|e| {
-                        debug!(error = %e, "could not reach the controller for producer ids");
-                        BrokerError::CoordinatorNotAvailable
-                    })?;
+            let response: AllocateProducerIdsResponse = call_once(
+                &to,
+                client_id(me),
+                &broker.config.inter_broker_security,
+                ApiKey::AllocateProducerIds,
+                0,
+                &request,
+            )
+            .await
+            .map_err(|e| {
+                debug!(error = %e, "could not reach the controller for producer ids");
+                BrokerError::CoordinatorNotAvailable
+            })?;
             if response.error_code != 0 || response.producer_id_len <= 0 {
                 debug!(
                     code = response.error_code,
@@ -335,6 +355,7 @@ impl sluice_broker::share::ShareStateRemote for ShareCoordinators {
             let _: FindCoordinatorResponse = call_once(
                 &to,
                 client_id(broker.config.node_id),
+                &broker.config.inter_broker_security,
                 ApiKey::FindCoordinator,
                 4,
                 &request,

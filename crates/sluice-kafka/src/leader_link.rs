@@ -37,6 +37,8 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Opens this broker's (`me`) links to its leaders.
 pub struct LeaderLinks {
     pub me: i32,
+    /// How this broker reaches the leaders' inter-broker listener.
+    pub security: std::sync::Arc<sluice_client::ClientSecurity>,
 }
 
 impl LeaderPort for LeaderLinks {
@@ -46,7 +48,7 @@ impl LeaderPort for LeaderLinks {
     ) -> BoxFuture<'a, io::Result<Box<dyn LeaderLink>>> {
         async move {
             let client_id = format!("sluice-replica-{}", self.me);
-            let conn = Conn::connect_plain(&leader.host, leader.port, client_id)
+            let conn = Conn::connect_broker(&leader.host, leader.port, client_id, &self.security)
                 .await
                 .map_err(io::Error::other)?;
             Ok(Box::new(Link { conn, me: self.me }) as Box<dyn LeaderLink>)

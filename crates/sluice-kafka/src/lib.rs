@@ -125,9 +125,11 @@ pub async fn serve(
         None
     };
     // Kept connections to other brokers, for the requests this broker sends them itself.
-    let links = Arc::new(sluice_client::BrokerLinks::new(forward::client_id(
-        broker.config.node_id,
-    )));
+    let inter_broker = broker.config.inter_broker_security.clone();
+    let links = Arc::new(sluice_client::BrokerLinks::new(
+        forward::client_id(broker.config.node_id),
+        inter_broker.clone(),
+    ));
     broker
         .producer_ids
         .set_controller_source(Arc::new(forward::ControllerBlocks {
@@ -146,13 +148,16 @@ pub async fn serve(
         broker.replicas.clone(),
         Arc::new(leader_link::LeaderLinks {
             me: broker.config.node_id,
+            security: inter_broker.clone(),
         }),
         shutdown.clone(),
     ));
     tokio::spawn(sluice_broker::isr_tracker::run(
         broker.replicas.clone(),
         broker.admin.clone(),
-        Arc::new(alter_partition_link::AlterPartitionLink),
+        Arc::new(alter_partition_link::AlterPartitionLink {
+            security: inter_broker,
+        }),
         shutdown.clone(),
     ));
     let ctx = Arc::new(Context::new(broker));

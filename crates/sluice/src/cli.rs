@@ -49,16 +49,6 @@ pub struct Target {
     pub security: Arc<ClientSecurity>,
 }
 
-impl Target {
-    /// A PLAINTEXT listener (the REST API asking its own broker).
-    pub fn plaintext(bootstrap: String) -> Target {
-        Target {
-            bootstrap,
-            security: Arc::new(ClientSecurity::plaintext()),
-        }
-    }
-}
-
 pub async fn connect(target: &Target) -> anyhow::Result<Arc<Conn>> {
     Conn::connect_with(&target.bootstrap, &target.security)
         .await

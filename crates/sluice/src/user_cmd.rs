@@ -14,6 +14,7 @@ use kafka_protocol::messages::{
 use sluice_broker::auth::Hash;
 use sluice_broker::scram_users::{mechanism_number, MAX_ITERATIONS, MIN_ITERATIONS};
 
+use crate::admin_client::AdminClient;
 use crate::cli::{self, s, Common, Output, Status};
 
 #[derive(clap::Subcommand, Debug)]
@@ -86,7 +87,15 @@ async fn alter(
     what: &str,
     request: AlterUserScramCredentialsRequest,
 ) -> anyhow::Result<Status> {
-    let conn = cli::connect(&common.target()?).await?;
+    // Sent to the controller itself (as Kafka's admin clients did before KIP-590): a user
+    // that brokers need to reach each other can be made before they can.
+    let admin = AdminClient::connect(&common.target()?).await?;
+    let controller = admin.metadata.controller_id.0;
+    let conn = if controller >= 0 {
+        admin.brokers.conn(controller).await?
+    } else {
+        admin.via.clone()
+    };
     let r: AlterUserScramCredentialsResponse = conn
         .call_at(ApiKey::AlterUserScramCredentials, 0, &request)
         .await?;

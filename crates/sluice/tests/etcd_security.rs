@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::cluster::{metadata, wait_until, Etcd, Secure};
+use common::cluster::{metadata, wait_until, Etcd};
 use common::secure::{Ca, Files};
 use common::Broker;
-use rcgen::ExtendedKeyUsagePurpose;
 
 /// A broker (node `id`) of cluster "secured" at `etcd`, with `flags`; not started.
 fn member(etcd: &Etcd, id: i32, flags: &[String]) -> Broker {
@@ -46,46 +45,7 @@ fn refused_start(b: &mut Broker) -> String {
 fn brokers_join_an_etcd_that_requires_tls_client_certificates() {
     let ca = Ca::new("etcd CA");
     let files = Files::new();
-    let (cert, key) = ca.sign(
-        "etcd",
-        &["localhost", "127.0.0.1"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
-    let server_cert = files.write("etcd.pem", &cert);
-    let server_key = files.write("etcd.key", &key);
-    let ca_file = files.write("ca.pem", &ca.pem());
-    let (cert, key) = ca.sign("broker", &[], ExtendedKeyUsagePurpose::ClientAuth);
-    let client_cert = files.write("broker.pem", &cert);
-    let client_key = files.write("broker.key", &key);
-    let path = |p: &std::path::Path| p.display().to_string();
-    let etcd = Etcd::start_secure(Secure {
-        server_args: vec![
-            "--cert-file".into(),
-            path(&server_cert),
-            "--key-file".into(),
-            path(&server_key),
-            "--client-cert-auth".into(),
-            "--trusted-ca-file".into(),
-            path(&ca_file),
-        ],
-        client_args: vec![
-            "--cacert".into(),
-            path(&ca_file),
-            "--cert".into(),
-            path(&client_cert),
-            "--key".into(),
-            path(&client_key),
-        ],
-        tls: true,
-    });
-    let flags = vec![
-        "--etcd-cacert".to_string(),
-        path(&ca_file),
-        "--etcd-cert".to_string(),
-        path(&client_cert),
-        "--etcd-key".to_string(),
-        path(&client_key),
-    ];
+    let (etcd, flags) = common::secure::etcd_requiring_client_certificates(&ca, &files);
     let mut brokers: Vec<Broker> = (1..=2).map(|id| member(&etcd, id, &flags)).collect();
     for b in &mut brokers {
         b.restart();

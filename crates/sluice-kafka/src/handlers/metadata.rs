@@ -140,6 +140,7 @@ fn auto_create(ctx: &Context, name: &str) -> Result<(), BrokerError> {
     let asked = futures::executor::block_on(crate::forward::create_topic_at_controller(
         &controller,
         ctx.broker.config.node_id,
+        &ctx.broker.config.inter_broker_security,
         name,
     ));
     if let Err(e) = asked {

@@ -49,10 +49,14 @@ pub struct Rest {
 }
 
 impl Rest {
-    /// This broker's inter-broker listener, which the handlers are clients of.
+    /// This broker's inter-broker listener, which the handlers are clients of (as the
+    /// broker connects to others: its TLS settings and login).
     fn target(&self) -> Target {
         let info = self.broker.config.broker_info();
-        Target::plaintext(format!("{}:{}", info.host, info.port))
+        Target {
+            bootstrap: format!("{}:{}", info.host, info.port),
+            security: self.broker.config.inter_broker_security.clone(),
+        }
     }
 
     fn cluster_id(&self) -> String {

@@ -90,9 +90,18 @@ impl Broker {
     /// Starts a broker whose settings name its own Kafka port (`listeners`, say):
     /// `settings(port)` is its config file.
     pub fn start_naming_port(settings: impl FnOnce(u16) -> String) -> Broker {
-        let mut b = Broker::unstarted("", Vec::new());
-        std::fs::write(b.config_file.as_ref().unwrap(), settings(b.port)).unwrap();
+        let mut b = Broker::unstarted_naming_port(settings, Vec::new());
         b.restart();
+        b
+    }
+
+    /// `unstarted`, with settings that name the broker's own port (`listeners`).
+    pub fn unstarted_naming_port(
+        settings: impl FnOnce(u16) -> String,
+        extra_args: Vec<String>,
+    ) -> Broker {
+        let b = Broker::unstarted("", extra_args);
+        std::fs::write(b.config_file.as_ref().unwrap(), settings(b.port)).unwrap();
         b
     }
 

@@ -102,3 +102,53 @@ pub fn values(json: &serde_json::Value) -> Vec<String> {
 pub fn expected() -> Vec<String> {
     (0..5).map(|i| format!("v-{i}")).collect()
 }
+
+/// An etcd that speaks only TLS and requires a client certificate signed by `ca`, and the
+/// `sluice serve` flags that reach it (`--etcd-cacert`, `--etcd-cert`, `--etcd-key`: the
+/// first two alone leave out the certificate).
+pub fn etcd_requiring_client_certificates(
+    ca: &Ca,
+    files: &Files,
+) -> (super::cluster::Etcd, Vec<String>) {
+    let (cert, key) = ca.sign(
+        "etcd",
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let server_cert = files.write("etcd-server.pem", &cert);
+    let server_key = files.write("etcd-server.key", &key);
+    let ca_file = files.write("etcd-ca.pem", &ca.pem());
+    let (cert, key) = ca.sign("broker", &[], ExtendedKeyUsagePurpose::ClientAuth);
+    let client_cert = files.write("etcd-client.pem", &cert);
+    let client_key = files.write("etcd-client.key", &key);
+    let path = |p: &std::path::Path| p.display().to_string();
+    let etcd = super::cluster::Etcd::start_secure(super::cluster::Secure {
+        server_args: vec![
+            "--cert-file".into(),
+            path(&server_cert),
+            "--key-file".into(),
+            path(&server_key),
+            "--client-cert-auth".into(),
+            "--trusted-ca-file".into(),
+            path(&ca_file),
+        ],
+        client_args: vec![
+            "--cacert".into(),
+            path(&ca_file),
+            "--cert".into(),
+            path(&client_cert),
+            "--key".into(),
+            path(&client_key),
+        ],
+        tls: true,
+    });
+    let flags = vec![
+        "--etcd-cacert".to_string(),
+        path(&ca_file),
+        "--etcd-cert".to_string(),
+        path(&client_cert),
+        "--etcd-key".to_string(),
+        path(&client_key),
+    ];
+    (etcd, flags)
+}
