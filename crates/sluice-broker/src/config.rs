@@ -186,6 +186,13 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "https: a broker connecting to another over TLS checks that the certificate names the address it connects to; empty: it does not",
     ),
     (
+        "ssl.principal.mapping.rules",
+        "DEFAULT",
+        ConfigType::String,
+        Range::Any,
+        "how a client certificate's subject (RFC 2253: CN=alice,O=Example) becomes its principal on SSL listeners: RULE:pattern/replacement/[LU] rules and DEFAULT (the subject as it is)",
+    ),
+    (
         "ssl.keystore.type",
         "PEM",
         ConfigType::String,
@@ -618,6 +625,11 @@ fn inter_broker_security(
             "ssl.keystore.location".into(),
             value("ssl.keystore.location"),
         );
+    }
+    if protocol == crate::listeners::SecurityProtocol::Ssl
+        && !matches!(value("ssl.client.auth").as_str(), "required" | "requested")
+    {
+        return Err("the inter-broker listener is SSL: set ssl.client.auth to required or requested (brokers are known by their certificates; their principals in super.users)".into());
     }
     if protocol.sasl() && value("sasl.jaas.config").is_empty() {
         return Err(format!(

@@ -5,6 +5,7 @@
 mod admission;
 mod alter_partition_link;
 mod broker_peers;
+mod cert_principal;
 mod connection;
 mod dispatch;
 mod errors;
@@ -40,6 +41,9 @@ pub struct Context {
     super_users: Vec<String>,
     /// The inter-broker listener's name.
     inter_broker_listener: Arc<str>,
+    /// Whether the inter-broker listener authenticates nobody (PLAINTEXT): brokers are then
+    /// known by their registered addresses.
+    inter_broker_unauthenticated: bool,
 }
 
 impl Context {
@@ -56,6 +60,8 @@ impl Context {
             broker_peers: Default::default(),
             super_users: broker.config.super_users(),
             inter_broker_listener: Arc::from(inter_broker.name.as_str()),
+            inter_broker_unauthenticated: inter_broker.protocol
+                == sluice_broker::listeners::SecurityProtocol::Plaintext,
             broker,
         }
     }
@@ -75,15 +81,16 @@ impl Context {
 
     /// Whether `reply`'s request comes from a broker of the cluster, and may be one only
     /// brokers send (AlterPartition, WriteTxnMarkers, a follower's Fetch, ...): a principal
-    /// of `super.users`, or, on the inter-broker listener (unauthenticated: PLAINTEXT for
-    /// now), a connection from a registered broker's address.
+    /// of `super.users`, or, when the inter-broker listener is PLAINTEXT, a connection to it
+    /// from a registered broker's address.
     pub fn from_broker(&self, reply: &reply::Reply) -> bool {
         if let Some(principal) = reply.session.authenticated_principal() {
             if self.super_users.contains(&principal) {
                 return true;
             }
         }
-        reply.listener == self.inter_broker_listener
+        self.inter_broker_unauthenticated
+            && reply.listener == self.inter_broker_listener
             && self
                 .broker_peers
                 .contains(&self.broker.replicas.image(), reply.peer.ip())
@@ -187,12 +194,28 @@ async fn accept(
                     Ok(admitted) => {
                         let (ctx, name, tls) = (ctx.clone(), name.clone(), tls.clone());
                         tokio::spawn(async move {
+                            let session = session::Session::new(name.clone(), protocol);
                             let transport = match tls {
                                 None => connection::Transport::Plain(stream),
                                 Some(tls) => {
                                     let handshake = tls.acceptor().accept(stream);
                                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                                        Ok(Ok(s)) => connection::Transport::Tls(Box::new(s)),
+                                        Ok(Ok(s)) => {
+                                            // On SSL listeners the certificate says who it is (on
+                                            // SASL_SSL the login does).
+                                            match tls.client_principal(s.get_ref().1) {
+                                                Ok(Some(p)) if !protocol.sasl() => {
+                                                    info!(%peer, listener = %name, principal = %p, "authenticated by certificate");
+                                                    session.authenticated_by_certificate(p)
+                                                }
+                                                Ok(_) => {}
+                                                Err(e) => {
+                                                    info!(%peer, listener = %name, error = %e, "TLS client refused");
+                                                    return;
+                                                }
+                                            }
+                                            connection::Transport::Tls(Box::new(s))
+                                        }
                                         Ok(Err(e)) => {
                                             info!(%peer, listener = %name, error = %e, "TLS handshake failed");
                                             return;
@@ -204,8 +227,7 @@ async fn accept(
                                     }
                                 }
                             };
-                            let session = Arc::new(session::Session::new(name, protocol));
-                            connection::run(transport, peer, session, ctx, admitted).await
+                            connection::run(transport, peer, Arc::new(session), ctx, admitted).await
                         });
                     }
                     Err(reason) => {

@@ -92,6 +92,11 @@ impl Session {
         s.exchange.as_mut().map(f)
     }
 
+    /// The client certificate of an SSL connection names `principal`.
+    pub fn authenticated_by_certificate(&self, principal: String) {
+        self.state.lock().principal = Some(principal);
+    }
+
     /// The exchange ended with `user` authenticated.
     pub fn authenticated_as(&self, user: &str) {
         let mut s = self.state.lock();

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
+
+use crate::cert_principal::{subject_dn, PrincipalRules};
 use sluice_broker::BrokerConfig;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
@@ -28,6 +30,8 @@ pub struct TlsSettings {
     /// "none", "requested" or "required".
     pub client_auth: String,
     pub protocols: Vec<String>,
+    /// `ssl.principal.mapping.rules`.
+    pub principal_rules: String,
 }
 
 impl TlsSettings {
@@ -43,6 +47,9 @@ impl TlsSettings {
                 .map(|p| p.trim().to_string())
                 .filter(|p| !p.is_empty())
                 .collect(),
+            principal_rules: config
+                .string_setting("ssl.principal.mapping.rules")
+                .to_string(),
         }
     }
 }
@@ -50,6 +57,7 @@ impl TlsSettings {
 /// The acceptor of a TLS listener, rebuilt when the PEM files change.
 pub struct Tls {
     settings: TlsSettings,
+    rules: PrincipalRules,
     state: Mutex<Loaded>,
 }
 
@@ -65,6 +73,7 @@ impl Tls {
         let acceptor = build(&settings)?;
         let stamps = stamps(&settings);
         Ok(Tls {
+            rules: PrincipalRules::parse(&settings.principal_rules)?,
             settings,
             state: Mutex::new(Loaded {
                 acceptor,
@@ -95,6 +104,27 @@ impl Tls {
             }
         }
         state.acceptor.clone()
+    }
+}
+
+impl Tls {
+    /// The principal of a client certificate checked in the handshake: `User:` and its
+    /// subject as `ssl.principal.mapping.rules` map it; None without a certificate; an error
+    /// when no rule applies (the connection is refused, as Kafka refuses it).
+    pub fn client_principal(
+        &self,
+        connection: &rustls::ServerConnection,
+    ) -> Result<Option<String>, String> {
+        let Some(cert) = connection.peer_certificates().and_then(|c| c.first()) else {
+            return Ok(None);
+        };
+        let dn = subject_dn(cert).ok_or("the client certificate's subject does not parse")?;
+        match self.rules.apply(&dn) {
+            Some(name) => Ok(Some(sluice_broker::auth::principal(&name))),
+            None => Err(format!(
+                "no ssl.principal.mapping.rules rule maps the certificate subject {dn:?}"
+            )),
+        }
     }
 }
 

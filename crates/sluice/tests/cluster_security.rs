@@ -1,5 +1,6 @@
-//! A secured three-broker cluster: brokers reach each other only over a SASL_SSL inter-broker
-//! listener (SCRAM-SHA-512, their principal in super.users), clients use a SASL_SSL listener
+//! A secured three-broker cluster: brokers reach each other only over their inter-broker
+//! listener, SASL_SSL (SCRAM-SHA-512) or SSL with client certificates mapped to a principal
+//! by ssl.principal.mapping.rules (in super.users either way); clients use a SASL_SSL listener
 //! of their own (rdkafka with OpenSSL, SCRAM-SHA-256), and etcd requires TLS client
 //! certificates. Replication, transactions and a leader's SIGKILL work as on PLAINTEXT, and
 //! a client cannot send the brokers' AlterPartition.
@@ -14,7 +15,7 @@ use common::secure::{Ca, Files};
 use common::Broker;
 use kafka_protocol::messages::alter_partition_request::{PartitionData, TopicData};
 use kafka_protocol::messages::{AlterPartitionRequest, AlterPartitionResponse, ApiKey, BrokerId};
-use rcgen::ExtendedKeyUsagePurpose;
+use rcgen::{DnType, ExtendedKeyUsagePurpose};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -31,9 +32,25 @@ struct Member {
     client_port: u16,
 }
 
-fn member(id: i32, etcd: &common::cluster::Etcd, etcd_flags: &[String], files: &Files) -> Member {
+/// How the brokers know each other on their inter-broker listener.
+#[derive(Clone, Copy)]
+enum InterBroker {
+    /// SASL_SSL, logged in as `broker` with SCRAM-SHA-512.
+    Scram,
+    /// SSL with client certificates (CN=broker-N,O=Sluice), mapped to `broker` by
+    /// ssl.principal.mapping.rules.
+    MutualTls,
+}
+
+fn member(
+    id: i32,
+    etcd: &common::cluster::Etcd,
+    etcd_flags: &[String],
+    files: &Files,
+    inter: InterBroker,
+) -> Member {
     let (client_port, broker_port) = (common::free_port(), common::free_port());
-    let keystore = files.path("broker.pem");
+    let keystore = files.path(&format!("broker-{id}.pem"));
     let truststore = files.path("ca.pem");
     let mut args = vec![
         "--node-id".to_string(),
@@ -44,20 +61,26 @@ fn member(id: i32, etcd: &common::cluster::Etcd, etcd_flags: &[String], files: &
         "secured".to_string(),
     ];
     args.extend(etcd_flags.iter().cloned());
+    let inter_settings = match inter {
+        InterBroker::Scram => "\"listener.security.protocol.map\" = \"PLAINTEXT:PLAINTEXT,CLIENT:SASL_SSL,BROKER:SASL_SSL\"\n\
+             \"sasl.mechanism.inter.broker.protocol\" = \"SCRAM-SHA-512\"\n\
+             \"sasl.jaas.config\" = 'org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"broker-pw\";'\n",
+        // Requested, not required: the SASL_SSL client listener shares the setting.
+        InterBroker::MutualTls => "\"listener.security.protocol.map\" = \"PLAINTEXT:PLAINTEXT,CLIENT:SASL_SSL,BROKER:SSL\"\n\
+             \"ssl.client.auth\" = \"requested\"\n\
+             \"ssl.principal.mapping.rules\" = \"RULE:^CN=broker-[0-9]+,O=Sluice$/broker/,DEFAULT\"\n",
+    };
     let broker = Broker::unstarted_naming_port(
         |port| {
             format!(
                 "listeners = \"PLAINTEXT://127.0.0.1:{port},CLIENT://127.0.0.1:{client_port},BROKER://127.0.0.1:{broker_port}\"\n\
-                 \"listener.security.protocol.map\" = \"PLAINTEXT:PLAINTEXT,CLIENT:SASL_SSL,BROKER:SASL_SSL\"\n\
                  \"inter.broker.listener.name\" = \"BROKER\"\n\
                  \"ssl.keystore.location\" = \"{keystore}\"\n\
                  \"ssl.truststore.location\" = \"{truststore}\"\n\
                  \"super.users\" = \"User:broker\"\n\
-                 \"sasl.mechanism.inter.broker.protocol\" = \"SCRAM-SHA-512\"\n\
-                 \"sasl.jaas.config\" = 'org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"broker-pw\";'\n\
                  \"broker.session.timeout.ms\" = 3000\n\
                  \"replica.lag.time.max.ms\" = 3000\n\
-                 \"min.insync.replicas\" = 2\n"
+                 \"min.insync.replicas\" = 2\n{inter_settings}"
             )
         },
         args,
@@ -104,18 +127,36 @@ fn read_all(m: &Member, files: &Files, topic: &str, expected: usize) -> Vec<Stri
 
 #[tokio::test(flavor = "multi_thread")]
 async fn brokers_that_talk_over_sasl_ssl_replicate_commit_transactions_and_fail_over() {
+    secured_cluster_replicates_commits_and_fails_over(InterBroker::Scram).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn brokers_known_by_their_certificates_replicate_commit_transactions_and_fail_over() {
+    secured_cluster_replicates_commits_and_fails_over(InterBroker::MutualTls).await;
+}
+
+async fn secured_cluster_replicates_commits_and_fails_over(inter: InterBroker) {
     let ca = Ca::new("Sluice cluster CA");
     let files = Files::new();
-    let (cert, key) = ca.sign(
-        "broker",
-        &["localhost", "127.0.0.1"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
-    files.write("broker.pem", &format!("{cert}{key}"));
+    for id in 1..=3 {
+        // Server and client: a broker presents it to the brokers it connects to (mTLS).
+        let (cert, key) = ca.sign_as(
+            &[
+                (DnType::OrganizationName, "Sluice"),
+                (DnType::CommonName, &format!("broker-{id}")),
+            ],
+            &["localhost", "127.0.0.1"],
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        );
+        files.write(&format!("broker-{id}.pem"), &format!("{cert}{key}"));
+    }
     files.write("ca.pem", &ca.pem());
     let (etcd, etcd_flags) = common::secure::etcd_requiring_client_certificates(&ca, &files);
     let mut members: Vec<Member> = (1..=3)
-        .map(|id| member(id, &etcd, &etcd_flags, &files))
+        .map(|id| member(id, &etcd, &etcd_flags, &files, inter))
         .collect();
     for m in &mut members {
         m.broker.restart();

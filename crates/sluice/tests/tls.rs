@@ -211,3 +211,95 @@ fn a_certificate_rotated_on_disk_is_served_to_the_next_connection() {
     );
     assert_eq!(code, 0, "{json}");
 }
+
+/// AlterPartition sent over mutual TLS with `cert` (PEM chain and key in one file) to
+/// `port`: the top-level error code, or Err when the connection is refused.
+async fn alter_partition_with(port: u16, ca: &str, cert: &Path) -> Result<i16, String> {
+    use kafka_protocol::messages::{
+        AlterPartitionRequest, AlterPartitionResponse, ApiKey, BrokerId,
+    };
+    let props: std::collections::BTreeMap<String, String> = [
+        ("security.protocol", "SSL"),
+        ("ssl.ca.location", ca),
+        ("ssl.keystore.location", cert.to_str().unwrap()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let security = sluice_client::ClientSecurity::from_properties(&props).unwrap();
+    let conn = sluice_client::Conn::connect_broker("127.0.0.1", port, "test".into(), &security)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let r: AlterPartitionResponse = conn
+        .call_at(
+            ApiKey::AlterPartition,
+            2,
+            &AlterPartitionRequest::default().with_broker_id(BrokerId(1)),
+        )
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    Ok(r.error_code)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificate_subjects_become_principals_by_the_mapping_rules() {
+    use rcgen::DnType;
+    let ca = Ca::new("Sluice test CA");
+    let files = Files::new();
+    // The SSL listener is the inter-broker one: broker-only requests need a super user.
+    let (_broker, ssl_port) = broker_with_ssl(
+        &files,
+        &ca,
+        &format!(
+            "\"ssl.client.auth\" = \"required\"\n\
+             \"ssl.truststore.location\" = \"{}\"\n\
+             \"inter.broker.listener.name\" = \"SSL\"\n\
+             \"ssl.endpoint.identification.algorithm\" = \"\"\n\
+             \"super.users\" = \"User:broker;User:CN=admin\"\n\
+             \"ssl.principal.mapping.rules\" = \"RULE:^CN=([A-Za-z]+),OU=Brokers,O=Sluice$/$1/L, RULE:^CN=(.*),O=Sluice$/$1/, DEFAULT\"\n",
+            files.path("ca.pem")
+        ),
+    );
+    let ca_path = files.path("ca.pem");
+    let client_cert = |name: &str, subject: &[(DnType, &str)]| {
+        let (cert, key) = ca.sign_as(subject, &[], vec![ExtendedKeyUsagePurpose::ClientAuth]);
+        files.write(name, &format!("{cert}{key}"))
+    };
+    // CN=BROKER,OU=Brokers,O=Sluice maps to "broker" (lower-cased): a super user.
+    let broker = client_cert(
+        "b.pem",
+        &[
+            (DnType::OrganizationName, "Sluice"),
+            (DnType::OrganizationalUnitName, "Brokers"),
+            (DnType::CommonName, "BROKER"),
+        ],
+    );
+    // CN=alice,O=Sluice maps to "alice"; CN=admin (no rule matches) stays "CN=admin".
+    let alice = client_cert(
+        "a.pem",
+        &[
+            (DnType::OrganizationName, "Sluice"),
+            (DnType::CommonName, "alice"),
+        ],
+    );
+    let admin = client_cert("admin.pem", &[(DnType::CommonName, "admin")]);
+    const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    let code = alter_partition_with(ssl_port, &ca_path, &broker)
+        .await
+        .unwrap();
+    assert_ne!(
+        code, CLUSTER_AUTHORIZATION_FAILED,
+        "User:broker is a super user"
+    );
+    let code = alter_partition_with(ssl_port, &ca_path, &admin)
+        .await
+        .unwrap();
+    assert_ne!(
+        code, CLUSTER_AUTHORIZATION_FAILED,
+        "User:CN=admin is a super user"
+    );
+    let code = alter_partition_with(ssl_port, &ca_path, &alice)
+        .await
+        .unwrap();
+    assert_eq!(code, CLUSTER_AUTHORIZATION_FAILED, "User:alice is not");
+}

@@ -30,10 +30,25 @@ impl Ca {
         names: &[&str],
         usage: ExtendedKeyUsagePurpose,
     ) -> (String, String) {
+        self.sign_as(&[(DnType::CommonName, cn)], names, vec![usage])
+    }
+
+    /// A certificate whose subject is `subject` (in this order: the most general first, as
+    /// certificates usually have it, `O` before `CN`), for `names`, with these usages.
+    pub fn sign_as(
+        &self,
+        subject: &[(DnType, &str)],
+        names: &[&str],
+        usages: Vec<ExtendedKeyUsagePurpose>,
+    ) -> (String, String) {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![usage];
+        // Without rcgen's default common name, which would come first whatever the order.
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (kind, value) in subject {
+            params.distinguished_name.push(kind.clone(), *value);
+        }
+        params.extended_key_usages = usages;
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
         (cert.pem(), key.serialize_pem())
