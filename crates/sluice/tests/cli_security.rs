@@ -126,6 +126,26 @@ fn every_client_subcommand_and_the_bench_work_over_sasl_ssl_with_a_command_confi
     assert_eq!(code, 0);
     assert!(out.contains("orders"), "{out}");
 
+    // kcat (Debian's, librdkafka 2.0) reads the same file: it checks for SaslHandshake v0
+    // before it logs in with v1.
+    let kcat = Command::new("kcat")
+        .args([
+            "-b", &at, "-F", &cfg, "-C", "-t", "orders", "-e", "-q", "-f", "%s\n",
+        ])
+        .output()
+        .expect("kcat runs");
+    let mut read: Vec<String> = String::from_utf8_lossy(&kcat.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    read.sort();
+    assert_eq!(
+        read,
+        ["one", "three", "two"],
+        "kcat: {}",
+        String::from_utf8_lossy(&kcat.stderr)
+    );
+
     // The bench measures the same listener with the same settings.
     for mode in ["produce", "consume"] {
         let (code, out, err) = secured(

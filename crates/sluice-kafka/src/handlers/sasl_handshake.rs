@@ -1,6 +1,9 @@
 //! SaslHandshake (17): a client on a SASL listener names its mechanism; the answer lists the
-//! enabled ones (`sasl.enabled.mechanisms`). Only v1 is served: the exchange then comes in
-//! SaslAuthenticate requests (v0's raw tokens outside Kafka framing are not read).
+//! enabled ones (`sasl.enabled.mechanisms`). The exchange then comes in SaslAuthenticate
+//! requests. v0 is advertised and answered too, as Kafka does: librdkafka before 2.1 checks
+//! for it before it uses v1 ("SASL Handshake not supported by broker" otherwise); a client
+//! that really speaks v0 and sends its tokens raw, outside Kafka framing, has them read as a
+//! malformed request and its connection closed.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{SaslHandshakeRequest, SaslHandshakeResponse};
@@ -11,7 +14,7 @@ use crate::reply::{Reply, Response};
 use crate::Context;
 
 /// The versions of this API that are advertised (see versions.rs).
-pub const VERSIONS: (i16, i16) = (1, 1);
+pub const VERSIONS: (i16, i16) = (0, 1);
 
 pub fn handle(ctx: &Context, reply: &Reply, req: SaslHandshakeRequest) -> Response {
     let enabled = ctx.broker.config.sasl_mechanisms();
