@@ -174,7 +174,9 @@ impl ServerExchange {
         if attrs.get(&'c').map(String::as_str) != Some(B64.encode(gs2_header).as_str()) {
             return failed("channel binding does not match the first message");
         }
-        if attrs.get(&'r').map(String::as_str) != Some(nonce) {
+        // Ends with, as Kafka checks it: librdkafka before 2.1 sends its own nonce again in
+        // front of the server's (which starts with it); the proof covers what it sent.
+        if !attrs.get(&'r').is_some_and(|r| r.ends_with(nonce)) {
             return failed("the nonce is not the exchange's");
         }
         let (Ok(proof), Ok(stored_key), Ok(server_key)) = (
@@ -298,5 +300,43 @@ mod tests {
         assert!(matches!(x.step(&users, forged.as_bytes()), Step::Failed(_)));
         assert!(password_matches(Hash::Sha512, &credential, b"right"));
         assert!(!password_matches(Hash::Sha512, &credential, b"wrong"));
+    }
+    /// librdkafka before 2.1 repeats its nonce in front of the server's in
+    /// client-final-message; Kafka accepts that (the nonce must end with the server's), and
+    /// so does Sluice. A nonce that does not end with the server's is refused.
+    #[test]
+    fn a_client_final_nonce_that_ends_with_the_servers_is_accepted() {
+        let salt = b"salt-of-the-earth".to_vec();
+        let salted = Hash::Sha256.salted_password(b"pw", &salt, 4096);
+        let credential = credential_from_salted_password(Hash::Sha256, &salt, &salted, 4096);
+        let users: BTreeMap<String, ScramUser> = [(
+            "kcat".to_string(),
+            [("SCRAM-SHA-256".to_string(), credential)].into(),
+        )]
+        .into();
+        let last_with = |repeat: &str, extra: &str| {
+            let mut x = ServerExchange::new(Hash::Sha256);
+            let Step::Challenge(first) = x.step(&users, b"n,,n=kcat,r=cnonce") else {
+                panic!("no challenge")
+            };
+            let first = String::from_utf8(first).unwrap();
+            let nonce = attributes(&first)[&'r'].clone();
+            let without_proof = format!("c=biws,r={repeat}{nonce}{extra}");
+            let auth = format!("n=kcat,r=cnonce,{first},{without_proof}");
+            let client_key = Hash::Sha256.hmac(&salted, b"Client Key");
+            let signature = Hash::Sha256.hmac(&Hash::Sha256.h(&client_key), auth.as_bytes());
+            let proof: Vec<u8> = client_key
+                .iter()
+                .zip(&signature)
+                .map(|(a, b)| a ^ b)
+                .collect();
+            x.step(
+                &users,
+                format!("{without_proof},p={}", B64.encode(proof)).as_bytes(),
+            )
+        };
+        assert!(matches!(last_with("", ""), Step::Done { .. }));
+        assert!(matches!(last_with("cnonce", ""), Step::Done { .. }));
+        assert!(matches!(last_with("", "more"), Step::Failed(_)));
     }
 }
