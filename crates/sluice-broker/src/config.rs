@@ -347,6 +347,13 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "connections the broker accepts at once; beyond it new connections are closed",
     ),
     (
+        "max.connection.creation.rate.per.ip",
+        "2147483647",
+        ConfigType::Int,
+        Range::AtLeast(1),
+        "new connections one IP address may open per second (bursts of as many); beyond it they are closed at once. The default of Kafka's connection_creation_rate IP quota",
+    ),
+    (
         "max.connections.per.ip",
         "2147483647",
         ConfigType::Int,
@@ -922,6 +929,13 @@ impl BrokerConfig {
     pub fn max_connections(&self) -> usize {
         self.int_setting("max.connections", i32::MAX as i64).max(0) as usize
     }
+    /// New connections per second from one address; infinite when not limited.
+    pub fn max_connection_creation_rate_per_ip(&self) -> f64 {
+        match self.int_setting("max.connection.creation.rate.per.ip", i32::MAX as i64) {
+            n if n >= i32::MAX as i64 => f64::INFINITY,
+            n => n.max(1) as f64,
+        }
+    }
     pub fn max_connections_per_ip(&self) -> usize {
         self.int_setting("max.connections.per.ip", i32::MAX as i64)
             .max(0) as usize
@@ -1060,14 +1074,31 @@ impl BrokerConfig {
                 } else {
                     ConfigSource::Default
                 };
-                (
-                    name.to_string(),
-                    self.broker_value(name).to_string(),
-                    source,
-                    kind,
-                )
+                let value = self
+                    .effective_listener_setting(name)
+                    .unwrap_or_else(|| self.broker_value(name).to_string());
+                (name.to_string(), value, source, kind)
             })
             .collect()
+    }
+
+    /// The listener settings as the broker runs them (the `--listen` shorthand included),
+    /// so that tools asking DescribeConfigs see every listener.
+    fn effective_listener_setting(&self, name: &str) -> Option<String> {
+        let each = |f: &dyn Fn(&crate::listeners::Listener) -> String| {
+            self.listeners.iter().map(f).collect::<Vec<_>>().join(",")
+        };
+        Some(match name {
+            "listeners" => each(&|l| format!("{}://{}", l.name, l.bind)),
+            "advertised.listeners" => {
+                each(&|l| format!("{}://{}:{}", l.name, l.advertised.0, l.advertised.1))
+            }
+            "listener.security.protocol.map" => {
+                each(&|l| format!("{}:{}", l.name, l.protocol.name()))
+            }
+            "inter.broker.listener.name" => self.listeners[self.inter_broker_listener].name.clone(),
+            _ => return None,
+        })
     }
 }
 

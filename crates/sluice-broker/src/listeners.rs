@@ -62,6 +62,17 @@ pub struct Listener {
     pub advertised: (String, u16),
 }
 
+impl Listener {
+    /// Whether it takes clients from the network without knowing who they are: bound beyond
+    /// loopback, and neither SASL nor TLS with required client certificates
+    /// (`client_auth` is `ssl.client.auth`).
+    pub fn open_to_anyone(&self, client_auth: &str) -> bool {
+        let authenticated =
+            self.protocol.sasl() || (self.protocol.tls() && client_auth == "required");
+        !self.bind.ip().is_loopback() && !authenticated
+    }
+}
+
 /// The settings that describe listeners, by their Kafka names (empty: not set).
 pub struct ListenerSettings<'a> {
     pub listeners: &'a str,

@@ -1,5 +1,7 @@
 //! Connection limits: `max.connections` broker-wide and `max.connections.per.ip` (with
-//! per-address overrides). A connection over a limit is closed as soon as it is accepted, as
+//! per-address overrides), and new connections per second from one address
+//! (`max.connection.creation.rate.per.ip`, the default of Kafka's `connection_creation_rate`
+//! IP quota, KIP-612). A connection over a limit is closed as soon as it is accepted, as
 //! Kafka closes connections over its per-IP quota. A broker's connection on the inter-broker
 //! listener is always admitted (counted, never refused): clients that take every place
 //! cannot cut brokers off from each other (Kafka's KIP-402).
@@ -7,6 +9,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use sluice_broker::BrokerConfig;
@@ -15,13 +18,25 @@ pub struct Admission {
     max: usize,
     max_per_ip: usize,
     overrides: HashMap<IpAddr, usize>,
+    /// New connections per second one address may open (a token bucket of as many).
+    creation_rate: f64,
     open: Mutex<Counts>,
 }
+
+/// Tokens left for new connections from one address, as of `at`.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Buckets kept before the full ones (addresses that have not connected lately) are dropped.
+const BUCKETS_BEFORE_PRUNING: usize = 4096;
 
 #[derive(Default)]
 struct Counts {
     total: usize,
     per_ip: HashMap<IpAddr, usize>,
+    buckets: HashMap<IpAddr, Bucket>,
 }
 
 /// A connection's place under the limits, given back when it is dropped.
@@ -39,6 +54,7 @@ impl Admission {
                 .max_connections_per_ip_overrides()
                 .into_iter()
                 .collect(),
+            creation_rate: config.max_connection_creation_rate_per_ip(),
             open: Mutex::new(Counts::default()),
         }
     }
@@ -65,9 +81,10 @@ impl Admission {
         })
     }
 
-    /// Ok if one more connection from `ip` fits the limits, or why not.
+    /// Ok if one more connection from `ip` fits the limits, or why not. Takes a token of
+    /// `ip`'s creation rate when the counts allow it (a refused connection takes none).
     fn within_limits(&self, ip: IpAddr) -> Result<(), String> {
-        let open = self.open.lock();
+        let mut open = self.open.lock();
         if open.total >= self.max {
             return Err(format!("{} connections open (max.connections)", open.total));
         }
@@ -78,6 +95,38 @@ impl Admission {
                 "{from_ip} connections open from {ip} (max.connections.per.ip)"
             ));
         }
+        self.take_creation_token(&mut open.buckets, ip)
+    }
+
+    fn take_creation_token(
+        &self,
+        buckets: &mut HashMap<IpAddr, Bucket>,
+        ip: IpAddr,
+    ) -> Result<(), String> {
+        if !self.creation_rate.is_finite() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let capacity = self.creation_rate.max(1.0);
+        let refill = |b: &Bucket| {
+            (b.tokens + now.duration_since(b.at).as_secs_f64() * self.creation_rate).min(capacity)
+        };
+        if buckets.len() >= BUCKETS_BEFORE_PRUNING && !buckets.contains_key(&ip) {
+            buckets.retain(|_, b| refill(b) < capacity);
+        }
+        let bucket = buckets.entry(ip).or_insert(Bucket {
+            tokens: capacity,
+            at: now,
+        });
+        bucket.tokens = refill(bucket);
+        bucket.at = now;
+        if bucket.tokens < 1.0 {
+            return Err(format!(
+                "{ip} opens connections faster than {} per second (max.connection.creation.rate.per.ip)",
+                self.creation_rate
+            ));
+        }
+        bucket.tokens -= 1.0;
         Ok(())
     }
 }

@@ -5,9 +5,78 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
+use sluice_broker::listeners::{parse, ListenerSettings};
 
-use crate::cli::{self, Common, Output};
+use crate::admin_client::AdminClient;
+use crate::cli::{self, s, Common, Output};
+
+/// DescribeConfigs' resource type of a broker.
+const BROKER_RESOURCE: i8 = 4;
+
+/// A listener that takes clients from the network without authenticating them.
+struct OpenListener {
+    node_id: i32,
+    listener: String,
+    address: String,
+    protocol: &'static str,
+}
+
+/// The listeners of broker `node` that authenticate no one, from its own configuration
+/// (DescribeConfigs: `listeners`, `listener.security.protocol.map`, `ssl.client.auth`); none
+/// when it cannot say.
+async fn open_listeners(admin: &AdminClient, node: i32) -> Vec<OpenListener> {
+    let asked = async {
+        let conn = admin.brokers.conn(node).await?;
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(BROKER_RESOURCE)
+                .with_resource_name(s(&node.to_string()))
+                .with_configuration_keys(None),
+        ]);
+        let r: DescribeConfigsResponse = conn.call_at(ApiKey::DescribeConfigs, 1, &request).await?;
+        Ok::<_, anyhow::Error>(r)
+    };
+    let Ok(r) = asked.await else {
+        return Vec::new();
+    };
+    let value = |name: &str| {
+        r.results
+            .iter()
+            .flat_map(|r| &r.configs)
+            .find(|c| c.name.as_str() == name)
+            .and_then(|c| c.value.as_ref())
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    let (listeners, protocol_map, inter_broker) = (
+        value("listeners"),
+        value("listener.security.protocol.map"),
+        value("inter.broker.listener.name"),
+    );
+    let settings = ListenerSettings {
+        listeners: &listeners,
+        advertised_listeners: "",
+        protocol_map: &protocol_map,
+        inter_broker: &inter_broker,
+    };
+    let unused = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let Ok((parsed, _)) = parse(&settings, unused, ("localhost".into(), 0)) else {
+        return Vec::new();
+    };
+    let client_auth = value("ssl.client.auth");
+    parsed
+        .iter()
+        .filter(|l| !listeners.is_empty() && l.open_to_anyone(&client_auth))
+        .map(|l| OpenListener {
+            node_id: node,
+            listener: l.name.clone(),
+            address: l.bind.to_string(),
+            protocol: l.protocol.name(),
+        })
+        .collect()
+}
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ClusterCommand {
@@ -32,15 +101,13 @@ struct BrokerRow {
 pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
     let ClusterCommand::Status(args) = command;
     let mut metadata = None;
+    let mut open = Vec::new();
     cli::block_on(async {
-        let conn = cli::connect(&args.common.target()?).await?;
-        let m: MetadataResponse = conn
-            .call(
-                ApiKey::Metadata,
-                &MetadataRequest::default().with_topics(None),
-            )
-            .await?;
-        metadata = Some(m);
+        let admin = AdminClient::connect(&args.common.target()?).await?;
+        for b in &admin.metadata.brokers {
+            open.extend(open_listeners(&admin, b.node_id.0).await);
+        }
+        metadata = Some(admin.metadata);
         Ok(0)
     })?;
     let metadata = metadata.ok_or_else(|| anyhow::anyhow!("no metadata"))?;
@@ -97,6 +164,10 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
             "partitions": partitions,
             "offline_partitions": offline,
             "under_replicated_partitions": under_replicated,
+            "unauthenticated_listeners": open.iter().map(|o| serde_json::json!({
+                "node_id": o.node_id, "listener": o.listener, "address": o.address,
+                "protocol": o.protocol,
+            })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -132,6 +203,13 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<i32> {
         if !offline.is_empty() {
             println!();
             println!("offline partitions (no live leader): {}", offline.join(" "));
+        }
+        for o in &open {
+            println!();
+            println!(
+                "warning: broker {} listener {} ({} on {}) takes clients from the network without authenticating them (docs/security.md)",
+                o.node_id, o.listener, o.protocol, o.address
+            );
         }
         if !under_replicated.is_empty() {
             println!();

@@ -222,10 +222,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// Warns of each listener that takes clients from the network without authenticating them
 /// (bound beyond loopback, neither SASL nor TLS with required client certificates).
 fn warn_of_open_listeners(config: &sluice_broker::BrokerConfig) {
-    let mutual_tls = config.string_setting("ssl.client.auth") == "required";
+    let client_auth = config.string_setting("ssl.client.auth");
     for l in &config.listeners {
-        let authenticated = l.protocol.sasl() || (l.protocol.tls() && mutual_tls);
-        if !l.bind.ip().is_loopback() && !authenticated {
+        if l.open_to_anyone(client_auth) {
             tracing::warn!(
                 listener = %l.name,
                 addr = %l.bind,

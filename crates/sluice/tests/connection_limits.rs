@@ -187,3 +187,25 @@ async fn connections_beyond_the_per_ip_limit_are_closed() {
     assert!(!served(&broker), "max.connections is reached");
     drop(held);
 }
+
+#[test]
+fn connections_opened_faster_than_the_per_ip_rate_are_closed() {
+    let broker = Broker::start_with_config("\"max.connection.creation.rate.per.ip\" = 5\n");
+    // The harness's own probes took tokens; a second refills them all.
+    std::thread::sleep(Duration::from_millis(1100));
+    let started = Instant::now();
+    let answered: Vec<bool> = (0..12).map(|_| served(&broker)).collect();
+    let took = started.elapsed().as_secs_f64();
+    let ok = answered.iter().filter(|a| **a).count();
+    // A burst of 5, and 5 more per second while the loop ran.
+    assert!(
+        ok >= 5 && (ok as f64) <= 5.0 + 5.0 * took + 1.0,
+        "{ok} of 12 in {took:.2} s: {answered:?}"
+    );
+    assert!(
+        !answered[11],
+        "the twelfth in a burst is refused: {answered:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(served(&broker), "the rate refills");
+}

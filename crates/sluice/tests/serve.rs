@@ -225,4 +225,19 @@ fn a_listener_open_to_the_network_without_authentication_is_warned_of() {
     assert!(open.log_text().contains(warning), "{}", open.log_text());
     let local = Broker::start();
     assert!(!local.log_text().contains(warning));
+    // `sluice cluster status` says so too (it asks each broker's listeners with
+    // DescribeConfigs).
+    let (code, out, err) = common::sluice_at(&open, "cluster", &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(warning) && out.contains("PLAINTEXT on 0.0.0.0"),
+        "{out}"
+    );
+    let status = common::sluice_json(&open, "cluster", &["status"]);
+    assert_eq!(
+        status["unauthenticated_listeners"][0]["listener"], "PLAINTEXT",
+        "{status}"
+    );
+    let status = common::sluice_json(&local, "cluster", &["status"]);
+    assert_eq!(status["unauthenticated_listeners"], serde_json::json!([]));
 }
