@@ -165,6 +165,41 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "how long a failed authentication waits before its answer (and the connection's close)",
     ),
     (
+        "sasl.oauthbearer.jwks.endpoint.url",
+        "",
+        ConfigType::String,
+        Range::Any,
+        "OAUTHBEARER: the JWKS (file:///path) whose keys sign clients' tokens; read again when it changes",
+    ),
+    (
+        "sasl.oauthbearer.expected.audience",
+        "",
+        ConfigType::List,
+        Range::Any,
+        "OAUTHBEARER: audiences a token's aud claim must name one of (empty: not checked)",
+    ),
+    (
+        "sasl.oauthbearer.expected.issuer",
+        "",
+        ConfigType::String,
+        Range::Any,
+        "OAUTHBEARER: the iss a token must carry (empty: not checked)",
+    ),
+    (
+        "sasl.oauthbearer.sub.claim.name",
+        "sub",
+        ConfigType::String,
+        Range::Any,
+        "OAUTHBEARER: the claim whose value is the principal's name (User:name)",
+    ),
+    (
+        "sasl.oauthbearer.clock.skew.seconds",
+        "30",
+        ConfigType::Int,
+        Range::AtLeast(0),
+        "OAUTHBEARER: seconds of clock difference allowed when checking exp and nbf",
+    ),
+    (
         "sasl.mechanism.inter.broker.protocol",
         "PLAIN",
         ConfigType::String,
@@ -781,8 +816,11 @@ impl BrokerConfig {
         for m in value("sasl.enabled.mechanisms").split(',').map(str::trim) {
             if !m.is_empty() && crate::auth::Mechanism::parse(m).is_none() {
                 return Err(format!(
-                    "sasl.enabled.mechanisms: {m} is not served (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+                    "sasl.enabled.mechanisms: {m} is not served (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)"
                 ));
+            }
+            if m == "OAUTHBEARER" && value("sasl.oauthbearer.jwks.endpoint.url").is_empty() {
+                return Err("sasl.enabled.mechanisms has OAUTHBEARER: set sasl.oauthbearer.jwks.endpoint.url (the keys tokens are checked against)".into());
             }
         }
         Ok(BrokerConfig {
@@ -951,7 +989,7 @@ impl BrokerConfig {
             n => n as usize,
         }
     }
-    fn int_setting(&self, name: &str, fallback: i64) -> i64 {
+    pub fn int_setting(&self, name: &str, fallback: i64) -> i64 {
         self.broker_value(name).parse().unwrap_or(fallback)
     }
     pub fn group_min_session_timeout_ms(&self) -> i32 {

@@ -44,6 +44,8 @@ pub struct Context {
     /// Whether the inter-broker listener authenticates nobody (PLAINTEXT): brokers are then
     /// known by their registered addresses.
     inter_broker_unauthenticated: bool,
+    /// OAUTHBEARER's token validation, when a JWKS is configured.
+    pub oauth: Option<Arc<sluice_broker::auth::oauthbearer::OAuthValidator>>,
 }
 
 impl Context {
@@ -62,6 +64,7 @@ impl Context {
             inter_broker_listener: Arc::from(inter_broker.name.as_str()),
             inter_broker_unauthenticated: inter_broker.protocol
                 == sluice_broker::listeners::SecurityProtocol::Plaintext,
+            oauth: None,
             broker,
         }
     }
@@ -167,7 +170,15 @@ pub async fn serve(
         }),
         shutdown.clone(),
     ));
-    let ctx = Arc::new(Context::new(broker));
+    use sluice_broker::auth::oauthbearer::{OAuthSettings, OAuthValidator};
+    let oauth = match OAuthSettings::from_config(&broker.config)? {
+        Some(settings) => Some(Arc::new(OAuthValidator::new(settings)?)),
+        None => None,
+    };
+    let ctx = Arc::new(Context {
+        oauth,
+        ..Context::new(broker)
+    });
     let mut accepting = tokio::task::JoinSet::new();
     for bound in listeners {
         let tls = bound.listener.protocol.tls().then(|| tls.clone()).flatten();

@@ -3,6 +3,7 @@
 //! the credentials an administrator sets (derived from a salted password, never stored as
 //! one). The wire framing (SaslHandshake, SaslAuthenticate) is sluice-kafka's.
 
+pub mod oauthbearer;
 mod plain;
 pub mod scram;
 
@@ -13,13 +14,14 @@ use sluice_cluster::ScramUser;
 pub use scram::{credential_from_salted_password, Hash};
 
 /// The mechanisms Sluice serves, as Kafka names them.
-pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 /// A SASL mechanism.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mechanism {
     Plain,
     Scram(Hash),
+    OAuthBearer,
 }
 
 impl Mechanism {
@@ -28,6 +30,7 @@ impl Mechanism {
             "PLAIN" => Mechanism::Plain,
             "SCRAM-SHA-256" => Mechanism::Scram(Hash::Sha256),
             "SCRAM-SHA-512" => Mechanism::Scram(Hash::Sha512),
+            "OAUTHBEARER" => Mechanism::OAuthBearer,
             _ => return None,
         })
     }
@@ -49,6 +52,15 @@ pub enum Step {
 pub enum Exchange {
     Plain,
     Scram(Box<scram::ServerExchange>),
+    OAuthBearer,
+}
+
+/// What an exchange checks a login against.
+pub struct Credentials<'a> {
+    /// SCRAM credentials (PLAIN and SCRAM logins).
+    pub users: &'a BTreeMap<String, ScramUser>,
+    /// Token validation (OAUTHBEARER), when configured.
+    pub oauth: Option<&'a oauthbearer::OAuthValidator>,
 }
 
 impl Exchange {
@@ -56,14 +68,19 @@ impl Exchange {
         match mechanism {
             Mechanism::Plain => Exchange::Plain,
             Mechanism::Scram(hash) => Exchange::Scram(Box::new(scram::ServerExchange::new(hash))),
+            Mechanism::OAuthBearer => Exchange::OAuthBearer,
         }
     }
 
-    /// The client's next message, answered from the credentials in `users`.
-    pub fn step(&mut self, users: &BTreeMap<String, ScramUser>, message: &[u8]) -> Step {
+    /// The client's next message, answered from `credentials`.
+    pub fn step(&mut self, credentials: &Credentials<'_>, message: &[u8]) -> Step {
         match self {
-            Exchange::Plain => plain::authenticate(users, message),
-            Exchange::Scram(s) => s.step(users, message),
+            Exchange::Plain => plain::authenticate(credentials.users, message),
+            Exchange::Scram(s) => s.step(credentials.users, message),
+            Exchange::OAuthBearer => match credentials.oauth {
+                Some(validator) => validator.authenticate(message),
+                None => Step::Failed("OAUTHBEARER: no JWKS is configured".into()),
+            },
         }
     }
 }

@@ -18,9 +18,13 @@ pub const VERSIONS: (i16, i16) = (0, 2);
 
 pub fn handle(ctx: &Context, reply: Reply, req: SaslAuthenticateRequest) -> ResponseFuture {
     let image = ctx.broker.replicas.image();
+    let credentials = sluice_broker::auth::Credentials {
+        users: &image.scram_users,
+        oauth: ctx.oauth.as_deref(),
+    };
     let step = reply
         .session
-        .with_exchange(|x| x.step(&image.scram_users, &req.auth_bytes));
+        .with_exchange(|x| x.step(&credentials, &req.auth_bytes));
     let delay = ctx.broker.config.failed_authentication_delay();
     match step {
         Some(Step::Challenge(bytes)) => super::ready(reply.encode(

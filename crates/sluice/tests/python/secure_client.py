@@ -4,10 +4,12 @@ named ({"brokers": ["host:port", ...]}) and the values read.
 Usage: secure_client.py BOOTSTRAP TOPIC COUNT [key=value ...]
 The key=value pairs are client properties (security.protocol, ssl.ca.location,
 sasl.mechanism, ...). Exits 3, printing {"error": ...}, when the client cannot connect or
-authenticate within 15 s (test.timeout.s=N: N s)."""
+authenticate within 15 s (test.timeout.s=N: N s). test.oauth.token=JWT logs in with
+OAUTHBEARER and that token."""
 
 import json
 import sys
+import time
 
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -24,6 +26,11 @@ def on_error(e):
 
 
 base = {"bootstrap.servers": bootstrap, "error_cb": on_error, **extra}
+# test.oauth.token=JWT: an OAUTHBEARER client whose token callback gives this token (valid,
+# as far as the client knows, for an hour).
+token = base.pop("test.oauth.token", None)
+if token is not None:
+    base["oauth_cb"] = lambda _config: (token, time.time() + 3600)
 
 
 def fail(what):
