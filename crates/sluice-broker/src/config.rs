@@ -158,6 +158,13 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "principals (User:name;User:other) that are brokers or administrators: they may send broker-only requests",
     ),
     (
+        "connections.max.reauth.ms",
+        "0",
+        ConfigType::Long,
+        Range::AtLeast(0),
+        "how long a SASL login lasts before the client must log in again on its connection (KIP-368; OAUTHBEARER: no longer than the token); 0: for ever",
+    ),
+    (
         "connection.failed.authentication.delay.ms",
         "100",
         ConfigType::Int,
@@ -868,6 +875,14 @@ impl BrokerConfig {
             .map(|p| p.trim().to_string())
             .filter(|p| !p.is_empty())
             .collect()
+    }
+
+    /// `connections.max.reauth.ms`: how long a SASL login lasts (KIP-368); None: for ever.
+    pub fn max_reauthentication(&self) -> Option<std::time::Duration> {
+        match self.int_setting("connections.max.reauth.ms", 0) {
+            n if n > 0 => Some(std::time::Duration::from_millis(n as u64)),
+            _ => None,
+        }
     }
 
     pub fn failed_authentication_delay(&self) -> std::time::Duration {

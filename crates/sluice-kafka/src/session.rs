@@ -1,6 +1,9 @@
 //! What a connection is: the listener it came in on and, on a SASL listener, who it
 //! authenticated as. Requests other than ApiVersions, SaslHandshake and SaslAuthenticate wait
-//! for authentication on SASL listeners (one that comes first closes the connection).
+//! for authentication on SASL listeners (one that comes first closes the connection). With
+//! `connections.max.reauth.ms` (KIP-368) a login lasts that long: the client logs in again on
+//! the same connection, as the same principal, or its next request after the expiry closes
+//! the connection.
 
 use std::sync::Arc;
 
@@ -26,6 +29,8 @@ struct Auth {
     exchange: Option<Exchange>,
     /// Set once authenticated.
     principal: Option<String>,
+    /// When the login expires (KIP-368), if it does.
+    expires: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Session {
@@ -48,9 +53,13 @@ impl Session {
     }
 
     /// Whether requests may be served: always, except on a SASL listener before the client
-    /// authenticated.
+    /// authenticated or after its login expired.
     pub fn authenticated(&self) -> bool {
-        !self.protocol.sasl() || self.state.lock().principal.is_some()
+        if !self.protocol.sasl() {
+            return true;
+        }
+        let s = self.state.lock();
+        s.principal.is_some() && s.expires.is_none_or(|at| std::time::Instant::now() < at)
     }
 
     /// Whether `api` may come before authentication.
@@ -76,20 +85,22 @@ impl Session {
     }
 
     /// SaslHandshake chose `mechanism`: an exchange starts with the next SaslAuthenticate.
-    pub fn choose(&self, mechanism: Mechanism) {
+    /// On an authenticated connection this is a re-authentication, allowed only where logins
+    /// expire (`reauthentication`) and with the mechanism of the first login; false otherwise.
+    pub fn choose(&self, mechanism: Mechanism, reauthentication: bool) -> bool {
         let mut s = self.state.lock();
+        if s.principal.is_some() && !(reauthentication && s.mechanism == Some(mechanism)) {
+            return false;
+        }
         s.mechanism = Some(mechanism);
         s.exchange = Some(Exchange::new(mechanism));
+        true
     }
 
     /// Runs `f` on the exchange under way (None: no SaslHandshake came first, or the
     /// connection is authenticated already).
     pub fn with_exchange<T>(&self, f: impl FnOnce(&mut Exchange) -> T) -> Option<T> {
-        let mut s = self.state.lock();
-        if s.principal.is_some() {
-            return None;
-        }
-        s.exchange.as_mut().map(f)
+        self.state.lock().exchange.as_mut().map(f)
     }
 
     /// The client certificate of an SSL connection names `principal`.
@@ -97,10 +108,28 @@ impl Session {
         self.state.lock().principal = Some(principal);
     }
 
-    /// The exchange ended with `user` authenticated.
-    pub fn authenticated_as(&self, user: &str) {
+    /// The exchange ended with `user` authenticated, for `lifetime` if logins expire. A
+    /// re-authentication as someone else is refused (Err), as Kafka refuses it.
+    pub fn authenticated_as(
+        &self,
+        user: &str,
+        lifetime: Option<std::time::Duration>,
+    ) -> Result<(), String> {
         let mut s = self.state.lock();
         s.exchange = None;
-        s.principal = Some(sluice_broker::auth::principal(user));
+        let principal = sluice_broker::auth::principal(user);
+        if let Some(before) = &s.principal {
+            if *before != principal {
+                return Err(format!("re-authenticated as {principal}, not as {before}"));
+            }
+        }
+        s.principal = Some(principal);
+        s.expires = lifetime.map(|l| std::time::Instant::now() + l);
+        Ok(())
+    }
+
+    /// Whether the connection was authenticated before (a login now is a re-authentication).
+    pub fn reauthenticating(&self) -> bool {
+        self.state.lock().principal.is_some()
     }
 }

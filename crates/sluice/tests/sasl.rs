@@ -195,3 +195,74 @@ fn users_made_with_the_cli_log_in_until_deleted() {
     let (code, _) = client(&at, "cli-users", &props);
     assert_eq!(code, 3, "a deleted user's login");
 }
+
+/// KIP-368: with connections.max.reauth.ms a login lasts that long. librdkafka (rdkafka)
+/// logs in again on its connection and keeps producing; a client that does not (Sluice's
+/// own) has its connection closed at its next request after the expiry.
+#[tokio::test(flavor = "multi_thread")]
+async fn logins_expire_and_clients_log_in_again_on_their_connection() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let sasl = common::free_port();
+    let broker = Broker::start_naming_port(|port| {
+        format!(
+            "listeners = \"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl}\"\n\
+             \"connections.max.reauth.ms\" = 1500\n"
+        )
+    });
+    let (code, out, err) = common::sluice_at(
+        &broker,
+        "user",
+        &["create", "alice", "--password", "alice-pw"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    broker.create_topic("reauth", 1, &[]).await;
+    let at = format!("127.0.0.1:{sasl}");
+
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &at)
+        .set("security.protocol", "sasl_plaintext")
+        .set("sasl.mechanism", "SCRAM-SHA-256")
+        .set("sasl.username", "alice")
+        .set("sasl.password", "alice-pw")
+        .create()
+        .unwrap();
+    for i in 0..3 {
+        producer
+            .send(
+                FutureRecord::<(), _>::to("reauth").payload(&format!("r-{i}")),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("record {i}: {e}"));
+        tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    }
+    assert!(
+        broker.log_text().contains("re-authenticated"),
+        "{}",
+        broker.log_text()
+    );
+
+    let props: std::collections::BTreeMap<String, String> = [
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanism", "SCRAM-SHA-512"),
+        ("sasl.username", "alice"),
+        ("sasl.password", "alice-pw"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let security = sluice_client::ClientSecurity::from_properties(&props).unwrap();
+    let conn = sluice_client::Conn::connect_with(&at, &security)
+        .await
+        .unwrap();
+    let ask = || async {
+        conn.call::<_, kafka_protocol::messages::MetadataResponse>(
+            kafka_protocol::messages::ApiKey::Metadata,
+            &kafka_protocol::messages::MetadataRequest::default().with_topics(None),
+        )
+        .await
+    };
+    assert!(ask().await.is_ok(), "served while the login lasts");
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    assert!(ask().await.is_err(), "closed after the login expired");
+}

@@ -41,8 +41,13 @@ impl Mechanism {
 pub enum Step {
     /// Send this to the client and wait for its next message.
     Challenge(Vec<u8>),
-    /// Authenticated as this user; send the last message (may be empty).
-    Done { user: String, last: Vec<u8> },
+    /// Authenticated as this user; send the last message (may be empty). `valid_for`: how
+    /// long the credential stays valid (a token's remaining life), if it says.
+    Done {
+        user: String,
+        last: Vec<u8>,
+        valid_for: Option<std::time::Duration>,
+    },
     /// Authentication failed; the reason is for the log (never a secret), the client gets
     /// Kafka's generic message.
     Failed(String),

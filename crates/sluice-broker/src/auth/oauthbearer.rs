@@ -7,7 +7,7 @@
 //! token can never be checked as an HMAC with a public key as the secret.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
@@ -90,16 +90,17 @@ impl OAuthValidator {
             Err(why) => return Step::Failed(format!("OAUTHBEARER: {why}")),
         };
         match self.validate(token) {
-            Ok(subject) => Step::Done {
+            Ok((subject, valid_for)) => Step::Done {
                 user: subject,
                 last: Vec::new(),
+                valid_for,
             },
             Err(why) => Step::Failed(format!("OAUTHBEARER: {why}")),
         }
     }
 
-    /// The token's subject, or why it is refused.
-    fn validate(&self, token: &str) -> Result<String, String> {
+    /// The token's subject and how long it stays valid, or why it is refused.
+    fn validate(&self, token: &str) -> Result<(String, Option<Duration>), String> {
         let header = decode_header(token).map_err(|e| format!("token header: {e}"))?;
         let jwk = self.key_for(header.kid.as_deref())?;
         let allowed = algorithms_of(&jwk);
@@ -129,7 +130,14 @@ impl OAuthValidator {
             .as_str()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| format!("no {:?} claim", self.settings.sub_claim))?;
-        Ok(subject.to_string())
+        let now = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let valid_for = data.claims["exp"]
+            .as_u64()
+            .map(|exp| Duration::from_secs(exp.saturating_sub(now)));
+        Ok((subject.to_string(), valid_for))
     }
 
     /// The key named `kid` (or the only key, for a token naming none), the file read again

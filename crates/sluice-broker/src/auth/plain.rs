@@ -38,6 +38,7 @@ pub fn authenticate(users: &BTreeMap<String, ScramUser>, message: &[u8]) -> Step
         Step::Done {
             user: user.to_string(),
             last: Vec::new(),
+            valid_for: None,
         }
     } else {
         Step::Failed(format!("PLAIN: wrong password for user {user:?}"))

@@ -201,6 +201,7 @@ impl ServerExchange {
         }
         let server_signature = self.hash.hmac(&server_key, auth_message.as_bytes());
         Step::Done {
+            valid_for: None,
             user: user.to_string(),
             last: format!("v={}", B64.encode(server_signature)).into_bytes(),
         }
@@ -260,7 +261,7 @@ mod tests {
             .map(|(a, b)| a ^ b)
             .collect();
         let last = format!("{without_proof},p={}", B64.encode(proof));
-        let Step::Done { user, last } = x.step(&users, last.as_bytes()) else {
+        let Step::Done { user, last, .. } = x.step(&users, last.as_bytes()) else {
             panic!("not authenticated")
         };
         assert_eq!(user, "user");

@@ -30,12 +30,35 @@ pub fn handle(ctx: &Context, reply: Reply, req: SaslAuthenticateRequest) -> Resp
         Some(Step::Challenge(bytes)) => super::ready(reply.encode(
             &SaslAuthenticateResponse::default().with_auth_bytes(bytes.into()),
         )),
-        Some(Step::Done { user, last }) => {
-            reply.session.authenticated_as(&user);
+        Some(Step::Done {
+            user,
+            last,
+            valid_for,
+        }) => {
+            // KIP-368: a login lasts connections.max.reauth.ms, and no longer than its token.
+            let lifetime = ctx
+                .broker
+                .config
+                .max_reauthentication()
+                .map(|max| valid_for.map_or(max, |v| v.min(max)));
+            let again = reply.session.reauthenticating();
+            if let Err(reason) = reply.session.authenticated_as(&user, lifetime) {
+                sluice_broker::metrics::authentication_done(false);
+                warn!(peer = %reply.peer, listener = %reply.listener, %reason, "authentication failed");
+                return refuse(reply, delay, ResponseError::SaslAuthenticationFailed, "Authentication failed: re-authentication must keep the principal");
+            }
             sluice_broker::metrics::authentication_done(true);
-            info!(peer = %reply.peer, listener = %reply.listener, principal = %reply.session.principal(), "authenticated");
+            let what = if again { "re-authenticated" } else { "authenticated" };
+            info!(peer = %reply.peer, listener = %reply.listener, principal = %reply.session.principal(), "{what}");
             super::ready(reply.encode(
-                &SaslAuthenticateResponse::default().with_auth_bytes(last.into()),
+                &SaslAuthenticateResponse::default()
+                    .with_auth_bytes(last.into())
+                    // v0 has no such field: those clients cannot log in again, and their
+                    // connection ends with the login (KIP-368).
+                    .with_session_lifetime_ms(match reply.version {
+                        0 => 0,
+                        _ => lifetime.map_or(0, |l| l.as_millis() as i64),
+                    }),
             ))
         }
         Some(Step::Failed(reason)) => {

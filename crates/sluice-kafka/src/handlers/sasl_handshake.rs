@@ -30,9 +30,9 @@ pub fn handle(ctx: &Context, reply: &Reply, req: SaslHandshakeRequest) -> Respon
         .any(|m| m == asked)
         .then(|| Mechanism::parse(asked))
         .flatten();
+    let reauthentication = ctx.broker.config.max_reauthentication().is_some();
     match mechanism {
-        Some(m) if reply.session.protocol.sasl() && !reply.session.authenticated() => {
-            reply.session.choose(m);
+        Some(m) if reply.session.protocol.sasl() && reply.session.choose(m, reauthentication) => {
             reply.encode(&answer)
         }
         Some(_) => reply.encode(
