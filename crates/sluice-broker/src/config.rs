@@ -144,6 +144,20 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "names the HTTP listener answers to besides addresses and localhost (its Host header; * for any)",
     ),
     (
+        "http.authentication",
+        "none",
+        ConfigType::List,
+        Range::Any,
+        "who may use the HTTP listener: none, basic (users of the SCRAM store), bearer (JWTs checked with the OAUTHBEARER settings), or basic,bearer; /healthz stays open",
+    ),
+    (
+        "http.metrics.authenticated",
+        "true",
+        ConfigType::Boolean,
+        Range::Any,
+        "false: /metrics answers without authentication even when http.authentication asks for it",
+    ),
+    (
         "sasl.enabled.mechanisms",
         "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         ConfigType::List,

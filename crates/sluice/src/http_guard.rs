@@ -4,7 +4,8 @@
 //! rebinding); a request that changes something comes from no other web origin and, with a
 //! body, says `application/json` (a form or `text/plain` POST from another site is refused);
 //! a body arrives within `BODY_TIMEOUT`, read before the request takes one of the listener's
-//! places, so slow senders cannot hold them. `/healthz` stays open to every caller.
+//! places, so slow senders cannot hold them; with `http.authentication`, the caller logged in
+//! (`http_auth.rs`). `/healthz` stays open to every caller.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,15 +21,18 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest body read (a REST produce of many records fits).
 const MAX_BODY: usize = 64 << 20;
 
-/// The names the Host header may carry besides addresses and `localhost`.
+/// The names the Host header may carry besides addresses and `localhost`, and who may ask.
 pub struct Guard {
     allowed_hosts: Vec<String>,
+    auth: Option<Arc<crate::http_auth::HttpAuth>>,
 }
 
 impl Guard {
-    /// From `http.allowed.hosts` (comma-separated names; `*` allows any).
-    pub fn new(allowed_hosts: &str) -> Guard {
+    /// From `http.allowed.hosts` (comma-separated names; `*` allows any) and
+    /// `http.authentication`.
+    pub fn new(allowed_hosts: &str, auth: Option<Arc<crate::http_auth::HttpAuth>>) -> Guard {
         Guard {
+            auth,
             allowed_hosts: allowed_hosts
                 .split(',')
                 .map(|h| h.trim().to_ascii_lowercase())
@@ -81,6 +85,11 @@ pub async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next
             StatusCode::FORBIDDEN,
             &format!("Host {host:?} is not this listener's (see http.allowed.hosts)"),
         );
+    }
+    if let Some(auth) = &guard.auth {
+        if let Some(unauthorized) = auth.refusal(request.uri().path(), headers) {
+            return unauthorized;
+        }
     }
     let changes = !matches!(
         *request.method(),
@@ -147,7 +156,7 @@ mod tests {
 
     #[test]
     fn hosts_are_addresses_localhost_or_allowed_names() {
-        let g = Guard::new("kafka-ui.example.com, other");
+        let g = Guard::new("kafka-ui.example.com, other", None);
         for ok in [
             "127.0.0.1:8080",
             "[::1]:8080",
@@ -166,6 +175,6 @@ mod tests {
         ] {
             assert!(!g.host_allowed(refused), "{refused}");
         }
-        assert!(Guard::new("*").host_allowed("anything.example.com"));
+        assert!(Guard::new("*", None).host_allowed("anything.example.com"));
     }
 }

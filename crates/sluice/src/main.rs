@@ -7,6 +7,7 @@ mod cluster_cmd;
 mod consume_cmd;
 mod group_cmd;
 mod http;
+mod http_auth;
 mod http_guard;
 mod log_cmd;
 mod produce_cmd;
@@ -190,7 +191,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let opened = http::Opened::default();
         if let Some(http) = bind_http(args.http_listen.as_deref()).await? {
             tracing::info!(addr = ?http.local_addr().ok(), "HTTP listener ready");
-            let guard = http_guard::Guard::new(config.string_setting("http.allowed.hosts"));
+            let auth = http_auth::HttpAuth::from_config(&config, opened.clone())
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let guard = http_guard::Guard::new(config.string_setting("http.allowed.hosts"), auth);
             tokio::spawn(http::serve(http, opened.clone(), guard));
         }
         let broker = open_broker(config, &args).await?;

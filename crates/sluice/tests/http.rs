@@ -225,3 +225,95 @@ fn the_http_listener_refuses_foreign_hosts_cross_site_writes_and_slow_bodies() {
     assert_eq!(listed, 200);
     drop(slow);
 }
+
+/// `raw_http` of a GET of `path` with these extra header lines.
+fn get_with(broker: &Broker, path: &str, headers: &str) -> u16 {
+    raw_http(
+        broker,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n"),
+        std::time::Duration::from_secs(5),
+    )
+}
+
+#[test]
+fn the_http_listener_asks_for_a_scram_user_or_a_token_when_told_to() {
+    use base64::Engine as _;
+    use common::secure::{jwks, now, token, Files};
+    let files = Files::new();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let jwks_path = files.write("jwks.json", &jwks(&key, "k1"));
+    let broker = Broker::start_with_config(&format!(
+        "\"http.authentication\" = \"basic,bearer\"\n\
+         \"http.metrics.authenticated\" = false\n\
+         \"sasl.oauthbearer.jwks.endpoint.url\" = \"file://{}\"\n",
+        jwks_path.display()
+    ));
+    let (code, out, err) = common::sluice_at(
+        &broker,
+        "user",
+        &["create", "alice", "--password", "alice-pw"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let basic = |user: &str, password: &str| {
+        format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    };
+    assert_eq!(get_with(&broker, "/v3/clusters", ""), 401);
+    assert_eq!(get_with(&broker, "/", ""), 401, "the console too");
+    assert_eq!(
+        get_with(&broker, "/v3/clusters", &basic("alice", "alice-pw")),
+        200
+    );
+    assert_eq!(
+        get_with(&broker, "/v3/clusters", &basic("alice", "nope")),
+        401
+    );
+    assert_eq!(
+        get_with(&broker, "/v3/clusters", &basic("nobody", "alice-pw")),
+        401
+    );
+    assert_eq!(get_with(&broker, "/healthz", ""), 200, "always open");
+    assert_eq!(get_with(&broker, "/metrics", ""), 200, "opened on its own");
+    let iss = "https://idp.example";
+    let bearer = |jwt: String| format!("Authorization: Bearer {jwt}\r\n");
+    let good = token(&key, "k1", "svc", "any", iss, now() + 600);
+    assert_eq!(get_with(&broker, "/v3/clusters", &bearer(good)), 200);
+    let expired = token(&key, "k1", "svc", "any", iss, now() - 600);
+    assert_eq!(get_with(&broker, "/v3/clusters", &bearer(expired)), 401);
+    // A write with credentials goes through the other checks as before.
+    let cluster: serde_json::Value = serde_json::from_str(&{
+        let (_, body) = common::http_get(&broker, "/healthz");
+        assert_eq!(body, "ok\n");
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", broker.http_port)).unwrap();
+        use std::io::{Read, Write};
+        write!(
+            s,
+            "GET /v3/clusters HTTP/1.1\r\nHost: localhost\r\n{}Connection: close\r\n\r\n",
+            basic("alice", "alice-pw")
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        raw.split_once("\r\n\r\n").unwrap().1.to_string()
+    })
+    .unwrap();
+    let id = cluster["data"][0]["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = r#"{"topic_name":"made-over-http"}"#;
+    let create = |auth: &str| {
+        raw_http(
+            &broker,
+            &format!(
+                "POST /v3/clusters/{id}/topics HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+            std::time::Duration::from_secs(10),
+        )
+    };
+    assert_eq!(create(""), 401);
+    assert!(matches!(create(&basic("alice", "alice-pw")), 200 | 201));
+}

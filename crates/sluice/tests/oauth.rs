@@ -5,42 +5,11 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
-use common::secure::{client, expected, values, Files};
+use common::secure::{client, expected, jwks, now, token, values, Files};
 use common::Broker;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use rcgen::KeyPair;
-
-/// A JWKS with one P-256 key of id `kid`.
-fn jwks(key: &KeyPair, kid: &str) -> String {
-    let point = key.public_key_raw(); // 0x04 | X | Y
-    serde_json::json!({"keys": [{
-        "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig",
-        "x": B64URL.encode(&point[1..33]), "y": B64URL.encode(&point[33..65]),
-    }]})
-    .to_string()
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// A token for `sub`, signed by `key` as `kid`, with these audience, issuer and expiry.
-fn token(key: &KeyPair, kid: &str, sub: &str, aud: &str, iss: &str, exp: i64) -> String {
-    let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some(kid.to_string());
-    let claims = serde_json::json!({
-        "sub": sub, "aud": aud, "iss": iss, "exp": exp, "iat": now(),
-    });
-    let signing = EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
-    encode(&header, &claims, &signing).unwrap()
-}
 
 #[test]
 fn tokens_signed_by_the_jwks_log_in_and_every_other_token_is_refused() {

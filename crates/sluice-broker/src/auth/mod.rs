@@ -5,6 +5,8 @@
 
 pub mod oauthbearer;
 mod plain;
+
+pub use plain::check_password;
 pub mod scram;
 
 use std::collections::BTreeMap;

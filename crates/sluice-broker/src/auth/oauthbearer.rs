@@ -100,7 +100,7 @@ impl OAuthValidator {
     }
 
     /// The token's subject and how long it stays valid, or why it is refused.
-    fn validate(&self, token: &str) -> Result<(String, Option<Duration>), String> {
+    pub fn validate(&self, token: &str) -> Result<(String, Option<Duration>), String> {
         let header = decode_header(token).map_err(|e| format!("token header: {e}"))?;
         let jwk = self.key_for(header.kid.as_deref())?;
         let allowed = algorithms_of(&jwk);

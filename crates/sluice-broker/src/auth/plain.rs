@@ -21,8 +21,25 @@ pub fn authenticate(users: &BTreeMap<String, ScramUser>, message: &[u8]) -> Step
     if !authzid.is_empty() && authzid != user {
         return Step::Failed(format!("PLAIN: user {user:?} asked to act as {authzid:?}"));
     }
+    match check_password(users, user, password) {
+        Ok(()) => Step::Done {
+            user: user.to_string(),
+            last: Vec::new(),
+            valid_for: None,
+        },
+        Err(why) => Step::Failed(format!("PLAIN: {why}")),
+    }
+}
+
+/// Whether `password` is `user`'s, checked against the credential of the strongest SCRAM
+/// mechanism the user has (PLAIN logins, HTTP Basic authentication).
+pub fn check_password(
+    users: &BTreeMap<String, ScramUser>,
+    user: &str,
+    password: &[u8],
+) -> Result<(), String> {
     let Some(credentials) = users.get(user) else {
-        return Step::Failed(format!("PLAIN: unknown user {user:?}"));
+        return Err(format!("unknown user {user:?}"));
     };
     // The strongest mechanism the user has credentials for.
     let found = [
@@ -32,15 +49,11 @@ pub fn authenticate(users: &BTreeMap<String, ScramUser>, message: &[u8]) -> Step
     .into_iter()
     .find_map(|(name, hash)| credentials.get(name).map(|c| (hash, c)));
     let Some((hash, credential)) = found else {
-        return Step::Failed(format!("PLAIN: user {user:?} has no credentials"));
+        return Err(format!("user {user:?} has no credentials"));
     };
     if scram::password_matches(hash, credential, password) {
-        Step::Done {
-            user: user.to_string(),
-            last: Vec::new(),
-            valid_for: None,
-        }
+        Ok(())
     } else {
-        Step::Failed(format!("PLAIN: wrong password for user {user:?}"))
+        Err(format!("wrong password for user {user:?}"))
     }
 }

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use base64::Engine as _;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 
 /// A CA and what it signs.
@@ -166,4 +168,32 @@ pub fn etcd_requiring_client_certificates(
         path(&client_key),
     ];
     (etcd, flags)
+}
+
+/// A JWKS with one P-256 key of id `kid`.
+pub fn jwks(key: &KeyPair, kid: &str) -> String {
+    let point = key.public_key_raw(); // 0x04 | X | Y
+    serde_json::json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig",
+        "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&point[1..33]), "y": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&point[33..65]),
+    }]})
+    .to_string()
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A token for `sub`, signed by `key` as `kid`, with these audience, issuer and expiry.
+pub fn token(key: &KeyPair, kid: &str, sub: &str, aud: &str, iss: &str, exp: i64) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid.to_string());
+    let claims = serde_json::json!({
+        "sub": sub, "aud": aud, "iss": iss, "exp": exp, "iat": now(),
+    });
+    let signing = EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
+    encode(&header, &claims, &signing).unwrap()
 }
