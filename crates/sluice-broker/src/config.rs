@@ -144,6 +144,13 @@ pub static BROKER_SETTINGS: &[(&str, &str, ConfigType, Range, &str)] = &[
         "names the HTTP listener answers to besides addresses and localhost (its Host header; * for any)",
     ),
     (
+        "http.ssl.keystore.location",
+        "",
+        ConfigType::String,
+        Range::Any,
+        "HTTPS for the HTTP listener: a PEM file with its certificate chain and private key (read again when it changes); empty: plain HTTP",
+    ),
+    (
         "http.authentication",
         "none",
         ConfigType::List,

@@ -19,12 +19,14 @@ const MAX_CONCURRENT_REQUESTS: usize = 64;
 /// The broker, once it is open.
 pub type Opened = Arc<OnceLock<Arc<Broker>>>;
 
+/// The listener's socket: plain HTTP, or HTTPS (`http.ssl.keystore.location`).
+pub enum Socket {
+    Plain(tokio::net::TcpListener),
+    Tls(crate::http_tls::TlsListener),
+}
+
 /// Serves until the process ends.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    opened: Opened,
-    guard: crate::http_guard::Guard,
-) {
+pub async fn serve(listener: Socket, opened: Opened, guard: crate::http_guard::Guard) {
     let app = Router::new()
         .route("/", get(console))
         .route("/metrics", get(metrics))
@@ -45,7 +47,11 @@ pub async fn serve(
             Arc::new(guard),
             crate::http_guard::guard,
         ));
-    if let Err(e) = axum::serve(listener, app).await {
+    let served = match listener {
+        Socket::Plain(tcp) => axum::serve(tcp, app).await,
+        Socket::Tls(tls) => axum::serve(tls, app).await,
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "the HTTP listener stopped");
     }
 }

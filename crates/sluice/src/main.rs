@@ -9,6 +9,7 @@ mod group_cmd;
 mod http;
 mod http_auth;
 mod http_guard;
+mod http_tls;
 mod log_cmd;
 mod produce_cmd;
 mod prometheus;
@@ -190,7 +191,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         let opened = http::Opened::default();
         if let Some(http) = bind_http(args.http_listen.as_deref()).await? {
-            tracing::info!(addr = ?http.local_addr().ok(), "HTTP listener ready");
+            let addr = http.local_addr().ok();
+            let keystore = config.string_setting("http.ssl.keystore.location");
+            let http = if keystore.is_empty() {
+                tracing::info!(?addr, "HTTP listener ready");
+                http::Socket::Plain(http)
+            } else {
+                let settings = sluice_kafka::tls::TlsSettings {
+                    keystore: keystore.into(),
+                    truststore: None,
+                    client_auth: "none".into(),
+                    protocols: sluice_kafka::tls::TlsSettings::from_config(&config).protocols,
+                    principal_rules: "DEFAULT".into(),
+                };
+                let tls = sluice_kafka::tls::Tls::new(settings).map_err(|e| anyhow::anyhow!(e))?;
+                tracing::info!(?addr, "HTTPS listener ready");
+                http::Socket::Tls(http_tls::TlsListener::new(http, std::sync::Arc::new(tls))?)
+            };
             let auth = http_auth::HttpAuth::from_config(&config, opened.clone())
                 .map_err(|e| anyhow::anyhow!(e))?;
             let guard = http_guard::Guard::new(config.string_setting("http.allowed.hosts"), auth);

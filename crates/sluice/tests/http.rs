@@ -317,3 +317,73 @@ fn the_http_listener_asks_for_a_scram_user_or_a_token_when_told_to() {
     assert_eq!(create(""), 401);
     assert!(matches!(create(&basic("alice", "alice-pw")), 200 | 201));
 }
+
+/// A GET over HTTPS to `port`, trusting `ca`: the status code.
+async fn https_get(port: u16, ca: &str, path: &str, headers: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let props: std::collections::BTreeMap<String, String> =
+        [("security.protocol", "SSL"), ("ssl.ca.location", ca)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let security = sluice_client::ClientSecurity::from_properties(&props).unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = security
+        .connector()
+        .unwrap()
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer[9..12]).parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_http_listener_serves_https_with_its_own_certificate() {
+    use common::secure::{Ca, Files};
+    let ca = Ca::new("Sluice test CA");
+    let files = Files::new();
+    let (cert, key) = ca.sign(
+        "console",
+        &["localhost", "127.0.0.1"],
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let keystore = files.write("http.pem", &format!("{cert}{key}"));
+    let ca_path = files.write("ca.pem", &ca.pem()).display().to_string();
+    let broker = Broker::start_with_config(&format!(
+        "\"http.ssl.keystore.location\" = \"{}\"\n\"http.authentication\" = \"basic\"\n",
+        keystore.display()
+    ));
+    let (code, out, err) =
+        common::sluice_at(&broker, "user", &["create", "ops", "--password", "ops-pw"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let port = broker.http_port;
+    assert_eq!(https_get(port, &ca_path, "/healthz", "").await, 200);
+    assert_eq!(https_get(port, &ca_path, "/v3/clusters", "").await, 401);
+    let auth = "Authorization: Basic b3BzOm9wcy1wdw==\r\n"; // ops:ops-pw
+    assert_eq!(https_get(port, &ca_path, "/v3/clusters", auth).await, 200);
+    assert_eq!(
+        https_get(port, &ca_path, "/", auth).await,
+        200,
+        "the console"
+    );
+    // Plain HTTP on the HTTPS port gets no HTTP answer.
+    assert_eq!(
+        raw_http(
+            &broker,
+            "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            std::time::Duration::from_secs(3)
+        ),
+        0
+    );
+}
