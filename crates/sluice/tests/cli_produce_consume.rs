@@ -3,28 +3,16 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use common::Broker;
 use serde_json::Value;
 
 fn sluice(broker: &Broker, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .args(["--bootstrap", &broker.bootstrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sluice runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let bootstrap = broker.bootstrap();
+    let mut all = args.to_vec();
+    all.extend(["--bootstrap", &bootstrap]);
+    common::sluice_with_stdin(&all, stdin)
 }
 
 fn stdout(o: &Output) -> String {

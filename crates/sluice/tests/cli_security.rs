@@ -5,23 +5,15 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::secure::{Ca, Files};
 use common::Broker;
-use rcgen::ExtendedKeyUsagePurpose;
 
 /// A broker with PLAINTEXT (its usual port) and SASL_SSL and SSL listeners; the CA in
 /// `ca.pem`.
 fn secured_broker(files: &Files, ca: &Ca) -> (Broker, u16, u16) {
-    let (cert, key) = ca.sign(
-        "broker",
-        &["localhost", "127.0.0.1"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
-    let keystore = files.write("broker.pem", &format!("{cert}{key}"));
-    files.write("ca.pem", &ca.pem());
+    let keystore = common::secure::broker_keystore(files, ca);
     let (sasl_ssl, ssl) = (common::free_port(), common::free_port());
     let b = Broker::start_naming_port(|port| {
         format!(
@@ -35,21 +27,7 @@ fn secured_broker(files: &Files, ca: &Ca) -> (Broker, u16, u16) {
 
 /// `sluice <args>` with stdin; exit code, stdout, stderr.
 fn sluice(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .env_remove("SLUICE_BOOTSTRAP")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sluice runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::sluice_with_stdin(args, stdin);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -10,17 +10,10 @@ use std::process::Command;
 
 use common::secure::{client, expected, values, Ca, Files};
 use common::Broker;
-use rcgen::ExtendedKeyUsagePurpose;
 
 /// A broker with PLAINTEXT (its usual port), SASL_PLAINTEXT and SASL_SSL listeners.
 fn broker_with_sasl(files: &Files, ca: &Ca) -> (Broker, u16, u16) {
-    let (cert, key) = ca.sign(
-        "broker",
-        &["localhost", "127.0.0.1"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
-    let keystore = files.write("broker.pem", &format!("{cert}{key}"));
-    files.write("ca.pem", &ca.pem());
+    let keystore = common::secure::broker_keystore(files, ca);
     let (sasl, sasl_ssl) = (common::free_port(), common::free_port());
     let b = Broker::start_naming_port(|port| {
         format!(

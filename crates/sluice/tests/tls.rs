@@ -14,15 +14,10 @@ use rcgen::ExtendedKeyUsagePurpose;
 
 /// A broker with a PLAINTEXT listener (its usual port) and an SSL one; `extra` settings.
 fn broker_with_ssl(files: &Files, ca: &Ca, extra: &str) -> (Broker, u16) {
-    let (cert, key) = ca.sign(
-        "broker",
-        &["localhost", "127.0.0.1"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
-    files.write("broker.pem", &format!("{cert}{key}"));
-    files.write("ca.pem", &ca.pem());
+    let keystore = common::secure::broker_keystore(files, ca)
+        .display()
+        .to_string();
     let ssl_port = common::free_port();
-    let keystore = files.path("broker.pem");
     let b = Broker::start_naming_port(|port| {
         format!(
             "listeners = \"PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{ssl_port}\"\n\

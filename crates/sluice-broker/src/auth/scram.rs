@@ -231,6 +231,18 @@ fn unescape_name(name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A client's proof (base64) for `auth_message`, from its salted password.
+    fn client_proof(hash: Hash, salted: &[u8], auth_message: &str) -> String {
+        let client_key = hash.hmac(salted, b"Client Key");
+        let signature = hash.hmac(&hash.h(&client_key), auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        B64.encode(proof)
+    }
+
     /// RFC 7677's SCRAM-SHA-256 example: user "user", password "pencil".
     #[test]
     fn the_rfc_7677_exchange_succeeds_and_the_server_signature_matches() {
@@ -253,14 +265,10 @@ mod tests {
         let nonce = attributes(&first)[&'r'].clone();
         let without_proof = format!("c=biws,r={nonce}");
         let auth = format!("n=user,r=rOprNGfwEbeRWgbNEkqO,{first},{without_proof}");
-        let client_key = Hash::Sha256.hmac(&salted, b"Client Key");
-        let signature = Hash::Sha256.hmac(&Hash::Sha256.h(&client_key), auth.as_bytes());
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&signature)
-            .map(|(a, b)| a ^ b)
-            .collect();
-        let last = format!("{without_proof},p={}", B64.encode(proof));
+        let last = format!(
+            "{without_proof},p={}",
+            client_proof(Hash::Sha256, &salted, &auth)
+        );
         let Step::Done { user, last, .. } = x.step(&users, last.as_bytes()) else {
             panic!("not authenticated")
         };
@@ -324,16 +332,13 @@ mod tests {
             let nonce = attributes(&first)[&'r'].clone();
             let without_proof = format!("c=biws,r={repeat}{nonce}{extra}");
             let auth = format!("n=kcat,r=cnonce,{first},{without_proof}");
-            let client_key = Hash::Sha256.hmac(&salted, b"Client Key");
-            let signature = Hash::Sha256.hmac(&Hash::Sha256.h(&client_key), auth.as_bytes());
-            let proof: Vec<u8> = client_key
-                .iter()
-                .zip(&signature)
-                .map(|(a, b)| a ^ b)
-                .collect();
             x.step(
                 &users,
-                format!("{without_proof},p={}", B64.encode(proof)).as_bytes(),
+                format!(
+                    "{without_proof},p={}",
+                    client_proof(Hash::Sha256, &salted, &auth)
+                )
+                .as_bytes(),
             )
         };
         assert!(matches!(last_with("", ""), Step::Done { .. }));

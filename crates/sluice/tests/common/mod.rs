@@ -447,6 +447,27 @@ pub fn http_get(broker: &Broker, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
+/// Runs `sluice ARGS` with `stdin` as its input (SLUICE_BOOTSTRAP unset): its output.
+pub fn sluice_with_stdin(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .env_remove("SLUICE_BOOTSTRAP")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sluice runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Runs `sluice SUBCOMMAND ARGS --bootstrap B`: exit code, stdout, stderr.
 pub fn sluice_at(broker: &Broker, subcommand: &str, args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))

@@ -85,6 +85,18 @@ impl Files {
     }
 }
 
+/// The broker's keystore (`broker.pem`: a certificate for localhost and 127.0.0.1 signed by
+/// `ca`, and its key) and the CA (`ca.pem`) written to `files`: the keystore's path.
+pub fn broker_keystore(files: &Files, ca: &Ca) -> PathBuf {
+    let (cert, key) = ca.sign(
+        "broker",
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    files.write("ca.pem", &ca.pem());
+    files.write("broker.pem", &format!("{cert}{key}"))
+}
+
 /// Runs tests/python/secure_client.py: its exit code and its JSON line.
 pub fn client(bootstrap: &str, topic: &str, props: &[(&str, &str)]) -> (i32, serde_json::Value) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/secure_client.py");
